@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IProviderRegistry} from "../interfaces/IProviderRegistry.sol";
+import {MarketSetup} from "./utils/MarketSetup.sol";
+
+/// @notice Fuzz tests of the registry: profile validation, and MESH conservation through any mix of
+/// stake, unstake, slash and withdrawal.
+contract ProviderRegistryFuzzTest is MarketSetup {
+    address internal constant ALICE = address(0xA11CE);
+
+    function setUp() public {
+        _deploy();
+    }
+
+    function testFuzz_registerAcceptsExactlyTheValidProfiles(
+        uint16 gpuCount,
+        uint16 vramGB,
+        uint16 gpuClass,
+        bytes2 region,
+        uint8 energy,
+        uint16 runtimes
+    ) public {
+        energy = uint8(bound(energy, 0, 2));
+        IProviderRegistry.Profile memory p =
+            IProviderRegistry.Profile(gpuCount, vramGB, gpuClass, region, IProviderRegistry.Energy(energy), runtimes);
+        bool upper0 = region[0] >= 0x41 && region[0] <= 0x5a;
+        bool upper1 = region[1] >= 0x41 && region[1] <= 0x5a;
+        string memory bad;
+        if (gpuCount == 0) bad = "gpuCount";
+        else if (vramGB == 0) bad = "vramGB";
+        else if (runtimes == 0) bad = "runtimes";
+        else if (region != bytes2(0) && !(upper0 && upper1)) bad = "region";
+        vm.prank(ALICE);
+        if (bytes(bad).length != 0) {
+            vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.ProviderRegistryInvalidProfile.selector, bad));
+        }
+        registry.register(p, "");
+        assertTrue(registry.isRegistered(ALICE) == (bytes(bad).length == 0), "registered iff valid");
+    }
+
+    /// @notice Whatever the sequence, the registry holds exactly stake + unbonding + slashed MESH and an
+    /// entry never pays out more than its pool holds.
+    function testFuzz_stakeUnstakeSlashWithdrawConservesMesh(
+        uint256 stakeAmount,
+        uint256 unstake1,
+        uint256 unstake2,
+        uint256 slashBps,
+        uint256 wait
+    ) public {
+        stakeAmount = bound(stakeAmount, 1, 1e9 * MESH / 2);
+        mesh.transfer(ALICE, stakeAmount);
+        vm.startPrank(ALICE);
+        mesh.approve(address(registry), stakeAmount);
+        registry.stake(ALICE, stakeAmount);
+        unstake1 = bound(unstake1, 1, stakeAmount);
+        registry.requestUnstake(unstake1);
+        unstake2 = bound(unstake2, 0, stakeAmount - unstake1);
+        if (unstake2 != 0) registry.requestUnstake(unstake2);
+        vm.stopPrank();
+
+        slashBps = bound(slashBps, 0, 10_000);
+        vm.prank(address(market));
+        uint256 slashed = registry.slash(ALICE, slashBps, true);
+        assertEq(slashed, stakeAmount * slashBps / 10_000, "slash amount");
+        _assertMeshConserved();
+
+        vm.warp(block.timestamp + bound(wait, 7 days, 30 days));
+        uint256 before = mesh.balanceOf(ALICE);
+        (, uint256 unbonding,) = registry.stakeOf(ALICE);
+        vm.prank(ALICE);
+        uint256 out = registry.withdrawStake(10);
+        assertEq(mesh.balanceOf(ALICE) - before, out, "paid what it returned");
+        assertTrue(out <= unbonding, "never more than the unbonding pool");
+        assertTrue(unbonding - out <= 2, "rounding dust only");
+        _assertMeshConserved();
+    }
+
+    function testFuzz_unstakeMoreThanActiveIsRejected(uint256 stakeAmount, uint256 unstake) public {
+        stakeAmount = bound(stakeAmount, 1, 1e6 * MESH);
+        unstake = bound(unstake, stakeAmount + 1, type(uint128).max);
+        mesh.transfer(ALICE, stakeAmount);
+        vm.startPrank(ALICE);
+        mesh.approve(address(registry), stakeAmount);
+        registry.stake(ALICE, stakeAmount);
+        vm.expectRevert(
+            abi.encodeWithSelector(IProviderRegistry.ProviderRegistryInsufficientStake.selector, ALICE, stakeAmount, unstake)
+        );
+        registry.requestUnstake(unstake);
+        vm.stopPrank();
+    }
+
+    function testFuzz_parametersStayWithinBounds(uint8 which, uint256 value) public {
+        IProviderRegistry.Parameter p = IProviderRegistry.Parameter(bound(which, 0, 2));
+        (uint256 min, uint256 max) = registry.parameterBounds(p);
+        value = bound(value, 0, max < type(uint256).max / 2 ? max * 2 + 1 : max);
+        if (value < min || value > max) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IProviderRegistry.ProviderRegistryParameterOutOfBounds.selector, p, value, min, max)
+            );
+        }
+        registry.setParameter(p, value);
+    }
+
+    function _assertMeshConserved() internal view {
+        assertEq(
+            mesh.balanceOf(address(registry)), registry.totalStaked() + registry.slashedStake(), "registry MESH balance"
+        );
+        (uint256 active, uint256 unbonding,) = registry.stakeOf(ALICE);
+        assertEq(registry.totalStaked(), active + unbonding, "total staked");
+    }
+}

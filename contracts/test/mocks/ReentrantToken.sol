@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+
+/// @title A hostile payment token that calls back into a target during every transfer.
+/// @dev Tests use it to show the market's entry points cannot be re-entered mid-transfer.
+contract ReentrantToken is ERC20 {
+    address public target;
+    bytes public payload;
+    bool public reentered;
+    bytes public lastRevert;
+
+    constructor() ERC20("Reentrant", "RE") {}
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+
+    /// @notice Arms the token: the next transfer calls `target` with `payload_`.
+    function arm(address target_, bytes calldata payload_) external {
+        target = target_;
+        payload = payload_;
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        super._update(from, to, value);
+        address t = target;
+        if (t != address(0)) {
+            target = address(0);
+            (bool ok, bytes memory ret) = t.call(payload);
+            reentered = ok;
+            lastRevert = ret;
+        }
+    }
+}

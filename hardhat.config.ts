@@ -1,0 +1,48 @@
+import { createRequire } from "node:module";
+import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
+import { configVariable, defineConfig } from "hardhat/config";
+
+const require = createRequire(import.meta.url);
+
+/** The compiler comes from the npm `solc` package (wasm): no download is ever needed. */
+const SOLC_VERSION = "0.8.30";
+
+const ci = process.env.CI === "true";
+
+export default defineConfig({
+  plugins: [hardhatToolboxMochaEthers],
+  solidity: {
+    profiles: {
+      default: {
+        version: SOLC_VERSION,
+        path: require.resolve("solc/soljson.js"),
+        settings: {
+          optimizer: { enabled: true, runs: 10_000 },
+          viaIR: true,
+          evmVersion: "cancun",
+        },
+      },
+    },
+  },
+  paths: {
+    tests: { mocha: "test", solidity: "contracts" },
+  },
+  test: {
+    solidity: {
+      fuzz: { runs: ci ? 512 : 256 },
+      invariant: { runs: 256, depth: 50, failOnRevert: false },
+    },
+    mocha: { timeout: 120_000 },
+  },
+  typechain: { outDir: "types/ethers-contracts" },
+  networks: {
+    hardhatMainnet: { type: "edr-simulated", chainType: "l1" },
+    localhost: { type: "http", chainType: "l1", url: "http://127.0.0.1:8545" },
+    sepolia: {
+      type: "http",
+      chainType: "l1",
+      url: configVariable("SEPOLIA_RPC_URL"),
+      accounts: [configVariable("SEPOLIA_PRIVATE_KEY")],
+    },
+  },
+});

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// Runs a project task with everything it needs installed, on any machine with Node >= 18 and npm.
+//
+//   node scripts/bootstrap.mjs <task> [args...]      (npm test / npm start / npm run bench:gas call this)
+//
+// 1. Hardhat 3 needs Node >= 22. When the system Node is older, the npm package `node@22` (a real Node
+//    binary from the registry) is installed once into .tools/ and used for everything below.
+// 2. `npm install` runs under that Node 22 (an install under Node 20 silently skips EDR's native
+//    package), once: a stamp in node_modules records the package files it installed from.
+// 3. The task runs under Node 22 with .tools first on PATH, so child processes use it too.
+//
+// Plain JavaScript with no dependencies: it must run before anything is installed.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const toolsBin = join(root, ".tools", "node_modules", ".bin");
+const stampFile = join(root, "node_modules", ".meshwork-install-stamp");
+const MIN_NODE_MAJOR = 22;
+
+/** Task name -> [script under node_modules/.bin or a repository path, ...fixed arguments]. */
+const TASKS = {
+  test: ["hardhat", "test"],
+  compile: ["hardhat", "compile"],
+  coverage: ["hardhat", "test", "--coverage"],
+  "bench:gas": ["hardhat", "run", "bench/gas.ts"],
+  start: ["hardhat", "run", "scripts/devnet.ts"],
+  hardhat: ["hardhat"],
+};
+
+function log(message) {
+  process.stderr.write(`[bootstrap] ${message}\n`);
+}
+
+function run(command, args, env) {
+  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", env });
+  if (result.error) throw result.error;
+  return result.status ?? 1;
+}
+
+function nodeMajor(nodePath) {
+  const out = spawnSync(nodePath, ["-p", "process.versions.node"], { encoding: "utf8" });
+  return out.status === 0 ? Number(out.stdout.trim().split(".")[0]) : 0;
+}
+
+/** The path of a Node >= 22 binary, installing `node@22` into .tools/ when the system one is older. */
+function ensureNode() {
+  if (Number(process.versions.node.split(".")[0]) >= MIN_NODE_MAJOR) return process.execPath;
+  const local = join(toolsBin, "node");
+  if (existsSync(local) && nodeMajor(local) >= MIN_NODE_MAJOR) return local;
+  log(`Node ${process.versions.node} is older than ${MIN_NODE_MAJOR}: installing node@${MIN_NODE_MAJOR} into .tools/`);
+  const status = run(npmCommand(), [
+    ...npmArgs(),
+    "install",
+    "--no-save",
+    "--no-package-lock",
+    "--no-audit",
+    "--no-fund",
+    "--prefix",
+    join(root, ".tools"),
+    `node@${MIN_NODE_MAJOR}`,
+  ]);
+  if (status !== 0 || nodeMajor(local) < MIN_NODE_MAJOR) {
+    throw new Error(`could not install node@${MIN_NODE_MAJOR} from the npm registry`);
+  }
+  return local;
+}
+
+/** npm's own CLI script when we were started by npm (so it can run under any Node), else `npm`. */
+function npmCommand() {
+  return process.env.npm_execpath?.endsWith(".js") ? process.execPath : "npm";
+}
+function npmArgs() {
+  return process.env.npm_execpath?.endsWith(".js") ? [process.env.npm_execpath] : [];
+}
+
+function installStamp(nodePath) {
+  const hash = createHash("sha256");
+  for (const file of ["package.json", "package-lock.json", ".npmrc"]) {
+    const path = join(root, file);
+    hash.update(file).update(existsSync(path) ? readFileSync(path) : "");
+  }
+  hash.update(`node${nodeMajor(nodePath)}`);
+  return hash.digest("hex");
+}
+
+/** Runs `npm install` under Node 22 unless node_modules already matches the package files. */
+function ensurePackages(nodePath, env) {
+  const stamp = installStamp(nodePath);
+  if (existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) return;
+  log("installing packages (npm install) under Node " + nodeMajor(nodePath));
+  const npm = process.env.npm_execpath?.endsWith(".js") ? [nodePath, process.env.npm_execpath] : ["npm"];
+  const status = run(npm[0], [...npm.slice(1), "install", "--no-audit", "--no-fund"], env);
+  if (status !== 0) throw new Error("npm install failed");
+  writeFileSync(stampFile, stamp);
+}
+
+function main() {
+  const [task, ...rest] = process.argv.slice(2);
+  const spec = TASKS[task];
+  if (!spec) {
+    log(`unknown task "${task}"; known: ${Object.keys(TASKS).join(", ")}`);
+    return 2;
+  }
+  const nodePath = ensureNode();
+  const env = { ...process.env, PATH: [dirname(nodePath), process.env.PATH].join(delimiter) };
+  ensurePackages(nodePath, env);
+  const [bin, ...fixed] = spec;
+  const script = bin.includes("/") ? join(root, bin) : join(root, "node_modules", ".bin", bin);
+  return run(nodePath, [script, ...fixed, ...rest], env);
+}
+
+try {
+  process.exitCode = main();
+} catch (error) {
+  log(error instanceof Error ? error.message : String(error));
+  process.exitCode = 1;
+}

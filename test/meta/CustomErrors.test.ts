@@ -1,0 +1,39 @@
+/**
+ * "Every custom error has a test that triggers it": every error declared in the contracts' interfaces
+ * must be named in a revert assertion of a test (mocha `revertedWithCustomError(..., "Name")` or a
+ * Solidity `expectRevert(...Name.selector...)`).
+ */
+import { expect } from "chai";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { network } from "hardhat";
+
+const { ethers } = await network.create();
+
+function files(dir: string, pattern: RegExp): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return files(path, pattern);
+    return pattern.test(name) ? [path] : [];
+  });
+}
+
+describe("custom errors", () => {
+  const tests = [...files("test", /\.test\.ts$/), ...files("contracts", /\.t\.sol$/)]
+    .filter((f) => !f.endsWith("CustomErrors.test.ts"))
+    .map((f) => readFileSync(f, "utf8"))
+    .join("\n");
+
+  for (const contract of ["JobMarket", "ProviderRegistry"]) {
+    it(`each error of ${contract} is triggered by a test`, async () => {
+      const factory = await ethers.getContractFactory(contract);
+      const own = factory.interface.fragments
+        .filter((f) => f.type === "error")
+        .map((f) => (f as { name: string }).name)
+        .filter((name) => name.startsWith(contract));
+      expect(own.length).to.be.greaterThan(5);
+      const untested = own.filter((name) => !new RegExp(`["\\.]${name}["\\.(]`).test(tests));
+      expect(untested, `errors without a test: ${untested.join(", ")}`).to.deep.equal([]);
+    });
+  }
+});
