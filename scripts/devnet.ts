@@ -10,7 +10,8 @@
  * with the worker and SDK issues.)
  */
 import { network } from "hardhat";
-import { hashJob, unpackTerms } from "../sdk/src/params.js";
+import { hashJob, packVerification, unpackTerms } from "../sdk/src/params.js";
+import { AuditAnswer, Result } from "../test/helpers/audits.js";
 import {
   HOUR,
   USD,
@@ -19,6 +20,7 @@ import {
   makeReveal,
   marketWithProviders,
   predictJob,
+  setDraw,
   signOffer,
 } from "../test/helpers/system.js";
 
@@ -72,7 +74,12 @@ async function commit(r: (typeof running)[number]) {
   reveals.push(reveal);
 }
 for (const r of running) await commit(r);
-step("3 results committed");
+// The mock randomness is set per job so that these three are not drawn for audit; `draw` records it.
+for (const r of running) {
+  await setDraw(sys, r.jobId, false);
+  await send(market.draw(r.job));
+}
+step("3 results committed; the audit draw passes them over");
 
 async function settle(from: number) {
   for (let i = from; i < running.length; i++) {
@@ -93,12 +100,32 @@ await send(market.connect(de).claim(c.job));
 step(`${names.get(pc.address)} missed its commit deadline on a 4th job: timed out, ${names.get(de.address)} took it over`);
 running.push({ ...c, provider: de });
 await commit(running[3]);
+await setDraw(sys, c.jobId, false);
 await networkHelpers.time.increase(BigInt(terms.challengeWindow));
 await settle(3);
 step("4th job committed and settled");
 
+// 6. An audited job: the provider fabricated results, an auditor re-runs 4 sampled chunks blind, a
+//    tie-breaker confirms, and the provider is slashed.
+const v = packVerification({ chunks: 256, auditChunks: 4, auditBps: 0 });
+const d = await createJob(sys, consumer, { verification: v });
+await send(market.connect(br).claim(d.job));
+const fake = Result.of(d.jobId, br.address, 256, Array.from({ length: 256 }, (_, i) => i));
+await send(market.connect(br).commit(d.jobId, fake.commitment));
+await setDraw(sys, d.jobId, true);
+const sample = (await market.sampleOf(d.job)).map(Number);
+const auditAnswer = AuditAnswer.of(d.jobId, pc.address, sample);
+await send(market.connect(pc).audit(d.job, auditAnswer.commitment));
+await send(market.connect(br).revealResult(d.job, br.address, fake.tree.root, fake.salt, "", fake.leavesAt(sample), fake.proofsAt(sample)));
+await send(market.connect(pc).revealAudit(d.job, auditAnswer.leaves, fake.leavesAt(sample)));
+await send(market.connect(de).tieBreak(d.job));
+const tie = AuditAnswer.of(d.jobId, de.address, sample);
+await send(market.connect(de).revealTieBreak(d.job, tie.leaves, fake.leavesAt(sample), auditAnswer.leaves));
+const slashed = (await sys.registry.stakeOf(br.address)).jailedUntil > 0n;
+step(`a 5th job was drawn for audit: ${names.get(br.address)} had fabricated it, the audit and a tie-break caught it${slashed ? " (stake slashed, jailed)" : ""}`);
+
 console.log("\nSummary");
-console.log(`  jobs settled           4 (1 after a timeout and reopen)`);
+console.log(`  jobs settled           4 (1 after a timeout and reopen), 1 slashed after an audit`);
 console.log(`  consumer balance       ${fmt(await market.balanceOf(usd, consumer.address))}`);
 for (const p of sys.providers) {
   const done = await market.completedJobs(usd, p.address);

@@ -86,7 +86,6 @@ interface IProviderRegistry {
     event StakeWithdrawn(address indexed provider, uint256 amount, uint256 entriesReleased);
     event Slashed(address indexed provider, uint256 fromStake, uint256 fromUnbonding, uint256 bps);
     event Jailed(address indexed provider, uint256 until);
-    event CountersUpdated(address indexed provider, Counters counters);
     event MarketSet(address indexed market);
     event ParameterSet(Parameter indexed parameter, uint256 oldValue, uint256 newValue);
     event SlashedStakeWithdrawn(address indexed to, uint256 amount);
@@ -149,7 +148,8 @@ interface IProviderRegistry {
 
     /* MARKET HOOKS (only the job market) */
 
-    /// @notice Records a job the provider claimed but did not commit in time.
+    /// @notice Records a job the provider claimed but did not commit in time. The counter hooks emit
+    /// nothing: the market's events (`JobTimedOut`, `AuditPassed`, `FraudProven`) already say it.
     function recordTimedOut(address provider) external;
 
     /// @notice Records an audit of the provider's work and its outcome.

@@ -24,12 +24,23 @@ type Verification is uint256;
 /// @notice The economic terms fixed when a job is created (governance changes apply to new jobs only):
 ///
 ///   feeBps (16) | collateralBps (16) | timeoutSlashBps (16) | challengeWindow (32) | revealWindow (32)
+///   | pMinBps (16) | probationJobs (16) | auditRewardBps (16) | auditCollateralBps (16) | externalRandomness (8)
+///   | auditClaimWindow (32) | auditRevealWindow (32)
 ///
 /// - feeBps: protocol fee, share of the price P credited to the treasury at settlement.
 /// - collateralBps: provider collateral S = P * collateralBps / 10000 (20000 = 2 x P).
 /// - timeoutSlashBps: share of S paid to the consumer when the claimant does not commit in time.
 /// - challengeWindow: seconds after the commit during which the result can be challenged.
-/// - revealWindow: seconds after the challenge window in which the provider must reveal.
+/// - revealWindow: seconds the provider has to reveal once it must (after the challenge window, or
+///   after the auditor's commitment when audited).
+/// - pMinBps: audit probability floor once out of probation (the consumer may ask for more).
+/// - probationJobs: a provider's first `probationJobs` settled jobs in this token are always audited.
+/// - auditRewardBps: share of P an auditor (and a tie-breaker) is paid from the pool per audit.
+/// - auditCollateralBps: collateral an auditor (and a tie-breaker) locks, as a share of P.
+/// - externalRandomness: 1 when the job draws from the governed randomness source, 0 for the built-in
+///   block-hash source (fixed at creation so the common case reads no storage).
+/// - auditClaimWindow: seconds an auditor (or a tie-breaker) has to claim.
+/// - auditRevealWindow: seconds an auditor has to reveal in a dispute, and a tie-breaker to answer.
 type Terms is uint256;
 
 using RequirementsLib for Requirements global;
@@ -101,14 +112,27 @@ library VerificationLib {
 }
 
 library TermsLib {
-    function pack(uint16 feeBps_, uint16 collateralBps_, uint16 timeoutSlashBps_, uint32 challengeWindow_, uint32 revealWindow_)
-        internal
-        pure
-        returns (Terms)
-    {
+    /// @notice Packs the terms; see {Terms} for the layout.
+    function pack(
+        uint16 feeBps_,
+        uint16 collateralBps_,
+        uint16 timeoutSlashBps_,
+        uint32 challengeWindow_,
+        uint32 revealWindow_,
+        uint16 pMinBps_,
+        uint16 probationJobs_,
+        uint16 auditRewardBps_,
+        uint16 auditCollateralBps_,
+        bool externalRandomness_,
+        uint32 auditClaimWindow_,
+        uint32 auditRevealWindow_
+    ) internal pure returns (Terms) {
         return Terms.wrap(
             uint256(feeBps_) | (uint256(collateralBps_) << 16) | (uint256(timeoutSlashBps_) << 32)
-                | (uint256(challengeWindow_) << 48) | (uint256(revealWindow_) << 80)
+                | (uint256(challengeWindow_) << 48) | (uint256(revealWindow_) << 80) | (uint256(pMinBps_) << 112)
+                | (uint256(probationJobs_) << 128) | (uint256(auditRewardBps_) << 144) | (uint256(auditCollateralBps_) << 160)
+                | (externalRandomness_ ? 1 << 176 : 0) | (uint256(auditClaimWindow_) << 184)
+                | (uint256(auditRevealWindow_) << 216)
         );
     }
 
@@ -130,5 +154,33 @@ library TermsLib {
 
     function revealWindow(Terms t) internal pure returns (uint32) {
         return uint32(Terms.unwrap(t) >> 80);
+    }
+
+    function pMinBps(Terms t) internal pure returns (uint16) {
+        return uint16(Terms.unwrap(t) >> 112);
+    }
+
+    function probationJobs(Terms t) internal pure returns (uint16) {
+        return uint16(Terms.unwrap(t) >> 128);
+    }
+
+    function auditRewardBps(Terms t) internal pure returns (uint16) {
+        return uint16(Terms.unwrap(t) >> 144);
+    }
+
+    function auditCollateralBps(Terms t) internal pure returns (uint16) {
+        return uint16(Terms.unwrap(t) >> 160);
+    }
+
+    function externalRandomness(Terms t) internal pure returns (bool) {
+        return uint8(Terms.unwrap(t) >> 176) != 0;
+    }
+
+    function auditClaimWindow(Terms t) internal pure returns (uint32) {
+        return uint32(Terms.unwrap(t) >> 184);
+    }
+
+    function auditRevealWindow(Terms t) internal pure returns (uint32) {
+        return uint32(Terms.unwrap(t) >> 216);
     }
 }

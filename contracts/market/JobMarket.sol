@@ -1,80 +1,74 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
-import {IJobMarket} from "../interfaces/IJobMarket.sol";
+import {IJobAudits} from "../interfaces/IJobAudits.sol";
+import {IJobMarketCore} from "../interfaces/IJobMarketCore.sol";
 import {IProviderRegistry} from "../interfaces/IProviderRegistry.sol";
+import {IRandomnessSource} from "../interfaces/IRandomnessSource.sol";
 import {JobSlot, JobSlots} from "../libraries/JobSlot.sol";
 import {Requirements, Terms, TermsLib, Verification} from "../libraries/JobParams.sol";
+import {AuditModule} from "./AuditModule.sol";
+import {MarketBase} from "./MarketBase.sol";
 
 /// @title JobMarket
-/// @notice See {IJobMarket}. Owned by the governance timelock.
-contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
+/// @notice See {IJobMarketCore}. Calls to {IJobAudits} functions reach the fallback, which runs them in
+/// the audit module with this contract's storage. Owned by the governance timelock.
+contract JobMarket is IJobMarketCore, MarketBase {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
-
-    /* STORAGE */
-
-    /// @dev An account's internal balance of one token, one word. For providers it also holds the fees
-    /// owed on settled jobs (swept to the treasury on withdrawal or by anyone) and the number of jobs
-    /// settled: settling a job writes this one word for the provider and nothing else.
-    struct Account {
-        uint128 balance;
-        uint96 feesDue;
-        uint32 completed;
-    }
-
-    /// @dev Per payment token: allowlist flag and the treasury's accrued fees, one word.
-    struct TokenState {
-        bool allowed;
-        uint128 treasuryAccrual;
-    }
-
-    uint256 internal constant BPS = 10_000;
 
     /// @notice EIP-712 type of a provider's offer.
     bytes32 public constant OFFER_TYPEHASH = keccak256("Offer(bytes32 jobId,uint40 expiry)");
 
-    IProviderRegistry private immutable _registry;
-    MarketConfig private _config;
-
-    mapping(IERC20 token => TokenState) private _tokens;
-    mapping(IERC20 token => mapping(address account => Account)) private _accounts;
-    /// @dev The only per-job storage: one word (see JobSlot).
-    mapping(bytes32 jobId => JobSlot) private _jobs;
+    address private immutable _auditModule;
 
     /// @param registry_ The provider registry (its `market` must be set to this contract).
+    /// @param auditModule_ The `AuditModule` deployed for this market's registry.
     /// @param owner_ Initial owner (the deployer, who hands ownership to the timelock).
-    /// @param config_ Initial parameters, each checked against its bounds.
-    constructor(IProviderRegistry registry_, address owner_, MarketConfig memory config_)
-        Ownable(owner_)
-        EIP712("Meshwork JobMarket", "1")
-    {
-        if (address(registry_) == address(0)) revert JobMarketZeroAddress();
-        _registry = registry_;
+    /// @param config_ Initial parameters, each checked against its bounds, and the economic bound.
+    constructor(
+        IProviderRegistry registry_,
+        address auditModule_,
+        address owner_,
+        MarketConfig memory config_,
+        VerificationConfig memory verification_
+    ) MarketBase(registry_, owner_) {
+        if (auditModule_ == address(0)) revert JobMarketZeroAddress();
+        IProviderRegistry moduleRegistry = AuditModule(auditModule_).registryOfModule();
+        if (moduleRegistry != registry_) revert JobMarketModuleRegistryMismatch(address(moduleRegistry));
+        _auditModule = auditModule_;
         // Maximum before minimum and auditor share before consumer share: each bound depends on the other.
         _setParameter(Parameter.FeeBps, config_.feeBps);
         _setParameter(Parameter.CollateralBps, config_.collateralBps);
         _setParameter(Parameter.TimeoutSlashBps, config_.timeoutSlashBps);
         _setParameter(Parameter.ChallengeWindow, config_.challengeWindow);
         _setParameter(Parameter.RevealWindow, config_.revealWindow);
+        _setParameter(Parameter.PMinBps, config_.pMinBps);
+        _setParameter(Parameter.ProbationJobs, config_.probationJobs);
+        _setParameter(Parameter.AuditPoolShareBps, verification_.auditPoolShareBps);
+        _setParameter(Parameter.AuditRewardBps, config_.auditRewardBps);
+        _setParameter(Parameter.AuditCollateralBps, config_.auditCollateralBps);
         _setParameter(Parameter.MaxComputeWindow, config_.maxComputeWindow);
         _setParameter(Parameter.MinComputeWindow, config_.minComputeWindow);
-        _setParameter(Parameter.FraudStakeSlashBps, config_.fraudStakeSlashBps);
-        _setParameter(Parameter.FraudAuditorBps, config_.fraudAuditorBps);
-        _setParameter(Parameter.FraudConsumerBps, config_.fraudConsumerBps);
+        _setParameter(Parameter.FraudStakeSlashBps, verification_.fraudStakeSlashBps);
+        _setParameter(Parameter.FraudAuditorBps, verification_.fraudAuditorBps);
+        _setParameter(Parameter.FraudConsumerBps, verification_.fraudConsumerBps);
+        _setParameter(Parameter.ChallengeBondBps, verification_.challengeBondBps);
+        _setParameter(Parameter.AssumedCollusionBps, verification_.assumedCollusionBps);
+        _setParameter(Parameter.AuditClaimWindow, config_.auditClaimWindow);
+        _setParameter(Parameter.AuditRevealWindow, config_.auditRevealWindow);
+        _setParameter(Parameter.EscalationWindow, verification_.escalationWindow);
+        _checkEconomicBound();
     }
 
     /* BALANCES */
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function deposit(IERC20 token, address account, uint256 amount) external nonReentrant {
         if (!_tokens[token].allowed) revert JobMarketTokenNotAllowed(token);
         if (amount == 0) revert JobMarketZeroAmount();
@@ -84,19 +78,19 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         token.safeTransferFrom(msg.sender, address(this), amount);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function withdraw(IERC20 token, uint256 amount, address to) external nonReentrant {
         _withdraw(token, amount, to);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function withdrawBatch(Withdrawal[] calldata withdrawals, address to) external nonReentrant {
         for (uint256 i; i < withdrawals.length; ++i) {
             _withdraw(withdrawals[i].token, withdrawals[i].amount, to);
         }
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function sweepFees(IERC20 token, address[] calldata providers) external {
         for (uint256 i; i < providers.length; ++i) {
             _sweepFees(token, providers[i]);
@@ -105,7 +99,7 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
 
     /* JOBS */
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function createJob(JobRequest calldata request, string calldata specURI)
         external
         nonReentrant
@@ -116,7 +110,7 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         _collect(request.paymentToken, msg.sender, request.price);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function createJobWithOffer(
         JobRequest calldata request,
         string calldata specURI,
@@ -137,9 +131,9 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         if (shortfall != 0) request.paymentToken.safeTransferFrom(provider, address(this), shortfall);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function cancel(Job calldata job) external {
-        bytes32 jobId = hashJob(job);
+        bytes32 jobId = _hashJob(job);
         _expectState(jobId, _jobs[jobId].state(), JobState.Open);
         if (msg.sender != job.consumer) revert JobMarketNotConsumer(jobId, msg.sender);
         _jobs[jobId] = JobSlots.only(JobState.Cancelled);
@@ -147,9 +141,9 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         emit JobCancelled(jobId, job.consumer, job.request.price);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function claim(Job calldata job) external nonReentrant {
-        bytes32 jobId = hashJob(job);
+        bytes32 jobId = _hashJob(job);
         JobSlot slot = _jobs[jobId];
         JobState state = slot.state();
         if (state == JobState.Claimed && block.timestamp > slot.commitDeadline()) {
@@ -164,7 +158,7 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         if (shortfall != 0) job.request.paymentToken.safeTransferFrom(msg.sender, address(this), shortfall);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function commit(bytes32 jobId, bytes32 commitment) external {
         JobSlot slot = _jobs[jobId];
         _expectState(jobId, slot.state(), JobState.Claimed);
@@ -173,39 +167,60 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         if (block.timestamp > deadline) revert JobMarketDeadlinePassed(jobId, deadline);
         if (JobSlots.truncate(commitment) == 0) revert JobMarketZeroCommitment(jobId);
         _jobs[jobId] = JobSlots.committed(slot.claimantId(), block.timestamp, block.number, commitment);
-        emit JobCommitted(jobId, msg.sender, commitment);
+        emit JobCommitted(jobId);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
+    function draw(Job calldata job) external {
+        bytes32 jobId = _hashJob(job);
+        JobSlot slot = _jobs[jobId];
+        _expectState(jobId, slot.state(), JobState.Committed);
+        address provider = _registry.providerById(slot.providerId());
+        uint256 completed = _accounts[job.request.paymentToken][provider].completed;
+        if (_drawAudit(jobId, job, slot, completed, true)) {
+            _jobs[jobId] = slot.withState(JobState.Audited);
+            _audits[jobId] = AuditRecord(
+                address(0),
+                uint32(block.timestamp + job.terms.auditClaimWindow()),
+                AuditPhase.AwaitingAuditor,
+                _seed(jobId, job, slot),
+                false
+            );
+        } else {
+            _jobs[jobId] = slot.withState(JobState.Challengeable).withClock(slot.clock() + job.terms.challengeWindow());
+        }
+    }
+
+    /// @inheritdoc IJobMarketCore
     function settle(Job calldata job, address provider, bytes32 resultRoot, bytes32 salt, string calldata outputURI)
         external
     {
-        bytes32 jobId = hashJob(job);
+        bytes32 jobId = _hashJob(job);
         JobSlot slot = _jobs[jobId];
-        _expectState(jobId, slot.state(), JobState.Committed);
-        Terms terms = job.terms;
-        uint256 windowEnd = slot.committedAt() + terms.challengeWindow();
+        JobState state = slot.state();
+        uint256 windowEnd;
+        if (state == JobState.Committed) windowEnd = slot.clock() + job.terms.challengeWindow();
+        else if (state == JobState.Challengeable) windowEnd = slot.clock();
+        else _expectState(jobId, state, JobState.Challengeable);
         if (block.timestamp < windowEnd) revert JobMarketDeadlineNotReached(jobId, windowEnd);
-        uint256 revealBy = windowEnd + terms.revealWindow();
+        uint256 revealBy = windowEnd + job.terms.revealWindow();
         if (block.timestamp > revealBy) revert JobMarketDeadlinePassed(jobId, revealBy);
-        if (JobSlots.truncate(commitmentHash(jobId, provider, resultRoot, salt)) != slot.commitment()) {
+        if (JobSlots.truncate(commitmentHash(jobId, provider, resultRoot, salt)) != slot.digest()) {
             revert JobMarketCommitmentMismatch(jobId);
+        }
+        if (state == JobState.Committed) {
+            uint256 completed = _accounts[job.request.paymentToken][provider].completed;
+            if (_drawAudit(jobId, job, slot, completed, false)) revert JobMarketAuditRequired(jobId);
         }
 
         _jobs[jobId] = JobSlots.only(JobState.Settled);
-        uint256 price = job.request.price;
-        uint256 fee = price * terms.feeBps() / BPS;
-        uint256 payout = price - fee;
-        Account storage account = _accounts[job.request.paymentToken][provider];
-        account.balance = (account.balance + payout + _collateralOf(price, terms)).toUint128();
-        account.feesDue = (account.feesDue + fee).toUint96();
-        ++account.completed;
-        emit JobSettled(jobId, provider, resultRoot, outputURI, payout, fee);
+        _payProvider(job, provider);
+        emit JobSettled(jobId, provider, resultRoot, outputURI);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function enforceDeadline(Job calldata job) external {
-        bytes32 jobId = hashJob(job);
+        bytes32 jobId = _hashJob(job);
         JobSlot slot = _jobs[jobId];
         JobState state = slot.state();
         if (state == JobState.Open) {
@@ -220,9 +235,12 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
             } else {
                 _refund(jobId, job);
             }
-        } else if (state == JobState.Committed) {
-            _expectPast(jobId, slot.committedAt() + job.terms.challengeWindow() + job.terms.revealWindow());
-            _missedReveal(jobId, job, _registry.providerById(slot.committerId()));
+        } else if (state == JobState.Committed || state == JobState.Challengeable) {
+            uint256 windowEnd = state == JobState.Committed ? slot.clock() + job.terms.challengeWindow() : slot.clock();
+            _expectPast(jobId, windowEnd + job.terms.revealWindow());
+            _missedReveal(jobId, job, _registry.providerById(slot.providerId()));
+        } else if (state >= JobState.Audited && state <= JobState.Escalated) {
+            _delegate(_auditModule);
         } else if (state == JobState.None) {
             revert JobMarketUnknownJob(jobId);
         } else {
@@ -232,19 +250,29 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
 
     /* GOVERNANCE */
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function setPaymentToken(IERC20 token, bool allowed) external onlyOwner {
         if (address(token) == address(0)) revert JobMarketZeroAddress();
         _tokens[token].allowed = allowed;
         emit PaymentTokenSet(token, allowed);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function setParameter(Parameter which, uint256 value) external onlyOwner {
         _setParameter(which, value);
+        if (which == Parameter.PMinBps || which == Parameter.CollateralBps || which == Parameter.AssumedCollusionBps) {
+            _checkEconomicBound();
+        }
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
+    function setRandomnessSource(IRandomnessSource source) external onlyOwner {
+        emit RandomnessSourceSet(address(_randomness), address(source));
+        _randomness = source;
+        _config.externalRandomness = address(source) != address(0);
+    }
+
+    /// @inheritdoc IJobMarketCore
     function withdrawTreasury(IERC20 token, address to, uint256 amount) external onlyOwner nonReentrant {
         if (to == address(0)) revert JobMarketZeroAddress();
         uint256 accrued = _tokens[token].treasuryAccrual;
@@ -259,75 +287,126 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
 
     /* VIEWS */
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function registry() external view returns (IProviderRegistry) {
         return _registry;
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
+    function auditModule() external view returns (address) {
+        return _auditModule;
+    }
+
+    /// @inheritdoc IJobMarketCore
     function isPaymentToken(IERC20 token) external view returns (bool) {
         return _tokens[token].allowed;
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function balanceOf(IERC20 token, address account) external view returns (uint256) {
         return _accounts[token][account].balance;
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function feesDue(IERC20 token, address provider) external view returns (uint256) {
         return _accounts[token][provider].feesDue;
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function completedJobs(IERC20 token, address provider) external view returns (uint256) {
         return _accounts[token][provider].completed;
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function treasuryAccrual(IERC20 token) external view returns (uint256) {
         return _tokens[token].treasuryAccrual;
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function config() external view returns (MarketConfig memory) {
         return _config;
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
+    function verificationConfig() external view returns (VerificationConfig memory) {
+        return _verification;
+    }
+
+    /// @inheritdoc IJobMarketCore
+    function randomnessSource() external view returns (IRandomnessSource) {
+        return _randomness;
+    }
+
+    /// @inheritdoc IJobMarketCore
     function parameter(Parameter which) public view returns (uint256) {
         MarketConfig memory c = _config;
-        if (which == Parameter.FeeBps) return c.feeBps;
-        if (which == Parameter.CollateralBps) return c.collateralBps;
-        if (which == Parameter.TimeoutSlashBps) return c.timeoutSlashBps;
-        if (which == Parameter.ChallengeWindow) return c.challengeWindow;
-        if (which == Parameter.RevealWindow) return c.revealWindow;
-        if (which == Parameter.MinComputeWindow) return c.minComputeWindow;
-        if (which == Parameter.MaxComputeWindow) return c.maxComputeWindow;
-        if (which == Parameter.FraudStakeSlashBps) return c.fraudStakeSlashBps;
-        if (which == Parameter.FraudConsumerBps) return c.fraudConsumerBps;
-        return c.fraudAuditorBps;
+        VerificationConfig memory v = _verification;
+        uint256[20] memory values = [
+            uint256(c.feeBps),
+            c.collateralBps,
+            c.timeoutSlashBps,
+            c.challengeWindow,
+            c.revealWindow,
+            c.pMinBps,
+            c.probationJobs,
+            v.auditPoolShareBps,
+            c.auditRewardBps,
+            c.auditCollateralBps,
+            c.minComputeWindow,
+            c.maxComputeWindow,
+            v.fraudStakeSlashBps,
+            v.fraudConsumerBps,
+            v.fraudAuditorBps,
+            v.challengeBondBps,
+            v.assumedCollusionBps,
+            c.auditClaimWindow,
+            c.auditRevealWindow,
+            v.escalationWindow
+        ];
+        return values[uint256(which)];
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function parameterBounds(Parameter which) public view returns (uint256 min, uint256 max) {
         if (which == Parameter.FeeBps) return (0, 1_000);
-        if (which == Parameter.CollateralBps) return (0, 60_000);
-        if (which == Parameter.ChallengeWindow || which == Parameter.RevealWindow) return (60, 30 days);
+        if (which == Parameter.CollateralBps || which == Parameter.AuditCollateralBps) return (0, 60_000);
+        if (which == Parameter.ChallengeBondBps) return (0, 60_000);
+        if (which == Parameter.PMinBps) return (1, BPS);
+        if (which == Parameter.ProbationJobs) return (0, 255);
+        if (which == Parameter.AuditRewardBps) return (0, 2_000);
+        if (which == Parameter.AssumedCollusionBps) return (0, 5_000);
         if (which == Parameter.MinComputeWindow) return (60, _config.maxComputeWindow);
-        if (which == Parameter.MaxComputeWindow) return (Math.max(60, _config.minComputeWindow), 365 days);
-        if (which == Parameter.FraudConsumerBps) return (0, BPS - _config.fraudAuditorBps);
-        if (which == Parameter.FraudAuditorBps) return (0, BPS - _config.fraudConsumerBps);
-        return (0, BPS); // TimeoutSlashBps, FraudStakeSlashBps
+        if (which == Parameter.MaxComputeWindow) return (Math.max(60, _config.minComputeWindow), 180 days);
+        if (which == Parameter.FraudConsumerBps) return (0, BPS - _verification.fraudAuditorBps);
+        if (which == Parameter.FraudAuditorBps) return (0, BPS - _verification.fraudConsumerBps);
+        if (which == Parameter.EscalationWindow) return (1 hours, 365 days);
+        if (
+            which == Parameter.ChallengeWindow || which == Parameter.RevealWindow || which == Parameter.AuditClaimWindow
+                || which == Parameter.AuditRevealWindow
+        ) return (60, 30 days);
+        return (0, BPS); // TimeoutSlashBps, FraudStakeSlashBps, AuditPoolShareBps
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function currentTerms() public view returns (Terms) {
         MarketConfig memory c = _config;
-        return TermsLib.pack(c.feeBps, c.collateralBps, c.timeoutSlashBps, c.challengeWindow, c.revealWindow);
+        return TermsLib.pack(
+            c.feeBps,
+            c.collateralBps,
+            c.timeoutSlashBps,
+            c.challengeWindow,
+            c.revealWindow,
+            c.pMinBps,
+            c.probationJobs,
+            c.auditRewardBps,
+            c.auditCollateralBps,
+            c.externalRandomness,
+            c.auditClaimWindow,
+            c.auditRevealWindow
+        );
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function jobRecord(bytes32 jobId) external view returns (JobRecord memory r) {
         JobSlot slot = _jobs[jobId];
         r.state = slot.state();
@@ -335,21 +414,21 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
             r.provider = slot.claimant();
             r.providerId = slot.claimantId();
             r.commitDeadline = slot.commitDeadline();
-        } else if (r.state == JobState.Committed) {
-            r.providerId = slot.committerId();
+        } else if (r.state >= JobState.Committed && r.state <= JobState.Escalated) {
+            r.providerId = slot.providerId();
             r.provider = _registry.providerById(r.providerId);
-            r.committedAt = slot.committedAt();
+            r.committedAt = slot.clock();
             r.commitBlock = slot.commitBlock();
-            r.commitment = slot.commitment();
+            r.commitment = slot.digest();
         }
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function jobState(bytes32 jobId) external view returns (JobState) {
         return _jobs[jobId].state();
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function commitmentHash(bytes32 jobId, address provider, bytes32 resultRoot, bytes32 salt)
         public
         pure
@@ -358,28 +437,25 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         return keccak256(abi.encode(jobId, provider, resultRoot, salt));
     }
 
-    /// @inheritdoc IJobMarket
-    function hashJob(Job calldata job) public pure returns (bytes32) {
-        return keccak256(abi.encode(job));
+    /// @inheritdoc IJobMarketCore
+    function hashJob(Job calldata job) external pure returns (bytes32) {
+        return _hashJob(job);
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function offerDigest(bytes32 jobId, uint40 expiry) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(OFFER_TYPEHASH, jobId, expiry)));
     }
 
-    /// @inheritdoc IJobMarket
+    /// @inheritdoc IJobMarketCore
     function collateralOf(Job calldata job) external pure returns (uint256) {
-        return _collateralOf(job.request.price, job.terms);
+        return _collateralOf(job.request.price, job.terms.collateralBps());
     }
 
     /* INTERNAL: JOBS */
 
     /// @dev Validates the request, derives the job and its id, checks the id is new, emits JobCreated.
-    function _openJob(JobRequest calldata request, string calldata specURI)
-        private
-        returns (bytes32 jobId, Terms terms)
-    {
+    function _openJob(JobRequest calldata request, string calldata specURI) private returns (bytes32 jobId, Terms terms) {
         _validateRequest(request);
         terms = currentTerms();
         Job memory job = Job(msg.sender, request, terms);
@@ -396,10 +472,10 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         Requirements q = r.requirements;
         if (!q.isWellFormed() || q.runtime() >= 16) revert JobMarketInvalidRequest("requirements");
         Verification v = r.verification;
-        if (!v.isWellFormed() || v.chunks() == 0 || v.auditChunks() == 0 || v.auditChunks() > v.chunks()) {
-            revert JobMarketInvalidRequest("verification");
-        }
-        if (v.auditBps() > BPS) revert JobMarketInvalidRequest("verification");
+        if (
+            !v.isWellFormed() || v.chunks() == 0 || v.auditChunks() == 0 || v.auditChunks() > v.chunks()
+                || v.auditChunks() > 64 || v.auditBps() > BPS
+        ) revert JobMarketInvalidRequest("verification");
         if (r.claimBy <= block.timestamp) revert JobMarketInvalidRequest("claimBy");
         MarketConfig memory c = _config;
         if (r.computeWindow < c.minComputeWindow || r.computeWindow > c.maxComputeWindow) {
@@ -433,13 +509,13 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         returns (uint256 shortfall)
     {
         _jobs[jobId] = JobSlots.claimed(provider, block.timestamp + r.computeWindow, providerId);
-        shortfall = _debit(r.paymentToken, provider, _collateralOf(r.price, terms));
+        shortfall = _debit(r.paymentToken, provider, _collateralOf(r.price, terms.collateralBps()));
         emit JobClaimed(jobId, provider);
     }
 
     /// @dev The claimant missed its commit deadline: timeoutSlashBps of S to the consumer, the rest back.
     function _timeOut(bytes32 jobId, Job calldata job, address provider) private {
-        uint256 collateral = _collateralOf(job.request.price, job.terms);
+        uint256 collateral = _collateralOf(job.request.price, job.terms.collateralBps());
         uint256 toConsumer = collateral * job.terms.timeoutSlashBps() / BPS;
         IERC20 token = job.request.paymentToken;
         _credit(token, job.consumer, toConsumer);
@@ -458,60 +534,20 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
     /// to the consumer, S split between consumer and treasury, stake slashed, provider jailed.
     function _missedReveal(bytes32 jobId, Job calldata job, address provider) private {
         _jobs[jobId] = JobSlots.only(JobState.Slashed);
-        MarketConfig memory c = _config;
-        uint256 collateral = _collateralOf(job.request.price, job.terms);
-        uint256 toTreasury = collateral * (BPS - c.fraudConsumerBps - c.fraudAuditorBps) / BPS;
-        uint256 toConsumer = collateral - toTreasury;
         IERC20 token = job.request.paymentToken;
-        _credit(token, job.consumer, job.request.price + toConsumer);
-        _tokens[token].treasuryAccrual += toTreasury.toUint128();
-        uint256 slashed = _registry.slash(provider, c.fraudStakeSlashBps, true);
+        (uint256 toConsumer,, uint256 toTreasury) = _splitForfeit(
+            token, _collateralOf(job.request.price, job.terms.collateralBps()), job.consumer, address(0), address(0)
+        );
+        _credit(token, job.consumer, job.request.price);
+        uint256 slashed = _registry.slash(provider, _verification.fraudStakeSlashBps, true);
         emit JobRevealMissed(jobId, provider, toConsumer, toTreasury, slashed);
-    }
-
-    function _expectState(bytes32 jobId, JobState current, JobState expected) private pure {
-        if (current != expected) {
-            if (current == JobState.None) revert JobMarketUnknownJob(jobId);
-            revert JobMarketUnexpectedState(jobId, current, expected);
-        }
     }
 
     function _expectPast(bytes32 jobId, uint256 deadline) private view {
         if (block.timestamp <= deadline) revert JobMarketDeadlineNotReached(jobId, deadline);
     }
 
-    function _collateralOf(uint256 price, Terms terms) private pure returns (uint256) {
-        return price * terms.collateralBps() / BPS;
-    }
-
     /* INTERNAL: BALANCES */
-
-    function _credit(IERC20 token, address account, uint256 amount) private {
-        if (amount == 0) return;
-        Account storage a = _accounts[token][account];
-        a.balance = (a.balance + amount).toUint128();
-    }
-
-    /// @dev Takes `amount` from the internal balance; returns what is missing (to pull by transfer).
-    function _debit(IERC20 token, address account, uint256 amount) private returns (uint256 shortfall) {
-        Account storage a = _accounts[token][account];
-        uint256 balance = a.balance;
-        if (balance >= amount) {
-            // Safe: checked just above.
-            unchecked {
-                a.balance = uint128(balance - amount);
-            }
-            return 0;
-        }
-        if (balance != 0) a.balance = 0;
-        return amount - balance;
-    }
-
-    /// @dev Takes `amount` from `account`: internal balance first, the rest by transferFrom (last, CEI).
-    function _collect(IERC20 token, address account, uint256 amount) private {
-        uint256 shortfall = _debit(token, account, amount);
-        if (shortfall != 0) token.safeTransferFrom(account, address(this), shortfall);
-    }
 
     function _withdraw(IERC20 token, uint256 amount, address to) private {
         if (amount == 0) revert JobMarketZeroAmount();
@@ -533,27 +569,70 @@ contract JobMarket is IJobMarket, Ownable, EIP712, ReentrancyGuardTransient {
         uint256 fees = a.feesDue;
         if (fees == 0) return;
         a.feesDue = 0;
-        _tokens[token].treasuryAccrual += uint128(fees);
-        emit FeesSwept(token, provider, fees);
+        uint256 toPool = fees * _verification.auditPoolShareBps / BPS;
+        TokenState storage t = _tokens[token];
+        t.auditPool += toPool.toUint120();
+        t.treasuryAccrual += uint128(fees - toPool);
+        emit FeesSwept(token, provider, fees, toPool);
     }
 
     /* INTERNAL: GOVERNANCE */
+
+    /// @dev pMin * (1 - r) * (1 + collateralFactor) > 1, in basis points.
+    function _checkEconomicBound() private view {
+        uint256 p = _config.pMinBps;
+        uint256 r = _verification.assumedCollusionBps;
+        uint256 s = _config.collateralBps;
+        if (p * (BPS - r) * (BPS + s) <= BPS * BPS * BPS) revert JobMarketEconomicBoundBroken(p, r, s);
+    }
 
     function _setParameter(Parameter which, uint256 value) private {
         (uint256 min, uint256 max) = parameterBounds(which);
         if (value < min || value > max) revert JobMarketParameterOutOfBounds(which, value, min, max);
         uint256 old = parameter(which);
         MarketConfig storage c = _config;
+        VerificationConfig storage v = _verification;
         if (which == Parameter.FeeBps) c.feeBps = uint16(value);
         else if (which == Parameter.CollateralBps) c.collateralBps = uint16(value);
         else if (which == Parameter.TimeoutSlashBps) c.timeoutSlashBps = uint16(value);
-        else if (which == Parameter.ChallengeWindow) c.challengeWindow = uint32(value);
-        else if (which == Parameter.RevealWindow) c.revealWindow = uint32(value);
-        else if (which == Parameter.MinComputeWindow) c.minComputeWindow = uint32(value);
-        else if (which == Parameter.MaxComputeWindow) c.maxComputeWindow = uint32(value);
-        else if (which == Parameter.FraudStakeSlashBps) c.fraudStakeSlashBps = uint16(value);
-        else if (which == Parameter.FraudConsumerBps) c.fraudConsumerBps = uint16(value);
-        else c.fraudAuditorBps = uint16(value);
+        else if (which == Parameter.ChallengeWindow) c.challengeWindow = uint24(value);
+        else if (which == Parameter.RevealWindow) c.revealWindow = uint24(value);
+        else if (which == Parameter.PMinBps) c.pMinBps = uint16(value);
+        else if (which == Parameter.ProbationJobs) c.probationJobs = uint8(value);
+        else if (which == Parameter.AuditPoolShareBps) v.auditPoolShareBps = uint16(value);
+        else if (which == Parameter.AuditRewardBps) c.auditRewardBps = uint16(value);
+        else if (which == Parameter.AuditCollateralBps) c.auditCollateralBps = uint16(value);
+        else if (which == Parameter.MinComputeWindow) c.minComputeWindow = uint24(value);
+        else if (which == Parameter.MaxComputeWindow) c.maxComputeWindow = uint24(value);
+        else if (which == Parameter.FraudStakeSlashBps) v.fraudStakeSlashBps = uint16(value);
+        else if (which == Parameter.FraudConsumerBps) v.fraudConsumerBps = uint16(value);
+        else if (which == Parameter.FraudAuditorBps) v.fraudAuditorBps = uint16(value);
+        else if (which == Parameter.ChallengeBondBps) v.challengeBondBps = uint16(value);
+        else if (which == Parameter.AssumedCollusionBps) v.assumedCollusionBps = uint16(value);
+        else if (which == Parameter.AuditClaimWindow) c.auditClaimWindow = uint24(value);
+        else if (which == Parameter.AuditRevealWindow) c.auditRevealWindow = uint24(value);
+        else v.escalationWindow = uint32(value);
         emit ParameterSet(which, old, value);
+    }
+
+    /* FORWARDING */
+
+    /// @notice Runs calls this contract does not implement (the {IJobAudits} functions) in the audit
+    /// module, on this contract's storage. Not payable: the market takes no ether.
+    fallback() external {
+        _delegate(_auditModule);
+    }
+
+    /// @dev Delegatecalls `module` with the current calldata and returns or reverts with its result.
+    function _delegate(address module) private {
+        // Copies calldata to memory at 0 and the result over it: this frame never returns to Solidity.
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), module, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            switch ok
+            case 0 { revert(0, returndatasize()) }
+            default { return(0, returndatasize()) }
+        }
     }
 }

@@ -53,8 +53,13 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
     IERC20 private immutable _mesh;
     address private _market;
     Config private _config;
-    uint256 private _totalStaked;
-    uint256 private _slashedStake;
+    /// @dev All MESH the registry holds, in one slot: bonded (active + unbonding) and slashed.
+    struct Totals {
+        uint128 staked;
+        uint128 slashed;
+    }
+
+    Totals private _totals;
     uint32 private _providerCount;
 
     mapping(address provider => ProviderRecord) private _providers;
@@ -184,7 +189,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
             revert ProviderRegistryNothingToWithdraw(msg.sender, nextRelease);
         }
         queue.head = uint64(head);
-        _totalStaked -= amount;
+        _totals.staked -= uint128(amount);
         emit StakeWithdrawn(msg.sender, amount, released);
         if (amount != 0) _mesh.safeTransfer(msg.sender, amount);
     }
@@ -193,9 +198,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
 
     /// @inheritdoc IProviderRegistry
     function recordTimedOut(address provider) external onlyMarket {
-        Counters storage counters = _counters[provider];
-        ++counters.timedOut;
-        emit CountersUpdated(provider, counters);
+        ++_counters[provider].timedOut;
     }
 
     /// @inheritdoc IProviderRegistry
@@ -203,7 +206,6 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         Counters storage counters = _counters[provider];
         ++counters.audited;
         if (!passed) ++counters.failedAudits;
-        emit CountersUpdated(provider, counters);
     }
 
     /// @inheritdoc IProviderRegistry
@@ -217,13 +219,12 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         // Safe: fromStake <= stake and fromUnbonding <= pool.amount because bps <= 100%.
         unchecked {
             record.stake -= uint96(fromStake);
-            pool.amount -= uint128(fromUnbonding);
+            if (fromUnbonding != 0) pool.amount -= uint128(fromUnbonding);
         }
-        _totalStaked -= amount;
-        _slashedStake += amount;
+        Totals memory totals = _totals;
+        _totals = Totals(totals.staked - uint128(amount), totals.slashed + uint128(amount));
         ++_counters[provider].slashes;
         emit Slashed(provider, fromStake, fromUnbonding, bps);
-        emit CountersUpdated(provider, _counters[provider]);
         if (jail) {
             uint256 until = block.timestamp + _config.jailPeriod;
             record.jailedUntil = until.toUint40();
@@ -249,8 +250,9 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
     /// @inheritdoc IProviderRegistry
     function withdrawSlashedStake(address to, uint256 amount) external onlyOwner {
         if (to == address(0)) revert ProviderRegistryZeroAddress();
-        if (amount > _slashedStake) revert ProviderRegistryInsufficientSlashedStake(_slashedStake, amount);
-        _slashedStake -= amount;
+        uint256 slashed = _totals.slashed;
+        if (amount > slashed) revert ProviderRegistryInsufficientSlashedStake(slashed, amount);
+        _totals.slashed = uint128(slashed - amount);
         emit SlashedStakeWithdrawn(to, amount);
         _mesh.safeTransfer(to, amount);
     }
@@ -348,12 +350,12 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
 
     /// @inheritdoc IProviderRegistry
     function slashedStake() external view returns (uint256) {
-        return _slashedStake;
+        return _totals.slashed;
     }
 
     /// @inheritdoc IProviderRegistry
     function totalStaked() external view returns (uint256) {
-        return _totalStaked;
+        return _totals.staked;
     }
 
     /// @inheritdoc IProviderRegistry
@@ -424,7 +426,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         ProviderRecord storage record = _providers[provider];
         uint256 newStake = record.stake + amount;
         record.stake = newStake.toUint96();
-        _totalStaked += amount;
+        _totals.staked += amount.toUint128();
         emit Staked(provider, msg.sender, amount, newStake);
         _mesh.safeTransferFrom(msg.sender, address(this), amount);
     }

@@ -27,12 +27,21 @@ export interface Verification {
   auditBps: number;
 }
 
+/** A job's economic terms, fixed at creation (see contracts/libraries/JobParams.sol). */
 export interface Terms {
   feeBps: number;
   collateralBps: number;
   timeoutSlashBps: number;
   challengeWindow: number;
   revealWindow: number;
+  pMinBps: number;
+  probationJobs: number;
+  auditRewardBps: number;
+  auditCollateralBps: number;
+  /** 1 when the job draws from the governed randomness source, 0 for the built-in block-hash one. */
+  externalRandomness: number;
+  auditClaimWindow: number;
+  auditRevealWindow: number;
 }
 
 /** IJobMarket.JobRequest with packed words, as the contract takes it. */
@@ -106,25 +115,30 @@ export function unpackVerification(word: bigint): Verification {
   return { chunks: Number(w & 0xffffffffn), auditChunks: Number((w >> 32n) & 0xffffn), auditBps: Number((w >> 48n) & 0xffffn) };
 }
 
+/** Bit offset and width of each Terms field, in the contract's order. */
+const TERMS_LAYOUT: [keyof Terms, bigint, number][] = [
+  ["feeBps", 0n, 16],
+  ["collateralBps", 16n, 16],
+  ["timeoutSlashBps", 32n, 16],
+  ["challengeWindow", 48n, 32],
+  ["revealWindow", 80n, 32],
+  ["pMinBps", 112n, 16],
+  ["probationJobs", 128n, 16],
+  ["auditRewardBps", 144n, 16],
+  ["auditCollateralBps", 160n, 16],
+  ["externalRandomness", 176n, 8],
+  ["auditClaimWindow", 184n, 32],
+  ["auditRevealWindow", 216n, 32],
+];
+
 export function packTerms(t: Terms): bigint {
-  return (
-    field(t.feeBps, 16, "feeBps") |
-    (field(t.collateralBps, 16, "collateralBps") << 16n) |
-    (field(t.timeoutSlashBps, 16, "timeoutSlashBps") << 32n) |
-    (field(t.challengeWindow, 32, "challengeWindow") << 48n) |
-    (field(t.revealWindow, 32, "revealWindow") << 80n)
-  );
+  return TERMS_LAYOUT.reduce((word, [name, shift, bits]) => word | (field(t[name], bits, name) << shift), 0n);
 }
 
 export function unpackTerms(word: bigint): Terms {
   const w = BigInt(word);
-  return {
-    feeBps: Number(w & 0xffffn),
-    collateralBps: Number((w >> 16n) & 0xffffn),
-    timeoutSlashBps: Number((w >> 32n) & 0xffffn),
-    challengeWindow: Number((w >> 48n) & 0xffffffffn),
-    revealWindow: Number((w >> 80n) & 0xffffffffn),
-  };
+  const entries = TERMS_LAYOUT.map(([name, shift, bits]) => [name, Number((w >> shift) & ((1n << BigInt(bits)) - 1n))]);
+  return Object.fromEntries(entries) as Terms;
 }
 
 const JOB_TUPLE =

@@ -17,9 +17,10 @@ import {
 } from "../../sdk/src/params.js";
 import type {
   IJobMarket,
+  IJobMarketTypes,
   IProviderRegistry,
-  JobMarket,
   MeshToken,
+  MockRandomness,
   ProviderRegistry,
   TestUSD,
 } from "../../types/ethers-contracts/index.js";
@@ -71,18 +72,32 @@ export enum Energy {
   Renewable,
 }
 
-/** Parameters of PROTOCOL.md §7, with short windows. */
-export const MARKET_CONFIG: IJobMarket.MarketConfigStruct = {
+/** Parameters of PROTOCOL.md §7, with short windows and no probation (tests choose each draw). */
+export const MARKET_CONFIG: IJobMarketTypes.MarketConfigStruct = {
   feeBps: 250,
   collateralBps: 20_000,
   timeoutSlashBps: 2_000,
   challengeWindow: 1n * HOUR,
   revealWindow: 1n * HOUR,
+  pMinBps: 5_000,
+  probationJobs: 0,
+  auditRewardBps: 200,
+  auditCollateralBps: 10_000,
+  auditClaimWindow: 1n * HOUR,
+  auditRevealWindow: 1n * HOUR,
   minComputeWindow: 60,
   maxComputeWindow: 7n * DAY,
+  externalRandomness: false, // set when a source is installed (setRandomnessSource)
+};
+
+export const VERIFICATION_CONFIG: IJobMarketTypes.VerificationConfigStruct = {
   fraudStakeSlashBps: 1_000,
   fraudConsumerBps: 3_000,
   fraudAuditorBps: 5_000,
+  challengeBondBps: 1_000,
+  assumedCollusionBps: 3_333,
+  escalationWindow: 7n * DAY,
+  auditPoolShareBps: 4_000, // 40% of the 2.5% fee: 1% of P funds audits
 };
 
 export const MIN_STAKE = 1_000n * MESH;
@@ -114,8 +129,11 @@ export interface System {
   others: HardhatEthersSigner[];
   mesh: MeshToken;
   registry: ProviderRegistry;
-  market: JobMarket;
+  /** The market at its one address: core and audit functions (IJobMarket's ABI). */
+  market: IJobMarket;
   usd: TestUSD;
+  /** The audit randomness source tests control (see `setDraw`). */
+  randomness: MockRandomness;
 }
 
 /** Deploys MESH, the registry, the market and a 6-decimal test stablecoin (allowlisted). */
@@ -129,11 +147,21 @@ export async function deploySystem(ethers: HardhatEthers): Promise<System> {
     UNBONDING_PERIOD,
     JAIL_PERIOD,
   ]);
-  const market = await ethers.deployContract("JobMarket", [await registry.getAddress(), deployer.address, MARKET_CONFIG]);
+  const module = await ethers.deployContract("AuditModule", [await registry.getAddress()]);
+  const core = await ethers.deployContract("JobMarket", [
+    await registry.getAddress(),
+    await module.getAddress(),
+    deployer.address,
+    MARKET_CONFIG,
+    VERIFICATION_CONFIG,
+  ]);
+  const market = await ethers.getContractAt("IJobMarket", await core.getAddress());
   await registry.setMarket(await market.getAddress());
   const usd = await ethers.deployContract("TestUSD");
   await market.setPaymentToken(await usd.getAddress(), true);
-  return { ethers, deployer, consumer, providers: [p1, p2, p3], others, mesh, registry, market, usd };
+  const randomness = await ethers.deployContract("MockRandomness");
+  await market.setRandomnessSource(await randomness.getAddress());
+  return { ethers, deployer, consumer, providers: [p1, p2, p3], others, mesh, registry, market, usd, randomness };
 }
 
 /** Registers, stakes `stake` MESH and posts `pricePerUnit` (tUSD) for a provider. */
@@ -261,4 +289,32 @@ export async function marketWithProviders(ethers: HardhatEthers) {
   await fund(sys, sys.consumer, 10_000n * USD);
   for (const p of sys.providers) await fund(sys, p, 1_000n * USD);
   return sys;
+}
+
+/**
+ * Sets the mock randomness so that the draw of `jobId` comes out `audited` (or not) at probability
+ * `probabilityBps` (pMin by default). The market audits when keccak256(abi.encode(value, jobId)) mod
+ * 10000 < probability.
+ */
+export async function setDraw(sys: System, jobId: string, audited: boolean, probabilityBps = 5_000): Promise<string> {
+  const coder = sys.ethers.AbiCoder.defaultAbiCoder();
+  for (let i = 0; ; i++) {
+    const value = sys.ethers.keccak256(coder.encode(["uint256"], [i]));
+    const h = BigInt(sys.ethers.keccak256(coder.encode(["bytes32", "bytes32"], [value, jobId])));
+    if ((h % 10_000n < BigInt(probabilityBps)) === audited) {
+      await sys.randomness.set(1, value);
+      return value;
+    }
+  }
+}
+
+/** The name of the custom error a failed call reverted with (undefined for other failures). */
+export function revertName(sys: System, error: unknown): string | undefined {
+  const e = error as { revert?: { name?: string }; data?: string; message?: string };
+  if (e.revert?.name) return e.revert.name;
+  if (typeof e.data === "string" && e.data.length >= 10) {
+    const parsed = sys.market.interface.parseError(e.data);
+    if (parsed) return parsed.name;
+  }
+  return e.message?.match(/custom error '(\w+)\(/)?.[1];
 }

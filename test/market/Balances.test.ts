@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { network } from "hardhat";
 import { expectConservation } from "../helpers/conservation.js";
-import { HOUR, USD, createJob, deploySystem, fund, makeReveal, marketWithProviders } from "../helpers/system.js";
+import { HOUR, USD, createJob, deploySystem, fund, makeReveal, marketWithProviders, setDraw } from "../helpers/system.js";
 
 const { ethers, networkHelpers } = await network.create();
 
@@ -81,6 +81,7 @@ describe("JobMarket balances", () => {
       await sys.market.connect(p1).claim(job);
       const r = makeReveal(ethers, jobId, p1.address);
       await sys.market.connect(p1).commit(jobId, r.commitment);
+      await setDraw(sys, jobId, false);
       await networkHelpers.time.increase(HOUR);
       await sys.market.connect(p1).settle(job, p1.address, r.resultRoot, r.salt, r.outputURI);
       return { sys, job };
@@ -91,11 +92,13 @@ describe("JobMarket balances", () => {
       const { market, usd, providers } = sys;
       const fee = 2_500_000n; // 2.5% of 100 tUSD
       expect(await market.feesDue(usd, providers[0].address)).to.equal(fee);
+      const toPool = (fee * 4_000n) / 10_000n;
       await expect(market.connect(providers[0]).withdraw(usd, 1n, providers[0].address))
         .to.emit(market, "FeesSwept")
-        .withArgs(await usd.getAddress(), providers[0].address, fee);
+        .withArgs(await usd.getAddress(), providers[0].address, fee, toPool);
       expect(await market.feesDue(usd, providers[0].address)).to.equal(0n);
-      expect(await market.treasuryAccrual(usd)).to.equal(fee);
+      expect(await market.treasuryAccrual(usd)).to.equal(fee - toPool);
+      expect(await market.auditPool(usd)).to.equal(toPool);
       await expectConservation(sys, [job]);
     });
 
@@ -103,7 +106,8 @@ describe("JobMarket balances", () => {
       const { sys } = await networkHelpers.loadFixture(settledJob);
       const { market, usd, providers, others } = sys;
       await market.connect(others[0]).sweepFees(usd, [providers[0].address, providers[1].address]);
-      expect(await market.treasuryAccrual(usd)).to.equal(2_500_000n);
+      expect(await market.treasuryAccrual(usd)).to.equal(1_500_000n);
+      expect(await market.auditPool(usd)).to.equal(1_000_000n);
     });
 
     it("pays the treasury out to the owner's chosen address only", async () => {
@@ -115,14 +119,14 @@ describe("JobMarket balances", () => {
         .withArgs(others[0].address);
       await expect(market.connect(deployer).withdrawTreasury(usd, others[1].address, 3_000_000n))
         .to.be.revertedWithCustomError(market, "JobMarketInsufficientTreasury")
-        .withArgs(await usd.getAddress(), 2_500_000n, 3_000_000n);
+        .withArgs(await usd.getAddress(), 1_500_000n, 3_000_000n);
       await expect(market.connect(deployer).withdrawTreasury(usd, ethers.ZeroAddress, 1n)).to.be.revertedWithCustomError(
         market,
         "JobMarketZeroAddress",
       );
-      const tx = market.connect(deployer).withdrawTreasury(usd, others[1].address, 2_500_000n);
-      await expect(tx).to.emit(market, "TreasuryWithdrawn").withArgs(await usd.getAddress(), others[1].address, 2_500_000n);
-      await expect(tx).to.changeTokenBalance(ethers, usd, others[1], 2_500_000n);
+      const tx = market.connect(deployer).withdrawTreasury(usd, others[1].address, 1_500_000n);
+      await expect(tx).to.emit(market, "TreasuryWithdrawn").withArgs(await usd.getAddress(), others[1].address, 1_500_000n);
+      await expect(tx).to.changeTokenBalance(ethers, usd, others[1], 1_500_000n);
       await expectConservation(sys, [job]);
     });
   });

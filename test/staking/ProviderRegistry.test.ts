@@ -268,7 +268,7 @@ describe("ProviderRegistry", () => {
       }
       await registry.connect(market).recordTimedOut(alice.address);
       await registry.connect(market).recordAudit(alice.address, true);
-      await expect(registry.connect(market).recordAudit(alice.address, false)).to.emit(registry, "CountersUpdated");
+      await registry.connect(market).recordAudit(alice.address, false);
       const c = await registry.countersOf(alice.address);
       expect([c.timedOut, c.audited, c.failedAudits, c.slashes]).to.deep.equal([1n, 2n, 1n, 0n]);
       await expect(registry.connect(market).slash(alice.address, 10_001, false))

@@ -3,6 +3,10 @@ pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IJobMarket} from "../../interfaces/IJobMarket.sol";
+import {IJobMarketTypes} from "../../interfaces/IJobMarketTypes.sol";
+import {IRandomnessSource} from "../../interfaces/IRandomnessSource.sol";
+import {AuditModule} from "../../market/AuditModule.sol";
+import {MockRandomness} from "../mocks/MockRandomness.sol";
 import {IProviderRegistry} from "../../interfaces/IProviderRegistry.sol";
 import {JobMarket} from "../../market/JobMarket.sol";
 import {ProviderRegistry} from "../../staking/ProviderRegistry.sol";
@@ -19,32 +23,69 @@ abstract contract MarketSetup is TestBase {
 
     MeshToken public mesh;
     ProviderRegistry public registry;
-    JobMarket public market;
+    IJobMarket public market;
     TestUSD public usd;
+    MockRandomness public randomness;
 
     function _deploy() internal {
         vm.warp(1_800_000_000);
         mesh = new MeshToken(address(this), 1e9 * MESH);
         registry = new ProviderRegistry(IERC20(address(mesh)), address(this), MIN_STAKE, 7 days, 30 days);
-        market = new JobMarket(IProviderRegistry(address(registry)), address(this), defaultConfig());
+        AuditModule module = new AuditModule(IProviderRegistry(address(registry)));
+        market = IJobMarket(
+            address(
+                new JobMarket(
+                    IProviderRegistry(address(registry)), address(module), address(this), defaultConfig(), defaultVerification()
+                )
+            )
+        );
         registry.setMarket(address(market));
         usd = new TestUSD();
         market.setPaymentToken(IERC20(address(usd)), true);
+        randomness = new MockRandomness();
+        market.setRandomnessSource(IRandomnessSource(address(randomness)));
     }
 
-    function defaultConfig() internal pure returns (IJobMarket.MarketConfig memory) {
-        return IJobMarket.MarketConfig({
+    function defaultConfig() internal pure returns (IJobMarketTypes.MarketConfig memory) {
+        return IJobMarketTypes.MarketConfig({
             feeBps: 250,
             collateralBps: 20_000,
             timeoutSlashBps: 2_000,
             challengeWindow: 1 hours,
             revealWindow: 1 hours,
+            pMinBps: 5_000,
+            probationJobs: 0,
+            auditRewardBps: 200,
+            auditCollateralBps: 10_000,
+            auditClaimWindow: 1 hours,
+            auditRevealWindow: 1 hours,
             minComputeWindow: 60,
             maxComputeWindow: 7 days,
+            externalRandomness: false
+        });
+    }
+
+    function defaultVerification() internal pure returns (IJobMarketTypes.VerificationConfig memory) {
+        return IJobMarketTypes.VerificationConfig({
             fraudStakeSlashBps: 1_000,
             fraudConsumerBps: 3_000,
-            fraudAuditorBps: 5_000
+            fraudAuditorBps: 5_000,
+            challengeBondBps: 1_000,
+            assumedCollusionBps: 3_333,
+            escalationWindow: 7 days,
+            auditPoolShareBps: 4_000
         });
+    }
+
+    /// @dev Makes the next draw of `jobId` come out as `audited` (with the default probability, pMin).
+    function _setDraw(bytes32 jobId, bool audited) internal {
+        for (uint256 i;; ++i) {
+            bytes32 v = keccak256(abi.encode(i));
+            if ((uint256(keccak256(abi.encode(v, jobId))) % 10_000 < 5_000) == audited) {
+                randomness.set(IRandomnessSource.Availability.Ready, v);
+                return;
+            }
+        }
     }
 
     function defaultProfile() internal pure returns (IProviderRegistry.Profile memory) {
@@ -79,8 +120,8 @@ abstract contract MarketSetup is TestBase {
         vm.stopPrank();
     }
 
-    function _request(uint256 price, uint256 nonce) internal view returns (IJobMarket.JobRequest memory) {
-        return IJobMarket.JobRequest({
+    function _request(uint256 price, uint256 nonce) internal view returns (IJobMarketTypes.JobRequest memory) {
+        return IJobMarketTypes.JobRequest({
             paymentToken: IERC20(address(usd)),
             price: uint96(price),
             workUnits: 1,
@@ -94,7 +135,7 @@ abstract contract MarketSetup is TestBase {
         });
     }
 
-    function _job(address consumer, IJobMarket.JobRequest memory request) internal view returns (IJobMarket.Job memory) {
-        return IJobMarket.Job({consumer: consumer, request: request, terms: market.currentTerms()});
+    function _job(address consumer, IJobMarketTypes.JobRequest memory request) internal view returns (IJobMarketTypes.Job memory) {
+        return IJobMarketTypes.Job({consumer: consumer, request: request, terms: market.currentTerms()});
     }
 }
