@@ -43,7 +43,8 @@ export default defineConfig({
   typechain: { outDir: "types/ethers-contracts" },
   networks: {
     hardhatMainnet: { type: "edr-simulated", chainType: "l1" },
-    localhost: { type: "http", chainType: "l1", url: "http://127.0.0.1:8545" },
+    // `hardhat node`; MESHWORK_RPC_URL points it elsewhere (the tests start nodes on free ports).
+    localhost: { type: "http", chainType: "l1", url: process.env.MESHWORK_RPC_URL ?? "http://127.0.0.1:8545" },
     sepolia: {
       type: "http",
       chainType: "l1",

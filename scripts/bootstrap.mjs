@@ -28,6 +28,7 @@ const TASKS = {
   coverage: ["hardhat", "test", "--coverage"],
   "bench:gas": ["hardhat", "run", "bench/gas.ts"],
   start: ["hardhat", "run", "scripts/devnet.ts"],
+  deploy: ["hardhat", "run", "scripts/deploy.ts"],
   hardhat: ["hardhat"],
 };
 

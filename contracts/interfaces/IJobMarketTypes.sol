@@ -104,14 +104,16 @@ interface IJobMarketTypes {
         AssumedCollusionBps,
         AuditClaimWindow,
         AuditRevealWindow,
-        EscalationWindow
+        EscalationWindow,
+        MaxPauseDuration
     }
 
     /// @notice The governed parameters a job's `Terms` snapshot, plus the compute-window bounds: one
     /// storage word, the only one `createJob` reads. See `Terms` for the meaning of the fields it copies.
     /// @param minComputeWindow Lower bound on a job's compute window (`maxComputeWindow` the upper).
-    /// @param externalRandomness Whether a randomness source is set (`setRandomnessSource`); jobs
-    /// created meanwhile draw from it, others from the built-in block-hash source.
+    /// @param flags Bit 0: a randomness source is set (`setRandomnessSource`), so jobs created now draw
+    /// from it, others from the built-in block-hash source. Bit 1: a guardian pause may be in force (the
+    /// only case where creating a job reads the guardian's word).
     struct MarketConfig {
         uint16 feeBps;
         uint16 collateralBps;
@@ -126,7 +128,7 @@ interface IJobMarketTypes {
         uint24 auditRevealWindow;
         uint24 minComputeWindow;
         uint24 maxComputeWindow;
-        bool externalRandomness;
+        uint8 flags;
     }
 
     /// @notice Governed parameters read only on the rarer paths (fraud, challenges, audit phases).
@@ -226,6 +228,10 @@ interface IJobMarketTypes {
     event ParameterSet(Parameter indexed parameter, uint256 oldValue, uint256 newValue);
     event TreasuryWithdrawn(IERC20 indexed token, address indexed to, uint256 amount);
     event RandomnessSourceSet(address indexed oldSource, address indexed newSource);
+    event GuardianSet(address indexed oldGuardian, address indexed newGuardian);
+    event Paused(address indexed guardian, uint256 until);
+    event Unpaused(address indexed by);
+    event CommonsSet(address indexed oldCommons, address indexed newCommons);
 
 
     /// @notice The audit draw of a committed job. `failSafe`: the randomness had expired, so it counts as audited.
@@ -308,6 +314,14 @@ interface IJobMarketTypes {
     error JobMarketChallengeWindowClosed(bytes32 jobId, uint256 windowEnd);
     /// @notice Only the provider that claimed the tie-break may answer it.
     error JobMarketNotTieBreaker(bytes32 jobId, address caller);
+    /// @notice New jobs and claims are paused until `until` by the guardian.
+    error JobMarketPaused(uint256 until);
+    error JobMarketNotGuardian(address caller);
+    error JobMarketPauseTooLong(uint256 duration, uint256 max);
+    /// @notice The guardian paused recently; it may pause again from `availableAt`.
+    error JobMarketPauseCooldown(uint256 availableAt);
+    /// @notice Only the compute-commons contract may create commons jobs.
+    error JobMarketNotCommons(address caller);
     /// @notice The audit module runs only inside the market (by delegatecall).
     error JobMarketDirectModuleCall();
     /// @notice The audit module given to the market was built for another registry.

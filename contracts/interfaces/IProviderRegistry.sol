@@ -66,7 +66,8 @@ interface IProviderRegistry {
         NotRenewable,
         PriceBelowPosted,
         NotTargetProvider,
-        IsConsumer
+        IsConsumer,
+        ClaimsPaused // eligible in every other respect, but a guardian pause is in force
     }
 
     /// @notice Governed parameters of the registry.
@@ -89,6 +90,8 @@ interface IProviderRegistry {
     event MarketSet(address indexed market);
     event ParameterSet(Parameter indexed parameter, uint256 oldValue, uint256 newValue);
     event SlashedStakeWithdrawn(address indexed to, uint256 amount);
+    /// @notice The market's guardian paused claims until `until` (0 = resumed).
+    event ClaimsPaused(uint256 until);
 
     /* ERRORS */
 
@@ -123,7 +126,8 @@ interface IProviderRegistry {
     /// @notice Replaces the caller's profile. Jobs already claimed are unaffected.
     function updateProfile(Profile calldata profile, string calldata metadataURI) external;
 
-    /// @notice Posts the caller's minimum price per work unit for `token` (0 withdraws the offer).
+    /// @notice Posts the caller's minimum price per work unit for `token` (0 withdraws the offer). To
+    /// opt in to the compute commons at a discount, post a (lower) price for `commonsPriceKey(token)`.
     function postPrice(IERC20 token, uint256 pricePerUnit) external;
 
     /// @notice Posts several prices at once.
@@ -159,6 +163,9 @@ interface IProviderRegistry {
     /// jails it for `jailPeriod`. The slashed MESH stays in the registry for governance.
     /// @return amount MESH slashed.
     function slash(address provider, uint256 bps, bool jail) external returns (uint256 amount);
+
+    /// @notice Pauses claims until `until` (0 resumes them). Only the market, on its guardian's behalf.
+    function pauseClaims(uint256 until) external;
 
     /* GOVERNANCE (owner: the timelock) */
 
@@ -199,9 +206,17 @@ interface IProviderRegistry {
     function unbondingQueue(address provider) external view returns (uint256 head, uint256 next);
     function slashedStake() external view returns (uint256);
     function totalStaked() external view returns (uint256);
+    /// @notice The price-board key under which a provider posts its discounted price for compute-commons
+    /// jobs paid in `token`.
+    function commonsPriceKey(IERC20 token) external pure returns (IERC20);
+    /// @notice Time until which claims are paused (0 or past: not paused).
+    function claimsPausedUntil() external view returns (uint256);
+
     /// @notice Checks a provider against a job, in the order of `Eligibility`: registered, active (stake
-    /// >= minStake and not jailed), runtime, VRAM, GPU count, GPU class, region, renewable, and (when
-    /// `checkPrice`) `price >= postedPrice(provider, token) * workUnits` with a non-zero posted price.
+    /// >= minStake and not jailed), runtime, VRAM, GPU count, GPU class, region, renewable, (when
+    /// `checkPrice`) `price >= postedPrice * workUnits` with a non-zero posted price (for commons jobs the
+    /// provider's commons price counts when it posted one), and last, claims not paused: `ClaimsPaused`
+    /// means eligible in every other respect, so audits, which a pause must not stop, accept it.
     /// @return eligibility `Eligible` or the first unmet condition.
     /// @return id The provider's registry id.
     function checkEligibility(

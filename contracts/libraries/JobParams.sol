@@ -4,12 +4,15 @@ pragma solidity 0.8.30;
 /// @notice What a provider's profile must satisfy to claim a job, packed in one word:
 ///
 ///   runtime (8) | minVramGB (16) | minGpuCount (16) | gpuClass (16) | region (16) | renewableOnly (8)
+///   | commons (8)
 ///
 /// - runtime: runtime id (0..15); the provider's runtime bitmap must have this bit.
 /// - minVramGB, minGpuCount: lower bounds on the provider's profile.
 /// - gpuClass: required GPU class id, 0 = any.
 /// - region: required ISO-3166 alpha-2 code as two ASCII bytes ("DE" = 0x4445), 0 = any.
 /// - renewableOnly: 1 = only providers flagged renewable.
+/// - commons: 1 = a compute-commons job (only the market's commons contract may create it): providers
+///   are priced by their commons price (`ProviderRegistry.commonsPriceKey`) when they posted one.
 ///
 /// Jobs travel as calldata on every step, so their small fields are packed into a few words: a 32-byte
 /// ABI word per field would triple the calldata each lifecycle pays. The SDK packs and unpacks them.
@@ -83,9 +86,19 @@ library RequirementsLib {
         return uint8(Requirements.unwrap(r) >> 72) != 0;
     }
 
-    /// @notice True when no bits are set beyond the documented fields and the flag is 0 or 1.
+    function commons(Requirements r) internal pure returns (bool) {
+        return uint8(Requirements.unwrap(r) >> 80) != 0;
+    }
+
+    /// @notice The same requirements, marked as a commons job.
+    function asCommons(Requirements r) internal pure returns (Requirements) {
+        return Requirements.wrap(Requirements.unwrap(r) | (1 << 80));
+    }
+
+    /// @notice True when no bits are set beyond the documented fields and both flags are 0 or 1.
     function isWellFormed(Requirements r) internal pure returns (bool) {
-        return Requirements.unwrap(r) >> 73 == 0;
+        uint256 w = Requirements.unwrap(r);
+        return w >> 81 == 0 && (w >> 73) & 0x7f == 0;
     }
 }
 

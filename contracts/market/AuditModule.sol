@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IJobAudits} from "../interfaces/IJobAudits.sol";
+import {IMarketAdmin} from "../interfaces/IMarketAdmin.sol";
 import {IProviderRegistry} from "../interfaces/IProviderRegistry.sol";
 import {JobSlot, JobSlots} from "../libraries/JobSlot.sol";
 import {MerkleSha256} from "../libraries/MerkleSha256.sol";
@@ -11,9 +12,10 @@ import {Terms, Verification} from "../libraries/JobParams.sol";
 import {MarketBase} from "./MarketBase.sol";
 
 /// @title AuditModule
-/// @notice See {IJobAudits}. Runs only by `delegatecall` from a `JobMarket`, on the market's storage;
-/// calling it directly reverts. Money never leaves the market: every payout is an internal balance.
-contract AuditModule is IJobAudits, MarketBase {
+/// @notice See {IJobAudits} and {IMarketAdmin}: the market's functions off the hot path. Runs only by
+/// `delegatecall` from a `JobMarket`, on the market's storage; calling it directly reverts. Money never
+/// leaves the market: every payout is an internal balance.
+contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
     address private immutable _self;
 
     /// @param registry_ The registry of the market this module will serve.
@@ -241,6 +243,61 @@ contract AuditModule is IJobAudits, MarketBase {
         _tokens[token].auditPool += SafeCast.toUint120(amount);
         emit AuditPoolFunded(token, msg.sender, amount);
         _collect(token, msg.sender, amount);
+    }
+
+    /* ADMINISTRATION */
+
+    /// @inheritdoc IMarketAdmin
+    function setGuardian(address guardian_) external viaMarket onlyOwner {
+        emit GuardianSet(_guardian.guardian, guardian_);
+        _guardian.guardian = guardian_;
+    }
+
+    /// @inheritdoc IMarketAdmin
+    function pause(uint256 duration) external viaMarket {
+        GuardianState memory g = _guardian;
+        if (msg.sender != g.guardian || g.guardian == address(0)) revert JobMarketNotGuardian(msg.sender);
+        if (duration > g.maxPauseDuration) revert JobMarketPauseTooLong(duration, g.maxPauseDuration);
+        if (g.pausedUntil != 0) {
+            uint256 availableAt = uint256(g.pausedUntil) + g.maxPauseDuration;
+            if (block.timestamp < availableAt) revert JobMarketPauseCooldown(availableAt);
+        }
+        uint256 until = block.timestamp + duration;
+        _guardian.pausedUntil = uint40(until);
+        _config.flags |= FLAG_PAUSED;
+        _registry.pauseClaims(until);
+        emit Paused(msg.sender, until);
+    }
+
+    /// @inheritdoc IMarketAdmin
+    function unpause() external viaMarket {
+        if (msg.sender != _guardian.guardian && msg.sender != owner()) revert JobMarketNotGuardian(msg.sender);
+        // The pause ends now; the guardian's cooldown runs from here.
+        if (_guardian.pausedUntil > block.timestamp) _guardian.pausedUntil = uint40(block.timestamp);
+        _config.flags &= ~FLAG_PAUSED;
+        _registry.pauseClaims(0);
+        emit Unpaused(msg.sender);
+    }
+
+    /// @inheritdoc IMarketAdmin
+    function setCommons(address commons_) external viaMarket onlyOwner {
+        emit CommonsSet(_commons, commons_);
+        _commons = commons_;
+    }
+
+    /// @inheritdoc IMarketAdmin
+    function guardian() external view viaMarket returns (address) {
+        return _guardian.guardian;
+    }
+
+    /// @inheritdoc IMarketAdmin
+    function pausedUntil() external view viaMarket returns (uint256) {
+        return _guardian.pausedUntil;
+    }
+
+    /// @inheritdoc IMarketAdmin
+    function commons() external view viaMarket returns (address) {
+        return _commons;
     }
 
     /* DEADLINES */
@@ -513,7 +570,8 @@ contract AuditModule is IJobAudits, MarketBase {
         return address(uint160(uint256(dispute) >> 96));
     }
 
-    /// @dev An auditor (or tie-breaker) must be eligible for the job and play no other role in it.
+    /// @dev An auditor (or tie-breaker) must be eligible for the job and play no other role in it. A
+    /// guardian pause stops new claims, not audits of jobs already running: `ClaimsPaused` is accepted.
     function _checkAuditor(bytes32 jobId, Job calldata job, JobSlot slot, address auditor) private view {
         if (auditor == job.consumer || auditor == _challengerOf(jobId)) {
             revert JobMarketConflictOfInterest(jobId, auditor);
@@ -521,7 +579,10 @@ contract AuditModule is IJobAudits, MarketBase {
         (IProviderRegistry.Eligibility eligibility, uint32 id) =
             _registry.checkEligibility(auditor, job.request.paymentToken, job.request.requirements, 0, 0, false);
         if (id == slot.providerId()) revert JobMarketConflictOfInterest(jobId, auditor);
-        if (eligibility != IProviderRegistry.Eligibility.Eligible) revert JobMarketIneligible(jobId, auditor, eligibility);
+        if (
+            eligibility != IProviderRegistry.Eligibility.Eligible
+                && eligibility != IProviderRegistry.Eligibility.ClaimsPaused
+        ) revert JobMarketIneligible(jobId, auditor, eligibility);
     }
 
     /// @dev The m sampled chunk indices (with replacement); a named chunk replaces the first.

@@ -63,6 +63,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
         _setParameter(Parameter.AuditClaimWindow, config_.auditClaimWindow);
         _setParameter(Parameter.AuditRevealWindow, config_.auditRevealWindow);
         _setParameter(Parameter.EscalationWindow, verification_.escalationWindow);
+        _setParameter(Parameter.MaxPauseDuration, 3 days);
         _checkEconomicBound();
     }
 
@@ -269,7 +270,8 @@ contract JobMarket is IJobMarketCore, MarketBase {
     function setRandomnessSource(IRandomnessSource source) external onlyOwner {
         emit RandomnessSourceSet(address(_randomness), address(source));
         _randomness = source;
-        _config.externalRandomness = address(source) != address(0);
+        if (address(source) != address(0)) _config.flags |= FLAG_EXTERNAL_RANDOMNESS;
+        else _config.flags &= ~FLAG_EXTERNAL_RANDOMNESS;
     }
 
     /// @inheritdoc IJobMarketCore
@@ -341,7 +343,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
     function parameter(Parameter which) public view returns (uint256) {
         MarketConfig memory c = _config;
         VerificationConfig memory v = _verification;
-        uint256[20] memory values = [
+        uint256[21] memory values = [
             uint256(c.feeBps),
             c.collateralBps,
             c.timeoutSlashBps,
@@ -361,7 +363,8 @@ contract JobMarket is IJobMarketCore, MarketBase {
             v.assumedCollusionBps,
             c.auditClaimWindow,
             c.auditRevealWindow,
-            v.escalationWindow
+            v.escalationWindow,
+            _guardian.maxPauseDuration
         ];
         return values[uint256(which)];
     }
@@ -380,6 +383,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
         if (which == Parameter.FraudConsumerBps) return (0, BPS - _verification.fraudAuditorBps);
         if (which == Parameter.FraudAuditorBps) return (0, BPS - _verification.fraudConsumerBps);
         if (which == Parameter.EscalationWindow) return (1 hours, 365 days);
+        if (which == Parameter.MaxPauseDuration) return (1 hours, 30 days);
         if (
             which == Parameter.ChallengeWindow || which == Parameter.RevealWindow || which == Parameter.AuditClaimWindow
                 || which == Parameter.AuditRevealWindow
@@ -400,7 +404,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
             c.probationJobs,
             c.auditRewardBps,
             c.auditCollateralBps,
-            c.externalRandomness,
+            c.flags & FLAG_EXTERNAL_RANDOMNESS != 0,
             c.auditClaimWindow,
             c.auditRevealWindow
         );
@@ -464,20 +468,22 @@ contract JobMarket is IJobMarketCore, MarketBase {
         emit JobCreated(jobId, msg.sender, job, specURI);
     }
 
-    function _validateRequest(JobRequest calldata r) private view {
+    function _validateRequest(JobRequest calldata r) private {
+        MarketConfig memory c = _config;
+        if (c.flags & FLAG_PAUSED != 0) _expectNotPaused();
         if (!_tokens[r.paymentToken].allowed) revert JobMarketTokenNotAllowed(r.paymentToken);
         if (r.price == 0) revert JobMarketInvalidRequest("price");
         if (r.workUnits == 0) revert JobMarketInvalidRequest("workUnits");
         if (r.specHash == bytes32(0)) revert JobMarketInvalidRequest("specHash");
         Requirements q = r.requirements;
         if (!q.isWellFormed() || q.runtime() >= 16) revert JobMarketInvalidRequest("requirements");
+        if (q.commons() && msg.sender != _commons) revert JobMarketNotCommons(msg.sender);
         Verification v = r.verification;
         if (
             !v.isWellFormed() || v.chunks() == 0 || v.auditChunks() == 0 || v.auditChunks() > v.chunks()
                 || v.auditChunks() > 64 || v.auditBps() > BPS
         ) revert JobMarketInvalidRequest("verification");
         if (r.claimBy <= block.timestamp) revert JobMarketInvalidRequest("claimBy");
-        MarketConfig memory c = _config;
         if (r.computeWindow < c.minComputeWindow || r.computeWindow > c.maxComputeWindow) {
             revert JobMarketComputeWindowOutOfBounds(r.computeWindow, c.minComputeWindow, c.maxComputeWindow);
         }
@@ -499,7 +505,16 @@ contract JobMarket is IJobMarketCore, MarketBase {
         IProviderRegistry.Eligibility eligibility;
         (eligibility, providerId) =
             _registry.checkEligibility(provider, r.paymentToken, r.requirements, r.price, r.workUnits, checkPostedPrice);
+        if (eligibility == IProviderRegistry.Eligibility.ClaimsPaused) revert JobMarketPaused(_guardian.pausedUntil);
         if (eligibility != IProviderRegistry.Eligibility.Eligible) revert JobMarketIneligible(jobId, provider, eligibility);
+    }
+
+    /// @dev Reached only when the paused flag is set: reverts while the pause lasts, else clears the flag
+    /// so that creating jobs reads nothing extra again.
+    function _expectNotPaused() private {
+        uint256 until = _guardian.pausedUntil;
+        if (block.timestamp < until) revert JobMarketPaused(until);
+        _config.flags &= ~FLAG_PAUSED;
     }
 
     /// @dev Records the claim and takes the collateral from the provider's internal balance; returns
@@ -611,7 +626,8 @@ contract JobMarket is IJobMarketCore, MarketBase {
         else if (which == Parameter.AssumedCollusionBps) v.assumedCollusionBps = uint16(value);
         else if (which == Parameter.AuditClaimWindow) c.auditClaimWindow = uint24(value);
         else if (which == Parameter.AuditRevealWindow) c.auditRevealWindow = uint24(value);
-        else v.escalationWindow = uint32(value);
+        else if (which == Parameter.EscalationWindow) v.escalationWindow = uint32(value);
+        else _guardian.maxPauseDuration = uint32(value);
         emit ParameterSet(which, old, value);
     }
 

@@ -59,7 +59,16 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
         uint16 bondBps;
     }
 
+    /// @dev Guardian pause: who, until when, and the longest pause governance allows. One word.
+    struct GuardianState {
+        address guardian;
+        uint40 pausedUntil;
+        uint32 maxPauseDuration;
+    }
+
     uint256 internal constant BPS = 10_000;
+    uint8 internal constant FLAG_EXTERNAL_RANDOMNESS = 1;
+    uint8 internal constant FLAG_PAUSED = 2;
 
     /// @dev EIP-2935 block-hash history (8,191 blocks) on chains that have it.
     address private constant BLOCK_HASH_HISTORY = 0x0000F90827F1C53a10cb7A02335B175320002935;
@@ -69,6 +78,8 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
     MarketConfig internal _config;
     VerificationConfig internal _verification;
     IRandomnessSource internal _randomness;
+    GuardianState internal _guardian;
+    address internal _commons;
 
     mapping(IERC20 token => TokenState) internal _tokens;
     mapping(IERC20 token => mapping(address account => Account)) internal _accounts;

@@ -42,10 +42,12 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         uint64 next;
     }
 
+    /// @dev `claimsPausedUntil` shares the slot every claim reads anyway, so the pause check is free.
     struct Config {
         uint96 minStake;
         uint40 unbondingPeriod;
         uint40 jailPeriod;
+        uint40 claimsPausedUntil;
     }
 
     uint256 private constant BPS = 10_000;
@@ -232,6 +234,12 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         }
     }
 
+    /// @inheritdoc IProviderRegistry
+    function pauseClaims(uint256 until) external onlyMarket {
+        _config.claimsPausedUntil = until.toUint40();
+        emit ClaimsPaused(until);
+    }
+
     /* GOVERNANCE */
 
     /// @inheritdoc IProviderRegistry
@@ -377,13 +385,31 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         else if (q.gpuClass() != 0 && r.gpuClass != q.gpuClass()) e = Eligibility.GpuClass;
         else if (q.region() != bytes2(0) && r.region != q.region()) e = Eligibility.Region;
         else if (q.renewableOnly() && r.energy != Energy.Renewable) e = Eligibility.NotRenewable;
-        else if (checkPrice && !_meetsPostedPrice(_prices[provider][token], price, workUnits)) {
+        else if (checkPrice && !_meetsPostedPrice(_postedPriceFor(provider, token, q.commons()), price, workUnits)) {
             e = Eligibility.PriceBelowPosted;
+        } else if (block.timestamp < _config.claimsPausedUntil) {
+            e = Eligibility.ClaimsPaused;
         }
         return (e, r.id);
     }
 
+    /// @inheritdoc IProviderRegistry
+    function commonsPriceKey(IERC20 token) public pure returns (IERC20) {
+        return IERC20(address(uint160(uint256(keccak256(abi.encode("meshwork.commons", token))))));
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function claimsPausedUntil() external view returns (uint256) {
+        return _config.claimsPausedUntil;
+    }
+
     /* INTERNAL */
+
+    /// @dev A commons job uses the provider's commons price when it posted one, its usual price otherwise.
+    function _postedPriceFor(address provider, IERC20 token, bool commons) private view returns (uint256 posted) {
+        if (commons) posted = _prices[provider][commonsPriceKey(token)];
+        if (posted == 0) posted = _prices[provider][token];
+    }
 
     /// @dev A price of 0 means the provider does not take this token.
     function _meetsPostedPrice(uint256 posted, uint256 price, uint256 workUnits) private pure returns (bool) {

@@ -4,6 +4,8 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IJobMarket} from "../interfaces/IJobMarket.sol";
 import {IJobMarketTypes} from "../interfaces/IJobMarketTypes.sol";
+import {IComputeCommons} from "../interfaces/IComputeCommons.sol";
+import {ComputeCommons} from "../commons/ComputeCommons.sol";
 import {IRandomnessSource} from "../interfaces/IRandomnessSource.sol";
 import {VerificationLib} from "../libraries/JobParams.sol";
 import {MarketSetup} from "./utils/MarketSetup.sol";
@@ -40,6 +42,14 @@ contract MarketHandler is MarketSetup {
     /// @notice How many calls of each kind got through (the run summary, to see the handler does work).
     mapping(bytes32 action => uint256) public succeeded;
 
+    /// @dev Compute commons: grantees, and the ghost of each programme's spend (prices of its jobs whose
+    /// funds have not been returned), which the programme's own `spent` must always equal.
+    address[] public grantees;
+    mapping(uint256 programmeId => uint256) public ghostSpent;
+    mapping(bytes32 jobId => bool) public commonsJobReturned;
+    /// @dev Prices of commons jobs not yet closed.
+    uint256 public ghostOutstanding;
+
     constructor() {
         _deploy();
         consumers.push(address(0xC001));
@@ -56,6 +66,11 @@ contract MarketHandler is MarketSetup {
             _fund(consumers[i], 50_000 * USD);
             usd.mint(consumers[i], 50_000 * USD); // more in the wallet, for escrow by transfer
         }
+        grantees.push(address(0x6A01));
+        grantees.push(address(0x6A02));
+        // One provider opts in to the commons at half its price.
+        vm.prank(providers[0]);
+        registry.postPrice(registry.commonsPriceKey(IERC20(address(usd))), USD / 2);
     }
 
     /* ACTIONS */
@@ -255,8 +270,16 @@ contract MarketHandler is MarketSetup {
         (bool found, uint256 i) = _find(jobSeed, IJobMarketTypes.JobState.Open);
         if (!found) return;
         IJobMarketTypes.Job memory job = _jobs[i];
-        vm.prank(job.consumer);
-        market.cancel(job);
+        if (job.consumer == address(commons)) {
+            bytes32 jobId = market.hashJob(job);
+            (, address grantee) = commons.jobOf(jobId);
+            vm.prank(grantee);
+            commons.cancelJob(job);
+            _noteClosed(jobId, job.request.price, true);
+        } else {
+            vm.prank(job.consumer);
+            market.cancel(job);
+        }
         ++succeeded["cancel"];
     }
 
@@ -319,6 +342,98 @@ contract MarketHandler is MarketSetup {
         address provider = providers[providerSeed % providers.length];
         vm.prank(provider);
         registry.withdrawStake(5);
+    }
+
+    /* COMPUTE COMMONS (the handler is governance) */
+
+    /// @notice Funds reach the commons: from the treasury, or a donation straight to it.
+    function fundCommons(uint256 amount, bool fromTreasury) external {
+        IERC20 t = IERC20(address(usd));
+        if (fromTreasury) {
+            uint256 accrued = market.treasuryAccrual(t);
+            if (accrued == 0) return;
+            market.withdrawTreasury(t, address(commons), bound(amount, 1, accrued));
+        } else {
+            usd.mint(address(commons), bound(amount, 1, 2_000 * USD));
+        }
+        ++succeeded["fundCommons"];
+    }
+
+    /// @notice Governance funds the commons (from the treasury when it has accrued fees, else by a
+    /// donation), creates a programme with it and approves both grantees.
+    function createProgramme(uint256 budget, uint256 length, uint256 allowance) external {
+        IERC20 t = IERC20(address(usd));
+        budget = bound(budget, 1, 2_000 * USD);
+        uint256 accrued = market.treasuryAccrual(t);
+        if (accrued >= budget) market.withdrawTreasury(t, address(commons), budget);
+        else usd.mint(address(commons), budget);
+        uint256 start = block.timestamp;
+        uint256 programmeId = commons.createProgramme("p", t, budget, start, start + bound(length, 1 hours, 10 days));
+        allowance = bound(allowance, 1, budget);
+        for (uint256 i; i < grantees.length; ++i) commons.approveGrantee(programmeId, grantees[i], allowance);
+        ++succeeded["createProgramme"];
+    }
+
+    function fundProgramme(uint256 programmeSeed, uint256 amount) external {
+        uint256 n = commons.programmeCount();
+        uint256 free = commons.unallocated(IERC20(address(usd)));
+        if (n == 0 || free == 0) return;
+        commons.fundProgramme(programmeSeed % n + 1, bound(amount, 1, free));
+        ++succeeded["fundProgramme"];
+    }
+
+    function approveGrantee(uint256 programmeSeed, uint256 granteeSeed, uint256 allowance) external {
+        uint256 n = commons.programmeCount();
+        if (n == 0) return;
+        commons.approveGrantee(programmeSeed % n + 1, grantees[granteeSeed % grantees.length], bound(allowance, 0, 2_000 * USD));
+        ++succeeded["approveGrantee"];
+    }
+
+    /// @notice A grantee posts a job paid from its programme (reverts, and so does nothing, when the
+    /// allowance, budget or period does not allow it).
+    function createCommonsJob(uint256 programmeSeed, uint256 granteeSeed, uint256 price) external {
+        uint256 n = commons.programmeCount();
+        if (n == 0) return;
+        uint256 programmeId = programmeSeed % n + 1;
+        IJobMarketTypes.JobRequest memory r = _smallRequest(bound(price, 1, 500 * USD));
+        vm.prank(grantees[granteeSeed % grantees.length]);
+        bytes32 jobId = commons.createJob(programmeId, r, "");
+        r.requirements = r.requirements.asCommons();
+        _jobs.push(_job(address(commons), r));
+        ghostSpent[programmeId] += r.price;
+        ghostOutstanding += r.price;
+        assertTrue(market.hashJob(_jobs[_jobs.length - 1]) == jobId, "commons job tracked");
+        ++succeeded["commonsJob"];
+    }
+
+    /// @notice Anyone closes a finished commons job (a refunded price returns to its programme).
+    function closeCommonsJob(uint256 jobSeed) external {
+        uint256 n = _jobs.length;
+        for (uint256 k; k < n; ++k) {
+            IJobMarketTypes.Job memory job = _jobs[(jobSeed + k) % n];
+            if (job.consumer != address(commons)) continue;
+            bytes32 jobId = market.hashJob(job);
+            IJobMarketTypes.JobState s = market.jobState(jobId);
+            if (s < IJobMarketTypes.JobState.Settled || commonsJobReturned[jobId]) continue;
+            commons.closeJob(job);
+            _noteClosed(jobId, job.request.price, s != IJobMarketTypes.JobState.Settled);
+            ++succeeded["closeJob"];
+            return;
+        }
+    }
+
+    function withdrawUnallocated(uint256 amount) external {
+        uint256 free = commons.unallocated(IERC20(address(usd)));
+        if (free == 0) return;
+        commons.withdrawUnallocated(IERC20(address(usd)), address(0xDA0), bound(amount, 1, free));
+        ++succeeded["withdrawUnallocated"];
+    }
+
+    function _noteClosed(bytes32 jobId, uint256 price, bool refunded) internal {
+        (uint256 programmeId,) = commons.jobOf(jobId);
+        commonsJobReturned[jobId] = true;
+        ghostOutstanding -= price;
+        if (refunded) ghostSpent[programmeId] -= price;
     }
 
     /* VIEWS FOR THE INVARIANTS */
@@ -407,6 +522,7 @@ contract MarketHandler is MarketSetup {
         total = market.treasuryAccrual(t) + market.auditPool(t);
         address[] memory all = accounts();
         for (uint256 i; i < all.length; ++i) total += market.balanceOf(t, all[i]) + market.feesDue(t, all[i]);
+        total += market.balanceOf(t, address(commons));
         for (uint256 i; i < _jobs.length; ++i) total += market.heldFor(_jobs[i]);
     }
 
@@ -434,6 +550,40 @@ contract MarketHandler is MarketSetup {
         market.sweepFees(t, all);
         uint256 accrued = market.treasuryAccrual(t);
         if (accrued != 0) market.withdrawTreasury(t, address(0xDA0), accrued);
+        for (uint256 i; i < _jobs.length; ++i) {
+            bytes32 jobId = market.hashJob(_jobs[i]);
+            IJobMarketTypes.JobState s = market.jobState(jobId);
+            if (_jobs[i].consumer == address(commons) && !commonsJobReturned[jobId]) {
+                commons.closeJob(_jobs[i]);
+                _noteClosed(jobId, _jobs[i].request.price, s != IJobMarketTypes.JobState.Settled);
+            }
+        }
+        uint256 free = commons.unallocated(t);
+        if (free != 0) commons.withdrawUnallocated(t, address(0xDA0), free);
+    }
+
+    /// @notice Prices of commons jobs still escrowed in the market (not finished).
+    function liveCommonsEscrow() external view returns (uint256 total) {
+        for (uint256 i; i < _jobs.length; ++i) {
+            if (_jobs[i].consumer != address(commons)) continue;
+            if (market.jobState(market.hashJob(_jobs[i])) < IJobMarketTypes.JobState.Settled) {
+                total += _jobs[i].request.price;
+            }
+        }
+    }
+
+    function programmeSpent(uint256 programmeId) external view returns (uint256) {
+        return commons.programme(programmeId).spent;
+    }
+
+    /// @notice What programme `programmeId` spent on jobs that settled (paid providers for good).
+    function settledSpend(uint256 programmeId) external view returns (uint256 total) {
+        for (uint256 i; i < _jobs.length; ++i) {
+            if (_jobs[i].consumer != address(commons)) continue;
+            bytes32 jobId = market.hashJob(_jobs[i]);
+            (uint256 p,) = commons.jobOf(jobId);
+            if (p == programmeId && market.jobState(jobId) == IJobMarketTypes.JobState.Settled) total += _jobs[i].request.price;
+        }
     }
 }
 
@@ -458,7 +608,7 @@ contract MarketInvariantTest is MarketSetup {
 
     /// @notice Only the handler's actions, not its getters.
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory s = new bytes4[](36);
+        bytes4[] memory s = new bytes4[](45);
         s[0] = MarketHandler.createJob.selector;
         s[1] = MarketHandler.createJobWithOffer.selector;
         s[2] = MarketHandler.claim.selector;
@@ -495,6 +645,15 @@ contract MarketInvariantTest is MarketSetup {
         s[33] = MarketHandler.draw.selector;
         s[34] = MarketHandler.audit.selector;
         s[35] = MarketHandler.revealAudit.selector;
+        s[36] = MarketHandler.fundCommons.selector;
+        s[37] = MarketHandler.createProgramme.selector;
+        s[38] = MarketHandler.fundProgramme.selector;
+        s[39] = MarketHandler.approveGrantee.selector;
+        s[40] = MarketHandler.createCommonsJob.selector;
+        s[41] = MarketHandler.closeCommonsJob.selector;
+        s[42] = MarketHandler.withdrawUnallocated.selector;
+        s[43] = MarketHandler.createCommonsJob.selector;
+        s[44] = MarketHandler.createCommonsJob.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector(address(handler), s);
     }
@@ -553,6 +712,33 @@ contract MarketInvariantTest is MarketSetup {
         }
     }
 
+    /// @notice Commons budgets are conserved: what the commons holds covers the programmes' remaining
+    /// budgets exactly up to `unallocated`; remaining budgets sum to `allocated`; each programme's
+    /// `spent` is the price of its jobs not refunded (ghost-tracked).
+    function invariant_commonsBudgetIsConserved() public view {
+        ComputeCommons c = ComputeCommons(address(handler.commons()));
+        IERC20 t = _usd();
+        uint256 holdings = _market().balanceOf(t, address(c)) + t.balanceOf(address(c));
+        uint256 allocated = c.allocated(t);
+        uint256 outstanding = c.outstanding(t);
+        assertEq(outstanding, handler.ghostOutstanding(), "outstanding = prices of open commons jobs");
+        // A refund comes back unseen: what governance may take never includes a budget, an open job's
+        // escrow or a refund owed to a programme.
+        assertTrue(
+            holdings + handler.liveCommonsEscrow() >= allocated + outstanding + c.unallocated(t),
+            "budgets, open prices and unallocated funds are backed"
+        );
+        uint256 remaining;
+        uint256 n = c.programmeCount();
+        for (uint256 p = 1; p <= n; ++p) {
+            IComputeCommons.Programme memory prog = c.programme(p);
+            assertTrue(prog.spent <= prog.budget, "spent within budget");
+            assertEq(prog.spent, handler.ghostSpent(p), "spent = prices of unreturned jobs");
+            remaining += prog.budget - prog.spent;
+        }
+        assertEq(remaining, allocated, "remaining budgets = allocated");
+    }
+
     /// @notice Nothing is stuck: past every deadline each job can be finished and every token withdrawn
     /// (but the audit pool, which belongs to future audits).
     function afterInvariant() public {
@@ -572,10 +758,21 @@ contract MarketInvariantTest is MarketSetup {
             IJobMarketTypes.JobState s = _market().jobState(_market().hashJob(handler.jobAt(i)));
             assertTrue(s >= IJobMarketTypes.JobState.Settled, "every job reaches a final state");
         }
-        // The audit pool is the one thing left: it pays future audits and only audits take from it.
+        // Left behind: the audit pool, which pays future audits, and the commons' remaining budgets.
+        ComputeCommons c = ComputeCommons(address(handler.commons()));
         assertEq(
-            _usd().balanceOf(address(_market())), _market().auditPool(_usd()), "nothing but the audit pool left behind"
+            _usd().balanceOf(address(_market())),
+            _market().auditPool(_usd()) + _market().balanceOf(_usd(), address(c)),
+            "nothing but the audit pool and commons budgets left behind"
         );
+        assertEq(c.unallocated(_usd()), 0, "unallocated commons funds withdrawn");
+        assertEq(
+            _usd().balanceOf(address(c)) + _market().balanceOf(_usd(), address(c)), c.allocated(_usd()),
+            "commons holds exactly its remaining budgets"
+        );
+        for (uint256 p = 1; p <= c.programmeCount(); ++p) {
+            assertEq(handler.programmeSpent(p), handler.settledSpend(p), "programme spend = its settled jobs");
+        }
     }
 
     function _market() internal view returns (IJobMarket) {

@@ -16,6 +16,11 @@ export interface Requirements {
   /** ISO-3166 alpha-2 code ("DE"), or "" for any region. */
   region: string;
   renewableOnly: boolean;
+  /**
+   * A compute-commons job (set by the ComputeCommons contract, which alone may create one; providers'
+   * commons prices apply). Leave it unset when creating a job directly.
+   */
+  commons?: boolean;
 }
 
 export interface Verification {
@@ -90,7 +95,8 @@ export function packRequirements(r: Requirements): bigint {
     (field(r.minGpuCount, 16, "minGpuCount") << 24n) |
     (field(r.gpuClass, 16, "gpuClass") << 40n) |
     (regionCode(r.region) << 56n) |
-    ((r.renewableOnly ? 1n : 0n) << 72n)
+    ((r.renewableOnly ? 1n : 0n) << 72n) |
+    ((r.commons ? 1n : 0n) << 80n)
   );
 }
 
@@ -103,6 +109,7 @@ export function unpackRequirements(word: bigint): Requirements {
     gpuClass: Number((w >> 40n) & 0xffffn),
     region: regionName((w >> 56n) & 0xffffn),
     renewableOnly: ((w >> 72n) & 0xffn) !== 0n,
+    commons: ((w >> 80n) & 0xffn) !== 0n,
   };
 }
 

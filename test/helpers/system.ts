@@ -64,6 +64,7 @@ export enum Eligibility {
   PriceBelowPosted,
   NotTargetProvider,
   IsConsumer,
+  ClaimsPaused,
 }
 
 export enum Energy {
@@ -87,7 +88,7 @@ export const MARKET_CONFIG: IJobMarketTypes.MarketConfigStruct = {
   auditRevealWindow: 1n * HOUR,
   minComputeWindow: 60,
   maxComputeWindow: 7n * DAY,
-  externalRandomness: false, // set when a source is installed (setRandomnessSource)
+  flags: 0, // bit 0 is set when a randomness source is installed (setRandomnessSource)
 };
 
 export const VERIFICATION_CONFIG: IJobMarketTypes.VerificationConfigStruct = {

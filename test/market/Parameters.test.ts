@@ -26,6 +26,7 @@ enum P {
   AuditClaimWindow,
   AuditRevealWindow,
   EscalationWindow,
+  MaxPauseDuration,
 }
 
 describe("JobMarket parameters", () => {
@@ -52,6 +53,7 @@ describe("JobMarket parameters", () => {
     ["AuditClaimWindow", P.AuditClaimWindow, DAY, 59n, 30n * DAY + 1n],
     ["AuditRevealWindow", P.AuditRevealWindow, DAY, 59n, 30n * DAY + 1n],
     ["EscalationWindow", P.EscalationWindow, 30n * DAY, 3_599n, 365n * DAY + 1n],
+    ["MaxPauseDuration", P.MaxPauseDuration, 7n * DAY, 3_599n, 30n * DAY + 1n],
   ];
 
   for (const [name, p, good, tooLow, tooHigh] of cases) {

@@ -6,6 +6,7 @@ import {IJobMarket} from "../../interfaces/IJobMarket.sol";
 import {IJobMarketTypes} from "../../interfaces/IJobMarketTypes.sol";
 import {IRandomnessSource} from "../../interfaces/IRandomnessSource.sol";
 import {AuditModule} from "../../market/AuditModule.sol";
+import {ComputeCommons} from "../../commons/ComputeCommons.sol";
 import {MockRandomness} from "../mocks/MockRandomness.sol";
 import {IProviderRegistry} from "../../interfaces/IProviderRegistry.sol";
 import {JobMarket} from "../../market/JobMarket.sol";
@@ -26,6 +27,7 @@ abstract contract MarketSetup is TestBase {
     IJobMarket public market;
     TestUSD public usd;
     MockRandomness public randomness;
+    ComputeCommons public commons;
 
     function _deploy() internal {
         vm.warp(1_800_000_000);
@@ -44,6 +46,8 @@ abstract contract MarketSetup is TestBase {
         market.setPaymentToken(IERC20(address(usd)), true);
         randomness = new MockRandomness();
         market.setRandomnessSource(IRandomnessSource(address(randomness)));
+        commons = new ComputeCommons(market, address(this));
+        market.setCommons(address(commons));
     }
 
     function defaultConfig() internal pure returns (IJobMarketTypes.MarketConfig memory) {
@@ -61,7 +65,7 @@ abstract contract MarketSetup is TestBase {
             auditRevealWindow: 1 hours,
             minComputeWindow: 60,
             maxComputeWindow: 7 days,
-            externalRandomness: false
+            flags: 0
         });
     }
 

@@ -1,0 +1,113 @@
+/**
+ * `npm run deploy -- --network <name>`: deploys Meshwork with Hardhat Ignition, hands every governed
+ * contract to the timelock, renounces the deployer's powers, and writes deployments/<name>.json.
+ *
+ * - Local chains (chain id 31337: the in-process network, `hardhat node` as `localhost`) get the devnet
+ *   module (test stablecoin included) with windows of minutes.
+ * - Any other network gets the live module with the live defaults; it needs PAYMENT_TOKEN (the USD
+ *   stablecoin to allowlist) and optionally MESH_RECIPIENT (who receives the MESH supply). The network's
+ *   RPC URL and deployer key come from Hardhat's keystore or environment variables (hardhat.config.ts).
+ * - Re-running on the same network resumes or reuses Ignition's journal (ignition/deployments/<id>), so
+ *   it deploys nothing twice; the address book is never replaced silently (see scripts/lib/addressBook.ts).
+ */
+import { network } from "hardhat";
+import MeshworkModule from "../ignition/modules/Meshwork.js";
+import DevnetModule from "../ignition/modules/Devnet.js";
+import { writeAddressBook, type AddressBook } from "./lib/addressBook.js";
+import { DEVNET_PARAMETERS } from "./lib/devnetParameters.js";
+
+const connection = await network.connect();
+const { ethers, ignition, networkName } = connection;
+const chainId = Number((await ethers.provider.getNetwork()).chainId);
+const local = chainId === 31337;
+const genesis = await ethers.provider.getBlock(0);
+// A local node is a new chain each time it starts: key its journal by its genesis block.
+const deploymentId = local ? `devnet-${genesis!.hash!.slice(2, 10)}` : `${networkName}-${chainId}`;
+const startBlock = await ethers.provider.getBlockNumber();
+
+console.log(`Deploying Meshwork to ${networkName} (chain ${chainId}) as ${deploymentId}...`);
+const deployed = local
+  ? await ignition.deploy(DevnetModule, { parameters: { MeshworkDevnet: DEVNET_PARAMETERS }, deploymentId, displayUi: false })
+  : await ignition.deploy(MeshworkModule, {
+      parameters: {
+        Meshwork: {
+          paymentToken: required("PAYMENT_TOKEN"),
+          ...(process.env.MESH_RECIPIENT ? { meshRecipient: process.env.MESH_RECIPIENT } : {}),
+        },
+      },
+      deploymentId,
+      displayUi: false,
+    });
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`set ${name} to deploy on ${networkName}`);
+  return value;
+}
+
+const address = async (c: { getAddress(): Promise<string> }) => c.getAddress();
+const contracts = {
+  mesh: await address(deployed.mesh),
+  registry: await address(deployed.registry),
+  market: await address(deployed.core),
+  auditModule: await address(deployed.auditModule),
+  timelock: await address(deployed.timelock),
+  governor: await address(deployed.governor),
+  commons: await address(deployed.commons),
+  paymentTokens: {
+    ...("usd" in deployed ? { tUSD: await address(deployed.usd as { getAddress(): Promise<string> }) } : {}),
+    ...(local ? { MESH: await address(deployed.mesh) } : { USD: required("PAYMENT_TOKEN") }),
+  },
+};
+
+/** The block a contract was created in: the first block where it has code (binary search). */
+async function creationBlock(target: string, from: number, to: number): Promise<number> {
+  while (from < to) {
+    const mid = Math.floor((from + to) / 2);
+    if ((await ethers.provider.getCode(target, mid)) === "0x") from = mid + 1;
+    else to = mid;
+  }
+  return from;
+}
+const endBlock = await ethers.provider.getBlockNumber();
+const blocks: Record<string, number> = {};
+for (const [name, value] of Object.entries(contracts)) {
+  if (typeof value === "string") blocks[name] = await creationBlock(value, 0, endBlock);
+}
+
+// Parameters as the chain reports them, so the address book never disagrees with the contracts.
+const market = await ethers.getContractAt("IJobMarket", contracts.market);
+const registry = await ethers.getContractAt("ProviderRegistry", contracts.registry);
+const governor = await ethers.getContractAt("MeshGovernor", contracts.governor);
+const timelock = await ethers.getContractAt("MeshTimelock", contracts.timelock);
+const parameterNames = [
+  "feeBps", "collateralBps", "timeoutSlashBps", "challengeWindow", "revealWindow", "pMinBps", "probationJobs",
+  "auditPoolShareBps", "auditRewardBps", "auditCollateralBps", "minComputeWindow", "maxComputeWindow",
+  "fraudStakeSlashBps", "fraudConsumerBps", "fraudAuditorBps", "challengeBondBps", "assumedCollusionBps",
+  "auditClaimWindow", "auditRevealWindow", "escalationWindow", "maxPauseDuration",
+];
+const parameters: Record<string, string | number> = {};
+for (const [i, name] of parameterNames.entries()) parameters[`market.${name}`] = Number(await market.parameter(i));
+for (const [i, name] of ["minStake", "unbondingPeriod", "jailPeriod"].entries()) {
+  parameters[`registry.${name}`] = (await registry.parameter(i)).toString();
+}
+parameters["governor.votingDelay"] = Number(await governor.votingDelay());
+parameters["governor.votingPeriod"] = Number(await governor.votingPeriod());
+parameters["governor.quorumPercent"] = Number(await governor["quorumNumerator()"]());
+parameters["governor.proposalThreshold"] = (await governor.proposalThreshold()).toString();
+parameters["governor.lateQuorumExtension"] = Number(await governor.lateQuorumVoteExtension());
+parameters["timelock.minDelay"] = Number(await timelock.getMinDelay());
+
+const book: AddressBook = {
+  network: networkName,
+  chainId,
+  deploymentBlock: Math.min(startBlock, ...Object.values(blocks)),
+  blocks,
+  contracts,
+  parameters,
+  ignitionDeploymentId: deploymentId,
+  deployedAt: new Date().toISOString(),
+};
+const outcome = writeAddressBook(book);
+console.log(`Address book ${outcome}: deployments/${networkName}.json`);
+console.log(JSON.stringify(contracts, null, 2));

@@ -1,0 +1,414 @@
+/**
+ * `scripts/deploy.ts` against a real `hardhat node` started here: the address book it writes, what a
+ * second run does (Ignition's journal, the address book never replaced silently), and one job run end to
+ * end on the deployed system by the node's unlocked accounts.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { expect } from "chai";
+import {
+  JsonRpcProvider,
+  Network,
+  ZeroAddress,
+  getAddress,
+  hexlify,
+  id,
+  randomBytes,
+  type ContractTransactionResponse,
+  type JsonRpcSigner,
+} from "ethers";
+import { jobFromResult, packRequirements, packVerification, type JobStruct } from "../../sdk/src/params.js";
+import type { AddressBook } from "../../scripts/lib/addressBook.js";
+import { DEVNET_PARAMETERS } from "../../scripts/lib/devnetParameters.js";
+import {
+  ComputeCommons__factory,
+  IJobMarket__factory,
+  JobMarket__factory,
+  MeshGovernor__factory,
+  MeshTimelock__factory,
+  MeshToken__factory,
+  ProviderRegistry__factory,
+  TestUSD__factory,
+} from "../../types/ethers-contracts/index.js";
+import { AuditAnswer, Result } from "../helpers/audits.js";
+import { DEFAULT_PROFILE, DEFAULT_REQUIREMENTS, JobState } from "../helpers/system.js";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const HARDHAT = join(ROOT, "node_modules", ".bin", "hardhat");
+/** The children run under the Node that runs the tests. */
+const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
+delete CHILD_ENV.MESHWORK_OVERWRITE;
+
+const CONTRACTS = ["mesh", "registry", "market", "auditModule", "timelock", "governor", "commons"] as const;
+/** IJobMarketTypes.Parameter, in order, as the address book names them. */
+const MARKET_PARAMETERS = [
+  "feeBps", "collateralBps", "timeoutSlashBps", "challengeWindow", "revealWindow", "pMinBps", "probationJobs",
+  "auditPoolShareBps", "auditRewardBps", "auditCollateralBps", "minComputeWindow", "maxComputeWindow",
+  "fraudStakeSlashBps", "fraudConsumerBps", "fraudAuditorBps", "challengeBondBps", "assumedCollusionBps",
+  "auditClaimWindow", "auditRevealWindow", "escalationWindow", "maxPauseDuration",
+];
+const DEFAULT_ADMIN_ROLE = "0x" + "00".repeat(32);
+
+const USD = 10n ** 6n;
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Runs a command to completion; its exit code and its stdout and stderr together. */
+function runCommand(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((done, reject) => {
+    const child = spawn(HARDHAT, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`hardhat ${args.join(" ")} timed out:\n${output}`));
+    }, timeoutMs);
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      done({ code, output });
+    });
+  });
+}
+
+async function rpc(url: string, method: string): Promise<unknown> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: [] }),
+  });
+  return ((await response.json()) as { result: unknown }).result;
+}
+
+async function send(tx: Promise<ContractTransactionResponse>) {
+  const receipt = await (await tx).wait();
+  if (receipt === null || receipt.status !== 1) throw new Error("transaction failed");
+  return receipt;
+}
+
+describe("deploy script against a hardhat node", function () {
+  this.timeout(300_000);
+
+  let node: ChildProcess | undefined;
+  let nodeExited: Promise<void> | undefined;
+  let nodeOutput = "";
+  let url = "";
+  let provider: JsonRpcProvider;
+  let deploymentsDir = "";
+  let journalDir = "";
+  let journalExisted = true;
+  let bookPath = "";
+  let first: { code: number | null; output: string };
+  let book: AddressBook;
+
+  function deploy(extraEnv: NodeJS.ProcessEnv = {}) {
+    return runCommand(
+      ["run", "scripts/deploy.ts", "--network", "localhost"],
+      { ...CHILD_ENV, MESHWORK_RPC_URL: url, MESHWORK_DEPLOYMENTS_DIR: deploymentsDir, ...extraEnv },
+      180_000,
+    );
+  }
+
+  function deployed(): AddressBook {
+    if (!book) throw new Error(`the first deployment failed (exit ${first?.code}):\n${first?.output}`);
+    return book;
+  }
+
+  function killNodeNow() {
+    try {
+      if (node?.pid !== undefined && node.exitCode === null) process.kill(-node.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
+  before(async function () {
+    this.timeout(240_000);
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    // Its own process group, so that `after` stops it and anything it started.
+    node = spawn(HARDHAT, ["node", "--hostname", "127.0.0.1", "--port", String(port)], {
+      cwd: ROOT,
+      env: CHILD_ENV,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const child = node;
+    // Should the test process die before `after`, the node dies with it.
+    process.once("exit", killNodeNow);
+    child.stdout!.on("data", (d) => (nodeOutput = (nodeOutput + d).slice(-10_000)));
+    child.stderr!.on("data", (d) => (nodeOutput = (nodeOutput + d).slice(-10_000)));
+    nodeExited = new Promise((done) => child.once("exit", () => done()));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`hardhat node exited (${child.exitCode}):\n${nodeOutput}`);
+      try {
+        if ((await rpc(url, "eth_chainId")) === "0x7a69") break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`hardhat node did not answer within 60 s:\n${nodeOutput}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    provider = new JsonRpcProvider(url, Network.from(31337), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 100 });
+
+    const genesis = await provider.getBlock(0);
+    journalDir = join(ROOT, "ignition", "deployments", `devnet-${genesis!.hash!.slice(2, 10)}`);
+    journalExisted = existsSync(journalDir);
+    deploymentsDir = mkdtempSync(join(tmpdir(), "meshwork-deployments-"));
+    bookPath = join(deploymentsDir, "localhost.json");
+
+    first = await deploy();
+    if (first.code === 0 && existsSync(bookPath)) book = JSON.parse(readFileSync(bookPath, "utf8")) as AddressBook;
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    provider?.destroy();
+    if (node?.pid !== undefined && node.exitCode === null && node.signalCode === null) {
+      const pid = node.pid;
+      const stopped = Promise.race([nodeExited!.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+      process.kill(-pid, "SIGTERM");
+      if (!(await stopped)) process.kill(-pid, "SIGKILL");
+    }
+    process.removeListener("exit", killNodeNow);
+    if (deploymentsDir) rmSync(deploymentsDir, { recursive: true, force: true });
+    // The journal of this throw-away chain (ignition/deployments/devnet-*, gitignored).
+    if (journalDir && !journalExisted) rmSync(journalDir, { recursive: true, force: true });
+  });
+
+  it("writes a correct address book", async () => {
+    expect(first.code, first.output).to.equal(0);
+    expect(first.output).to.contain("Address book created: deployments/localhost.json");
+    const book = deployed();
+    const genesis = await provider.getBlock(0);
+
+    expect(book.network).to.equal("localhost");
+    expect(book.chainId).to.equal(31337);
+    expect(book.ignitionDeploymentId).to.equal(`devnet-${genesis!.hash!.slice(2, 10)}`);
+    expect(existsSync(join(journalDir, "journal.jsonl"))).to.equal(true);
+    expect(Number.isNaN(Date.parse(book.deployedAt))).to.equal(false);
+    expect(Object.keys(book.contracts).sort()).to.deep.equal([...CONTRACTS, "paymentTokens"].sort());
+    expect(Object.keys(book.contracts.paymentTokens).sort()).to.deep.equal(["MESH", "tUSD"]);
+    expect(book.contracts.paymentTokens.MESH).to.equal(book.contracts.mesh);
+
+    // Every contract is on the chain, created in the block the book says.
+    const addresses = [...CONTRACTS.map((name) => book.contracts[name]), book.contracts.paymentTokens.tUSD];
+    expect(new Set(addresses).size).to.equal(addresses.length);
+    for (const address of addresses) {
+      expect(getAddress(address)).to.equal(address);
+      expect(await provider.getCode(address)).to.not.equal("0x");
+    }
+    expect(Object.keys(book.blocks).sort()).to.deep.equal([...CONTRACTS].sort());
+    for (const name of CONTRACTS) {
+      const block = book.blocks[name];
+      expect(block, name).to.be.greaterThan(0);
+      expect(await provider.getCode(book.contracts[name], block), `${name} at its block`).to.not.equal("0x");
+      expect(await provider.getCode(book.contracts[name], block - 1), `${name} before its block`).to.equal("0x");
+    }
+    expect(book.deploymentBlock).to.be.at.most(Math.min(...Object.values(book.blocks)));
+
+    // The parameters are the chain's, and the devnet's.
+    const { contracts: c, parameters } = book;
+    const market = IJobMarket__factory.connect(c.market, provider);
+    const registry = ProviderRegistry__factory.connect(c.registry, provider);
+    const governor = MeshGovernor__factory.connect(c.governor, provider);
+    const timelock = MeshTimelock__factory.connect(c.timelock, provider);
+    const commons = ComputeCommons__factory.connect(c.commons, provider);
+    const mesh = MeshToken__factory.connect(c.mesh, provider);
+    for (const [i, name] of MARKET_PARAMETERS.entries()) {
+      expect(parameters[`market.${name}`], name).to.equal(Number(await market.parameter(i)));
+    }
+    for (const [i, name] of ["minStake", "unbondingPeriod", "jailPeriod"].entries()) {
+      expect(parameters[`registry.${name}`], name).to.equal((await registry.parameter(i)).toString());
+    }
+    expect(parameters["governor.votingDelay"]).to.equal(Number(await governor.votingDelay()));
+    expect(parameters["governor.votingPeriod"]).to.equal(Number(await governor.votingPeriod()));
+    expect(parameters["governor.quorumPercent"]).to.equal(Number(await governor["quorumNumerator()"]()));
+    expect(parameters["governor.proposalThreshold"]).to.equal((await governor.proposalThreshold()).toString());
+    expect(parameters["governor.lateQuorumExtension"]).to.equal(Number(await governor.lateQuorumVoteExtension()));
+    expect(parameters["timelock.minDelay"]).to.equal(Number(await timelock.getMinDelay()));
+    expect(Object.keys(parameters)).to.have.length(MARKET_PARAMETERS.length + 3 + 6);
+    expect(parameters).to.include({
+      "market.challengeWindow": DEVNET_PARAMETERS.challengeWindow,
+      "market.revealWindow": DEVNET_PARAMETERS.revealWindow,
+      "market.minComputeWindow": DEVNET_PARAMETERS.minComputeWindow,
+      "market.maxComputeWindow": DEVNET_PARAMETERS.maxComputeWindow,
+      "market.probationJobs": 3,
+      "market.feeBps": 250,
+      "registry.minStake": DEVNET_PARAMETERS.minStake.toString(),
+      "registry.unbondingPeriod": String(DEVNET_PARAMETERS.unbondingPeriod),
+      "governor.votingDelay": DEVNET_PARAMETERS.votingDelay,
+      "governor.votingPeriod": DEVNET_PARAMETERS.votingPeriod,
+      "governor.proposalThreshold": "0",
+      "timelock.minDelay": DEVNET_PARAMETERS.timelockDelay,
+    });
+
+    // Wiring and hand-over: the timelock owns everything, the deployer keeps no power.
+    const deployer = (await provider.getSigner(0)).address;
+    expect(await JobMarket__factory.connect(c.market, provider).owner()).to.equal(c.timelock);
+    expect(await registry.owner()).to.equal(c.timelock);
+    expect(await commons.owner()).to.equal(c.timelock);
+    expect(await registry.market()).to.equal(c.market);
+    expect(await market.commons()).to.equal(c.commons);
+    expect(await market.auditModule()).to.equal(c.auditModule);
+    expect(await market.guardian()).to.equal(ZeroAddress);
+    expect(await market.isPaymentToken(c.paymentTokens.tUSD)).to.equal(true);
+    expect(await market.isPaymentToken(c.mesh)).to.equal(true);
+    expect(await timelock.hasRole(DEFAULT_ADMIN_ROLE, deployer)).to.equal(false);
+    expect(await timelock.hasRole(DEFAULT_ADMIN_ROLE, c.timelock)).to.equal(true);
+    expect(await timelock.hasRole(id("PROPOSER_ROLE"), c.governor)).to.equal(true);
+    expect(await timelock.hasRole(id("PROPOSER_ROLE"), deployer)).to.equal(false);
+    expect(await timelock.hasRole(id("CANCELLER_ROLE"), c.governor)).to.equal(true);
+    expect(await timelock.hasRole(id("EXECUTOR_ROLE"), ZeroAddress)).to.equal(true);
+    expect(await governor.timelock()).to.equal(c.timelock);
+    expect(await mesh.balanceOf(deployer)).to.equal(DEVNET_PARAMETERS.meshSupply);
+  });
+
+  it("deploys nothing twice, and never replaces another deployment's address book silently", async () => {
+    const book = deployed();
+    const head = await provider.getBlockNumber();
+
+    // Same chain, same journal: the same contracts, no transaction, the book rewritten in place.
+    const again = await deploy();
+    expect(again.code, again.output).to.equal(0);
+    expect(again.output).to.contain("Address book updated: deployments/localhost.json");
+    expect(await provider.getBlockNumber()).to.equal(head);
+    const rewritten = JSON.parse(readFileSync(bookPath, "utf8")) as AddressBook;
+    expect(rewritten.contracts).to.deep.equal(book.contracts);
+    expect(rewritten.blocks).to.deep.equal(book.blocks);
+    expect(rewritten.parameters).to.deep.equal(book.parameters);
+    expect(rewritten.ignitionDeploymentId).to.equal(book.ignitionDeploymentId);
+
+    // A book describing another deployment is left alone...
+    const foreign = JSON.stringify({ ...book, contracts: { ...book.contracts, market: getAddress("0x" + "ab".repeat(20)) } }, null, 2) + "\n";
+    writeFileSync(bookPath, foreign);
+    const refused = await deploy();
+    expect(refused.code).to.not.equal(0);
+    expect(refused.output).to.contain("already describes another deployment (market changed)");
+    expect(refused.output).to.contain("MESHWORK_OVERWRITE=1");
+    expect(readFileSync(bookPath, "utf8")).to.equal(foreign);
+    expect(await provider.getBlockNumber()).to.equal(head);
+
+    // ...unless replacing it is asked for.
+    const replaced = await deploy({ MESHWORK_OVERWRITE: "1" });
+    expect(replaced.code, replaced.output).to.equal(0);
+    expect(replaced.output).to.contain("Address book replaced: deployments/localhost.json");
+    expect((JSON.parse(readFileSync(bookPath, "utf8")) as AddressBook).contracts).to.deep.equal(book.contracts);
+    expect(await provider.getBlockNumber()).to.equal(head);
+  });
+
+  it("runs one job end to end on the deployed system", async () => {
+    const { contracts: c } = deployed();
+    const [deployer, worker, auditor, consumer] = await Promise.all([0, 1, 2, 3].map((i) => provider.getSigner(i)));
+    const market = IJobMarket__factory.connect(c.market, provider);
+    const registry = ProviderRegistry__factory.connect(c.registry, provider);
+    const mesh = MeshToken__factory.connect(c.mesh, provider);
+    const usd = TestUSD__factory.connect(c.paymentTokens.tUSD, provider);
+    const minStake = await registry.parameter(0);
+    const price = 50n * USD;
+    const collateral = await market.parameter(1).then((bps) => (price * bps) / 10_000n);
+    const fee = await market.parameter(0).then((bps) => (price * bps) / 10_000n);
+    const toAuditPool = await market.parameter(7).then((bps) => (fee * bps) / 10_000n);
+
+    // Two providers (the worker and its auditor) register, bond MESH from the deployer and post a price.
+    const onboard = async (p: JsonRpcSigner) => {
+      await send(mesh.connect(deployer).transfer(p.address, minStake));
+      await send(registry.connect(p).register(DEFAULT_PROFILE, "ipfs://provider"));
+      await send(mesh.connect(p).approve(c.registry, minStake));
+      await send(registry.connect(p).stake(p.address, minStake));
+      await send(registry.connect(p).postPrice(c.paymentTokens.tUSD, 1n * USD));
+      expect(await registry.isActive(p.address)).to.equal(true);
+    };
+    await onboard(worker);
+    await onboard(auditor);
+
+    // The consumer pays for its job from its wallet.
+    await send(usd.connect(consumer).mint(consumer.address, price));
+    await send(usd.connect(consumer).approve(c.market, price));
+    const now = (await provider.getBlock("latest"))!.timestamp;
+    const chunks = 16;
+    const request = {
+      paymentToken: c.paymentTokens.tUSD,
+      price,
+      workUnits: 10n,
+      specHash: hexlify(randomBytes(32)),
+      requirements: packRequirements(DEFAULT_REQUIREMENTS),
+      verification: packVerification({ chunks, auditChunks: 4, auditBps: 0 }),
+      claimBy: BigInt(now + 3600),
+      computeWindow: 1800n,
+      targetProvider: ZeroAddress,
+      nonce: 1n,
+    };
+    const created = await send(market.connect(consumer).createJob(request, "ipfs://spec"));
+    const event = created.logs.map((log) => market.interface.parseLog(log)).find((e) => e?.name === "JobCreated");
+    const jobId: string = event!.args.jobId;
+    const job: JobStruct = jobFromResult(event!.args.job);
+    expect(job.consumer).to.equal(consumer.address);
+    expect(await usd.balanceOf(consumer.address)).to.equal(0n);
+    expect(Number(await market.jobState(jobId))).to.equal(JobState.Open);
+
+    // The worker claims with collateral from its wallet, computes and commits.
+    await send(usd.connect(worker).mint(worker.address, collateral));
+    await send(usd.connect(worker).approve(c.market, collateral));
+    const walletBefore = await usd.balanceOf(worker.address);
+    await send(market.connect(worker).claim(job));
+    expect(Number(await market.jobState(jobId))).to.equal(JobState.Claimed);
+    const result = Result.of(jobId, worker.address, chunks);
+    await send(market.connect(worker).commit(jobId, result.commitment));
+    expect(Number(await market.jobState(jobId))).to.equal(JobState.Committed);
+
+    // The audit draw uses the hash of the block after the commit. A new provider is on probation
+    // (probationJobs = 3), so its job is audited: the auditor re-runs the sample and commits blind...
+    await provider.send("evm_mine", []);
+    await provider.send("evm_mine", []);
+    const sample = (await market.sampleOf(job)).map(Number);
+    expect(sample).to.have.length(4);
+    const answer = AuditAnswer.of(jobId, auditor.address, sample);
+    await send(usd.connect(auditor).mint(auditor.address, price)); // auditCollateralBps = 10000
+    await send(usd.connect(auditor).approve(c.market, price));
+    const claimed = await send(market.connect(auditor).audit(job, answer.commitment));
+    expect(claimed.logs.map((l) => market.interface.parseLog(l)?.name)).to.include("AuditClaimed");
+    expect(Number(await market.jobState(jobId))).to.equal(JobState.Revealing);
+
+    // ...and the worker's reveal matches it: the job settles.
+    await provider.send("evm_increaseTime", [60]);
+    await provider.send("evm_mine", []);
+    const revealed = await send(
+      market
+        .connect(worker)
+        .revealResult(job, worker.address, result.tree.root, result.salt, "ipfs://output", result.leavesAt(sample), result.proofsAt(sample)),
+    );
+    const names = revealed.logs.map((l) => market.interface.parseLog(l)?.name);
+    expect(names).to.include.members(["ResultRevealed", "AuditPassed", "JobSettled"]);
+    expect(Number(await market.jobState(jobId))).to.equal(JobState.Settled);
+    expect(await market.completedJobs(c.paymentTokens.tUSD, worker.address)).to.equal(1n);
+    expect((await registry.countersOf(worker.address)).audited).to.equal(1n);
+
+    // The worker withdraws: its collateral back and the price less the protocol fee.
+    const earned = await market.balanceOf(c.paymentTokens.tUSD, worker.address);
+    expect(earned).to.equal(price - fee + collateral);
+    await send(market.connect(worker).withdraw(c.paymentTokens.tUSD, earned, worker.address));
+    expect((await usd.balanceOf(worker.address)) - walletBefore).to.equal(price - fee);
+    expect(await market.balanceOf(c.paymentTokens.tUSD, worker.address)).to.equal(0n);
+    // Its fee was swept on withdrawal: the audit pool's share and the treasury's.
+    expect(await market.feesDue(c.paymentTokens.tUSD, worker.address)).to.equal(0n);
+    expect(await market.auditPool(c.paymentTokens.tUSD)).to.equal(toAuditPool);
+    expect(await market.treasuryAccrual(c.paymentTokens.tUSD)).to.equal(fee - toAuditPool);
+    // The auditor's collateral is back (the pool was empty when it was paid: no reward).
+    expect(await market.balanceOf(c.paymentTokens.tUSD, auditor.address)).to.equal(price);
+  });
+});
