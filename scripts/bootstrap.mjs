@@ -21,9 +21,16 @@ const toolsBin = join(root, ".tools", "node_modules", ".bin");
 const stampFile = join(root, "node_modules", ".meshwork-install-stamp");
 const MIN_NODE_MAJOR = 22;
 
-/** Task name -> [script under node_modules/.bin or a repository path, ...fixed arguments]. */
+/**
+ * Task name -> [script under node_modules/.bin or a repository path, ...fixed arguments], or a list of
+ * such steps run in order (the task's own arguments go to the last one).
+ */
+const COMPILE = ["hardhat", "compile", "--quiet"];
 const TASKS = {
   test: ["hardhat", "test"],
+  "bench:sdk": ["hardhat", "run", "bench/sdk.ts"],
+  docs: [COMPILE, ["typedoc", "--options", "typedoc.json"]],
+  "sdk:build": [COMPILE, ["tsc", "-p", "sdk/tsconfig.json"]],
   compile: ["hardhat", "compile"],
   coverage: ["hardhat", "test", "--coverage"],
   "bench:gas": ["hardhat", "run", "bench/gas.ts"],
@@ -109,9 +116,14 @@ function main() {
   const nodePath = ensureNode();
   const env = { ...process.env, PATH: [dirname(nodePath), process.env.PATH].join(delimiter) };
   ensurePackages(nodePath, env);
-  const [bin, ...fixed] = spec;
-  const script = bin.includes("/") ? join(root, bin) : join(root, "node_modules", ".bin", bin);
-  return run(nodePath, [script, ...fixed, ...rest], env);
+  const steps = Array.isArray(spec[0]) ? spec : [spec];
+  for (let i = 0; i < steps.length; i++) {
+    const [bin, ...fixed] = steps[i];
+    const script = bin.includes("/") ? join(root, bin) : join(root, "node_modules", ".bin", bin);
+    const status = run(nodePath, [script, ...fixed, ...(i === steps.length - 1 ? rest : [])], env);
+    if (status !== 0) return status;
+  }
+  return 0;
 }
 
 try {

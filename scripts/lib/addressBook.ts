@@ -5,27 +5,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
-export interface AddressBook {
-  network: string;
-  chainId: number;
-  /** The first block of the deployment: readers scan events from here. */
-  deploymentBlock: number;
-  /** The block each contract was created in. */
-  blocks: Record<string, number>;
-  contracts: {
-    mesh: string;
-    registry: string;
-    market: string;
-    auditModule: string;
-    timelock: string;
-    governor: string;
-    commons: string;
-    paymentTokens: Record<string, string>;
-  };
-  parameters: Record<string, string | number>;
-  ignitionDeploymentId: string;
-  deployedAt: string;
-}
+export type { AddressBook } from "../../sdk/src/addressBook.js";
+import type { AddressBook } from "../../sdk/src/addressBook.js";
 
 /** deployments/ in the repository, or MESHWORK_DEPLOYMENTS_DIR (tests write elsewhere). */
 export function deploymentsDir(): string {

@@ -3,7 +3,7 @@
  * fields are packed into three words (`Requirements`, `Verification`, `Terms`, see
  * contracts/libraries/JobParams.sol); this module packs and unpacks them and hashes jobs into ids.
  */
-import { AbiCoder, keccak256 } from "ethers";
+import { AbiCoder, keccak256, verifyTypedData } from "ethers";
 
 export interface Requirements {
   /** Runtime id 0..15 (0 = integer kernels, 1 = ONNX). */
@@ -193,4 +193,55 @@ export function offerTypedData(chainId: bigint, market: string) {
     domain: { name: "Meshwork JobMarket", version: "1", chainId, verifyingContract: market },
     types: { Offer: [{ name: "jobId", type: "bytes32" }, { name: "expiry", type: "uint40" }] },
   };
+}
+
+/**
+ * A worker's signed delivery receipt (PROTOCOL.md §5): it binds the job, the result root, where the
+ * outputs are and the digest of the runtime that produced them, so a consumer can check a delivered
+ * result off-chain before it is on-chain. Same domain as offers (chain id and market), so a receipt
+ * cannot be replayed on another chain or market.
+ */
+export interface JobReceipt {
+  jobId: string;
+  resultRoot: string;
+  outputURI: string;
+  runtimeDigest: string;
+}
+
+/** EIP-712 domain and types of a {@link JobReceipt}. */
+export function receiptTypedData(chainId: bigint, market: string) {
+  return {
+    domain: { name: "Meshwork JobMarket", version: "1", chainId, verifyingContract: market },
+    types: {
+      JobReceipt: [
+        { name: "jobId", type: "bytes32" },
+        { name: "resultRoot", type: "bytes32" },
+        { name: "outputURI", type: "string" },
+        { name: "runtimeDigest", type: "bytes32" },
+      ],
+    },
+  };
+}
+
+/**
+ * Signs a receipt with `signer` (the provider's key).
+ * @example
+ * ```ts
+ * const signature = await signReceipt(wallet, chainId, market, { jobId, resultRoot, outputURI, runtimeDigest });
+ * ```
+ */
+export async function signReceipt(
+  signer: { signTypedData(domain: object, types: Record<string, { name: string; type: string }[]>, value: Record<string, unknown>): Promise<string> },
+  chainId: bigint,
+  market: string,
+  receipt: JobReceipt,
+): Promise<string> {
+  const { domain, types } = receiptTypedData(chainId, market);
+  return signer.signTypedData(domain, types, { ...receipt });
+}
+
+/** The address that signed `receipt` (compare it with the job's provider). */
+export function receiptSigner(chainId: bigint, market: string, receipt: JobReceipt, signature: string): string {
+  const { domain, types } = receiptTypedData(chainId, market);
+  return verifyTypedData(domain, types, { ...receipt }, signature);
 }

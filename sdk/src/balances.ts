@@ -1,0 +1,108 @@
+/**
+ * Internal balances in the market: what consumers pre-fund jobs from and what providers, auditors and
+ * refunds are paid into (pull payments: nothing is sent until its owner withdraws).
+ */
+import { Contract } from "ethers";
+import type { ContractTransactionReceipt } from "ethers";
+import type { MeshworkContext } from "./context.js";
+
+const ERC20_ABI = [
+  "function allowance(address owner, address spender) view returns (uint256)",
+  "function approve(address spender, uint256 amount) returns (bool)",
+  "function balanceOf(address account) view returns (uint256)",
+];
+
+export interface TokenBalance {
+  token: string;
+  symbol: string;
+  /** The account's internal balance in the market. */
+  market: bigint;
+  /** The account's wallet balance of the token. */
+  wallet: bigint;
+}
+
+export class Balances {
+  constructor(private readonly ctx: MeshworkContext) {}
+
+  /**
+   * Deposits `amount` of `token` (symbol or address) into `account`'s market balance (the caller's by
+   * default), approving the market first when needed.
+   * @throws {MeshworkContractError} e.g. `JobMarketUnknownToken`, `ERC20InsufficientBalance`.
+   * @example
+   * ```ts
+   * await mw.balances.deposit("tUSD", 100_000_000n);
+   * ```
+   */
+  async deposit(token: string, amount: bigint, account?: string): Promise<ContractTransactionReceipt> {
+    const address = this.ctx.token(token);
+    const to = account ?? (await this.ctx.account("deposit"));
+    await this.ensureAllowance(address, amount, "deposit");
+    return this.ctx.send("deposit", () => this.ctx.contracts.market.deposit(address, to, amount));
+  }
+
+  /**
+   * Withdraws from the caller's market balance to `to` (the caller by default).
+   * @throws {MeshworkContractError} `JobMarketInsufficientBalance(token, account, balance, amount)`.
+   * @example
+   * ```ts
+   * await mw.balances.withdraw("tUSD", 5_000_000n);
+   * ```
+   */
+  async withdraw(token: string, amount: bigint, to?: string): Promise<ContractTransactionReceipt> {
+    const recipient = to ?? (await this.ctx.account("withdraw"));
+    return this.ctx.send("withdraw", () => this.ctx.contracts.market.withdraw(this.ctx.token(token), amount, recipient));
+  }
+
+  /**
+   * Withdraws several tokens in one transaction.
+   * @throws {MeshworkContractError} as {@link Balances.withdraw}.
+   * @example
+   * ```ts
+   * await mw.balances.withdrawBatch([{ token: "tUSD", amount: 1_000_000n }, { token: "tEUR", amount: 2n }]);
+   * ```
+   */
+  async withdrawBatch(withdrawals: { token: string; amount: bigint }[], to?: string): Promise<ContractTransactionReceipt> {
+    const recipient = to ?? (await this.ctx.account("withdrawBatch"));
+    const list = withdrawals.map((w) => ({ token: this.ctx.token(w.token), amount: w.amount }));
+    return this.ctx.send("withdrawBatch", () => this.ctx.contracts.market.withdrawBatch(list, recipient));
+  }
+
+  /** `account`'s market balance of `token`. */
+  async of(token: string, account?: string): Promise<bigint> {
+    const who = account ?? (await this.ctx.account("balances.of"));
+    return this.ctx.call("balanceOf", () => this.ctx.contracts.market.balanceOf(this.ctx.token(token), who));
+  }
+
+  /**
+   * Market and wallet balances of every payment token in the address book.
+   * @example
+   * ```ts
+   * for (const b of await mw.balances.all()) console.log(b.symbol, b.market, b.wallet);
+   * ```
+   */
+  async all(account?: string): Promise<TokenBalance[]> {
+    const who = account ?? (await this.ctx.account("balances.all"));
+    const out: TokenBalance[] = [];
+    for (const [symbol, token] of Object.entries(this.ctx.book.contracts.paymentTokens)) {
+      const erc20 = new Contract(token, ERC20_ABI, this.ctx.runner);
+      const [market, wallet] = await this.ctx.call("balances", () =>
+        Promise.all([this.ctx.contracts.market.balanceOf(token, who), erc20.balanceOf(who) as Promise<bigint>]),
+      );
+      out.push({ token, symbol, market, wallet });
+    }
+    return out;
+  }
+
+  /**
+   * Makes sure the market may pull `amount` of `token` from the caller: approves exactly `amount` when
+   * the allowance is short (what the market takes beyond the internal balance it pulls by transferFrom).
+   */
+  async ensureAllowance(token: string, amount: bigint, action: string, spender?: string): Promise<void> {
+    const owner = await this.ctx.account(action);
+    const to = spender ?? this.ctx.book.contracts.market;
+    const erc20 = new Contract(token, ERC20_ABI, this.ctx.runner);
+    const allowance: bigint = await this.ctx.call(action, () => erc20.allowance(owner, to));
+    if (allowance >= amount) return;
+    await this.ctx.send(`${action}: approve`, () => erc20.approve(to, amount));
+  }
+}

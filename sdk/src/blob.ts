@@ -1,0 +1,481 @@
+/**
+ * Content-addressed blobs (PROTOCOL.md §11): job specs, inputs and outputs are stored and fetched by
+ * the SHA-256 digest of their bytes; only digests go on-chain.
+ *
+ * **Digest form.** The canonical form is the on-chain `bytes32` one: `0x` followed by 64 lower-case hex
+ * digits (what ethers' `hexlify` prints). Every function here also accepts the bare 64-digit form and
+ * upper-case digits, and normalises them with {@link normalizeDigest}; what it returns is always
+ * canonical.
+ *
+ * **Stores.** {@link MemoryBlobStore} (tests, one process), {@link HttpBlobStore} (a client of any
+ * server speaking the tiny protocol below) and {@link startBlobServer} (the embedded default store that
+ * operators and the local devnet run: a directory served over HTTP on 127.0.0.1).
+ *
+ * **HTTP protocol.** `PUT {base}/blobs/{digest}` with the raw bytes as body (201 created, 200 when it
+ * was already there; 400 when the body does not hash to `{digest}` or the digest is malformed; 413 when
+ * it is larger than the server allows), `GET {base}/blobs/{digest}` (200 with the bytes, 404) and
+ * `HEAD {base}/blobs/{digest}` (200, 404). `{digest}` may be in either form. Clients never trust a
+ * server: {@link HttpBlobStore.get} re-hashes what it receives.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { MeshworkBlobError } from "./errors.js";
+
+/** `0x` + 64 hex digits, or 64 hex digits. Either case. */
+const DIGEST_RE = /^(?:0x)?([0-9a-fA-F]{64})$/;
+
+/**
+ * A place to put bytes and get them back by their SHA-256 digest.
+ *
+ * Implementations must return the canonical digest (`0x` + 64 lower-case hex digits) from `put`,
+ * accept both digest forms in `get` and `has`, and throw a {@link MeshworkBlobError} from `get` when the
+ * blob is missing or its bytes do not hash to the digest. An IPFS backend can implement this interface
+ * later with the same digests (a raw-leaf CIDv1 with the sha2-256 multihash carries exactly this
+ * digest), so nothing on-chain or in a job spec changes when a deployment moves to IPFS.
+ */
+export interface BlobStore {
+  /** Stores `bytes`; resolves to their digest. Idempotent. */
+  put(bytes: Uint8Array): Promise<string>;
+  /** The bytes whose SHA-256 is `digest`, verified. Throws {@link MeshworkBlobError} when missing. */
+  get(digest: string): Promise<Uint8Array>;
+  /** Whether the store holds `digest`. */
+  has(digest: string): Promise<boolean>;
+}
+
+/** Whether `value` is a SHA-256 digest in either accepted form. */
+export function isDigest(value: unknown): value is string {
+  return typeof value === "string" && DIGEST_RE.test(value);
+}
+
+/**
+ * The canonical form of a digest: `0x` + 64 lower-case hex digits. Accepts the bare form and upper-case
+ * digits; throws {@link MeshworkBlobError} for anything else.
+ */
+export function normalizeDigest(digest: string): string {
+  const m = typeof digest === "string" ? DIGEST_RE.exec(digest) : null;
+  if (!m) throw new MeshworkBlobError("malformed blob digest: expected 64 hex digits, optionally 0x-prefixed", { details: { digest } });
+  return "0x" + m[1].toLowerCase();
+}
+
+/** The canonical SHA-256 digest of `bytes`. */
+export function digestOf(bytes: Uint8Array): string {
+  return "0x" + createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Throws a {@link MeshworkBlobError} unless `bytes` hash to `digest`. */
+export function verifyBlob(digest: string, bytes: Uint8Array, details: Record<string, unknown> = {}): void {
+  const expected = normalizeDigest(digest);
+  const actual = digestOf(bytes);
+  if (actual !== expected) {
+    throw new MeshworkBlobError("blob digest mismatch: the bytes received do not hash to the digest asked for", {
+      details: { digest: expected, actual, size: bytes.length, ...details },
+    });
+  }
+}
+
+/** A blob store in this process's memory: for tests and single-process demos. */
+export class MemoryBlobStore implements BlobStore {
+  readonly #blobs = new Map<string, Uint8Array>();
+
+  async put(bytes: Uint8Array): Promise<string> {
+    const digest = digestOf(bytes);
+    if (!this.#blobs.has(digest)) this.#blobs.set(digest, Uint8Array.from(bytes));
+    return digest;
+  }
+
+  async get(digest: string): Promise<Uint8Array> {
+    const key = normalizeDigest(digest);
+    const bytes = this.#blobs.get(key);
+    if (!bytes) throw new MeshworkBlobError("blob not found", { details: { digest: key } });
+    return Uint8Array.from(bytes);
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return this.#blobs.has(normalizeDigest(digest));
+  }
+
+  /** Number of blobs held. */
+  get size(): number {
+    return this.#blobs.size;
+  }
+}
+
+export interface HttpBlobStoreOptions {
+  /** Limit for each request, response body included, in milliseconds (default 30 000). */
+  timeoutMs?: number;
+  /** The `fetch` to use (default: the global one). */
+  fetch?: typeof fetch;
+}
+
+/**
+ * A client of a blob server (see the module comment for the protocol): {@link startBlobServer}'s, or any
+ * gateway speaking the same three requests. Every failure is a {@link MeshworkBlobError} with `details`
+ * `{ digest, status, url }` (status absent when no response came) and the underlying error as `cause`.
+ */
+export class HttpBlobStore implements BlobStore {
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(baseUrl: string, options: HttpBlobStoreOptions = {}) {
+    this.baseUrl = baseUrl.endsWith("/") ? baseUrl : baseUrl + "/";
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    const f = options.fetch ?? globalThis.fetch;
+    if (typeof f !== "function") throw new MeshworkBlobError("no fetch available: pass options.fetch", { details: { baseUrl } });
+    this.#fetch = f;
+  }
+
+  /** The URL of a blob on this server. */
+  urlOf(digest: string): string {
+    return new URL(`blobs/${normalizeDigest(digest)}`, this.baseUrl).toString();
+  }
+
+  async put(bytes: Uint8Array): Promise<string> {
+    const digest = digestOf(bytes);
+    await this.#request("PUT", digest, async (res, url) => {
+      if (res.ok) {
+        await res.body?.cancel().catch(() => {});
+        return;
+      }
+      throw await statusError(res, digest, url, "PUT");
+    }, bytes);
+    return digest;
+  }
+
+  async get(digest: string): Promise<Uint8Array> {
+    const key = normalizeDigest(digest);
+    return this.#request("GET", key, async (res, url) => {
+      if (!res.ok) throw await statusError(res, key, url, "GET");
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      verifyBlob(key, bytes, { status: res.status, url });
+      return bytes;
+    });
+  }
+
+  async has(digest: string): Promise<boolean> {
+    const key = normalizeDigest(digest);
+    return this.#request("HEAD", key, async (res, url) => {
+      if (res.status === 200 || res.status === 204) return true;
+      if (res.status === 404) return false;
+      throw await statusError(res, key, url, "HEAD");
+    });
+  }
+
+  /**
+   * One request whose response `handle` reads, all within the timeout. Transport failures (refused or
+   * dropped connection, timeout, a body cut short) become {@link MeshworkBlobError}s; errors `handle`
+   * throws itself pass through.
+   */
+  async #request<T>(method: string, digest: string, handle: (res: Response, url: string) => Promise<T>, body?: Uint8Array): Promise<T> {
+    const url = this.urlOf(digest);
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`timed out after ${this.timeoutMs} ms`));
+    }, this.timeoutMs);
+    try {
+      const res = await this.#fetch(url, {
+        method,
+        body: body as BodyInit | undefined,
+        headers: body ? { "content-type": "application/octet-stream" } : undefined,
+        signal: controller.signal,
+      });
+      try {
+        return await handle(res, url);
+      } catch (error) {
+        if (error instanceof MeshworkBlobError) throw error;
+        throw transportError(method, digest, url, error, timedOut, this.timeoutMs, res.status);
+      }
+    } catch (error) {
+      if (error instanceof MeshworkBlobError) throw error;
+      throw transportError(method, digest, url, error, timedOut, this.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function transportError(method: string, digest: string, url: string, cause: unknown, timedOut: boolean, timeoutMs: number, status?: number) {
+  const what = timedOut ? `timed out after ${timeoutMs} ms` : `failed: ${describe(cause)}`;
+  return new MeshworkBlobError(`blob ${method} ${what}`, {
+    details: { digest, ...(status === undefined ? {} : { status }), url },
+    cause,
+  });
+}
+
+/** "fetch failed (other side closed)": the message and the innermost cause's, which says what happened. */
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  let inner: unknown = error;
+  for (let i = 0; i < 5 && inner instanceof Error && inner.cause !== undefined; i++) inner = inner.cause;
+  if (inner === error || !(inner instanceof Error)) return message;
+  const code = (inner as { code?: string }).code;
+  return `${message} (${inner.message}${code && !inner.message.includes(code) ? `, ${code}` : ""})`;
+}
+
+async function statusError(res: Response, digest: string, url: string, method: string): Promise<MeshworkBlobError> {
+  let reason = "";
+  try {
+    if (method !== "HEAD") reason = (await res.text()).slice(0, 300);
+  } catch {
+    /* the status says enough */
+  }
+  try {
+    const parsed = JSON.parse(reason) as { error?: unknown };
+    if (typeof parsed.error === "string") reason = parsed.error;
+  } catch {
+    /* not JSON */
+  }
+  const what =
+    res.status === 404 ? "blob not found" : res.status === 413 ? "blob too large for the server" : `blob ${method} failed with HTTP ${res.status}`;
+  return new MeshworkBlobError(reason && !what.includes(reason) ? `${what}: ${reason}` : what, { details: { digest, status: res.status, url } });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The embedded server
+// ---------------------------------------------------------------------------------------------------
+
+export interface BlobServerOptions {
+  /** TCP port, 0 (default) for a free one. */
+  port?: number;
+  /** Interface to listen on (default 127.0.0.1: reachable from this machine only). */
+  host?: string;
+  /**
+   * Directory to keep blobs in, one file per blob named by its 64 hex digits (created if missing;
+   * blobs survive restarts). Without it, blobs live in memory and die with the server.
+   */
+  dir?: string;
+  /** Largest blob accepted, in bytes (default 256 MiB). */
+  maxBytes?: number;
+}
+
+export interface BlobServer {
+  /** Base URL to give {@link HttpBlobStore}, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  port: number;
+  /** Stops listening and drops open connections. */
+  close(): Promise<void>;
+}
+
+/** Where the server keeps blobs: keyed by the 64 bare hex digits. */
+interface Backend {
+  /** Size of the blob, or undefined when missing. */
+  size(hex: string): Promise<number | undefined>;
+  /** Streams the blob into the response. */
+  send(hex: string, res: ServerResponse): Promise<void>;
+  /** Receives the body, hashing as it goes; resolves to the outcome. */
+  receive(hex: string, req: IncomingMessage, maxBytes: number): Promise<"created" | "existed" | "mismatch" | "too-large">;
+}
+
+const TMP_SUFFIX = ".tmp";
+
+/**
+ * Feeds the request body to `sink` chunk by chunk; resolves to its length, or undefined as soon as it
+ * exceeds `maxBytes`. The iterator is then left unfinished rather than closed, because closing it would
+ * destroy the socket before the 413 is sent; the caller closes the connection after replying.
+ */
+async function readBody(req: IncomingMessage, maxBytes: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<number | undefined> {
+  const chunks = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let length = 0;
+  for (;;) {
+    const next = await chunks.next();
+    if (next.done) return length;
+    length += next.value.length;
+    if (length > maxBytes) return undefined;
+    await sink(next.value);
+  }
+}
+
+class MemoryBackend implements Backend {
+  readonly blobs = new Map<string, Buffer>();
+
+  async size(hex: string) {
+    return this.blobs.get(hex)?.length;
+  }
+
+  async send(hex: string, res: ServerResponse) {
+    res.end(this.blobs.get(hex));
+  }
+
+  async receive(hex: string, req: IncomingMessage, maxBytes: number) {
+    const hash = createHash("sha256");
+    const parts: Buffer[] = [];
+    const length = await readBody(req, maxBytes, (chunk) => {
+      hash.update(chunk);
+      parts.push(chunk);
+    });
+    if (length === undefined) return "too-large" as const;
+    if (hash.digest("hex") !== hex) return "mismatch" as const;
+    if (this.blobs.has(hex)) return "existed" as const;
+    this.blobs.set(hex, Buffer.concat(parts, length));
+    return "created" as const;
+  }
+}
+
+class DirectoryBackend implements Backend {
+  constructor(readonly dir: string) {}
+
+  /** Creates the directory and removes temporary files a crash left behind. */
+  async init() {
+    await mkdir(this.dir, { recursive: true });
+    for (const name of await readdir(this.dir)) {
+      if (name.endsWith(TMP_SUFFIX)) await unlink(join(this.dir, name)).catch(() => {});
+    }
+  }
+
+  async size(hex: string) {
+    try {
+      const s = await stat(join(this.dir, hex));
+      return s.isFile() ? s.size : undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  async send(hex: string, res: ServerResponse) {
+    await pipeline(createReadStream(join(this.dir, hex)), res);
+  }
+
+  async receive(hex: string, req: IncomingMessage, maxBytes: number) {
+    // Written to a temporary file in the same directory, then renamed: a reader never sees half a blob,
+    // and a crash leaves only a *.tmp file that the next start removes.
+    const tmp = join(this.dir, `.${hex}.${process.pid}.${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
+    const file = await open(tmp, "wx");
+    let keep = false;
+    try {
+      const hash = createHash("sha256");
+      const length = await readBody(req, maxBytes, async (chunk) => {
+        hash.update(chunk);
+        await file.write(chunk);
+      });
+      if (length === undefined) return "too-large" as const;
+      if (hash.digest("hex") !== hex) return "mismatch" as const;
+      await file.sync();
+      await file.close();
+      const existed = (await this.size(hex)) !== undefined;
+      await rename(tmp, join(this.dir, hex));
+      keep = true;
+      return existed ? ("existed" as const) : ("created" as const);
+    } finally {
+      if (!keep) {
+        await file.close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+      }
+    }
+  }
+}
+
+/**
+ * Starts the embedded blob server (see the module comment for the protocol). It recomputes the digest of
+ * every upload and stores nothing that does not match; reads are served as stored (clients verify).
+ *
+ * @example
+ * ```ts
+ * const server = await startBlobServer({ dir: ".meshwork/blobs" });
+ * const store = new HttpBlobStore(server.url);
+ * const digest = await store.put(new TextEncoder().encode("hello"));
+ * await server.close();
+ * ```
+ */
+export async function startBlobServer(options: BlobServerOptions = {}): Promise<BlobServer> {
+  const { port = 0, host = "127.0.0.1", dir, maxBytes = 256 * 1024 * 1024 } = options;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError(`maxBytes must be a non-negative integer (got ${maxBytes})`);
+  let backend: Backend;
+  if (dir === undefined) backend = new MemoryBackend();
+  else {
+    const d = new DirectoryBackend(dir);
+    await d.init();
+    backend = d;
+  }
+
+  const server = createServer((req, res) => {
+    handle(backend, maxBytes, req, res).catch((error) => {
+      if (!res.headersSent) reply(res, 500, { error: `internal error: ${(error as Error)?.message ?? error}` });
+      else res.destroy();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shown = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  const url = `http://${shown.includes(":") ? `[${shown}]` : shown}:${address.port}`;
+
+  return {
+    url,
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function reply(res: ServerResponse, status: number, body?: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const text = body ? JSON.stringify(body) : "";
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+async function handle(backend: Backend, maxBytes: number, req: IncomingMessage, res: ServerResponse) {
+  const path = new URL(req.url ?? "/", "http://localhost").pathname;
+  const m = /^\/blobs\/([^/]+)$/.exec(path);
+  if (!m) {
+    req.resume();
+    return reply(res, 404, { error: "not found: the API is /blobs/{digest}" });
+  }
+  const method = req.method ?? "GET";
+  if (method !== "GET" && method !== "HEAD" && method !== "PUT") {
+    req.resume();
+    return reply(res, 405, { error: `method ${method} not allowed` }, { allow: "GET, HEAD, PUT" });
+  }
+  const dm = DIGEST_RE.exec(decodeURIComponent(m[1]));
+  if (!dm) {
+    req.resume();
+    return reply(res, 400, { error: "malformed digest: expected 64 hex digits, optionally 0x-prefixed" });
+  }
+  const hex = dm[1].toLowerCase();
+  const digest = "0x" + hex;
+
+  if (method === "PUT") {
+    const declared = Number(req.headers["content-length"] ?? NaN);
+    if (declared > maxBytes) return tooLarge(req, res, maxBytes);
+    const outcome = await backend.receive(hex, req, maxBytes);
+    if (outcome === "too-large") return tooLarge(req, res, maxBytes);
+    if (outcome === "mismatch") return reply(res, 400, { error: "digest mismatch: the body does not hash to the digest in the URL", digest });
+    const size = await backend.size(hex);
+    return reply(res, outcome === "created" ? 201 : 200, { digest, size });
+  }
+
+  req.resume();
+  const size = await backend.size(hex);
+  if (size === undefined) return reply(res, 404, { error: "blob not found", digest });
+  const headers = {
+    "content-type": "application/octet-stream",
+    "content-length": String(size),
+    etag: `"${hex}"`,
+    "cache-control": "public, max-age=31536000, immutable",
+  };
+  res.writeHead(200, headers);
+  if (method === "HEAD") return void res.end();
+  await backend.send(hex, res);
+}
+
+/** 413, then the connection is closed so an oversized upload is not read any further. */
+function tooLarge(req: IncomingMessage, res: ServerResponse, maxBytes: number) {
+  reply(res, 413, { error: `blob larger than the server's limit of ${maxBytes} bytes`, maxBytes }, { connection: "close" });
+  res.once("finish", () => req.socket.destroySoon?.());
+}

@@ -1,0 +1,82 @@
+/**
+ * What every SDK module shares: the connected contracts, the runner, and one way to send a
+ * transaction that maps every failure to a typed error.
+ */
+import type { ContractRunner, ContractTransactionReceipt, ContractTransactionResponse, Interface, Provider, Signer } from "ethers";
+import type { AddressBook } from "./addressBook.js";
+import type { BlobStore } from "./blob.js";
+import { MeshworkError, toMeshworkError } from "./errors.js";
+import type { IComputeCommons } from "../../types/ethers-contracts/interfaces/IComputeCommons.js";
+import type { IJobMarket } from "../../types/ethers-contracts/interfaces/IJobMarket.js";
+import type { IProviderRegistry } from "../../types/ethers-contracts/interfaces/IProviderRegistry.js";
+import type { MeshGovernor } from "../../types/ethers-contracts/governance/MeshGovernor.js";
+import type { MeshTimelock } from "../../types/ethers-contracts/governance/MeshTimelock.js";
+import type { MeshToken } from "../../types/ethers-contracts/token/MeshToken.js";
+
+export interface MeshworkContracts {
+  market: IJobMarket;
+  registry: IProviderRegistry;
+  mesh: MeshToken;
+  commons: IComputeCommons;
+  governor: MeshGovernor;
+  timelock: MeshTimelock;
+}
+
+export class MeshworkContext {
+  constructor(
+    readonly book: AddressBook,
+    readonly chainId: bigint,
+    readonly runner: ContractRunner,
+    readonly provider: Provider,
+    readonly contracts: MeshworkContracts,
+    /** Every ABI the SDK decodes reverts with (the token's covers standard ERC-20 errors). */
+    readonly interfaces: Record<string, Interface>,
+    readonly blobStore: BlobStore | undefined,
+    readonly confirmations: number,
+  ) {}
+
+  /** The signer, or a typed error naming the action that needs one. */
+  signer(action: string): Signer {
+    const runner = this.runner as Partial<Signer>;
+    if (typeof runner.signTypedData !== "function" || typeof runner.getAddress !== "function") {
+      throw new MeshworkError(`${action} needs a signer, but the SDK was connected with a provider only`);
+    }
+    return this.runner as Signer;
+  }
+
+  async account(action: string): Promise<string> {
+    return this.signer(action).getAddress();
+  }
+
+  /** Sends a transaction and waits for it; every failure becomes a {@link MeshworkError}. */
+  async send(action: string, send: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
+    let receipt: ContractTransactionReceipt | null;
+    try {
+      const tx = await send();
+      receipt = await tx.wait(this.confirmations);
+    } catch (error) {
+      throw toMeshworkError(error, this.interfaces, action);
+    }
+    if (!receipt) throw new MeshworkError(`${action}: the transaction was dropped`);
+    return receipt;
+  }
+
+  /** A read-only call with the same error mapping. */
+  async call<T>(action: string, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      throw toMeshworkError(error, this.interfaces, action);
+    }
+  }
+
+  /** A payment token's address from its symbol in the address book, or an address as is. */
+  token(symbolOrAddress: string): string {
+    const known = this.book.contracts.paymentTokens[symbolOrAddress];
+    if (known) return known;
+    if (/^0x[0-9a-fA-F]{40}$/.test(symbolOrAddress)) return symbolOrAddress;
+    throw new MeshworkError(`unknown payment token "${symbolOrAddress}"`, {
+      details: { known: Object.keys(this.book.contracts.paymentTokens).join(", ") },
+    });
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Every error the SDK throws is a {@link MeshworkError}. Catch the base class, narrow with `instanceof`
+ * or by `name`, and use `walk()` to find a cause of a given kind.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await mw.jobs.create(spec, { price: 10_000_000n });
+ * } catch (e) {
+ *   const revert = e instanceof MeshworkError ? e.walk(MeshworkContractError) : undefined;
+ *   if (revert?.errorName === "JobMarketInsufficientBalance") console.log(revert.args);
+ * }
+ * ```
+ */
+import type { Interface, Result } from "ethers";
+import type { ZodIssue } from "zod";
+
+export interface MeshworkErrorOptions {
+  /** Structured facts about the failure (addresses, ids, amounts). */
+  details?: Record<string, unknown>;
+  /** The underlying error (an ethers error, a fetch failure, a zod error ...). */
+  cause?: unknown;
+}
+
+/** The base of every SDK error. */
+export class MeshworkError extends Error {
+  override name = "MeshworkError";
+  /** One line, without the details: what a UI shows. */
+  readonly shortMessage: string;
+  readonly details: Record<string, unknown>;
+  override readonly cause?: unknown;
+
+  constructor(shortMessage: string, options: MeshworkErrorOptions = {}) {
+    const details = options.details ?? {};
+    const facts = Object.entries(details).map(([k, v]) => `${k}: ${format(v)}`);
+    super(facts.length ? `${shortMessage}\n  ${facts.join("\n  ")}` : shortMessage, { cause: options.cause });
+    this.shortMessage = shortMessage;
+    this.details = details;
+    this.cause = options.cause;
+  }
+
+  /**
+   * Walks this error and its causes, returning the first one that is an instance of `kind` (or the
+   * deepest cause when no kind is given).
+   */
+  walk(): unknown;
+  walk<T extends Error>(kind: abstract new (...args: any[]) => T): T | undefined;
+  walk<T extends Error>(kind?: abstract new (...args: any[]) => T): unknown {
+    let current: unknown = this;
+    let last: unknown = this;
+    const seen = new Set<unknown>();
+    while (current !== undefined && current !== null && !seen.has(current)) {
+      seen.add(current);
+      if (kind && current instanceof kind) return current;
+      last = current;
+      current = (current as { cause?: unknown }).cause;
+    }
+    return kind ? undefined : last;
+  }
+}
+
+/** Input failed validation: `issues` are zod's, with the path of each bad field. */
+export class MeshworkValidationError extends MeshworkError {
+  override name = "MeshworkValidationError";
+  constructor(
+    what: string,
+    readonly issues: ZodIssue[],
+    options: MeshworkErrorOptions = {},
+  ) {
+    super(`invalid ${what}: ${issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`, {
+      ...options,
+      details: { ...options.details, issues: issues.length },
+    });
+  }
+}
+
+/** A contract reverted with one of Meshwork's custom errors (or a standard one). */
+export class MeshworkContractError extends MeshworkError {
+  override name = "MeshworkContractError";
+  constructor(
+    /** The contract that defines the error ("JobMarket", "ProviderRegistry", ...). */
+    readonly contract: string,
+    /** The custom error's name, e.g. "JobMarketUnexpectedState". */
+    readonly errorName: string,
+    /** The error's arguments, by position and by name. */
+    readonly args: Result,
+    options: MeshworkErrorOptions = {},
+  ) {
+    super(`${contract} reverted with ${errorName}(${[...args].map(format).join(", ")})`, options);
+  }
+
+  /** The argument named `name`. */
+  arg<T = unknown>(name: string): T {
+    return this.args.getValue(name) as T;
+  }
+}
+
+/** The provider is on another chain than the address book says. */
+export class MeshworkChainMismatchError extends MeshworkError {
+  override name = "MeshworkChainMismatchError";
+  constructor(
+    readonly expected: bigint,
+    readonly actual: bigint,
+    options: MeshworkErrorOptions = {},
+  ) {
+    super(`connected to chain ${actual}, but the address book is for chain ${expected}`, options);
+  }
+}
+
+/** No address book for that network, or one that is incomplete. */
+export class MeshworkConfigError extends MeshworkError {
+  override name = "MeshworkConfigError";
+}
+
+/** The RPC failed (dropped connection, timeout, server error) rather than the contract. */
+export class MeshworkRpcError extends MeshworkError {
+  override name = "MeshworkRpcError";
+}
+
+/** A job's result does not match what its provider committed to: `chunk` is the first bad one. */
+export class MeshworkVerificationError extends MeshworkError {
+  override name = "MeshworkVerificationError";
+  constructor(
+    shortMessage: string,
+    readonly jobId: string,
+    readonly chunk: number | undefined,
+    options: MeshworkErrorOptions = {},
+  ) {
+    super(shortMessage, { ...options, details: { jobId, ...(chunk === undefined ? {} : { chunk }), ...options.details } });
+  }
+}
+
+/** A blob was missing, or its bytes did not hash to the digest asked for. */
+export class MeshworkBlobError extends MeshworkError {
+  override name = "MeshworkBlobError";
+}
+
+/**
+ * A value cannot be encoded canonically (NaN, infinite, out of the int32 range, not an integer), or
+ * bytes cannot be decoded (length not a multiple of 4). `details.index` is the offending element.
+ */
+export class MeshworkEncodingError extends MeshworkError {
+  override name = "MeshworkEncodingError";
+}
+
+/** Waiting for something took longer than allowed. */
+export class MeshworkTimeoutError extends MeshworkError {
+  override name = "MeshworkTimeoutError";
+}
+
+/** The job ended without a result (refunded, cancelled, slashed), so the caller's wait failed. */
+export class MeshworkJobFailedError extends MeshworkError {
+  override name = "MeshworkJobFailedError";
+  constructor(
+    readonly jobId: string,
+    readonly reason: string,
+    options: MeshworkErrorOptions = {},
+  ) {
+    super(`job ${jobId} failed: ${reason}`, { ...options, details: { jobId, reason, ...options.details } });
+  }
+}
+
+/** Nothing eligible to route a job to, within the consumer's caps. */
+export class MeshworkRoutingError extends MeshworkError {
+  override name = "MeshworkRoutingError";
+}
+
+/** The revert data of an ethers error, wherever ethers put it. */
+function revertData(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  let current: any = error;
+  while (current && typeof current === "object" && !seen.has(current)) {
+    seen.add(current);
+    const data = current.data ?? current.error?.data ?? current.info?.error?.data;
+    if (typeof data === "string" && data.startsWith("0x") && data.length >= 10) return data;
+    if (typeof data?.data === "string") return data.data;
+    current = current.cause ?? current.error;
+  }
+  return undefined;
+}
+
+/** Whether an error came from the transport, not the chain's answer. */
+function isRpcFailure(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return code === "NETWORK_ERROR" || code === "SERVER_ERROR" || code === "TIMEOUT" || code === "UNKNOWN_ERROR";
+}
+
+/**
+ * Maps whatever a contract call threw to a typed SDK error: a custom error of one of `contracts` (name →
+ * interface) becomes a {@link MeshworkContractError}; a transport failure a {@link MeshworkRpcError};
+ * an SDK error passes through; anything else is wrapped in a {@link MeshworkError}.
+ */
+export function toMeshworkError(error: unknown, contracts: Record<string, Interface>, action: string): MeshworkError {
+  if (error instanceof MeshworkError) return error;
+  const data = revertData(error);
+  if (data) {
+    for (const [contract, iface] of Object.entries(contracts)) {
+      let parsed;
+      try {
+        parsed = iface.parseError(data);
+      } catch {
+        parsed = null;
+      }
+      if (parsed) return new MeshworkContractError(contract, parsed.name, parsed.args, { cause: error, details: { action } });
+    }
+    return new MeshworkError(`${action} reverted with unknown data ${data.slice(0, 10)}`, { cause: error, details: { data } });
+  }
+  if (isRpcFailure(error)) return new MeshworkRpcError(`${action}: the RPC failed`, { cause: error });
+  const message = error instanceof Error ? (error as { shortMessage?: string }).shortMessage ?? error.message : String(error);
+  return new MeshworkError(`${action} failed: ${message}`, { cause: error });
+}
+
+function format(value: unknown): string {
+  if (typeof value === "bigint") return value.toString();
+  if (typeof value === "string") return value;
+  try {
+    return JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v));
+  } catch {
+    return String(value);
+  }
+}

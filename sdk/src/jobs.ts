@@ -1,0 +1,679 @@
+/**
+ * Jobs, for consumers: build and hash a spec, upload it, route, create (open market or a provider's
+ * signed offer), and follow a job to its result with a {@link JobHandle}.
+ */
+import { randomBytes } from "node:crypto";
+import { hexlify, verifyTypedData } from "ethers";
+import type { ContractTransactionReceipt, Log } from "ethers";
+import type { MeshworkContext } from "./context.js";
+import {
+  MeshworkError,
+  MeshworkJobFailedError,
+  MeshworkRoutingError,
+  MeshworkTimeoutError,
+  MeshworkValidationError,
+} from "./errors.js";
+import {
+  hashJob,
+  jobFromResult,
+  offerTypedData,
+  packRequirements,
+  packVerification,
+  unpackTerms,
+  type JobRequestStruct,
+  type JobStruct,
+  type Requirements,
+  type Verification,
+} from "./params.js";
+import { fetchResult, blobURI, type FetchResultOptions } from "./results.js";
+import { rankCandidates, type Rejection, type RoutingCandidate, type RoutingCaps } from "./routing.js";
+import { canonicalJson, parseJobSpec, runtimeId, specHash, type JobSpec } from "./spec.js";
+
+/** IJobMarketTypes.JobState, by name. */
+export const JOB_STATES = [
+  "None",
+  "Open",
+  "Claimed",
+  "Committed",
+  "Audited",
+  "Revealing",
+  "Challengeable",
+  "Disputed",
+  "Escalated",
+  "Settled",
+  "Slashed",
+  "Refunded",
+  "Cancelled",
+] as const;
+export type JobStateName = (typeof JOB_STATES)[number];
+
+/** A job's lifecycle as a consumer sees it. */
+export type JobEvent = { blockNumber: number; transactionHash: string } & (
+  | { type: "queued" }
+  | { type: "claimed"; provider: string }
+  | { type: "committed" }
+  | { type: "audited"; auditor: string }
+  | { type: "revealed"; provider: string; resultRoot: string; outputURI: string }
+  | { type: "challenged"; challenger: string }
+  | { type: "disputed" }
+  | { type: "settled"; provider: string; resultRoot: string; outputURI: string }
+  | { type: "reopened"; previousProvider: string }
+  | { type: "failed"; reason: "cancelled" | "refunded" | "provider-slashed" | "reveal-missed" }
+);
+export type JobEventType = JobEvent["type"];
+
+export interface JobOptions {
+  /** Payment token symbol (from the address book) or address. */
+  token: string;
+  /** Total price of the job in the token's smallest unit. */
+  price: bigint;
+  /** Work units, for providers' posted price per unit. */
+  workUnits: bigint;
+  requirements?: Partial<Omit<Requirements, "commons">>;
+  /** Chunks and audit sample size default to the spec's chunking. */
+  verification?: Partial<Verification>;
+  /** Latest claim time (unix seconds); default one hour from now. */
+  claimBy?: bigint;
+  /** Claim → commit limit, seconds; default one hour. */
+  computeWindow?: bigint;
+  /** Only this provider may claim. */
+  targetProvider?: string;
+  nonce?: bigint;
+}
+
+/** A provider's EIP-712 offer for one exact job (its id commits to the whole request). */
+export interface SignedOffer {
+  provider: string;
+  request: JobRequestStruct;
+  consumer: string;
+  expiry: bigint;
+  signature: string;
+}
+
+export interface PreparedJob {
+  spec: JobSpec;
+  specURI: string;
+  request: JobRequestStruct;
+}
+
+export interface CostSummary {
+  price: bigint;
+  /** The protocol fee inside the price (price × feeBps of the job's terms). */
+  fee: bigint;
+  /** Native currency the consumer spent on gas through this handle. */
+  gasCost: bigint;
+  gasUsed: bigint;
+  /** Whether the price came back (refunded, cancelled, provider slashed). */
+  refunded: boolean;
+}
+
+const DEFAULT_VERIFICATION: Verification = { chunks: 16, auditChunks: 4, auditBps: 0 };
+const DEFAULT_REQUIREMENTS: Requirements = { runtime: 0, minVramGB: 0, minGpuCount: 1, gpuClass: 0, region: "", renewableOnly: false };
+const ZERO_ROOT = "0x" + "00".repeat(32);
+const TERMINAL: ReadonlySet<JobEventType> = new Set(["settled", "failed"]);
+
+export class Jobs {
+  constructor(private readonly ctx: MeshworkContext) {}
+
+  /**
+   * Uploads input chunks to the blob store and returns the spec's `inputs` and `chunking` for them
+   * (one blob per chunk).
+   * @throws {MeshworkError} when no blob store is configured; {@link MeshworkBlobError} when it fails.
+   * @example
+   * ```ts
+   * const { inputs, chunking } = await mw.jobs.upload([chunk0, chunk1]);
+   * const spec = { version: 1, runtime: "int-kernel", program, inputs, chunking, output } as const;
+   * ```
+   */
+  async upload(chunks: Uint8Array[]): Promise<{
+    inputs: { kind: "chunks"; chunks: { digest: string; size: number }[] };
+    chunking: { chunks: number };
+  }> {
+    const store = this.ctx.blobStore;
+    if (!store) throw new MeshworkError("upload needs a blob store: pass blobStore to Meshwork.connect");
+    const refs = [];
+    for (const chunk of chunks) refs.push({ digest: await store.put(chunk), size: chunk.length });
+    return { inputs: { kind: "chunks", chunks: refs }, chunking: { chunks: chunks.length } };
+  }
+
+  /**
+   * Validates the spec, stores its canonical JSON in the blob store (its digest is the spec hash) and
+   * builds the request. Nothing is sent.
+   * @throws {MeshworkValidationError} a malformed spec, with zod's issues.
+   * @throws {MeshworkBlobError} the blob store failed.
+   * @example
+   * ```ts
+   * const prepared = await mw.jobs.prepare(spec, { token: "tUSD", price: 10_000_000n, workUnits: 10n });
+   * ```
+   */
+  async prepare(specInput: unknown, options: JobOptions): Promise<PreparedJob> {
+    const spec = parseJobSpec(specInput);
+    const json = canonicalJson(spec);
+    const hash = specHash(spec);
+    let specURI = blobURI(hash);
+    if (this.ctx.blobStore) {
+      const digest = await this.ctx.blobStore.put(new TextEncoder().encode(json));
+      if (digest !== hash) throw new MeshworkError("the blob store returned another digest for the spec", { details: { digest, hash } });
+      specURI = blobURI(digest);
+    }
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    const latest = await this.ctx.provider.getBlock("latest");
+    const chainNow = latest ? BigInt(latest.timestamp) : now;
+    const verification = { ...DEFAULT_VERIFICATION, chunks: spec.chunking.chunks, ...options.verification };
+    if (options.price <= 0n) throw new MeshworkValidationError("job options", [{ code: "custom", path: ["price"], message: "must be positive", input: options.price } as never]);
+    const request: JobRequestStruct = {
+      paymentToken: this.ctx.token(options.token),
+      price: options.price,
+      workUnits: options.workUnits,
+      specHash: hash,
+      requirements: packRequirements({ ...DEFAULT_REQUIREMENTS, runtime: runtimeId(spec.runtime), ...options.requirements }),
+      verification: packVerification({ ...verification, auditChunks: Math.min(verification.auditChunks, verification.chunks) }),
+      claimBy: options.claimBy ?? chainNow + 3600n,
+      computeWindow: options.computeWindow ?? 3600n,
+      targetProvider: options.targetProvider ?? "0x0000000000000000000000000000000000000000",
+      nonce: options.nonce ?? BigInt(hexlify(randomBytes(8))),
+    };
+    return { spec, specURI, request };
+  }
+
+  /**
+   * Creates an open-market job: escrows the price (internal balance first, then by `transferFrom`,
+   * approving exactly what is needed) and returns its handle.
+   * @throws {MeshworkValidationError} a malformed spec or options.
+   * @throws {MeshworkContractError} e.g. `JobMarketTokenNotAllowed`, `JobMarketInvalidRequest(field)`,
+   * `JobMarketComputeWindowOutOfBounds`, `JobMarketPaused(until)`, `ERC20InsufficientBalance`.
+   * @example
+   * ```ts
+   * const job = await mw.jobs.create(spec, { token: "tUSD", price: 10_000_000n, workUnits: 10n });
+   * const { outputURI } = await job.wait();
+   * ```
+   */
+  async create(specOrPrepared: unknown, options?: JobOptions): Promise<JobHandle> {
+    const prepared = isPrepared(specOrPrepared) ? specOrPrepared : await this.prepare(specOrPrepared, required(options));
+    const { request, specURI } = prepared;
+    const handle = await this.#send(request, "createJob", () => this.ctx.contracts.market.createJob(request, specURI));
+    handle.spec = prepared.spec;
+    return handle;
+  }
+
+  /**
+   * Creates a job from a provider's signed offer and assigns it at once.
+   * @throws {MeshworkContractError} `JobMarketOfferExpired(jobId, expiry)`, `JobMarketInvalidSignature`,
+   * `JobMarketIneligible(jobId, provider, reason)`.
+   * @example
+   * ```ts
+   * const { best } = await mw.jobs.route(prepared, { maxPrice: 20_000_000n, offers });
+   * const job = await mw.jobs.createWithOffer(best.offer!);
+   * ```
+   */
+  async createWithOffer(offer: SignedOffer, specURI?: string): Promise<JobHandle> {
+    const uri = specURI ?? blobURI(offer.request.specHash);
+    return this.#send(offer.request, "createJobWithOffer", () =>
+      this.ctx.contracts.market.createJobWithOffer(offer.request, uri, offer.expiry, offer.signature),
+    );
+  }
+
+  /**
+   * A provider signs an offer for `request` (with itself as `targetProvider`) from `consumer`: what a
+   * worker answers a quote request with.
+   * @example
+   * ```ts
+   * const offer = await providerSdk.jobs.signOffer({ ...prepared.request, price: quote }, consumer, expiry);
+   * ```
+   */
+  async signOffer(request: JobRequestStruct, consumer: string, expiry: bigint): Promise<SignedOffer> {
+    const signer = this.ctx.signer("signOffer");
+    const provider = await signer.getAddress();
+    const targeted = { ...request, targetProvider: provider };
+    const job = await this.#jobOf(consumer, targeted);
+    const { domain, types } = offerTypedData(this.ctx.chainId, this.ctx.book.contracts.market);
+    const signature = await signer.signTypedData(domain, types, { jobId: hashJob(job), expiry });
+    return { provider, request: targeted, consumer, expiry, signature };
+  }
+
+  /**
+   * Ranks candidates for `prepared` within `caps`: the given signed offers, or (without offers) every
+   * provider's posted price × work units. Each is checked on-chain (`checkEligibility`), offers also for
+   * signature and expiry. `best.offer` is set when routing offers; otherwise create the job with
+   * `targetProvider: best.provider` and `price: best.price`, or leave it open at that price.
+   * @throws {MeshworkRoutingError} when nothing eligible is left within the caps.
+   * @example
+   * ```ts
+   * const { best } = await mw.jobs.route(prepared, { maxPrice: 20_000_000n, renewableOnly: true });
+   * ```
+   */
+  async route(
+    prepared: PreparedJob,
+    caps: RoutingCaps & { offers?: SignedOffer[] },
+  ): Promise<{ best: RouteCandidate; ranked: RouteCandidate[]; rejected: Rejection<RouteCandidate>[] }> {
+    const candidates = caps.offers ? await this.#offerCandidates(prepared, caps.offers) : await this.#postedCandidates(prepared);
+    const { ranked, rejected } = rankCandidates(candidates, caps);
+    if (ranked.length === 0) {
+      throw new MeshworkRoutingError("no eligible provider within the caps", {
+        details: { candidates: candidates.length, rejected: rejected.map((r) => `${r.candidate.provider}: ${r.reason}`).join("; ") },
+      });
+    }
+    return { best: ranked[0], ranked, rejected };
+  }
+
+  /**
+   * A handle for an existing job, from its id (found through its `JobCreated` event).
+   * @throws {MeshworkError} when no such job was created since the deployment block.
+   * @example
+   * ```ts
+   * const job = await mw.jobs.get("0x1234…");
+   * console.log(await job.state());
+   * ```
+   */
+  async get(jobId: string): Promise<JobHandle> {
+    const { market } = this.ctx.contracts;
+    const logs = await this.ctx.call("find JobCreated", () =>
+      market.queryFilter(market.filters.JobCreated(jobId), this.ctx.book.deploymentBlock),
+    );
+    const created = logs[0];
+    if (!created) throw new MeshworkError(`no job ${jobId} on this market`, { details: { jobId } });
+    return new JobHandle(this.ctx, jobId, jobFromResult(created.args.job), created.blockNumber);
+  }
+
+  async #send(request: JobRequestStruct, action: string, send: () => ReturnType<MeshworkContext["contracts"]["market"]["createJob"]>) {
+    const consumer = await this.ctx.account(action);
+    const available = await this.ctx.call(action, () => this.ctx.contracts.market.balanceOf(request.paymentToken, consumer));
+    if (available < request.price) {
+      const { Balances } = await import("./balances.js");
+      await new Balances(this.ctx).ensureAllowance(request.paymentToken, request.price - available, action);
+    }
+    const receipt = await this.ctx.send(action, send);
+    const { market } = this.ctx.contracts;
+    for (const log of receipt.logs) {
+      const parsed = safeParse(market.interface, log);
+      if (parsed?.name === "JobCreated") {
+        const handle = new JobHandle(this.ctx, parsed.args.jobId, jobFromResult(parsed.args.job), receipt.blockNumber);
+        handle.track(receipt);
+        return handle;
+      }
+    }
+    throw new MeshworkError(`${action}: no JobCreated event in the receipt`);
+  }
+
+  async #jobOf(consumer: string, request: JobRequestStruct): Promise<JobStruct> {
+    const terms = await this.ctx.call("currentTerms", () => this.ctx.contracts.market.currentTerms());
+    return { consumer, request, terms: BigInt(terms) };
+  }
+
+  async #offerCandidates(prepared: PreparedJob, offers: SignedOffer[]): Promise<RouteCandidate[]> {
+    const now = BigInt((await this.ctx.provider.getBlock("latest"))?.timestamp ?? Math.floor(Date.now() / 1000));
+    const { domain, types } = offerTypedData(this.ctx.chainId, this.ctx.book.contracts.market);
+    const out: RouteCandidate[] = [];
+    for (const offer of offers) {
+      const job = await this.#jobOf(offer.consumer, offer.request);
+      let signer = "";
+      try {
+        signer = verifyTypedData(domain, types, { jobId: hashJob(job), expiry: offer.expiry }, offer.signature);
+      } catch {
+        signer = "";
+      }
+      const valid =
+        signer.toLowerCase() === offer.provider.toLowerCase() &&
+        offer.request.targetProvider.toLowerCase() === offer.provider.toLowerCase() &&
+        offer.request.specHash === prepared.request.specHash &&
+        offer.expiry > now;
+      const candidate = await this.#candidate(offer.provider, offer.request, offer.request.price);
+      out.push({ ...candidate, eligibility: valid ? candidate.eligibility : INVALID_OFFER, offer });
+    }
+    return out;
+  }
+
+  async #postedCandidates(prepared: PreparedJob): Promise<RouteCandidate[]> {
+    const { registry } = this.ctx.contracts;
+    const count = Number(await this.ctx.call("providerCount", () => registry.providerCount()));
+    const out: RouteCandidate[] = [];
+    for (let id = 1; id <= count; id++) {
+      const provider = await this.ctx.call("providerById", () => registry.providerById(id));
+      const posted = await this.ctx.call("postedPrice", () => registry.postedPrice(provider, prepared.request.paymentToken));
+      if (posted === 0n) continue;
+      out.push(await this.#candidate(provider, prepared.request, posted * BigInt(prepared.request.workUnits)));
+    }
+    return out;
+  }
+
+  async #candidate(provider: string, request: JobRequestStruct, price: bigint): Promise<RouteCandidate> {
+    const { registry } = this.ctx.contracts;
+    const { Providers } = await import("./providers.js");
+    const info = await new Providers(this.ctx).get(provider);
+    const [eligibility] = await this.ctx.call("checkEligibility", () =>
+      registry.checkEligibility(provider, request.paymentToken, request.requirements, price, request.workUnits, true),
+    );
+    return {
+      provider,
+      price,
+      region: info.profile.region,
+      energy: info.profile.energy,
+      reliability: info.reputation.reliability,
+      queue: await this.#queueOf(provider),
+      eligibility: Number(eligibility),
+    };
+  }
+
+  /** Jobs `provider` claimed and has not finished, from events since the deployment block. */
+  async #queueOf(provider: string): Promise<number> {
+    const { market } = this.ctx.contracts;
+    const claims = await this.ctx.call("queue", () => market.queryFilter(market.filters.JobClaimed(undefined, provider), this.ctx.book.deploymentBlock));
+    let open = 0;
+    for (const id of new Set(claims.map((c) => c.args.jobId))) {
+      const record = await market.jobRecord(id);
+      if (record.provider.toLowerCase() === provider.toLowerCase() && Number(record.state) < 9) open++;
+    }
+    return open;
+  }
+}
+
+/** A routing candidate; `offer` is set when routing signed offers. */
+export interface RouteCandidate extends RoutingCandidate {
+  offer?: SignedOffer;
+}
+
+/** Eligibility code routing gives an offer whose signature, target, spec or expiry is wrong. */
+export const INVALID_OFFER = 255;
+
+/**
+ * One job, followed on-chain: its state, typed lifecycle events (also as an async iterator), `wait()`
+ * for the result, `result()` to download and verify it, `challenge()` and `cancel()`. A job that
+ * reopens after its provider timed out keeps its id, so the same handle follows it to the end.
+ */
+export class JobHandle {
+  /** The spec, when this handle created the job. */
+  spec?: JobSpec;
+  readonly #ctx: MeshworkContext;
+  readonly #events: JobEvent[] = [];
+  readonly #listeners = new Map<JobEventType | "*", Set<(e: JobEvent) => void>>();
+  readonly #receipts: ContractTransactionReceipt[] = [];
+  #scannedTo: number;
+  #timer?: ReturnType<typeof setInterval>;
+  #lastProvider = "";
+  #lastReveal?: { resultRoot: string; outputURI: string };
+  /** Poll interval for events and `wait()`, ms. */
+  pollMs = 1000;
+
+  constructor(
+    ctx: MeshworkContext,
+    readonly jobId: string,
+    readonly job: JobStruct,
+    createdBlock: number,
+  ) {
+    this.#ctx = ctx;
+    this.#scannedTo = createdBlock - 1;
+  }
+
+  /** Counts a transaction's gas in the cost summary. */
+  track(receipt: ContractTransactionReceipt): void {
+    this.#receipts.push(receipt);
+  }
+
+  /** The job's state on-chain now. */
+  async state(): Promise<JobStateName> {
+    const state = await this.#ctx.call("jobState", () => this.#ctx.contracts.market.jobState(this.jobId));
+    return JOB_STATES[Number(state)];
+  }
+
+  /** Every lifecycle event seen so far (call `refresh()` to look for new ones). */
+  get events(): readonly JobEvent[] {
+    return this.#events;
+  }
+
+  /**
+   * Reads new events from the chain (in block ranges, so it works against public RPCs) and delivers
+   * them to listeners. A dropped RPC is retried on the next call.
+   * @throws {MeshworkRpcError} when the RPC fails.
+   */
+  async refresh(): Promise<JobEvent[]> {
+    const { market } = this.#ctx.contracts;
+    const latest = await this.#ctx.call("blockNumber", () => this.#ctx.provider.getBlockNumber());
+    const fresh: JobEvent[] = [];
+    const address = this.#ctx.book.contracts.market;
+    for (let from = this.#scannedTo + 1; from <= latest; from += 5_000) {
+      const to = Math.min(latest, from + 4_999);
+      const logs = await this.#ctx.call("getLogs", () =>
+        this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }),
+      );
+      for (const log of logs) {
+        const event = this.#toEvent(market.interface, log);
+        if (event) fresh.push(event);
+      }
+      this.#scannedTo = to;
+    }
+    for (const e of fresh) {
+      this.#events.push(e);
+      for (const key of [e.type, "*"] as const) for (const l of this.#listeners.get(key) ?? []) l(e);
+    }
+    if (this.done) this.#stop();
+    return fresh;
+  }
+
+  /** Whether the job reached an end (settled or failed). */
+  get done(): boolean {
+    return this.#events.some((e) => TERMINAL.has(e.type));
+  }
+
+  /**
+   * Calls `listener` for each new event of `type` ("*" for all); polls while someone listens. Returns
+   * the unsubscribe function.
+   * @example
+   * ```ts
+   * const off = job.on("claimed", (e) => console.log("claimed by", e.provider));
+   * ```
+   */
+  on<T extends JobEventType | "*">(type: T, listener: (e: T extends JobEventType ? Extract<JobEvent, { type: T }> : JobEvent) => void): () => void {
+    const set = this.#listeners.get(type) ?? new Set();
+    set.add(listener as (e: JobEvent) => void);
+    this.#listeners.set(type, set);
+    if (!this.#timer && !this.done) {
+      this.#timer = setInterval(() => void this.refresh().catch(() => undefined), this.pollMs);
+      this.#timer.unref?.();
+    }
+    return () => {
+      set.delete(listener as (e: JobEvent) => void);
+      if ([...this.#listeners.values()].every((s) => s.size === 0)) this.#stop();
+    };
+  }
+
+  /**
+   * Every lifecycle event, past and future, until the job ends.
+   * @example
+   * ```ts
+   * for await (const e of job) console.log(e.type);
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<JobEvent> {
+    let i = 0;
+    for (;;) {
+      while (i < this.#events.length) {
+        const e = this.#events[i++];
+        yield e;
+        if (TERMINAL.has(e.type)) return;
+      }
+      await this.refresh();
+      if (i === this.#events.length) await sleep(this.pollMs);
+    }
+  }
+
+  /**
+   * Waits until the job settles and returns its settlement. With `enforceDeadlines`, pushes the job
+   * past any expired deadline itself (a provider that timed out, a window that ended), so the job
+   * reopens or settles without anyone else's help.
+   * @throws {MeshworkJobFailedError} when it ends without a result (`reason`: cancelled, refunded,
+   * provider-slashed, reveal-missed).
+   * @throws {MeshworkTimeoutError} after `timeoutMs`.
+   * @example
+   * ```ts
+   * const settled = await job.wait({ timeoutMs: 600_000, enforceDeadlines: true });
+   * ```
+   */
+  async wait(options: { timeoutMs?: number; enforceDeadlines?: boolean } = {}): Promise<Extract<JobEvent, { type: "settled" }>> {
+    const deadline = Date.now() + (options.timeoutMs ?? 3_600_000);
+    for (;;) {
+      await this.refresh();
+      const end = this.#events.find((e) => TERMINAL.has(e.type));
+      if (end?.type === "settled") return end;
+      if (end?.type === "failed") throw new MeshworkJobFailedError(this.jobId, end.reason);
+      if (options.enforceDeadlines) await this.enforceDeadline();
+      if (Date.now() > deadline) {
+        throw new MeshworkTimeoutError(`job ${this.jobId} did not finish in time`, { details: { state: await this.state() } });
+      }
+      await sleep(this.pollMs);
+    }
+  }
+
+  /**
+   * Pushes the job past an expired deadline if one has passed (anyone may); returns whether it did.
+   * @throws {MeshworkContractError} only for unexpected reverts (an unexpired deadline returns false).
+   */
+  async enforceDeadline(): Promise<boolean> {
+    const { market } = this.#ctx.contracts;
+    try {
+      await market.enforceDeadline.staticCall(this.job);
+    } catch {
+      return false;
+    }
+    this.track(await this.#ctx.send("enforceDeadline", () => market.enforceDeadline(this.job)));
+    return true;
+  }
+
+  /**
+   * Downloads the settled result and verifies every chunk against the revealed root.
+   * @throws {MeshworkVerificationError} with `chunk` set to the first bad chunk.
+   * @throws {MeshworkError} when the job has not settled or no blob store is configured.
+   * @example
+   * ```ts
+   * const { bytes, chunks } = await job.result();
+   * ```
+   */
+  async result(options: FetchResultOptions = {}): Promise<{ bytes: Uint8Array; chunks: Uint8Array[] }> {
+    await this.refresh();
+    const settled = this.#events.find((e): e is Extract<JobEvent, { type: "settled" }> => e.type === "settled");
+    if (!settled) throw new MeshworkError(`job ${this.jobId} has no result yet`, { details: { state: await this.state() } });
+    const store = this.#ctx.blobStore;
+    if (!store) throw new MeshworkError("result() needs a blob store: pass blobStore to Meshwork.connect");
+    const inputDigests =
+      options.inputDigests ?? (this.spec?.inputs.kind === "chunks" ? this.spec.inputs.chunks.map((c) => c.digest) : undefined);
+    const { chunks, bytes } = await fetchResult(store, this.jobId, settled.resultRoot, settled.outputURI, { inputDigests });
+    return { chunks, bytes };
+  }
+
+  /**
+   * Challenges a revealed result within its challenge window by posting the bond (approving it when
+   * needed); `chunk` names a chunk to audit first.
+   * @throws {MeshworkContractError} `JobMarketChallengeWindowClosed(jobId, windowEnd)`,
+   * `JobMarketUnexpectedState`, `JobMarketChunkOutOfRange`.
+   * @example
+   * ```ts
+   * await job.challenge({ chunk: 3 });
+   * ```
+   */
+  async challenge(options: { chunk?: number } = {}): Promise<ContractTransactionReceipt> {
+    const { market } = this.#ctx.contracts;
+    const bond = (BigInt(this.job.request.price) * BigInt((await market.verificationConfig()).challengeBondBps)) / 10_000n;
+    const { Balances } = await import("./balances.js");
+    await new Balances(this.#ctx).ensureAllowance(String(this.job.request.paymentToken), bond, "challenge");
+    const named = options.chunk !== undefined;
+    const receipt = await this.#ctx.send("challenge", () => market.challenge(this.job, named, options.chunk ?? 0));
+    this.track(receipt);
+    return receipt;
+  }
+
+  /**
+   * Withdraws the job while nobody has claimed it; the price returns to the consumer's market balance.
+   * @throws {MeshworkContractError} `JobMarketUnexpectedState(jobId, current, Open)`, `JobMarketNotConsumer`.
+   * @example
+   * ```ts
+   * await job.cancel();
+   * ```
+   */
+  async cancel(): Promise<ContractTransactionReceipt> {
+    const receipt = await this.#ctx.send("cancel", () => this.#ctx.contracts.market.cancel(this.job));
+    this.track(receipt);
+    return receipt;
+  }
+
+  /** What the job cost: price, the fee inside it, and the gas of the transactions made via this handle. */
+  cost(): CostSummary {
+    const price = BigInt(this.job.request.price);
+    const fee = (price * BigInt(unpackTerms(BigInt(this.job.terms)).feeBps)) / 10_000n;
+    let gasUsed = 0n;
+    let gasCost = 0n;
+    for (const r of this.#receipts) {
+      gasUsed += r.gasUsed;
+      gasCost += r.gasUsed * (r.gasPrice ?? 0n);
+    }
+    const refunded = this.#events.some((e) => e.type === "failed");
+    return { price, fee: refunded ? 0n : fee, gasUsed, gasCost, refunded };
+  }
+
+  #stop() {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #toEvent(iface: MeshworkContext["contracts"]["market"]["interface"], log: Log): JobEvent | undefined {
+    const parsed = safeParse(iface, log);
+    if (!parsed) return undefined;
+    const at = { blockNumber: log.blockNumber, transactionHash: log.transactionHash };
+    const a = parsed.args;
+    switch (parsed.name) {
+      case "JobCreated":
+        return { ...at, type: "queued" };
+      case "JobClaimed":
+        this.#lastProvider = a.provider;
+        return { ...at, type: "claimed", provider: a.provider };
+      case "JobCommitted":
+        return { ...at, type: "committed" };
+      case "AuditPassed":
+        return { ...at, type: "audited", auditor: a.auditor };
+      case "ResultRevealed":
+        this.#lastReveal = { resultRoot: a.resultRoot, outputURI: a.outputURI };
+        return { ...at, type: "revealed", provider: a.provider, resultRoot: a.resultRoot, outputURI: a.outputURI };
+      case "JobChallenged":
+        return { ...at, type: "challenged", challenger: a.challenger };
+      case "DisputeEscalated":
+      case "AuditRevealed":
+        return parsed.name === "AuditRevealed" && a.disputed === 0n ? undefined : { ...at, type: "disputed" };
+      case "JobSettled": {
+        // An audited job settles on its reveal, which carries the result (JobSettled then has none).
+        const revealed = a.resultRoot === ZERO_ROOT && this.#lastReveal ? this.#lastReveal : undefined;
+        return { ...at, type: "settled", provider: a.provider, ...(revealed ?? { resultRoot: a.resultRoot, outputURI: a.outputURI }) };
+      }
+      case "JobReopened":
+        return { ...at, type: "reopened", previousProvider: this.#lastProvider };
+      case "JobCancelled":
+        return { ...at, type: "failed", reason: "cancelled" };
+      case "JobRefunded":
+        return { ...at, type: "failed", reason: "refunded" };
+      case "FraudProven":
+        return { ...at, type: "failed", reason: "provider-slashed" };
+      case "JobRevealMissed":
+        return { ...at, type: "failed", reason: "reveal-missed" };
+      default:
+        return undefined;
+    }
+  }
+}
+
+function safeParse(iface: { parseLog(log: { topics: readonly string[]; data: string }): ReturnType<MeshworkContext["contracts"]["market"]["interface"]["parseLog"]> }, log: Log) {
+  try {
+    return iface.parseLog({ topics: [...log.topics], data: log.data });
+  } catch {
+    return null;
+  }
+}
+
+function isPrepared(value: unknown): value is PreparedJob {
+  return typeof value === "object" && value !== null && "request" in value && "specURI" in value && "spec" in value;
+}
+
+function required(options: JobOptions | undefined): JobOptions {
+  if (!options) throw new MeshworkError("create(spec, options): options (token, price, workUnits) are required");
+  return options;
+}
+
+function sleep(ms: number) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,145 @@
+/**
+ * Delivered results. A worker stores each output chunk as a blob and an **output manifest** listing,
+ * per chunk, the digests of its input and output bytes; the manifest's own digest is the `outputURI`
+ * (`blob:0x…`) it reveals on-chain next to the result root. A consumer re-derives every leaf of
+ * PROTOCOL.md §5 from the bytes it downloads and checks the root, so a tampered chunk is caught and
+ * named.
+ */
+import { z } from "zod";
+import canonicalize from "canonicalize";
+import type { BlobStore } from "./blob.js";
+import { digestOf, isDigest, normalizeDigest, verifyBlob } from "./blob.js";
+import { MeshworkBlobError, MeshworkValidationError, MeshworkVerificationError } from "./errors.js";
+import { MerkleTree, leafHash } from "./merkle.js";
+
+const digest = z.string().refine(isDigest, "not a SHA-256 digest").transform(normalizeDigest);
+
+export const OutputManifestSchema = z.strictObject({
+  version: z.literal(1),
+  jobId: z.string().regex(/^0x[0-9a-fA-F]{64}$/),
+  /** Chunk i: SHA-256 of its input bytes and of its canonical output bytes. */
+  chunks: z.array(z.strictObject({ input: digest, output: digest })).min(1),
+});
+export type OutputManifest = z.infer<typeof OutputManifestSchema>;
+
+const BLOB_URI = /^blob:((?:0x)?[0-9a-fA-F]{64})$/;
+
+/** `blob:0x…` for a digest. */
+export function blobURI(digest: string): string {
+  return `blob:${normalizeDigest(digest)}`;
+}
+
+/** The digest in a `blob:` URI (or a bare digest). @throws {MeshworkBlobError} for anything else. */
+export function digestFromURI(uri: string): string {
+  const m = BLOB_URI.exec(uri);
+  if (m) return normalizeDigest(m[1]);
+  if (isDigest(uri)) return normalizeDigest(uri);
+  throw new MeshworkBlobError(`unsupported blob URI "${uri}" (expected blob:0x<sha256>)`, { details: { uri } });
+}
+
+/** The manifest's canonical JSON bytes (RFC 8785), what its digest is taken over. */
+export function manifestBytes(manifest: OutputManifest): Uint8Array {
+  return new TextEncoder().encode(canonicalize(manifest)!);
+}
+
+/** The result root a manifest commits to (the leaves of PROTOCOL.md §5 from its digests). */
+export function manifestRoot(manifest: OutputManifest): string {
+  return new MerkleTree(manifest.chunks.map((c, i) => leafHash(manifest.jobId, i, c.input, c.output))).root;
+}
+
+/**
+ * Stores output chunks and their manifest; returns the manifest, its `outputURI` and the result root
+ * to commit to. What a worker calls after running a job.
+ * @example
+ * ```ts
+ * const { outputURI, root } = await publishResult(store, jobId, inputChunks, outputChunks);
+ * ```
+ */
+export async function publishResult(
+  store: BlobStore,
+  jobId: string,
+  inputs: Uint8Array[],
+  outputs: Uint8Array[],
+): Promise<{ manifest: OutputManifest; outputURI: string; root: string; tree: MerkleTree }> {
+  if (inputs.length !== outputs.length) throw new RangeError(`${inputs.length} input chunks but ${outputs.length} output chunks`);
+  const chunks = [];
+  for (let i = 0; i < outputs.length; i++) chunks.push({ input: digestOf(inputs[i]), output: await store.put(outputs[i]) });
+  const manifest: OutputManifest = { version: 1, jobId: jobId.toLowerCase(), chunks };
+  const outputURI = blobURI(await store.put(manifestBytes(manifest)));
+  const tree = new MerkleTree(manifest.chunks.map((c, i) => leafHash(manifest.jobId, i, c.input, c.output)));
+  return { manifest, outputURI, root: tree.root, tree };
+}
+
+export interface FetchResultOptions {
+  /** The input digest the consumer expects for each chunk (from its spec); checked when given. */
+  inputDigests?: string[];
+}
+
+/**
+ * Downloads and verifies a result: the manifest (by the digest in `outputURI`), every output chunk (by
+ * its digest), and the root re-derived from them against the `root` revealed on-chain.
+ * @throws {MeshworkVerificationError} naming the first bad chunk: bytes that do not hash to the
+ * manifest's digest, an input digest other than expected, or a root that does not match.
+ */
+export async function fetchResult(
+  store: BlobStore,
+  jobId: string,
+  root: string,
+  outputURI: string,
+  options: FetchResultOptions = {},
+): Promise<{ manifest: OutputManifest; chunks: Uint8Array[]; bytes: Uint8Array }> {
+  let raw: Uint8Array;
+  try {
+    const digest = digestFromURI(outputURI);
+    raw = await store.get(digest);
+    verifyBlob(digest, raw); // never trust a store implementation to have checked
+  } catch (cause) {
+    throw new MeshworkVerificationError("the output manifest could not be fetched or verified", jobId, undefined, { cause, details: { outputURI } });
+  }
+  let manifest: OutputManifest;
+  try {
+    const parsed = OutputManifestSchema.safeParse(JSON.parse(new TextDecoder().decode(raw)));
+    if (!parsed.success) throw new MeshworkValidationError("output manifest", parsed.error.issues);
+    manifest = parsed.data;
+  } catch (cause) {
+    throw new MeshworkVerificationError("the output manifest is malformed", jobId, undefined, { cause });
+  }
+  if (manifest.jobId.toLowerCase() !== jobId.toLowerCase()) {
+    throw new MeshworkVerificationError("the output manifest is for another job", jobId, undefined, { details: { manifestJobId: manifest.jobId } });
+  }
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < manifest.chunks.length; i++) {
+    const expected = options.inputDigests?.[i];
+    if (expected !== undefined && normalizeDigest(expected) !== manifest.chunks[i].input) {
+      throw new MeshworkVerificationError(`chunk ${i} was computed from other input than the job's`, jobId, i, {
+        details: { expected: normalizeDigest(expected), got: manifest.chunks[i].input },
+      });
+    }
+    try {
+      const bytes = await store.get(manifest.chunks[i].output);
+      verifyBlob(manifest.chunks[i].output, bytes, { chunk: i });
+      chunks.push(bytes);
+    } catch (cause) {
+      throw new MeshworkVerificationError(`output chunk ${i} is missing or tampered with`, jobId, i, { cause });
+    }
+  }
+  if (options.inputDigests && options.inputDigests.length !== manifest.chunks.length) {
+    throw new MeshworkVerificationError("the result has another number of chunks than the job", jobId, undefined, {
+      details: { expected: options.inputDigests.length, got: manifest.chunks.length },
+    });
+  }
+  const derived = manifestRoot(manifest);
+  if (derived.toLowerCase() !== root.toLowerCase()) {
+    throw new MeshworkVerificationError("the result does not match the root its provider committed to", jobId, undefined, {
+      details: { committedRoot: root, derivedRoot: derived },
+    });
+  }
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    bytes.set(c, offset);
+    offset += c.length;
+  }
+  return { manifest, chunks, bytes };
+}

@@ -1,0 +1,384 @@
+/**
+ * The content-addressed blob store (sdk/src/blob.ts): digests, the in-memory store, the HTTP client
+ * against the embedded server, and the client against misbehaving servers (tampered bytes, dropped
+ * connections, silence).
+ */
+import { expect } from "chai";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  HttpBlobStore,
+  MemoryBlobStore,
+  digestOf,
+  isDigest,
+  normalizeDigest,
+  startBlobServer,
+  verifyBlob,
+  type BlobServer,
+  type BlobStore,
+} from "../../sdk/src/blob.js";
+import { MeshworkBlobError, MeshworkError } from "../../sdk/src/errors.js";
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const ABC = "0xba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; // sha256("abc")
+const EMPTY = "0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"; // sha256("")
+
+/** Resolves to the error `promise` rejects with; fails when it resolves. */
+async function rejection(promise: Promise<unknown>): Promise<any> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  expect.fail("expected a rejection");
+}
+
+/** A throwaway HTTP server with a hand-written handler: the misbehaving blob server. */
+async function evilServer(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** The behaviour every BlobStore shares. */
+function behavesLikeABlobStore(make: () => Promise<{ store: BlobStore; done?: () => Promise<void> }>) {
+  let store: BlobStore;
+  let done: (() => Promise<void>) | undefined;
+  beforeEach(async () => ({ store, done } = await make()));
+  afterEach(async () => done?.());
+
+  it("puts and gets bytes back by their canonical digest", async () => {
+    const digest = await store.put(utf8("abc"));
+    expect(digest).to.equal(ABC);
+    expect(await store.get(digest)).to.deep.equal(utf8("abc"));
+    expect(await store.has(digest)).to.equal(true);
+  });
+
+  it("accepts the bare and the upper-case digest forms", async () => {
+    await store.put(utf8("abc"));
+    expect(await store.get(ABC.slice(2))).to.deep.equal(utf8("abc"));
+    expect(await store.has(ABC.slice(2).toUpperCase())).to.equal(true);
+  });
+
+  it("stores the empty blob and a 1 MiB random one", async () => {
+    expect(await store.put(new Uint8Array())).to.equal(EMPTY);
+    expect(await store.get(EMPTY)).to.have.length(0);
+    const big = new Uint8Array(randomBytes(1 << 20));
+    const digest = await store.put(big);
+    expect(Buffer.from(await store.get(digest)).equals(big)).to.equal(true);
+  });
+
+  it("is idempotent", async () => {
+    expect(await store.put(utf8("abc"))).to.equal(await store.put(utf8("abc")));
+  });
+
+  it("says a missing blob is missing", async () => {
+    const missing = digestOf(utf8("never stored"));
+    expect(await store.has(missing)).to.equal(false);
+    const error = await rejection(store.get(missing));
+    expect(error).to.be.instanceOf(MeshworkBlobError).and.instanceOf(MeshworkError);
+    expect(error.shortMessage).to.match(/not found/);
+    expect(error.details.digest).to.equal(missing);
+  });
+
+  it("rejects a malformed digest", async () => {
+    for (const bad of ["", "0x1234", "zz".repeat(32), "0x" + "ab".repeat(33)]) {
+      const error = await rejection(store.get(bad));
+      expect(error, bad).to.be.instanceOf(MeshworkBlobError);
+      expect(error.shortMessage).to.match(/malformed blob digest/);
+    }
+  });
+}
+
+describe("blob store", () => {
+  describe("digests", () => {
+    it("are SHA-256, 0x-prefixed lower-case hex", () => {
+      expect(digestOf(utf8("abc"))).to.equal(ABC);
+      expect(digestOf(new Uint8Array())).to.equal(EMPTY);
+    });
+
+    it("normalise from either form and reject anything else", () => {
+      expect(normalizeDigest(ABC.slice(2))).to.equal(ABC);
+      expect(normalizeDigest(ABC.toUpperCase().replace("0X", "0x"))).to.equal(ABC);
+      expect(isDigest(ABC) && isDigest(ABC.slice(2))).to.equal(true);
+      expect(isDigest("0x" + ABC)).to.equal(false);
+      expect(() => normalizeDigest(ABC + "00")).to.throw(MeshworkBlobError, /malformed/);
+    });
+
+    it("verifyBlob throws with the actual digest on a mismatch", () => {
+      verifyBlob(ABC, utf8("abc"));
+      try {
+        verifyBlob(ABC, utf8("abd"));
+        expect.fail("no error");
+      } catch (e: any) {
+        expect(e).to.be.instanceOf(MeshworkBlobError);
+        expect(e.details).to.include({ digest: ABC, actual: digestOf(utf8("abd")) });
+      }
+    });
+  });
+
+  describe("MemoryBlobStore", () => {
+    behavesLikeABlobStore(async () => ({ store: new MemoryBlobStore() }));
+
+    it("keeps its own copy of the bytes", async () => {
+      const store = new MemoryBlobStore();
+      const bytes = utf8("abc");
+      const digest = await store.put(bytes);
+      bytes[0] = 0;
+      (await store.get(digest))[1] = 0;
+      expect(await store.get(digest)).to.deep.equal(utf8("abc"));
+      expect(store.size).to.equal(1);
+    });
+  });
+
+  describe("HttpBlobStore + startBlobServer (in memory)", () => {
+    behavesLikeABlobStore(async () => {
+      const server = await startBlobServer();
+      return { store: new HttpBlobStore(server.url, { timeoutMs: 5_000 }), done: server.close };
+    });
+  });
+
+  describe("HttpBlobStore + startBlobServer (directory)", () => {
+    let dir: string;
+    before(async () => (dir = await mkdtemp(join(tmpdir(), "meshwork-blobs-"))));
+    after(async () => rm(dir, { recursive: true, force: true }));
+
+    behavesLikeABlobStore(async () => {
+      const server = await startBlobServer({ dir: await mkdtemp(join(dir, "s-")) });
+      return { store: new HttpBlobStore(server.url + "/", { timeoutMs: 5_000 }), done: server.close };
+    });
+
+    it("keeps blobs across restarts, one digest-named file each, and cleans up stale temporary files", async () => {
+      const where = join(dir, "persist");
+      let server = await startBlobServer({ dir: where });
+      const bytes = new Uint8Array(randomBytes(100_000));
+      const digest = await new HttpBlobStore(server.url).put(bytes);
+      await server.close();
+
+      await writeFile(join(where, `.${"00".repeat(32)}.1.abc.tmp`), "half a blob");
+      server = await startBlobServer({ dir: where });
+      try {
+        const store = new HttpBlobStore(server.url);
+        expect(await store.has(digest)).to.equal(true);
+        expect(Buffer.from(await store.get(digest)).equals(bytes)).to.equal(true);
+        expect(await readdir(where)).to.deep.equal([digest.slice(2)]);
+        expect((await readFile(join(where, digest.slice(2)))).equals(bytes)).to.equal(true);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("leaves nothing behind when an upload is rejected", async () => {
+      const where = join(dir, "rejects");
+      const server = await startBlobServer({ dir: where, maxBytes: 1000 });
+      try {
+        const mismatch = await fetch(`${server.url}/blobs/${ABC}`, { method: "PUT", body: utf8("abd") });
+        expect(mismatch.status).to.equal(400);
+        const oversize = await rejection(new HttpBlobStore(server.url).put(new Uint8Array(1001)));
+        expect(oversize.details.status).to.equal(413);
+        expect(await readdir(where)).to.deep.equal([]);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("serves concurrent uploads of the same blob", async () => {
+      const server = await startBlobServer({ dir: join(dir, "concurrent") });
+      try {
+        const store = new HttpBlobStore(server.url);
+        const bytes = new Uint8Array(randomBytes(200_000));
+        const digests = await Promise.all(Array.from({ length: 8 }, () => store.put(bytes)));
+        expect(new Set(digests).size).to.equal(1);
+        expect(Buffer.from(await store.get(digests[0])).equals(bytes)).to.equal(true);
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
+  describe("the embedded server's checks", () => {
+    let server: BlobServer;
+    let store: HttpBlobStore;
+    beforeEach(async () => {
+      server = await startBlobServer({ maxBytes: 1024 });
+      store = new HttpBlobStore(server.url, { timeoutMs: 5_000 });
+    });
+    afterEach(async () => server.close());
+
+    it("listens on 127.0.0.1 on a free port", () => {
+      expect(server.url).to.equal(`http://127.0.0.1:${server.port}`);
+      expect(server.port).to.be.greaterThan(0);
+    });
+
+    it("rejects an upload that does not hash to its digest (400) and stores nothing", async () => {
+      const res = await fetch(`${server.url}/blobs/${ABC}`, { method: "PUT", body: utf8("abd") });
+      expect(res.status).to.equal(400);
+      expect((await res.json()).error).to.match(/digest mismatch/);
+      expect(await store.has(ABC)).to.equal(false);
+    });
+
+    it("accepts an upload under the bare digest form (201, then 200 when already there)", async () => {
+      const put = () => fetch(`${server.url}/blobs/${ABC.slice(2)}`, { method: "PUT", body: utf8("abc") });
+      const first = await put();
+      expect(first.status).to.equal(201);
+      expect(await first.json()).to.deep.equal({ digest: ABC, size: 3 });
+      expect((await put()).status).to.equal(200);
+    });
+
+    it("rejects malformed digests (400), unknown paths (404) and other methods (405)", async () => {
+      expect((await fetch(`${server.url}/blobs/xyz`, { method: "PUT", body: utf8("abc") })).status).to.equal(400);
+      expect((await fetch(`${server.url}/blobs/${ABC}00`)).status).to.equal(400);
+      expect((await fetch(`${server.url}/other/${ABC}`)).status).to.equal(404);
+      expect((await fetch(`${server.url}/blobs/${ABC}/x`)).status).to.equal(404);
+      const del = await fetch(`${server.url}/blobs/${ABC}`, { method: "DELETE" });
+      expect(del.status).to.equal(405);
+      expect(del.headers.get("allow")).to.equal("GET, HEAD, PUT");
+    });
+
+    it("answers 404 for a missing blob, and the client's error says which and where", async () => {
+      expect((await fetch(`${server.url}/blobs/${ABC}`)).status).to.equal(404);
+      expect((await fetch(`${server.url}/blobs/${ABC}`, { method: "HEAD" })).status).to.equal(404);
+      const error = await rejection(store.get(ABC.slice(2)));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.details).to.deep.equal({ digest: ABC, status: 404, url: `${server.url}/blobs/${ABC}` });
+    });
+
+    it("serves a blob with its length, an ETag and immutable caching", async () => {
+      await store.put(utf8("abc"));
+      const res = await fetch(`${server.url}/blobs/${ABC}`, { method: "HEAD" });
+      expect(res.status).to.equal(200);
+      expect(res.headers.get("content-length")).to.equal("3");
+      expect(res.headers.get("etag")).to.equal(`"${ABC.slice(2)}"`);
+      expect(res.headers.get("cache-control")).to.match(/immutable/);
+    });
+
+    it("rejects an oversized upload (413), by its declared length or as it streams", async () => {
+      expect(await store.put(new Uint8Array(1024))).to.equal(digestOf(new Uint8Array(1024)));
+      for (const size of [1025, 1 << 20]) {
+        const error = await rejection(store.put(new Uint8Array(size)));
+        expect(error).to.be.instanceOf(MeshworkBlobError);
+        expect(error.shortMessage).to.match(/too large/);
+        expect(error.details.status).to.equal(413);
+      }
+      // No content-length: the server counts as the bytes arrive.
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let i = 0; i < 100; i++) controller.enqueue(new Uint8Array(100));
+          controller.close();
+        },
+      });
+      const res = await fetch(`${server.url}/blobs/${ABC}`, { method: "PUT", body, duplex: "half" } as RequestInit);
+      expect(res.status).to.equal(413);
+      // The server still works afterwards.
+      expect(await store.put(utf8("abc"))).to.equal(ABC);
+    });
+  });
+
+  describe("HttpBlobStore against a misbehaving server", () => {
+    const closers: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      while (closers.length) await closers.pop()!();
+    });
+    const evil = async (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
+      const s = await evilServer(handler);
+      closers.push(s.close);
+      return s;
+    };
+
+    it("detects tampered bytes on GET", async () => {
+      const { url } = await evil((req, res) => res.end("abd"));
+      const error = await rejection(new HttpBlobStore(url).get(ABC));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.shortMessage).to.match(/digest mismatch/);
+      expect(error.details).to.include({ digest: ABC, actual: digestOf(utf8("abd")), status: 200, url: `${url}/blobs/${ABC}` });
+    });
+
+    it("reports a connection dropped before the response, with its cause", async () => {
+      const { url } = await evil((req) => req.socket.destroy());
+      const error = await rejection(new HttpBlobStore(url).get(ABC));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.shortMessage).to.match(/^blob GET failed: /);
+      expect(error.cause).to.be.instanceOf(Error);
+      expect(error.details).to.deep.equal({ digest: ABC, url: `${url}/blobs/${ABC}` });
+      const put = await rejection(new HttpBlobStore(url).put(utf8("abc")));
+      expect(put).to.be.instanceOf(MeshworkBlobError);
+      expect(put.shortMessage).to.match(/^blob PUT failed: /);
+    });
+
+    it("reports a body cut short", async () => {
+      const { url } = await evil((req, res) => {
+        res.writeHead(200, { "content-length": "1000" });
+        res.write("abc");
+        setTimeout(() => res.socket?.destroy(), 20);
+      });
+      const error = await rejection(new HttpBlobStore(url).get(ABC));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.shortMessage).to.match(/^blob GET failed: /);
+      expect(error.details.status).to.equal(200);
+      expect(error.cause).to.exist;
+    });
+
+    it("times out on a server that never answers, or stalls mid-body", async () => {
+      const silent = await evil(() => {});
+      const started = Date.now();
+      const error = await rejection(new HttpBlobStore(silent.url, { timeoutMs: 150 }).has(ABC));
+      expect(Date.now() - started).to.be.lessThan(3_000);
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.shortMessage).to.equal("blob HEAD timed out after 150 ms");
+      expect(error.cause).to.exist;
+
+      const stalling = await evil((req, res) => {
+        res.writeHead(200, { "content-length": "1000" });
+        res.write("abc");
+      });
+      const stalled = await rejection(new HttpBlobStore(stalling.url, { timeoutMs: 150 }).get(ABC));
+      expect(stalled.shortMessage).to.equal("blob GET timed out after 150 ms");
+      expect(stalled.details.status).to.equal(200);
+    });
+
+    it("reports a refused connection", async () => {
+      const server = await startBlobServer();
+      await server.close();
+      const error = await rejection(new HttpBlobStore(server.url, { timeoutMs: 2_000 }).get(ABC));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.message).to.match(/ECONNREFUSED/);
+    });
+
+    it("maps an unexpected status to an error carrying it", async () => {
+      const { url } = await evil((req, res) => {
+        res.writeHead(503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: "maintenance" }));
+      });
+      const store = new HttpBlobStore(url);
+      for (const op of [() => store.get(ABC), () => store.has(ABC), () => store.put(utf8("abc"))]) {
+        const error = await rejection(op());
+        expect(error).to.be.instanceOf(MeshworkBlobError);
+        expect(error.details.status).to.equal(503);
+      }
+      expect((await rejection(store.get(ABC))).shortMessage).to.equal("blob GET failed with HTTP 503: maintenance");
+    });
+
+    it("uses the fetch it is given", async () => {
+      const seen: string[] = [];
+      const fake: typeof fetch = async (input, init) => {
+        seen.push(`${init?.method} ${input}`);
+        return new Response(utf8("abc"), { status: 200 });
+      };
+      const store = new HttpBlobStore("https://blobs.example/base", { fetch: fake });
+      expect(await store.get(ABC)).to.deep.equal(utf8("abc"));
+      expect(seen).to.deep.equal([`GET https://blobs.example/base/blobs/${ABC}`]);
+    });
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * Meshwork.connect and error mapping: address books from a file or passed in, a wrong chain, a bad or
+ * missing book, a read-only runner; every custom error of every contract ABI decoded into a
+ * MeshworkContractError with its name and arguments; RPC failures typed as such.
+ */
+import { expect } from "chai";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AbiCoder, ErrorFragment, JsonRpcProvider, ParamType, Wallet, ZeroAddress } from "ethers";
+import { network } from "hardhat";
+import { Meshwork } from "../../sdk/src/client.js";
+import {
+  MeshworkChainMismatchError,
+  MeshworkConfigError,
+  MeshworkContractError,
+  MeshworkError,
+  MeshworkRpcError,
+  MeshworkValidationError,
+  toMeshworkError,
+} from "../../sdk/src/errors.js";
+import { USD, sdkWorld, type SdkWorld } from "./fixture.js";
+
+const connection = await network.create();
+const { networkHelpers } = connection;
+
+async function world(): Promise<SdkWorld> {
+  return sdkWorld(connection);
+}
+
+/** A sample value of an ABI type, for encoding error arguments. */
+function sample(t: ParamType, i: number): unknown {
+  if (t.baseType === "array") return [sample(t.arrayChildren!, i)];
+  if (t.baseType === "tuple") return t.components!.map((c, j) => sample(c, i + j));
+  if (t.type === "address") return "0x" + (i + 1).toString(16).padStart(40, "0");
+  if (t.type === "bool") return true;
+  if (t.type === "string") return `field${i}`;
+  if (t.type.startsWith("bytes")) {
+    const n = t.type === "bytes" ? 3 : Number(t.type.slice(5));
+    return "0x" + "ab".repeat(n);
+  }
+  return BigInt(i + 1); // uint/int, enums
+}
+
+describe("SDK: connect and errors", () => {
+  it("connects with a passed address book and with deployments/<network>.json", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await Meshwork.connect({ runner: w.consumer, addresses: w.book });
+    expect(mw.chainId).to.equal(BigInt(w.book.chainId));
+    expect(mw.book.contracts.market).to.equal(await w.market.getAddress());
+
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-book-"));
+    writeFileSync(join(dir, "hardhat.json"), JSON.stringify(w.book));
+    const fromFile = await Meshwork.connect({ runner: w.consumer, network: "hardhat", deploymentsDir: dir });
+    expect(fromFile.book).to.deep.equal(mw.book);
+    expect(await fromFile.balances.of("tUSD", w.cheap.address)).to.equal(100_000n * USD);
+  });
+
+  it("refuses another chain's address book with a typed error", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const error = await Meshwork.connect({ runner: w.consumer, addresses: { ...w.book, chainId: 1 } }).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkChainMismatchError);
+    expect(error).to.include({ expected: 1n, actual: BigInt(w.book.chainId) });
+  });
+
+  it("reports a missing, malformed or absent address book", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-book-"));
+    const missing = await Meshwork.connect({ runner: w.consumer, network: "nowhere", deploymentsDir: dir }).catch((e) => e);
+    expect(missing).to.be.instanceOf(MeshworkConfigError);
+    expect(missing.details.path).to.equal(join(dir, "nowhere.json"));
+
+    const bad = { ...w.book, contracts: { ...w.book.contracts, market: "0x1234" } };
+    const malformed = await Meshwork.connect({ runner: w.consumer, addresses: bad }).catch((e) => e);
+    expect(malformed).to.be.instanceOf(MeshworkValidationError);
+    expect(malformed.issues[0].path).to.deep.equal(["contracts", "market"]);
+
+    writeFileSync(join(dir, "broken.json"), "{ not json");
+    const broken = await Meshwork.connect({ runner: w.consumer, network: "broken", deploymentsDir: dir }).catch((e) => e);
+    expect(broken).to.be.instanceOf(MeshworkConfigError);
+
+    const none = await Meshwork.connect({ runner: w.consumer }).catch((e) => e);
+    expect(none).to.be.instanceOf(MeshworkConfigError);
+    const detached = await Meshwork.connect({ runner: Wallet.createRandom(), addresses: w.book }).catch((e) => e);
+    expect(detached).to.be.instanceOf(MeshworkConfigError);
+  });
+
+  it("reads with a provider but needs a signer to send", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const reader = await Meshwork.connect({ runner: w.ethers.provider, addresses: w.book });
+    expect(await reader.balances.of("tUSD", w.cheap.address)).to.equal(100_000n * USD);
+    const error = await reader.balances.withdraw("tUSD", 1n).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkError);
+    expect(error.shortMessage).to.match(/needs a signer/);
+  });
+
+  it("turns a revert into a MeshworkContractError with the contract, the error name and its arguments", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const error = await mw.balances.withdraw("tUSD", 5n).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkContractError);
+    expect(error).to.include({ contract: "JobMarket", errorName: "JobMarketInsufficientBalance" });
+    expect([...error.args]).to.deep.equal([await w.usd.getAddress(), w.consumer.address, 0n, 5n]);
+    expect(error.arg("need")).to.equal(5n);
+    expect(error.walk(MeshworkContractError)).to.equal(error);
+    expect(error.walk()).to.not.equal(error); // the ethers error underneath
+
+    const registryError = await mw.providers.withdrawStake().catch((e) => e);
+    expect(registryError).to.include({ contract: "ProviderRegistry", errorName: "ProviderRegistryNothingToWithdraw" });
+    const unknownToken = await mw.balances.deposit(ZeroAddress, 1n).catch((e) => e);
+    expect(unknownToken).to.be.instanceOf(MeshworkError);
+  });
+
+  it("maps every custom error of every contract to its typed SDK error", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const { interfaces } = mw.context;
+    let count = 0;
+    for (const [contract, iface] of Object.entries(interfaces)) {
+      iface.forEachError((fragment: ErrorFragment) => {
+        const args = fragment.inputs.map((input, i) => sample(input, i));
+        const data = iface.encodeErrorResult(fragment, args);
+        const mapped = toMeshworkError({ code: "CALL_EXCEPTION", data }, interfaces, "test");
+        expect(mapped, fragment.name).to.be.instanceOf(MeshworkContractError);
+        const typed = mapped as MeshworkContractError;
+        expect(typed.errorName).to.equal(fragment.name);
+        // The first ABI that knows the error names the contract (shared errors: the market's).
+        expect(interfaces[typed.contract].getError(fragment.selector)).to.not.equal(null);
+        const again = AbiCoder.defaultAbiCoder().encode(fragment.inputs, [...typed.args]);
+        expect(again).to.equal(AbiCoder.defaultAbiCoder().encode(fragment.inputs, args));
+        count++;
+      });
+      void contract;
+    }
+    expect(count).to.be.greaterThan(80);
+  });
+
+  it("types a dropped RPC as MeshworkRpcError", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const dead = new JsonRpcProvider("http://127.0.0.1:9", undefined, { staticNetwork: true, batchMaxCount: 1 });
+    const error = await Meshwork.connect({ runner: dead, addresses: w.book })
+      .catch((e) => e)
+      .finally(() => dead.destroy());
+    expect(error).to.be.instanceOf(MeshworkError);
+    expect(error.walk(MeshworkRpcError) ?? error).to.be.instanceOf(MeshworkError);
+    const mapped = toMeshworkError({ code: "NETWORK_ERROR", message: "socket hang up" }, {}, "getLogs");
+    expect(mapped).to.be.instanceOf(MeshworkRpcError);
+  });
+});

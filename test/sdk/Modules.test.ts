@@ -1,0 +1,244 @@
+/**
+ * SDK modules against the devnet deployment: providers (profile, prices, stake with permit, unstake,
+ * list and reputation), balances (deposit, batched withdrawal, per-token view), governance (delegate,
+ * a typed parameter proposal voted with a reason, queued and executed, listed with tallies) and the
+ * commons (a programme passed by governance, a grantee paying a job from its grant).
+ */
+import { expect } from "chai";
+import { network } from "hardhat";
+import { MeshworkContractError } from "../../sdk/src/errors.js";
+import { Energy, Runtime, reputationOf } from "../../sdk/src/providers.js";
+import { rankCandidates } from "../../sdk/src/routing.js";
+import { unpackRequirements } from "../../sdk/src/params.js";
+import { MESH, PROFILE, USD, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
+
+const connection = await network.create();
+const { networkHelpers } = connection;
+
+async function world(): Promise<SdkWorld> {
+  return sdkWorld(connection);
+}
+
+describe("SDK: providers", () => {
+  it("registers, stakes with a permit and posts prices (the fixture did it through the SDK)", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.outsider);
+    const cheap = await mw.providers.get(w.cheap.address);
+    expect(cheap.profile).to.deep.equal(PROFILE);
+    expect(cheap.stake).to.deep.equal({ active: 1_000n * MESH, unbonding: 0n, jailedUntil: 0n });
+    expect(cheap.active).to.equal(true);
+    expect(cheap.prices).to.deep.equal({ tUSD: 1n * USD, MESH: 0n });
+    expect(cheap.reputation).to.deep.include({ timedOut: 0, slashes: 0, reliability: 1, auditPassRate: 1 });
+    expect(await w.mesh.allowance(w.cheap.address, await w.registry.getAddress())).to.equal(0n); // permit spent
+  });
+
+  it("updates the profile and posts a commons price", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.cheap);
+    await mw.providers.updateProfile({ ...PROFILE, vramGB: 48, region: "BR", runtimes: [Runtime.Onnx] });
+    await mw.providers.postPrice("tUSD", 500_000n, { commons: true });
+    const me = await mw.providers.get(w.cheap.address);
+    expect(me.profile).to.deep.include({ vramGB: 48, region: "BR", runtimes: [Runtime.Onnx] });
+    expect(me.commonsPrices.tUSD).to.equal(500_000n);
+    const bad = await mw.providers.updateProfile({ ...PROFILE, gpuCount: 0 }).catch((e) => e);
+    expect(bad).to.be.instanceOf(MeshworkContractError);
+    expect(bad).to.include({ errorName: "ProviderRegistryInvalidProfile" });
+  });
+
+  it("unstakes through the unbonding queue and withdraws after the period", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.dear);
+    const { entryId, releaseAt } = await mw.providers.requestUnstake(400n * MESH);
+    expect(entryId).to.equal(0n);
+    expect((await mw.providers.get(w.dear.address)).stake).to.deep.include({ active: 600n * MESH, unbonding: 400n * MESH });
+    const early = await mw.providers.withdrawStake().catch((e) => e);
+    expect(early).to.include({ errorName: "ProviderRegistryNothingToWithdraw" });
+    expect(early.arg("nextReleaseAt")).to.equal(releaseAt);
+    await networkHelpers.time.increaseTo(releaseAt);
+    await mw.providers.withdrawStake();
+    expect(await w.mesh.balanceOf(w.dear.address)).to.equal(400n * MESH);
+  });
+
+  it("stakes with a plain approval too, and lists providers by filter", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    await w.mesh.connect(w.deployer).transfer(w.outsider.address, 10n * MESH);
+    const mw = await w.sdk(w.outsider);
+    await mw.providers.stake(10n * MESH, { provider: w.cheap.address, permit: false });
+    expect((await mw.providers.get(w.cheap.address)).stake.active).to.equal(1_010n * MESH);
+
+    const all = await mw.providers.list();
+    expect(all.map((p) => p.address)).to.deep.equal([w.cheap.address, w.mid.address, w.dear.address, w.auditor.address]);
+    const green = await mw.providers.list({ renewableOnly: true, region: "DE", pricedIn: "tUSD" });
+    expect(green.map((p) => p.address)).to.deep.equal([w.cheap.address, w.dear.address, w.auditor.address]);
+    expect(await mw.providers.list({ region: "KE", activeOnly: true })).to.have.length(1);
+    expect(await mw.providers.list({ minVramGB: 80 })).to.have.length(0);
+  });
+
+  it("computes reputation from the counters", () => {
+    expect(reputationOf({ tUSD: 8n, MESH: 1n }, { timedOut: 1, audited: 4, failedAudits: 1, slashes: 0 })).to.deep.equal({
+      completed: { tUSD: 8n, MESH: 1n },
+      timedOut: 1,
+      audited: 4,
+      failedAudits: 1,
+      slashes: 0,
+      reliability: 0.9,
+      auditPassRate: 0.75,
+    });
+  });
+
+  it("ranks candidates by price, then reliability, queue, preferred region and energy", () => {
+    const base = { region: "DE", energy: Energy.Grid, reliability: 1, queue: 0, eligibility: 0, price: 10n };
+    const c = (provider: string, more: object) => ({ ...base, provider, ...more });
+    const { ranked } = rankCandidates(
+      [
+        c("0x05", { energy: Energy.Renewable }),
+        c("0x04", { region: "KE" }),
+        c("0x03", { queue: 2 }),
+        c("0x02", { reliability: 0.5 }),
+        c("0x01", { price: 9n }),
+        c("0x06", {}),
+      ],
+      { maxPrice: 100n, preferRegion: "KE" },
+    );
+    expect(ranked.map((r) => r.provider)).to.deep.equal(["0x01", "0x04", "0x05", "0x06", "0x03", "0x02"]);
+    const filtered = rankCandidates([c("0x01", { reliability: 0.4 }), c("0x02", { queue: 9 })], { maxPrice: 100n, minReliability: 0.5, maxQueue: 3 });
+    expect(filtered.rejected.map((r) => r.reason)).to.deep.equal(["reliability", "queue"]);
+  });
+});
+
+describe("SDK: balances", () => {
+  it("deposits (approving exactly what is needed), withdraws in a batch and lists balances per token", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    await mw.balances.deposit("tUSD", 50n * USD);
+    expect(await w.usd.allowance(w.consumer.address, await w.market.getAddress())).to.equal(0n);
+    expect(await mw.balances.of("tUSD")).to.equal(50n * USD);
+    await w.mesh.connect(w.deployer).transfer(w.consumer.address, 5n * MESH);
+    await mw.balances.deposit("MESH", 5n * MESH);
+
+    await mw.balances.withdrawBatch(
+      [
+        { token: "tUSD", amount: 20n * USD },
+        { token: "MESH", amount: 2n * MESH },
+      ],
+      w.outsider.address,
+    );
+    expect(await w.usd.balanceOf(w.outsider.address)).to.equal(20n * USD);
+    const all = await mw.balances.all();
+    expect(all.map((b) => [b.symbol, b.market, b.wallet])).to.deep.equal([
+      ["tUSD", 30n * USD, 100_000n * USD - 50n * USD],
+      ["MESH", 3n * MESH, 0n],
+    ]);
+  });
+});
+
+describe("SDK: governance", () => {
+  it("delegates, proposes a typed parameter change, votes with a reason, queues, executes and lists it", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.deployer);
+    await mw.governance.delegate();
+    expect(await mw.governance.votingPower()).to.equal(await w.mesh.balanceOf(w.deployer.address));
+    await networkHelpers.mine(1);
+    await networkHelpers.time.increase(1);
+
+    const proposal = await mw.governance.propose([mw.governance.setParameter("market", "FeeBps", 200n)], "Lower the fee to 2%");
+    expect(await mw.governance.state(proposal.proposalId)).to.equal("Pending");
+    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
+    await mw.governance.vote(proposal.proposalId, "for", "cheaper compute for students");
+    const twice = await mw.governance.vote(proposal.proposalId, "against").catch((e) => e);
+    expect(twice).to.include({ contract: "MeshGovernor", errorName: "GovernorAlreadyCastVote" });
+    await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
+    expect(await mw.governance.state(proposal.proposalId)).to.equal("Succeeded");
+    await mw.governance.queue(proposal);
+    const early = await mw.governance.execute(proposal).catch((e) => e);
+    expect(early).to.be.instanceOf(MeshworkContractError);
+    await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
+    await mw.governance.execute(proposal);
+    expect(await w.market.parameter(0)).to.equal(200n);
+
+    const [listed] = await mw.governance.list();
+    expect(listed).to.deep.include({ proposalId: proposal.proposalId, state: "Executed", description: "Lower the fee to 2%" });
+    expect(listed.votes).to.deep.equal({ against: 0n, for: await w.mesh.balanceOf(w.deployer.address), abstain: 0n });
+    expect(listed.quorum > 0n).to.equal(true);
+    expect(() => mw.governance.setParameter("market", "NoSuch" as "FeeBps", 1n)).to.throw(/unknown market parameter/);
+  });
+
+  it("refuses an empty or duplicate proposal with typed errors", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.outsider);
+    const empty = await mw.governance.propose([], "nothing").catch((e) => e);
+    expect(empty).to.include({ contract: "MeshGovernor", errorName: "GovernorInvalidProposalLength" });
+    const actions = [mw.governance.setParameter("registry", "MinStake", 1n)];
+    await mw.governance.propose(actions, "x");
+    const twice = await mw.governance.propose(actions, "x").catch((e) => e);
+    expect(twice).to.include({ contract: "MeshGovernor", errorName: "GovernorUnexpectedProposalState" });
+  });
+});
+
+describe("SDK: commons", () => {
+  it("passes a programme through governance; a grantee pays a job from its grant; everyone sees the spend", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    // Fees reach the treasury: one job settles (2.5% fee, 60% of it to the treasury).
+    const consumer = await w.sdk(w.consumer);
+    const big = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: 40_000n * USD, workUnits: 10n });
+    await work(w, big, w.cheap);
+    await w.market.sweepFees(w.usd, [w.cheap.address]);
+    const treasury = await w.market.treasuryAccrual(w.usd);
+    expect(treasury).to.equal(600n * USD);
+
+    const dao = await w.sdk(w.deployer);
+    await dao.governance.delegate();
+    await networkHelpers.mine(1);
+    const now = BigInt(await networkHelpers.time.latest());
+    const actions = [
+      ...dao.commons.createProgrammeAction("Students 2027", "tUSD", 500n * USD, now, now + 30n * 86_400n),
+      dao.commons.approveGranteeAction(1n, w.outsider.address, 100n * USD),
+    ];
+    const proposal = await dao.governance.propose(actions, "Compute commons: Students 2027");
+    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
+    await dao.governance.vote(proposal.proposalId, "for");
+    await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
+    await dao.governance.queue(proposal);
+    await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
+    await dao.governance.execute(proposal);
+
+    const grantee = await w.sdk(w.outsider);
+    const [programme] = await grantee.commons.programmes();
+    expect(programme).to.deep.include({ id: 1n, name: "Students 2027", budget: 500n * USD, spent: 0n, jobs: 0 });
+    expect(await grantee.commons.grant(1n)).to.equal(100n * USD);
+
+    const prepared = await grantee.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: 40n * USD, workUnits: 10n });
+    const job = await grantee.commons.createJob(1n, prepared);
+    expect(job.job.consumer).to.equal(await w.commons.getAddress());
+    expect(unpackRequirements(BigInt(job.job.request.requirements)).commons).to.equal(true);
+    expect(await grantee.commons.grant(1n)).to.equal(60n * USD);
+    expect((await grantee.commons.programme(1n)).spent).to.equal(40n * USD);
+
+    await grantee.commons.cancelJob(job);
+    expect(await grantee.commons.grant(1n)).to.equal(100n * USD);
+    const closed = await grantee.commons.closeJob(job).catch((e) => e);
+    expect(closed).to.include({ contract: "ComputeCommons", errorName: "CommonsJobAlreadyClosed" });
+    const over = await grantee.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: 101n * USD, workUnits: 10n });
+    const tooMuch = await grantee.commons.createJob(1n, over).catch((e) => e);
+    expect(tooMuch).to.include({ errorName: "CommonsAllowanceExceeded" });
+    expect([...tooMuch.args]).to.deep.equal([1n, w.outsider.address, 100n * USD, 101n * USD]);
+  });
+});
+
+describe("SDK: stats through the client", () => {
+  it("computes the market's statistics from events since the deployment block", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const job = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: 20n * USD, workUnits: 10n });
+    await work(w, job, w.cheap);
+    await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: 30n * USD, workUnits: 10n });
+    const reader = await w.sdk(w.outsider);
+    const stats = await reader.stats();
+    expect(stats.jobs.total).to.equal(2);
+    expect(stats.jobs.byState).to.deep.include({ settled: 1, open: 1 });
+    const usd = await w.usd.getAddress();
+    expect(stats.priceBoard[usd]).to.deep.include({ min: 2n * USD, max: 3n * USD, count: 2 });
+    expect(stats.providers[w.cheap.address]).to.deep.include({ settled: 1 });
+    expect(stats.events.some((e) => e.kind === "providerRegistered")).to.equal(true);
+  });
+});
