@@ -562,13 +562,17 @@ contract MarketHandler is MarketSetup {
         if (free != 0) commons.withdrawUnallocated(t, address(0xDA0), free);
     }
 
-    /// @notice Prices of commons jobs still escrowed in the market (not finished).
-    function liveCommonsEscrow() external view returns (uint256 total) {
+    /// @notice Prices of unclosed commons jobs that the commons does not hold: still escrowed in the market
+    /// (live) or paid to their provider (settled, not yet closed).
+    function unheldCommonsPrices() external view returns (uint256 total) {
         for (uint256 i; i < _jobs.length; ++i) {
             if (_jobs[i].consumer != address(commons)) continue;
-            if (market.jobState(market.hashJob(_jobs[i])) < IJobMarketTypes.JobState.Settled) {
-                total += _jobs[i].request.price;
-            }
+            bytes32 jobId = market.hashJob(_jobs[i]);
+            if (commonsJobReturned[jobId]) continue;
+            IJobMarketTypes.JobState s = market.jobState(jobId);
+            bool refunded = s == IJobMarketTypes.JobState.Refunded || s == IJobMarketTypes.JobState.Cancelled
+                || s == IJobMarketTypes.JobState.Slashed;
+            if (!refunded) total += _jobs[i].request.price;
         }
     }
 
@@ -723,9 +727,9 @@ contract MarketInvariantTest is MarketSetup {
         uint256 outstanding = c.outstanding(t);
         assertEq(outstanding, handler.ghostOutstanding(), "outstanding = prices of open commons jobs");
         // A refund comes back unseen: what governance may take never includes a budget, an open job's
-        // escrow or a refund owed to a programme.
+        // escrow or a refund owed to a programme. (Outstanding prices not held are escrowed or paid out.)
         assertTrue(
-            holdings + handler.liveCommonsEscrow() >= allocated + outstanding + c.unallocated(t),
+            holdings + handler.unheldCommonsPrices() >= allocated + outstanding + c.unallocated(t),
             "budgets, open prices and unallocated funds are backed"
         );
         uint256 remaining;
