@@ -29,6 +29,8 @@ const COMPILE = ["hardhat", "compile", "--quiet"];
 const TASKS = {
   test: ["hardhat", "test"],
   "bench:sdk": ["hardhat", "run", "bench/sdk.ts"],
+  "bench:worker": ["hardhat", "run", "bench/worker.ts"],
+  worker: [COMPILE, ["tsx", "scripts/worker.ts"]],
   docs: [COMPILE, ["typedoc", "--options", "typedoc.json"]],
   "sdk:build": [COMPILE, ["tsc", "-p", "sdk/tsconfig.json"]],
   compile: ["hardhat", "compile"],

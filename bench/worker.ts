@@ -1,0 +1,435 @@
+/**
+ * Worker benchmark: `npx hardhat run bench/worker.ts` (`npm run bench:worker`). Prints a table and
+ * writes bench/worker.json.
+ *
+ * - jobsPerMinute: jobs settled per wall-clock minute through ONE provider worker (the SDK fixture's
+ *   `cheap` provider, with the worker fixture's config: concurrency 2, 0 confirmations) on the
+ *   in-process chain, with a second worker (the fixture's `auditor`) auditing. The consumer posts JOBS
+ *   (30) small int-kernel jobs up front, untimed (the worker fixture's `intKernelSpec`: 4 chunks of
+ *   8×16 int8, audit sample 2); then each round ticks the provider, ticks the auditor and mines one
+ *   block, as the worker tests' `drive` does, until every job is settled. A newcomer's first
+ *   `probationJobs` (3) jobs are always audited, later ones with pMin (50% on the devnet); a job not
+ *   drawn waits out the challenge window (devnet: 120 s) in chain time, which the loop skips with
+ *   `time.increaseTo` once no in-flight job is in an audit phase (whose deadlines a jump could break).
+ *   So the wall clock measures the worker's own cost per job (RPC round trips, runtime, blob store,
+ *   SQLite, logging) plus the auditor's and the in-process chain's, never protocol waiting: a live
+ *   chain is bounded by the windows instead. Overall: all jobs over the whole loop; steady state: the
+ *   jobs settled after the first WARMUP (6, past probation) over the time since the WARMUP-th settled
+ *   (the backlog of open jobs shrinks meanwhile, and a tick polls every open job: see `tickScaling`).
+ *   JSON-RPC requests are counted per worker and method. The auditor is made audit-only with
+ *   concurrency 0 (below the config schema's minimum of 1) so that every job goes through the one
+ *   provider.
+ * - overheadPct: a reference ONNX job, a dense model 256→256 (Relu) →256 on float32 rows, ONNX_MIB (96)
+ *   MiB of input in ONNX_CHUNKS (16) chunks, on the CPU (one intra-op thread, the runtime's default). Compute is
+ *   `runtime.load` plus `run` of every chunk (canonical fixed-point output included) and `close`. The
+ *   protocol's addition: the worker's commitment, `publishResult` (SHA-256 of every input and output
+ *   chunk, storing the outputs and the manifest, leaves, Merkle tree) and the consumer's verification,
+ *   `fetchResult` (manifest and every output chunk fetched and re-hashed, input digests checked, root
+ *   re-derived), both over a fresh MemoryBlobStore. overheadPct = 100 × (commitment + verification) /
+ *   compute, each the best of ONNX_RUNS (3). Target <= 2. The hashing alone (no blob store copies) is
+ *   reported beside it.
+ *   The same for a model 4× as compute-intensive per byte (1024→1024→1024, ONNX_MIB/4 MiB) is in
+ *   `onnx1024`, and the machine's SHA-256 and fresh-memory copy speeds in `memory`: the overhead is
+ *   bytes hashed and copied over compute, so it scales with the job's FLOPs per byte and with them.
+ * - peakRssMB: the process's peak resident set (process.resourceUsage().maxRSS, and a 20 ms sampler of
+ *   process.memoryUsage.rss() for the phase peaks), in MiB: Hardhat and the in-process chain, the two
+ *   workers, then the ONNX buffers (input, output and their blob store copies). The jobs run first, so
+ *   `jobs.rssMB` is the peak without the ONNX buffers.
+ *
+ * Timing lives here, never in unit tests.
+ */
+import { writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { network } from "hardhat";
+import { MemoryBlobStore, digestOf } from "../sdk/src/blob.js";
+import { JOB_STATES } from "../sdk/src/jobs.js";
+import { MerkleTree, chunkLeaf, sha256 } from "../sdk/src/merkle.js";
+import { unpackTerms } from "../sdk/src/params.js";
+import { fetchResult, publishResult } from "../sdk/src/results.js";
+import { parseJobSpec } from "../sdk/src/spec.js";
+import { OnnxRuntime } from "../sdk/src/worker/runtimes/onnx.js";
+import { buildDenseModel } from "../sdk/src/worker/runtimes/onnxModel.js";
+import { WorkerState } from "../sdk/src/worker/state.js";
+import { Worker } from "../sdk/src/worker/worker.js";
+import { USD, sdkWorld } from "../test/sdk/fixture.js";
+import { JOB, bytes, intKernelSpec, quietLogger, runtimes } from "../test/worker/worker-fixture.js";
+
+const TARGETS = { overheadPct: 2 };
+const JOBS = Number(process.env.MESHWORK_BENCH_JOBS ?? 30);
+const WARMUP = 6; // past the 3 probation jobs and a whole concurrency-2 pair
+const CONCURRENCY = 2;
+const ONNX_FEATURES = 256;
+const ONNX_MIB = Number(process.env.MESHWORK_BENCH_ONNX_MIB ?? 96);
+const ONNX_CHUNKS = 16;
+const ONNX_RUNS = 3;
+const MiB = 1 << 20;
+
+const now = () => performance.now();
+
+/* Peak memory -------------------------------------------------------------------------------------- */
+
+let sampledPeak = 0;
+let phasePeak = 0;
+const sampler = setInterval(() => {
+  const rss = process.memoryUsage.rss();
+  if (rss > sampledPeak) sampledPeak = rss;
+  if (rss > phasePeak) phasePeak = rss;
+}, 20);
+sampler.unref();
+function phaseRss(): number {
+  const rss = Math.max(phasePeak, process.memoryUsage.rss());
+  phasePeak = 0;
+  return Math.round(rss / MiB);
+}
+
+/* 1. Jobs per minute through one provider worker ------------------------------------------------- */
+
+async function benchJobs() {
+  const connection = await network.create();
+  const setupStart = now();
+  // Count JSON-RPC requests (every SDK client of this connection goes through this provider).
+  const rpc = connection.provider as unknown as { request: (args: { method: string }) => Promise<unknown> };
+  const request = rpc.request.bind(rpc);
+  const calls = new Map<string, number>();
+  let counting = "";
+  rpc.request = (args) => {
+    if (counting) calls.set(`${counting} ${args.method}`, (calls.get(`${counting} ${args.method}`) ?? 0) + 1);
+    return request(args);
+  };
+  const w = await sdkWorld(connection);
+  const { networkHelpers } = w;
+  const consumer = await w.sdk(w.consumer);
+  await w.usd.mint(w.deployer.address, 1_000n * USD);
+  await w.usd.connect(w.deployer).approve(w.market, 1_000n * USD);
+  await w.market.connect(w.deployer).fundAuditPool(w.usd, 1_000n * USD); // audits are paid from the pool
+
+  const config = {
+    concurrency: CONCURRENCY,
+    maxCollateral: {},
+    prices: { tUSD: 1n * USD },
+    confirmations: 0,
+    pollMs: 50,
+    audit: true,
+    maxBlobBytes: 1 << 20,
+    withdrawEverySec: 0,
+  };
+  const state = new WorkerState(":memory:");
+  const provider = new Worker({ mw: await w.sdk(w.cheap), store: w.store, state, runtimes, config, logger: quietLogger() });
+  // Audit-only: with concurrency 0 it never claims (it would otherwise take half of the jobs).
+  const auditor = new Worker({
+    mw: await w.sdk(w.auditor),
+    store: w.store,
+    state: new WorkerState(":memory:"),
+    runtimes,
+    config: { ...config, concurrency: 0 },
+    logger: quietLogger(),
+  });
+
+  // The claim deadline is far enough that skipping challenge windows never expires an open job.
+  const chainNow = BigInt(await networkHelpers.time.latest());
+  const jobIds: string[] = [];
+  for (let i = 0; i < JOBS; i++) {
+    const job = await consumer.jobs.create(await intKernelSpec(w, 1 + i), { ...JOB, claimBy: chainNow + 7n * 86_400n });
+    jobIds.push(job.jobId);
+  }
+  const setupMs = now() - setupStart;
+  phaseRss();
+
+  const { market } = w;
+  const challengeWindow = unpackTerms(BigInt(await market.currentTerms())).challengeWindow;
+  const AUDIT_PHASES = new Set(["Audited", "Revealing", "Disputed", "Escalated"]);
+  const settledAt: number[] = [];
+  const done = new Set<string>();
+  let providerMs = 0;
+  let auditorMs = 0;
+  let mineMs = 0;
+  let jumps = 0;
+  let jumpedSeconds = 0;
+  let rounds = 0;
+  const providerTicks: number[] = [];
+  const activeRows: number[] = [];
+
+  const start = now();
+  while (done.size < JOBS) {
+    if (++rounds > 40 * JOBS) throw new Error(`only ${done.size} of ${JOBS} jobs done after ${rounds - 1} rounds`);
+    let t = now();
+    counting = "provider";
+    await provider.tick();
+    const tick = now() - t;
+    providerMs += tick;
+    providerTicks.push(tick);
+    activeRows.push(state.active().length);
+    t = now();
+    counting = "auditor";
+    await auditor.tick();
+    counting = "";
+    auditorMs += now() - t;
+    t = now();
+    await networkHelpers.mine(1);
+    mineMs += now() - t;
+
+    // Bookkeeping (in the loop's wall time: it is a few local reads and at most a few calls).
+    for (const id of jobIds) {
+      if (!done.has(id) && state.get(id)?.phase === "done") {
+        done.add(id);
+        settledAt.push(now() - start);
+      }
+    }
+    // Skip a challenge window once nothing in flight is in an audit phase (those deadlines are short).
+    const inFlight = state.inPhase("claimed", "computed", "committing", "committed", "revealed");
+    const states = await Promise.all(inFlight.map(async (r) => JOB_STATES[Number(await market.jobState(r.jobId))]));
+    if (states.includes("Challengeable") && !states.some((s) => AUDIT_PHASES.has(s))) {
+      const latest = await networkHelpers.time.latest();
+      let target = Infinity;
+      for (let i = 0; i < inFlight.length; i++) {
+        if (states[i] !== "Challengeable") continue;
+        // jobRecord reports the slot's clock, which for a Challengeable job is the window's end.
+        const clock = Number((await market.jobRecord(inFlight[i].jobId)).committedAt);
+        target = Math.min(target, clock > latest ? clock : clock + challengeWindow);
+      }
+      if (target > latest) {
+        await networkHelpers.time.increaseTo(target);
+        jumps++;
+        jumpedSeconds += target - latest;
+      }
+    }
+  }
+  const wallMs = now() - start;
+  const jobsRss = phaseRss();
+
+  // Check: every job settled, by the one provider.
+  const settled = await market.queryFilter(market.filters.JobSettled());
+  const ours = new Set(jobIds);
+  const byProvider = settled.filter((e) => ours.has(e.args.jobId) && e.args.provider.toLowerCase() === w.cheap.address.toLowerCase());
+  if (byProvider.length !== JOBS) throw new Error(`${byProvider.length} of ${JOBS} jobs settled by the provider`);
+  const audited = (await market.queryFilter(market.filters.AuditPassed())).filter((e) => ours.has(e.args.jobId)).length;
+
+  const steadyJobs = JOBS - WARMUP;
+  const steadyMs = settledAt[JOBS - 1] - settledAt[WARMUP - 1];
+  // Tick time against the rows the worker polls: the first half of the run (many open jobs) vs the second.
+  const half = Math.floor(providerTicks.length / 2);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const tickScaling = {
+    firstHalf: { activeRows: Number(mean(activeRows.slice(0, half)).toFixed(1)), tickMs: Number(mean(providerTicks.slice(0, half)).toFixed(1)) },
+    secondHalf: { activeRows: Number(mean(activeRows.slice(half)).toFixed(1)), tickMs: Number(mean(providerTicks.slice(half)).toFixed(1)) },
+  };
+  const rpcOf = (role: string) => {
+    const entries: [string, number][] = [...calls].filter(([k]) => k.startsWith(role + " ")).map(([k, v]) => [k.slice(role.length + 1), v]);
+    entries.sort((a, b) => b[1] - a[1]);
+    const byMethod = Object.fromEntries(entries);
+    const total = entries.reduce((a, [, v]) => a + v, 0);
+    return { total, perJob: Number((total / JOBS).toFixed(1)), perTick: Number((total / rounds).toFixed(1)), byMethod };
+  };
+  const providerRpc = rpcOf("provider");
+  providerTicks.sort((a, b) => a - b);
+  const p = (q: number) => providerTicks[Math.min(providerTicks.length - 1, Math.floor(q * providerTicks.length))];
+  state.close();
+  rpc.request = request;
+  return {
+    jobsPerMinute: JOBS / (wallMs / 60_000),
+    steadyJobsPerMinute: steadyJobs / (steadyMs / 60_000),
+    details: {
+      jobs: JOBS,
+      runtime: "int-kernel",
+      chunks: 4,
+      concurrency: CONCURRENCY,
+      audited,
+      unaudited: JOBS - audited,
+      rounds,
+      roundsPerJob: Number((rounds / JOBS).toFixed(2)),
+      wallMs: Math.round(wallMs),
+      providerTickMs: Math.round(providerMs),
+      auditorTickMs: Math.round(auditorMs),
+      mineMs: Math.round(mineMs),
+      bookkeepingMs: Math.round(wallMs - providerMs - auditorMs - mineMs),
+      providerTickP50Ms: Number(p(0.5).toFixed(1)),
+      providerTickP95Ms: Number(p(0.95).toFixed(1)),
+      providerMsPerJob: Math.round(providerMs / JOBS),
+      providerOnlyJobsPerMinute: Math.round(JOBS / (providerMs / 60_000)),
+      providerMsPerRpc: Number((providerMs / Math.max(1, providerRpc.total)).toFixed(2)),
+      tickScaling,
+      rpc: { provider: providerRpc, auditor: rpcOf("auditor") },
+      steadyState: { afterJobs: WARMUP, jobs: steadyJobs, ms: Math.round(steadyMs) },
+      challengeWindowSkips: jumps,
+      chainSecondsSkipped: jumpedSeconds,
+      setupMs: Math.round(setupMs),
+      rssMB: jobsRss,
+    },
+  };
+}
+
+/* 2. Protocol overhead on a reference ONNX job --------------------------------------------------- */
+
+async function benchOverhead(f: number, mib: number) {
+  const weights = (seed: number) => Float32Array.from(bytes(f * f, seed), (b) => (b - 128) / (128 * 16));
+  const model = buildDenseModel({
+    layers: [
+      { inFeatures: f, outFeatures: f, weights: weights(31), bias: new Float32Array(f).fill(0.01), relu: true },
+      { inFeatures: f, outFeatures: f, weights: weights(32), bias: new Float32Array(f).fill(-0.01) },
+    ],
+  });
+  const rowBytes = f * 4;
+  const rows = Math.floor((mib * MiB) / rowBytes / ONNX_CHUNKS) * ONNX_CHUNKS;
+  const chunkBytes = (rows / ONNX_CHUNKS) * rowBytes;
+  const inputs: Uint8Array[] = [];
+  for (let i = 0; i < ONNX_CHUNKS; i++) {
+    const values = Float32Array.from(bytes(chunkBytes / 4, 1000 + i), (b) => (b - 128) / 32);
+    inputs.push(new Uint8Array(values.buffer));
+  }
+  const spec = parseJobSpec({
+    version: 1,
+    runtime: "onnx",
+    model: { digest: digestOf(model), size: model.length },
+    inputs: { kind: "chunks", chunks: inputs.map((c) => ({ digest: digestOf(c), size: c.length })) },
+    chunking: { chunks: ONNX_CHUNKS },
+    output: { encoding: "fixed-point", scaleBits: 16, canonicalisation: "tolerance" },
+  });
+  const inputDigests = spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.digest) : [];
+  const jobId = "0x" + "5a".repeat(32);
+  const runtime = new OnnxRuntime();
+  const caps = await runtime.capabilities(); // probed once per process, as a running worker has
+  if (!caps.available) throw new Error(`onnx runtime unavailable: ${caps.detail}`);
+
+  const best = { loadMs: Infinity, computeMs: Infinity, publishMs: Infinity, fetchMs: Infinity, hashMs: Infinity };
+  let outputs: Uint8Array[] = [];
+  let root = "";
+  for (let run = 0; run < ONNX_RUNS; run++) {
+    // Compute: what the worker's #compute times (load, every chunk, close).
+    let t = now();
+    const loaded = await runtime.load(spec, model);
+    const loadMs = now() - t;
+    outputs = [];
+    for (let i = 0; i < ONNX_CHUNKS; i++) outputs.push(await loaded.run(inputs[i], i));
+    await loaded.close();
+    const computeMs = now() - t;
+
+    // Commitment: what the worker does next (hash, store outputs and manifest, leaves, tree).
+    const store = new MemoryBlobStore();
+    t = now();
+    const published = await publishResult(store, jobId, inputs, outputs);
+    const publishMs = now() - t;
+    root = published.root;
+
+    // Verification: the consumer fetches and checks the whole result.
+    t = now();
+    const fetched = await fetchResult(store, jobId, published.root, published.outputURI, { inputDigests });
+    const fetchMs = now() - t;
+    if (fetched.chunks.length !== ONNX_CHUNKS) throw new Error("fetchResult returned the wrong number of chunks");
+
+    // The hashing alone, both sides: inputs and outputs hashed, leaves, tree (worker); outputs re-hashed,
+    // leaves, tree (consumer). No blob store copies.
+    t = now();
+    const leaves = inputs.map((input, i) => chunkLeaf(jobId, i, input, outputs[i]));
+    const treeRoot = new MerkleTree(leaves).root;
+    for (const o of outputs) sha256(o);
+    new MerkleTree(leaves);
+    const hashMs = now() - t;
+    if (treeRoot !== root) throw new Error("root mismatch");
+
+    best.loadMs = Math.min(best.loadMs, loadMs);
+    best.computeMs = Math.min(best.computeMs, computeMs);
+    best.publishMs = Math.min(best.publishMs, publishMs);
+    best.fetchMs = Math.min(best.fetchMs, fetchMs);
+    best.hashMs = Math.min(best.hashMs, hashMs);
+  }
+  const outputBytes = outputs.reduce((n, o) => n + o.length, 0);
+  const overheadMs = best.publishMs + best.fetchMs;
+  return {
+    overheadPct: (100 * overheadMs) / best.computeMs,
+    hashOnlyPct: (100 * best.hashMs) / best.computeMs,
+    details: {
+      model: `dense ${f}→${f} relu →${f}, float32 in, fixed-point (scaleBits 16) out`,
+      device: caps.device,
+      runtimeDetail: caps.detail,
+      rows,
+      inputMiB: Number(((rows * rowBytes) / MiB).toFixed(2)),
+      outputMiB: Number((outputBytes / MiB).toFixed(2)),
+      chunks: ONNX_CHUNKS,
+      runs: ONNX_RUNS,
+      loadMs: Number(best.loadMs.toFixed(1)),
+      computeMs: Math.round(best.computeMs),
+      computeRowsPerSec: Math.round(rows / (best.computeMs / 1000)),
+      commitmentMs: Number(best.publishMs.toFixed(1)),
+      verificationMs: Number(best.fetchMs.toFixed(1)),
+      hashOnlyMs: Number(best.hashMs.toFixed(1)),
+      root,
+      rssMB: phaseRss(),
+    },
+  };
+}
+
+/** MB/s of copying into freshly allocated memory (what every blob store copy does): slow first-touch page faults in some VMs. */
+function freshCopyMBps(): number {
+  const src = new Uint8Array(64 * MiB).fill(7);
+  const t = now();
+  const copy = src.slice();
+  const ms = now() - t;
+  if (copy[0] !== 7) throw new Error("copy");
+  return Math.round((64 * MiB) / 1e6 / (ms / 1000));
+}
+
+/** MB/s of SHA-256 (node:crypto, one core) over 16 MiB, best of 3. */
+function sha256MBps(): number {
+  const src = new Uint8Array(16 * MiB).fill(7);
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t = now();
+    sha256(src);
+    best = Math.min(best, now() - t);
+  }
+  return Math.round((16 * MiB) / 1e6 / (best / 1000));
+}
+
+/* Report ------------------------------------------------------------------------------------------ */
+
+const baselineRssMB = Math.round(process.memoryUsage.rss() / MiB);
+const copyMBps = freshCopyMBps(); // before anything has been allocated and freed: real first-touch faults
+// The jobs first, so that their memory peak is the worker's and the chain's, not the ONNX buffers'.
+const jobs = await benchJobs();
+// The reference job, then one 4× as compute-intensive per byte (1024 features): how the overhead
+// scales with arithmetic intensity.
+const overhead = await benchOverhead(ONNX_FEATURES, ONNX_MIB);
+const heavier = await benchOverhead(4 * ONNX_FEATURES, ONNX_MIB / 4);
+const hashMBps = sha256MBps();
+clearInterval(sampler);
+const maxRss = process.resourceUsage().maxRSS * 1024; // KiB on Linux and macOS
+const peakRss = Math.max(maxRss, sampledPeak);
+
+const report = {
+  jobsPerMinute: Number(jobs.jobsPerMinute.toFixed(1)),
+  steadyJobsPerMinute: Number(jobs.steadyJobsPerMinute.toFixed(1)),
+  overheadPct: Number(overhead.overheadPct.toFixed(2)),
+  hashOnlyOverheadPct: Number(overhead.hashOnlyPct.toFixed(2)),
+  peakRssMB: Math.round(peakRss / MiB),
+  targets: TARGETS,
+  jobs: jobs.details,
+  onnx: overhead.details,
+  onnx1024: { overheadPct: Number(heavier.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(heavier.hashOnlyPct.toFixed(2)), ...heavier.details },
+  memory: { baselineRssMB, freshCopyMBps: copyMBps, sha256MBps: hashMBps },
+  node: process.version,
+  cpu: cpus()[0]?.model ?? "unknown",
+  cpus: cpus().length,
+  date: new Date().toISOString(),
+};
+
+console.table({
+  jobsPerMinute: { value: report.jobsPerMinute, target: "", ok: "" },
+  steadyJobsPerMinute: { value: report.steadyJobsPerMinute, target: "", ok: "" },
+  overheadPct: { value: report.overheadPct, target: `<= ${TARGETS.overheadPct}`, ok: report.overheadPct <= TARGETS.overheadPct },
+  hashOnlyOverheadPct: { value: report.hashOnlyOverheadPct, target: "", ok: "" },
+  peakRssMB: { value: report.peakRssMB, target: "", ok: "" },
+});
+const d = jobs.details;
+console.log(
+  `${d.jobs} int-kernel jobs (${d.audited} audited) in ${(d.wallMs / 1000).toFixed(1)} s, ${d.rounds} rounds: provider ticks ${d.providerTickMs} ms ` +
+    `(p50 ${d.providerTickP50Ms} ms), auditor ${d.auditorTickMs} ms, mining ${d.mineMs} ms, bookkeeping ${d.bookkeepingMs} ms; ` +
+    `${d.challengeWindowSkips} challenge windows skipped (${d.chainSecondsSkipped} chain s)`,
+);
+const o = overhead.details;
+console.log(
+  `ONNX ${o.model}: ${o.inputMiB} MiB in ${o.chunks} chunks on ${o.device}: compute ${o.computeMs} ms (load ${o.loadMs} ms), ` +
+    `commitment ${o.commitmentMs} ms, verification ${o.verificationMs} ms, hashing alone ${o.hashOnlyMs} ms`,
+);
+console.log(`${report.node} on ${report.cpu} (${report.cpus} CPUs)`);
+writeFileSync(new URL("./worker.json", import.meta.url), JSON.stringify(report, null, 2) + "\n");
+console.log("wrote bench/worker.json");

@@ -1,0 +1,250 @@
+/**
+ * meshwork-worker: the node operator's CLI (`npm run worker -- <command>`; docs/operator.md).
+ *
+ *   init       create an encrypted keystore, detect the hardware, write the config
+ *   register   register the hardware profile on-chain
+ *   stake      stake MESH (EIP-2612 permit)
+ *   prices     post minimum prices per work unit (and save them in the config)
+ *   start      run the daemon (logs, metrics, blob store)
+ *   status     stake, balances and local jobs
+ *   withdraw   withdraw earnings from the market
+ *   unstake    start unbonding stake, or withdraw released stake
+ *
+ * The keystore password comes from MESHWORK_PASSWORD. Every error is printed as one line; the exit code
+ * is non-zero.
+ */
+import "./lib/quietWarnings.js";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
+import pino from "pino";
+import { Meshwork } from "../sdk/src/client.js";
+import { MeshworkContractError, MeshworkError } from "../sdk/src/errors.js";
+import { Energy, Runtime, type Profile } from "../sdk/src/providers.js";
+import { WorkerConfigSchema, type WorkerConfig } from "../sdk/src/worker/config.js";
+import { detectHardware } from "../sdk/src/worker/hardware.js";
+import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/worker/node.js";
+import { WorkerState } from "../sdk/src/worker/state.js";
+import type { CheatMode } from "../sdk/src/worker/worker.js";
+
+const DEFAULT_CONFIG = join(".meshwork", "worker", "worker.json");
+
+function password(): string {
+  const value = process.env.MESHWORK_PASSWORD;
+  if (!value) throw new MeshworkError("set MESHWORK_PASSWORD to the keystore password");
+  return value;
+}
+
+const providers: JsonRpcProvider[] = [];
+
+async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: Meshwork; wallet: Wallet; provider: JsonRpcProvider }> {
+  const config = loadWorkerConfig(configPath);
+  const provider = new JsonRpcProvider(config.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
+  providers.push(provider);
+  const wallet = (await openKeystore(config.keystore, password())).connect(provider);
+  const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir });
+  return { config, mw, wallet, provider };
+}
+
+function decimals(symbol: string): number {
+  return symbol === "MESH" ? 18 : 6;
+}
+
+function amount(value: string): string {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError("expected a positive decimal amount, e.g. 12.5");
+  return value;
+}
+
+const program = new Command()
+  .name("meshwork-worker")
+  .description("Run a Meshwork provider node: stake, price and rent out your GPU")
+  .option("-c, --config <path>", "worker config file", DEFAULT_CONFIG)
+  .showHelpAfterError();
+
+program
+  .command("init")
+  .description("create an encrypted keystore (new key, or --key), detect the hardware and write the config")
+  .option("--rpc <url>", "JSON-RPC endpoint", "http://127.0.0.1:8545")
+  .option("--network <name>", "address book in deployments/", "localhost")
+  .option("--data <dir>", "data directory (database, blobs)")
+  .option("--key <hex>", "import this private key instead of generating one")
+  .option("--blob-port <port>", "port of the local blob store", "8788")
+  .option("--metrics-port <port>", "port of the Prometheus endpoint (0 = off)", "9464")
+  .option("--blob-source <url...>", "blob stores to fetch consumers' inputs from")
+  .option("--deployments <dir>", "directory of the address books (default: ./deployments)")
+  .option("--poll-ms <ms>", "how often to poll the chain", "2000")
+  .option("--force", "overwrite an existing config and keystore")
+  .action(async (opts) => {
+    const configPath = resolve(program.opts().config);
+    if (existsSync(configPath) && !opts.force) throw new MeshworkError(`${configPath} exists; pass --force to replace it`);
+    const dataDir = resolve(opts.data ?? dirname(configPath));
+    mkdirSync(dataDir, { recursive: true });
+    const wallet = opts.key ? new Wallet(opts.key) : Wallet.createRandom();
+    const keystore = join(dataDir, "keystore.json");
+    writeFileSync(keystore, await wallet.encrypt(password()), { mode: 0o600 });
+    const hardware = await detectHardware();
+    const config = WorkerConfigSchema.parse({
+      rpcUrl: opts.rpc,
+      network: opts.network,
+      keystore,
+      dataDir,
+      blobPort: Number(opts.blobPort),
+      metricsPort: Number(opts.metricsPort),
+      blobSources: opts.blobSource ?? [],
+      deploymentsDir: opts.deployments ? resolve(opts.deployments) : undefined,
+      pollMs: Number(opts.pollMs),
+    });
+    mkdirSync(dirname(configPath), { recursive: true });
+    writeFileSync(configPath, JSON.stringify({ ...config, hardware }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
+    console.log(`address   ${wallet.address}`);
+    console.log(`keystore  ${keystore} (encrypted with MESHWORK_PASSWORD)`);
+    console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
+    console.log(`config    ${configPath}`);
+    console.log("next: fund this address with MESH and gas, then `register`, `stake`, `prices`, `start`");
+  });
+
+program
+  .command("register")
+  .description("register (or update) this node's hardware profile on-chain")
+  .requiredOption("--region <code>", "ISO-3166 alpha-2 region, e.g. DE", (v) => {
+    if (!/^[A-Z]{2}$/.test(v)) throw new InvalidArgumentError("two capital letters, e.g. DE");
+    return v;
+  })
+  .option("--energy <kind>", "grid | renewable | unknown", "unknown")
+  .option("--gpu-class <id>", "GPU class id (0 = unclassified)", "0")
+  .option("--metadata <uri>", "metadata URI (emitted only)", "")
+  .action(async (opts) => {
+    const { mw, wallet } = await connect(program.opts().config);
+    const raw = JSON.parse(readFileSync(program.opts().config, "utf8"));
+    const hw = raw.hardware ?? (await detectHardware());
+    const energy = { grid: Energy.Grid, renewable: Energy.Renewable, unknown: Energy.Unknown }[opts.energy as string];
+    if (energy === undefined) throw new MeshworkError(`--energy must be grid, renewable or unknown (got ${opts.energy})`);
+    const profile: Profile = {
+      gpuCount: Math.max(1, hw.gpuCount),
+      vramGB: Math.max(1, hw.vramGB),
+      gpuClass: Number(opts.gpuClass),
+      region: opts.region,
+      energy,
+      runtimes: [Runtime.IntKernels, Runtime.Onnx],
+    };
+    const registered = await mw.context.contracts.registry.isRegistered(wallet.address);
+    if (registered) await mw.providers.updateProfile(profile, opts.metadata);
+    else await mw.providers.register(profile, opts.metadata);
+    console.log(`${registered ? "updated" : "registered"} ${wallet.address}: ${JSON.stringify(profile)}`);
+  });
+
+program
+  .command("stake <amount>")
+  .description("stake MESH (decimal amount) with an EIP-2612 permit")
+  .action(async (value: string) => {
+    const { mw, wallet } = await connect(program.opts().config);
+    await mw.providers.stake(parseUnits(amount(value), 18));
+    const { active } = (await mw.providers.get(wallet.address)).stake;
+    console.log(`staked ${value} MESH; active stake ${formatUnits(active, 18)} MESH`);
+  });
+
+program
+  .command("prices <prices...>")
+  .description("post minimum prices per work unit, e.g. `prices tUSD=1.5` (saved in the config)")
+  .option("--commons", "post the (discounted) price for compute-commons jobs instead")
+  .action(async (pairs: string[], opts) => {
+    const configPath = program.opts().config;
+    const { mw } = await connect(configPath);
+    const raw = JSON.parse(readFileSync(configPath, "utf8"));
+    raw.prices ??= {};
+    for (const pair of pairs) {
+      const m = /^([A-Za-z0-9]+)=(\d+(?:\.\d+)?)$/.exec(pair);
+      if (!m) throw new MeshworkError(`bad price "${pair}": expected TOKEN=decimal, e.g. tUSD=1.5`);
+      const units = parseUnits(m[2], decimals(m[1]));
+      await mw.providers.postPrice(m[1], units, { commons: Boolean(opts.commons) });
+      if (!opts.commons) raw.prices[m[1]] = units.toString();
+      console.log(`posted ${opts.commons ? "commons " : ""}price ${m[2]} ${m[1]} per work unit`);
+    }
+    writeFileSync(configPath, JSON.stringify(raw, null, 2) + "\n");
+  });
+
+program
+  .command("start")
+  .description("run the worker daemon until Ctrl-C")
+  .addOption(new Option("--cheat <mode>", "TEST ONLY: fabricate | copy | late").choices(["fabricate", "copy", "late"]).hideHelp())
+  .action(async (opts) => {
+    const config = loadWorkerConfig(program.opts().config);
+    const logger = pino({ name: "meshwork-worker" });
+    const node = await startProviderNode(config, password(), { logger, cheat: opts.cheat as CheatMode | undefined });
+    const stop = async () => {
+      await node.stop();
+      process.exit(0);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+
+program
+  .command("status")
+  .description("stake, balances, reputation and local jobs")
+  .action(async () => {
+    const { config, mw, wallet } = await connect(program.opts().config);
+    const me = await mw.providers.get(wallet.address);
+    console.log(`provider  ${wallet.address} (${me.active ? "active" : "inactive"})`);
+    console.log(`stake     ${formatUnits(me.stake.active, 18)} MESH active, ${formatUnits(me.stake.unbonding, 18)} unbonding`);
+    for (const b of await mw.balances.all(wallet.address)) {
+      console.log(`balance   ${b.symbol}: ${formatUnits(b.market, decimals(b.symbol))} in the market, ${formatUnits(b.wallet, decimals(b.symbol))} in the wallet`);
+    }
+    console.log(`reputation reliability ${me.reputation.reliability.toFixed(3)}, audits passed ${me.reputation.auditPassRate.toFixed(3)}`);
+    const dbPath = join(config.dataDir, "worker.db");
+    if (existsSync(dbPath)) {
+      const state = new WorkerState(dbPath);
+      for (const r of state.summary()) console.log(`jobs      ${r.role}/${r.phase}: ${r.count}`);
+      state.close();
+    }
+  });
+
+program
+  .command("withdraw [token] [amount]")
+  .description("withdraw earnings from the market (everything by default)")
+  .action(async (token: string | undefined, value: string | undefined) => {
+    const { mw, wallet } = await connect(program.opts().config);
+    const symbols = token ? [token] : Object.keys(mw.book.contracts.paymentTokens);
+    for (const symbol of symbols) {
+      const balance = await mw.balances.of(symbol, wallet.address);
+      const wanted = value ? parseUnits(amount(value), decimals(symbol)) : balance;
+      if (wanted === 0n) continue;
+      await mw.balances.withdraw(symbol, wanted);
+      console.log(`withdrew ${formatUnits(wanted, decimals(symbol))} ${symbol}`);
+    }
+  });
+
+program
+  .command("unstake [amount]")
+  .description("start unbonding MESH (decimal amount), or --withdraw released stake")
+  .option("--withdraw", "withdraw stake whose unbonding period has passed")
+  .action(async (value: string | undefined, opts) => {
+    const { mw } = await connect(program.opts().config);
+    if (opts.withdraw) {
+      await mw.providers.withdrawStake();
+      console.log("withdrew released stake");
+      return;
+    }
+    if (!value) throw new MeshworkError("give an amount to unstake, or --withdraw");
+    const { releaseAt } = await mw.providers.requestUnstake(parseUnits(amount(value), 18));
+    console.log(`unbonding ${value} MESH until ${new Date(Number(releaseAt) * 1000).toISOString()} (slashable until then)`);
+  });
+
+program
+  .parseAsync(process.argv)
+  .catch((error: unknown) => {
+  const line =
+    error instanceof MeshworkContractError
+      ? `${error.errorName}(${[...error.args].map(String).join(", ")})`
+      : error instanceof MeshworkError
+        ? error.shortMessage
+        : error instanceof Error
+          ? error.message
+          : String(error);
+    console.error(`error: ${line}`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    if (program.args[0] !== "start") for (const p of providers) p.destroy();
+  });

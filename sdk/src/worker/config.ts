@@ -1,0 +1,58 @@
+/**
+ * A worker's configuration (`meshwork-worker init` writes it as JSON; the daemon validates it with
+ * zod on start).
+ */
+import { z } from "zod";
+import { MeshworkValidationError } from "../errors.js";
+
+const bigintString = z
+  .union([z.string().regex(/^\d+$/), z.number().int().nonnegative(), z.bigint()])
+  .transform((v) => BigInt(v));
+
+export const WorkerConfigSchema = z.strictObject({
+  /** JSON-RPC endpoint of the chain. */
+  rpcUrl: z.string().url(),
+  /** Address book name (deployments/<network>.json) … */
+  network: z.string().min(1).default("localhost"),
+  /** … or its directory. */
+  deploymentsDir: z.string().optional(),
+  /** The encrypted keystore (ethers JSON wallet); its password comes from MESHWORK_PASSWORD. */
+  keystore: z.string().min(1),
+  /** Where the worker keeps its database and blobs. */
+  dataDir: z.string().min(1),
+  /** The blob store: served on 127.0.0.1:`blobPort` from `<dataDir>/blobs`; others' blobs are fetched from `blobSources`. */
+  blobPort: z.number().int().min(0).max(65535).default(8788),
+  blobSources: z.array(z.string().url()).default([]),
+  /** Prometheus metrics on 127.0.0.1:`metricsPort` (0 = off). */
+  metricsPort: z.number().int().min(0).max(65535).default(9464),
+  /** Jobs in flight at once (claimed, not settled). */
+  concurrency: z.number().int().min(1).max(64).default(1),
+  /** Most collateral (smallest units) locked at once, per payment token symbol; unset = no limit. */
+  maxCollateral: z.record(z.string(), bigintString).default({}),
+  /** Minimum price per work unit per payment token symbol (also what `prices` posts). */
+  prices: z.record(z.string(), bigintString).default({}),
+  /** Blocks to wait before acting on an event (reorg safety). */
+  confirmations: z.number().int().min(0).max(64).default(1),
+  /** Poll interval, ms. */
+  pollMs: z.number().int().min(50).max(60_000).default(2_000),
+  /** Take audits of other providers' jobs. */
+  audit: z.boolean().default(true),
+  /** Largest input or executable blob it will fetch, bytes. */
+  maxBlobBytes: z.number().int().positive().default(256 * 1024 * 1024),
+  /** Withdraw earnings every this many seconds (0 = never). */
+  withdrawEverySec: z.number().int().min(0).default(3600),
+  /** What `init` detected (informational; `register` reads it). */
+  hardware: z.unknown().optional(),
+  /** Runtimes to offer (default: every one detected). */
+  runtimes: z.array(z.enum(["int-kernel", "onnx"])).optional(),
+});
+
+export type WorkerConfig = z.output<typeof WorkerConfigSchema>;
+export type WorkerConfigInput = z.input<typeof WorkerConfigSchema>;
+
+/** @throws {MeshworkValidationError} with zod's issues. */
+export function parseWorkerConfig(input: unknown): WorkerConfig {
+  const parsed = WorkerConfigSchema.safeParse(input);
+  if (!parsed.success) throw new MeshworkValidationError("worker config", parsed.error.issues);
+  return parsed.data;
+}

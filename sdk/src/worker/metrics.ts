@@ -1,0 +1,71 @@
+/**
+ * The worker's Prometheus metrics (prom-client), on its own registry so several workers can share a
+ * process (tests, the local network demo).
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  readonly jobsClaimed = new Counter({ name: "meshwork_jobs_claimed_total", help: "Jobs this worker claimed", registers: [this.registry] });
+  readonly jobsCompleted = new Counter({ name: "meshwork_jobs_completed_total", help: "Jobs that settled in this worker's favour", registers: [this.registry] });
+  readonly jobsFailed = new Counter({
+    name: "meshwork_jobs_failed_total",
+    help: "Jobs that ended without pay for this worker, by reason",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  readonly jobsRejected = new Counter({
+    name: "meshwork_jobs_rejected_total",
+    help: "Jobs considered and not claimed, by reason",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  readonly audits = new Counter({
+    name: "meshwork_audits_total",
+    help: "Audits of this worker's jobs and audits it ran, by role and outcome",
+    labelNames: ["role", "outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly earnings = new Gauge({
+    name: "meshwork_market_balance",
+    help: "This worker's internal market balance (earnings not yet withdrawn), smallest units",
+    labelNames: ["token"] as const,
+    registers: [this.registry],
+  });
+  readonly gasSpent = new Counter({ name: "meshwork_gas_spent_wei_total", help: "Native currency spent on gas, wei", registers: [this.registry] });
+  readonly jobDuration = new Histogram({
+    name: "meshwork_job_duration_seconds",
+    help: "From claim to settlement",
+    buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600],
+    registers: [this.registry],
+  });
+  readonly computeDuration = new Histogram({
+    name: "meshwork_compute_duration_seconds",
+    help: "Running a job's chunks (or an audit's sample)",
+    buckets: [0.01, 0.1, 0.5, 1, 5, 30, 120, 600],
+    registers: [this.registry],
+  });
+  readonly inFlight = new Gauge({ name: "meshwork_jobs_in_flight", help: "Jobs claimed and not finished", registers: [this.registry] });
+  readonly rpcErrors = new Counter({ name: "meshwork_rpc_errors_total", help: "Failed polls (retried)", registers: [this.registry] });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port). */
+  async serve(port: number, host = "127.0.0.1"): Promise<{ url: string; server: Server }> {
+    const server = createServer(async (req, res) => {
+      if (req.url !== "/metrics") {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { "content-type": this.registry.contentType });
+      res.end(await this.registry.metrics());
+    });
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    const { port: bound } = server.address() as AddressInfo;
+    return { url: `http://${host}:${bound}/metrics`, server };
+  }
+}

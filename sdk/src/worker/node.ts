@@ -1,0 +1,139 @@
+/**
+ * Assembles a provider node from its config: the keystore's wallet on a retrying RPC provider, the SDK,
+ * the blob store (its own directory served on 127.0.0.1, plus the consumers' stores it fetches from),
+ * the detected runtimes, the local state, logs and metrics. What `meshwork-worker start` runs.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { JsonRpcProvider, Wallet } from "ethers";
+import pino, { type Logger } from "pino";
+import { HttpBlobStore, normalizeDigest, startBlobServer, type BlobServer, type BlobStore } from "../blob.js";
+import { Meshwork } from "../client.js";
+import { MeshworkBlobError, MeshworkConfigError } from "../errors.js";
+import { parseWorkerConfig, type WorkerConfig } from "./config.js";
+import { WorkerMetrics } from "./metrics.js";
+import { detectRuntimes } from "./runtimes/index.js";
+import { WorkerState } from "./state.js";
+import { Worker, type CheatMode } from "./worker.js";
+
+/** Reads and validates a worker config file. @throws {MeshworkConfigError} {@link MeshworkValidationError} */
+export function loadWorkerConfig(path: string): WorkerConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, "utf8"));
+  } catch (cause) {
+    throw new MeshworkConfigError(`cannot read worker config ${path}`, { cause, details: { path } });
+  }
+  return parseWorkerConfig(json);
+}
+
+/** Decrypts the keystore (ethers JSON wallet). @throws {MeshworkConfigError} on a wrong password. */
+export async function openKeystore(path: string, password: string): Promise<Wallet> {
+  let json: string;
+  try {
+    json = readFileSync(path, "utf8");
+  } catch (cause) {
+    throw new MeshworkConfigError(`cannot read keystore ${path}`, { cause, details: { path } });
+  }
+  try {
+    const wallet = await Wallet.fromEncryptedJson(json, password);
+    return new Wallet(wallet.privateKey);
+  } catch (cause) {
+    throw new MeshworkConfigError("cannot decrypt the keystore: wrong password (MESHWORK_PASSWORD)?", { cause });
+  }
+}
+
+/**
+ * Local store first; a blob it lacks is fetched from the sources (verified) and kept. What the worker
+ * stores (outputs, manifests) also goes to the sources, best effort, so consumers find it at the
+ * gateway they use.
+ */
+export class CachingBlobStore implements BlobStore {
+  constructor(
+    readonly local: BlobStore,
+    readonly sources: BlobStore[],
+  ) {}
+
+  async put(bytes: Uint8Array): Promise<string> {
+    const digest = await this.local.put(bytes);
+    await Promise.all(this.sources.map((s) => s.put(bytes).catch(() => undefined)));
+    return digest;
+  }
+
+  async has(digest: string): Promise<boolean> {
+    if (await this.local.has(digest)) return true;
+    for (const s of this.sources) if (await s.has(digest).catch(() => false)) return true;
+    return false;
+  }
+
+  async get(digest: string): Promise<Uint8Array> {
+    if (await this.local.has(digest).catch(() => false)) return this.local.get(digest);
+    let last: unknown;
+    for (const source of this.sources) {
+      try {
+        const bytes = await source.get(digest);
+        await this.local.put(bytes);
+        return bytes;
+      } catch (error) {
+        last = error;
+      }
+    }
+    throw new MeshworkBlobError("blob not found in the local store or any source", { cause: last, details: { digest: normalizeDigest(digest) } });
+  }
+}
+
+export interface ProviderNode {
+  worker: Worker;
+  mw: Meshwork;
+  wallet: Wallet;
+  blobServer: BlobServer;
+  metricsUrl?: string;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds everything a provider node needs and starts its worker.
+ * @example
+ * ```ts
+ * const node = await startProviderNode(loadWorkerConfig("worker.json"), process.env.MESHWORK_PASSWORD!);
+ * process.on("SIGINT", () => node.stop());
+ * ```
+ */
+export async function startProviderNode(
+  config: WorkerConfig,
+  password: string,
+  options: { logger?: Logger; cheat?: CheatMode } = {},
+): Promise<ProviderNode> {
+  const logger = options.logger ?? pino({ name: "meshwork-worker" });
+  const provider = new JsonRpcProvider(config.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1, pollingInterval: config.pollMs });
+  const wallet = (await openKeystore(config.keystore, password)).connect(provider);
+  const blobServer = await startBlobServer({ port: config.blobPort, dir: join(config.dataDir, "blobs"), maxBytes: config.maxBlobBytes });
+  const store = new CachingBlobStore(
+    new HttpBlobStore(blobServer.url),
+    config.blobSources.map((url) => new HttpBlobStore(url)),
+  );
+  const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store });
+  const runtimes = await detectRuntimes(config.runtimes);
+  const metrics = new WorkerMetrics({ defaultMetrics: true });
+  const served = config.metricsPort ? await metrics.serve(config.metricsPort) : undefined;
+  const state = new WorkerState(join(config.dataDir, "worker.db"));
+  const worker = new Worker({ mw, store, state, runtimes, config, logger, metrics, cheat: options.cheat });
+  await worker.start();
+  logger.info({ blobs: blobServer.url, metrics: served?.url, chainId: String(mw.chainId) }, "provider node up");
+  return {
+    worker,
+    mw,
+    wallet,
+    blobServer,
+    metricsUrl: served?.url,
+    logger,
+    async stop() {
+      await worker.stop();
+      await blobServer.close();
+      await new Promise((resolve) => served?.server.close(resolve) ?? resolve(undefined));
+      state.close();
+      provider.destroy();
+    },
+  };
+}

@@ -1,0 +1,625 @@
+/**
+ * The worker daemon of a provider (PROTOCOL.md §4–§6): follows the chain with confirmations, claims the
+ * jobs it can run at its prices within its concurrency and collateral limits, fetches and verifies spec
+ * and inputs, runs them, publishes canonical outputs and their Merkle commitment, commits (salt saved
+ * first), follows the audit draw, reveals, settles; audits other providers' jobs blind; withdraws its
+ * earnings on a schedule. Every step is idempotent: a restart resumes from the local state, and a poll
+ * that fails (a dropped RPC) is retried on the next tick.
+ *
+ * @example
+ * ```ts
+ * const worker = new Worker({ mw, store, state: new WorkerState("data/worker.db"), runtimes, config, logger });
+ * await worker.start();
+ * ```
+ */
+import { randomBytes } from "node:crypto";
+import { hexlify } from "ethers";
+import type { ContractTransactionReceipt } from "ethers";
+import type { Logger } from "pino";
+import type { BlobStore } from "../blob.js";
+import type { Meshwork } from "../client.js";
+import { MeshworkContractError, MeshworkError } from "../errors.js";
+import { splitChunks } from "../encoding.js";
+import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
+import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
+import { collateralOf, jobFromResult, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
+import { publishResult, type OutputManifest, manifestRoot } from "../results.js";
+import { executableOf, parseJobSpecBytes, runtimeName, specHash, type JobSpec } from "../spec.js";
+import type { WorkerConfig } from "./config.js";
+import { WorkerMetrics } from "./metrics.js";
+import type { LoadedJob, Runtime } from "./runtimes/runtime.js";
+import type { JobRow, WorkerState } from "./state.js";
+
+/** Test-only ways to cheat, to prove they are caught: never set outside tests and the demo. */
+export type CheatMode = "fabricate" | "copy" | "late";
+
+export interface WorkerOptions {
+  /** Connected with the provider's signer. */
+  mw: Meshwork;
+  /** Where specs and inputs are fetched from and outputs stored (and served to consumers). */
+  store: BlobStore;
+  state: WorkerState;
+  runtimes: Runtime[];
+  config: Pick<WorkerConfig, "concurrency" | "maxCollateral" | "prices" | "confirmations" | "pollMs" | "audit" | "maxBlobBytes" | "withdrawEverySec">;
+  logger: Logger;
+  metrics?: WorkerMetrics;
+  cheat?: CheatMode;
+}
+
+/** Why a job was not taken: the reasons the rejection metric and log lines use. */
+export class JobRejectedError extends MeshworkError {
+  override name = "JobRejectedError";
+  constructor(
+    readonly reason: string,
+    message: string,
+    details: Record<string, unknown> = {},
+  ) {
+    super(message, { details: { reason, ...details } });
+  }
+}
+
+const DIGEST_MASK = (1n << 152n) - 1n;
+const FINAL: ReadonlySet<JobStateName> = new Set(["Settled", "Slashed", "Refunded", "Cancelled"]);
+
+export class Worker {
+  readonly metrics: WorkerMetrics;
+  readonly #o: WorkerOptions;
+  readonly #log: Logger;
+  #address = "";
+  #timer?: ReturnType<typeof setTimeout>;
+  #running = false;
+  #ticking?: Promise<void>;
+  #lastWithdraw = Date.now();
+
+  constructor(options: WorkerOptions) {
+    this.#o = options;
+    this.#log = options.logger;
+    this.metrics = options.metrics ?? new WorkerMetrics();
+  }
+
+  get address(): string {
+    return this.#address;
+  }
+
+  /** Starts polling; resolves once the first tick ran. */
+  async start(): Promise<void> {
+    this.#address = await this.#o.mw.context.account("worker");
+    this.#running = true;
+    this.#log.info({ provider: this.#address, runtimes: this.#o.runtimes.map((r) => r.name), resumed: this.#o.state.active().length }, "worker started");
+    await this.tick();
+    this.#schedule();
+  }
+
+  /** Stops after the current tick. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#ticking;
+    this.#log.info("worker stopped");
+  }
+
+  #schedule() {
+    if (!this.#running) return;
+    this.#timer = setTimeout(async () => {
+      await this.tick();
+      this.#schedule();
+    }, this.#o.config.pollMs);
+  }
+
+  /** One pass: read new jobs, then move every active job one step. Never throws. */
+  async tick(): Promise<void> {
+    if (this.#ticking) return this.#ticking;
+    this.#ticking = (async () => {
+      try {
+        if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
+        await this.#scan();
+        for (const row of this.#o.state.active()) {
+          try {
+            await this.#step(row);
+          } catch (error) {
+            this.#onError(error, row);
+          }
+        }
+        await this.#maybeWithdraw();
+      } catch (error) {
+        this.metrics.rpcErrors.inc();
+        this.#log.warn({ err: describe(error) }, "poll failed; retrying next tick");
+      } finally {
+        this.#ticking = undefined;
+      }
+    })();
+    return this.#ticking;
+  }
+
+  /** Signs an offer for a consumer routing off-chain, if this worker would take the job at that price. */
+  async quote(request: JobRequestStruct, consumer: string, expiry: bigint): Promise<SignedOffer> {
+    const { market } = this.#o.mw.context.contracts;
+    const job: JobStruct = { consumer, request: { ...request, targetProvider: this.#address }, terms: BigInt(await market.currentTerms()) };
+    await this.#evaluate(job, { targeted: true });
+    return this.#o.mw.jobs.signOffer(job.request, consumer, expiry);
+  }
+
+  /* CHAIN FOLLOWING */
+
+  async #scan() {
+    const { market } = this.#o.mw.context.contracts;
+    const provider = this.#o.mw.context.provider;
+    const safe = (await provider.getBlockNumber()) - this.#o.config.confirmations;
+    const from = Number(this.#o.state.getMeta("scannedTo") ?? this.#o.mw.book.deploymentBlock - 1) + 1;
+    if (safe < from) return;
+    for (let start = from; start <= safe; start += 5_000) {
+      const end = Math.min(safe, start + 4_999);
+      const logs = await market.queryFilter(market.filters.JobCreated(), start, end);
+      for (const log of logs) {
+        const job = jobFromResult(log.args.job);
+        this.#o.state.see(log.args.jobId, job, log.blockNumber);
+      }
+      this.#o.state.setMeta("scannedTo", String(end));
+    }
+  }
+
+  async #step(row: JobRow) {
+    const { market } = this.#o.mw.context.contracts;
+    const state = JOB_STATES[Number(await market.jobState(row.jobId))];
+    switch (row.phase) {
+      case "seen":
+        return this.#consider(row, state);
+      case "rejected":
+        // Not ours to run (price, token, spec …), but still ours to audit: auditors are not paid the price.
+        if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: `rejected, then ${state}` });
+        if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
+        return;
+      case "claimed":
+        return this.#compute(row, state);
+      case "computed":
+      case "committing":
+        return this.#commit(row, state);
+      case "committed":
+      case "revealed":
+        return this.#followProvider(row, state);
+      case "auditing":
+      case "audit-committed":
+        return this.#followAudit(row, state);
+    }
+  }
+
+  /* PROVIDER */
+
+  async #consider(row: JobRow, state: JobStateName) {
+    const { job } = row;
+    const me = this.#address.toLowerCase();
+    const consumer = job.consumer.toLowerCase();
+    if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: state });
+    if (consumer === me) return this.#o.state.update(row.jobId, { phase: "done", note: "own job" });
+    if (state !== "Open") {
+      // A claim sent before a crash may have landed: then the job is ours to finish.
+      const record = await this.#o.mw.context.contracts.market.jobRecord(row.jobId);
+      if (state === "Claimed" && record.provider.toLowerCase() === me) {
+        this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now() });
+        this.metrics.inFlight.inc();
+        this.#log.info({ jobId: row.jobId }, "resumed a claim that landed before a restart");
+        return;
+      }
+      if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
+      // Another provider sat on the job past its commit deadline: push it back to the market.
+      if (state === "Claimed") await this.#enforce(row.job);
+      return;
+    }
+    // Concurrency bounds the jobs being computed; committed jobs waiting out a window only hold collateral.
+    if (this.#o.state.inPhase("claimed", "computed", "committing").length >= this.#o.config.concurrency) return;
+    let spec: LoadedSpec;
+    try {
+      spec = await this.#evaluate(job, { targeted: false });
+    } catch (error) {
+      if (error instanceof JobRejectedError) {
+        // Our own limits change (concurrency, collateral): only permanent reasons end the job for us.
+        const permanent = PERMANENT.has(error.reason);
+        if (permanent) {
+          this.metrics.jobsRejected.inc({ reason: error.reason });
+          this.#o.state.update(row.jobId, { phase: "rejected", note: error.reason });
+        }
+        this.#log[permanent ? "info" : "debug"]({ jobId: row.jobId, ...error.details }, `not taking job: ${error.shortMessage}`);
+        return;
+      }
+      throw error;
+    }
+    await this.#ensureFunds(job.request.paymentToken, collateralOf(job), "claim");
+    const receipt = await this.#send("claim", () => this.#o.mw.context.contracts.market.claim(job));
+    this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now() });
+    this.metrics.jobsClaimed.inc();
+    this.metrics.inFlight.inc();
+    this.#log.info({ jobId: row.jobId, price: String(job.request.price), chunks: spec.spec.chunking.chunks, block: receipt.blockNumber }, "claimed job");
+  }
+
+  /**
+   * Whether this worker will run `job`: its runtime, eligibility, price, collateral limit, and a spec and
+   * inputs that are available, verified and within size. Throws {@link JobRejectedError}.
+   */
+  async #evaluate(job: JobStruct, options: { targeted: boolean }): Promise<LoadedSpec> {
+    const { registry } = this.#o.mw.context.contracts;
+    const r = job.request;
+    const requirements = unpackRequirements(BigInt(r.requirements));
+    const runtime = this.#o.runtimes.find((x) => x.id === requirements.runtime);
+    if (!runtime) throw new JobRejectedError("runtime", `runtime ${runtimeName(requirements.runtime) ?? requirements.runtime} is not offered`);
+    const symbol = this.#symbolOf(r.paymentToken);
+    const minPerUnit = this.#o.config.prices[symbol ?? ""];
+    if (minPerUnit === undefined) throw new JobRejectedError("token", `no price set for token ${r.paymentToken}`);
+    if (BigInt(r.price) < minPerUnit * BigInt(r.workUnits)) {
+      throw new JobRejectedError("price", "price below this worker's minimum", { price: String(r.price), minimum: String(minPerUnit * BigInt(r.workUnits)) });
+    }
+    const [eligibility] = await registry.checkEligibility(this.#address, r.paymentToken, r.requirements, r.price, r.workUnits, true);
+    if (Number(eligibility) !== 0) throw new JobRejectedError("ineligible", `not eligible (reason ${eligibility})`, { eligibility: Number(eligibility) });
+    const limit = this.#o.config.maxCollateral[symbol ?? ""];
+    if (limit !== undefined && !options.targeted) {
+      const locked = this.#o.state
+        .inPhase("claimed", "computed", "committing", "committed", "revealed")
+        .filter((j) => j.job.request.paymentToken.toLowerCase() === String(r.paymentToken).toLowerCase())
+        .reduce((sum, j) => sum + collateralOf(j.job), 0n);
+      if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
+    }
+    return this.#loadSpec(job, runtime);
+  }
+
+  /** Fetches and verifies the spec, its executable and its inputs. */
+  async #loadSpec(job: JobStruct, runtime: Runtime): Promise<LoadedSpec> {
+    const max = this.#o.config.maxBlobBytes;
+    let spec: JobSpec;
+    try {
+      const bytes = await this.#o.store.get(String(job.request.specHash));
+      spec = parseJobSpecBytes(bytes);
+    } catch (error) {
+      throw new JobRejectedError("spec", "spec missing, malformed or not matching its digest", { cause: describe(error) });
+    }
+    if (specHash(spec).toLowerCase() !== String(job.request.specHash).toLowerCase()) {
+      throw new JobRejectedError("spec", "the spec's canonical hash is not the job's specHash");
+    }
+    if (spec.runtime !== runtime.name) throw new JobRejectedError("runtime", `the spec's runtime ${spec.runtime} is not the job's`);
+    const verification = unpackVerification(BigInt(job.request.verification));
+    if (verification.chunks !== spec.chunking.chunks) throw new JobRejectedError("spec", "the spec's chunking is not the job's");
+    const exe = executableOf(spec);
+    const sizes = [exe.size, ...(spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.size) : [spec.inputs.blob.size])];
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (sizes.some((s) => s > max) || total > 4 * max) throw new JobRejectedError("size", "input too large", { bytes: total, max });
+    try {
+      const executable = await this.#o.store.get(exe.digest);
+      return { spec, runtime, executable };
+    } catch (error) {
+      throw new JobRejectedError("blob", "executable unavailable or not matching its digest", { cause: describe(error) });
+    }
+  }
+
+  async #inputs(spec: JobSpec, indices?: number[]): Promise<Map<number, Uint8Array>> {
+    const out = new Map<number, Uint8Array>();
+    if (spec.inputs.kind === "chunks") {
+      const wanted = indices ?? spec.inputs.chunks.map((_, i) => i);
+      for (const i of wanted) out.set(i, await this.#o.store.get(spec.inputs.chunks[i].digest));
+    } else {
+      const blob = await this.#o.store.get(spec.inputs.blob.digest);
+      const chunks = splitChunks(blob, spec.chunking.chunks, { elementBytes: spec.inputs.elementBytes });
+      for (const i of indices ?? chunks.map((_, j) => j)) out.set(i, chunks[i]);
+    }
+    return out;
+  }
+
+  async #compute(row: JobRow, state: JobStateName) {
+    if (state !== "Claimed") return this.#lost(row, state);
+    if (this.#o.cheat === "late") return; // test-only: never commits, to be timed out
+    const runtime = this.#runtimeOf(row.job);
+    const { spec, executable } = await this.#loadSpec(row.job, runtime);
+    const started = performance.now();
+    const inputs = await this.#inputs(spec);
+    const loaded = await runtime.load(spec, executable);
+    const outputs: Uint8Array[] = [];
+    try {
+      for (let i = 0; i < spec.chunking.chunks; i++) {
+        const output = await loaded.run(inputs.get(i)!, i);
+        outputs.push(this.#o.cheat === "fabricate" ? new Uint8Array(randomBytes(output.length || 1)) : output);
+        if ((i + 1) % Math.max(1, Math.floor(spec.chunking.chunks / 4)) === 0 || i + 1 === spec.chunking.chunks) {
+          this.#log.info({ jobId: row.jobId, progress: `${i + 1}/${spec.chunking.chunks}` }, "computing");
+        }
+      }
+    } finally {
+      await loaded.close();
+    }
+    this.metrics.computeDuration.observe((performance.now() - started) / 1000);
+    const inputList = [...inputs.keys()].sort((a, b) => a - b).map((i) => inputs.get(i)!);
+    const { manifest, outputURI, root } = await publishResult(this.#o.store, row.jobId, inputList, outputs);
+    this.#o.state.update(row.jobId, { phase: "computed", root, outputURI, data: JSON.stringify(manifest) });
+    this.#log.info({ jobId: row.jobId, root, outputURI }, "computed and published");
+  }
+
+  async #commit(row: JobRow, state: JobStateName) {
+    const { market } = this.#o.mw.context.contracts;
+    if (state !== "Claimed") {
+      // A commit sent before a crash may have landed: check it is ours.
+      const record = await market.jobRecord(row.jobId);
+      if (row.salt && state !== "Open" && !FINAL.has(state) && record.provider.toLowerCase() === this.#address.toLowerCase()) {
+        const expected = await market.commitmentHash(row.jobId, this.#address, row.root!, row.salt);
+        // The market keeps the commitment's low 152 bits in the job's storage word.
+        if (BigInt(record.commitment) === (BigInt(expected) & DIGEST_MASK) || this.#o.cheat === "copy") {
+          this.#o.state.update(row.jobId, { phase: "committed" });
+          return;
+        }
+      }
+      return this.#lost(row, state);
+    }
+    // The salt is durable before the commit is sent: a restart re-sends the same commitment.
+    let salt = row.salt;
+    if (!salt) {
+      salt = hexlify(randomBytes(32));
+      this.#o.state.update(row.jobId, { phase: "committing", salt });
+    }
+    const commitment =
+      this.#o.cheat === "copy"
+        ? hexlify(randomBytes(32)) // test-only: a commitment it cannot open (e.g. copied from another job)
+        : await market.commitmentHash(row.jobId, this.#address, row.root!, salt);
+    await this.#send("commit", () => market.commit(row.jobId, commitment));
+    this.#o.state.update(row.jobId, { phase: "committed" });
+    this.#log.info({ jobId: row.jobId }, "committed");
+  }
+
+  async #followProvider(row: JobRow, state: JobStateName) {
+    const { market } = this.#o.mw.context.contracts;
+    const job = row.job;
+    if (FINAL.has(state)) return this.#finish(row, state);
+    if (state === "Committed") {
+      // Draw as soon as the randomness exists (anyone may); an unaudited job then waits for its window.
+      if (await succeeds(() => market.draw.staticCall(job))) await this.#send("draw", () => market.draw(job));
+      return;
+    }
+    if (state === "Revealing") {
+      const audit = await market.auditOf(job);
+      if (row.phase === "committed") {
+        const { leaves, proofs } = this.#openings(row, audit.sample.map(Number));
+        await this.#send("revealResult", () => market.revealResult(job, this.#address, row.root!, row.salt!, row.outputURI!, leaves, proofs));
+        this.#o.state.update(row.jobId, { phase: "revealed" });
+        this.#log.info({ jobId: row.jobId, auditor: audit.auditor }, "revealed to the auditor");
+        return;
+      }
+    }
+    if (state === "Challengeable") {
+      if (await succeeds(() => market.settle.staticCall(job, this.#address, row.root!, row.salt!, row.outputURI!))) {
+        await this.#send("settle", () => market.settle(job, this.#address, row.root!, row.salt!, row.outputURI!));
+      }
+      return;
+    }
+    return this.#enforce(job); // Disputed, Escalated: others act; push expired deadlines
+  }
+
+  #openings(row: JobRow, sample: number[]): { leaves: string[]; proofs: string[][] } {
+    const manifest = JSON.parse(row.data!) as OutputManifest;
+    const tree = new MerkleTree(manifest.chunks.map((c, i) => leafHash(manifest.jobId, i, c.input, c.output)));
+    if (manifestRoot(manifest) !== row.root && this.#o.cheat === undefined) throw new MeshworkError("local manifest does not match the committed root");
+    return { leaves: sample.map((i) => tree.leaf(i)), proofs: sample.map((i) => tree.proof(i)) };
+  }
+
+  async #finish(row: JobRow, state: JobStateName) {
+    const { market } = this.#o.mw.context.contracts;
+    // A final job's record no longer names its provider: the settlement event does.
+    const settled = state === "Settled" ? await market.queryFilter(market.filters.JobSettled(row.jobId), row.createdBlock) : [];
+    const mine = settled.some((e) => e.args.provider.toLowerCase() === this.#address.toLowerCase());
+    if (mine) {
+      this.metrics.jobsCompleted.inc();
+      if (row.startedAt) this.metrics.jobDuration.observe((Date.now() - row.startedAt) / 1000);
+      this.#log.info({ jobId: row.jobId }, "job settled: paid");
+    } else {
+      this.metrics.jobsFailed.inc({ reason: state.toLowerCase() });
+      this.#log.warn({ jobId: row.jobId, state }, "job ended without pay");
+    }
+    this.metrics.inFlight.dec();
+    this.#o.state.update(row.jobId, { phase: "done", note: state });
+  }
+
+  /** The job moved on without us (timed out and reopened, or ended). */
+  async #lost(row: JobRow, state: JobStateName) {
+    this.metrics.jobsFailed.inc({ reason: "lost" });
+    this.metrics.inFlight.dec();
+    this.#log.warn({ jobId: row.jobId, state }, "lost the job (deadline passed?)");
+    this.#o.state.update(row.jobId, { phase: "done", note: `lost in ${state}` });
+  }
+
+  /* AUDITOR */
+
+  async #considerAudit(row: JobRow, state: JobStateName) {
+    if (!this.#o.config.audit) return;
+    const { market } = this.#o.mw.context.contracts;
+    const job = row.job;
+    const record = await market.jobRecord(row.jobId);
+    if (record.provider.toLowerCase() === this.#address.toLowerCase()) return; // ours (tracked as provider)
+    if (state === "Committed") {
+      if (await succeeds(() => market.draw.staticCall(job))) await this.#send("draw", () => market.draw(job));
+      return;
+    }
+    const audit = await market.auditOf(job);
+    const phase = Number(audit.phase);
+    const runtime = this.#o.runtimes.find((x) => x.id === unpackRequirements(BigInt(job.request.requirements)).runtime);
+    if (!runtime) return;
+    if (state === "Audited" && phase === 1 /* AwaitingAuditor */) {
+      const leaves = await this.#sampleLeaves(row, runtime, audit.sample.map(Number));
+      const commitment = auditorCommitment(row.jobId, this.#address, leaves);
+      const auditCollateral = (BigInt(job.request.price) * BigInt(unpackTerms(BigInt(job.terms)).auditCollateralBps)) / 10_000n;
+      await this.#ensureFunds(job.request.paymentToken, auditCollateral, "audit");
+      if (!(await succeeds(() => market.audit.staticCall(job, commitment)))) return; // ineligible or taken
+      this.#o.state.update(row.jobId, { role: "auditor", phase: "auditing", data: JSON.stringify(leaves) });
+      await this.#send("audit", () => market.audit(job, commitment));
+      this.#o.state.update(row.jobId, { phase: "audit-committed" });
+      this.#log.info({ jobId: row.jobId, sample: audit.sample.map(Number) }, "claimed audit (blind commitment)");
+      return;
+    }
+    if (state === "Disputed" && phase === 4 /* AwaitingTieBreaker */) {
+      const leaves = await this.#sampleLeaves(row, runtime, audit.sample.map(Number));
+      if (!(await succeeds(() => market.tieBreak.staticCall(job)))) return;
+      this.#o.state.update(row.jobId, { role: "tieBreaker", phase: "auditing", data: JSON.stringify(leaves) });
+      await this.#send("tieBreak", () => market.tieBreak(job));
+      this.#o.state.update(row.jobId, { phase: "audit-committed" });
+      this.#log.info({ jobId: row.jobId }, "claimed tie-break");
+    }
+  }
+
+  /** Re-runs only the sampled chunks and returns their leaves. */
+  async #sampleLeaves(row: JobRow, runtime: Runtime, sample: number[]): Promise<string[]> {
+    const { spec, executable } = await this.#loadSpec(row.job, runtime);
+    const started = performance.now();
+    const inputs = await this.#inputs(spec, [...new Set(sample)]);
+    const loaded: LoadedJob = await runtime.load(spec, executable);
+    const leaves: string[] = [];
+    try {
+      for (const i of sample) {
+        const input = inputs.get(i)!;
+        const output = await loaded.run(input, i);
+        leaves.push(hexlify(leafHash(row.jobId, i, sha256(input), sha256(output))));
+      }
+    } finally {
+      await loaded.close();
+    }
+    this.metrics.computeDuration.observe((performance.now() - started) / 1000);
+    return leaves;
+  }
+
+  async #followAudit(row: JobRow, state: JobStateName) {
+    const { market } = this.#o.mw.context.contracts;
+    const job = row.job;
+    const leaves = JSON.parse(row.data!) as string[];
+    if (FINAL.has(state)) {
+      const outcome = await this.#auditOutcome(row, state);
+      this.metrics.audits.inc({ role: row.role, outcome });
+      this.#log.info({ jobId: row.jobId, role: row.role, outcome }, "audit finished");
+      this.#o.state.update(row.jobId, { phase: "done", note: `${state}: ${outcome}` });
+      return;
+    }
+    if (row.phase === "auditing") {
+      // Crashed between saving the leaves and the claim landing: did it land?
+      const audit = await market.auditOf(job);
+      const ours = [audit.auditor, audit.tieBreaker].some((a) => a.toLowerCase() === this.#address.toLowerCase());
+      this.#o.state.update(row.jobId, ours ? { phase: "audit-committed" } : { phase: "seen", role: "none", data: undefined });
+      return;
+    }
+    const audit = await market.auditOf(job);
+    const phase = Number(audit.phase);
+    const providerLeaves = await this.#providerLeaves(row.jobId);
+    if (row.role === "auditor" && phase === 3 /* AwaitingAuditorReveal */ && providerLeaves) {
+      await this.#send("revealAudit", () => market.revealAudit(job, leaves, providerLeaves));
+      this.#log.warn({ jobId: row.jobId, disputed: String(audit.disputed) }, "provider's leaves differ: revealed the audit");
+      return;
+    }
+    if (row.role === "tieBreaker" && phase === 5 /* TieBreakerClaimed */ && providerLeaves) {
+      const auditorLeaves = await this.#auditorLeaves(row.jobId);
+      const disputed = BigInt(audit.disputed);
+      const answer = leaves.filter((_, k) => (disputed >> BigInt(k)) & 1n);
+      await this.#send("revealTieBreak", () => market.revealTieBreak(job, answer, providerLeaves, auditorLeaves));
+      this.#log.info({ jobId: row.jobId }, "answered the tie-break");
+      return;
+    }
+    await this.#enforce(job);
+  }
+
+  async #auditOutcome(row: JobRow, state: JobStateName): Promise<string> {
+    const { market } = this.#o.mw.context.contracts;
+    const logs = await market.queryFilter(market.filters.AuditorSlashed(row.jobId), row.createdBlock);
+    if (logs.some((l) => l.args.auditor.toLowerCase() === this.#address.toLowerCase())) return "slashed";
+    return state === "Slashed" ? "fraud-caught" : "passed";
+  }
+
+  async #providerLeaves(jobId: string): Promise<string[] | undefined> {
+    const { market } = this.#o.mw.context.contracts;
+    const logs = await market.queryFilter(market.filters.ResultRevealed(jobId), this.#o.state.get(jobId)?.createdBlock);
+    return logs.at(-1)?.args.leaves.map(String);
+  }
+
+  async #auditorLeaves(jobId: string): Promise<string[]> {
+    const { market } = this.#o.mw.context.contracts;
+    const logs = await market.queryFilter(market.filters.AuditRevealed(jobId), this.#o.state.get(jobId)?.createdBlock);
+    return logs.at(-1)!.args.leaves.map(String);
+  }
+
+  /* HELPERS */
+
+  async #enforce(job: JobStruct) {
+    const { market } = this.#o.mw.context.contracts;
+    if (await succeeds(() => market.enforceDeadline.staticCall(job))) await this.#send("enforceDeadline", () => market.enforceDeadline(job));
+  }
+
+  async #ensureFunds(token: string, amount: bigint, action: string) {
+    const { market } = this.#o.mw.context.contracts;
+    const balance = await market.balanceOf(token, this.#address);
+    if (balance >= amount) return;
+    await this.#o.mw.balances.ensureAllowance(String(token), amount - balance, action);
+  }
+
+  async #maybeWithdraw() {
+    const every = this.#o.config.withdrawEverySec;
+    const { market } = this.#o.mw.context.contracts;
+    for (const [symbol, token] of Object.entries(this.#o.mw.book.contracts.paymentTokens)) {
+      const balance = await market.balanceOf(token, this.#address);
+      this.metrics.earnings.set({ token: symbol }, Number(balance));
+    }
+    if (every === 0 || Date.now() - this.#lastWithdraw < every * 1000) return;
+    this.#lastWithdraw = Date.now();
+    // Keep what the in-flight jobs may need as collateral; withdraw the rest.
+    for (const [symbol, token] of Object.entries(this.#o.mw.book.contracts.paymentTokens)) {
+      const balance = await market.balanceOf(token, this.#address);
+      const reserve = this.#o.config.maxCollateral[symbol] ?? 0n;
+      if (balance > reserve) {
+        await this.#send("withdraw", () => market.withdraw(token, balance - reserve, this.#address));
+        this.#log.info({ token: symbol, amount: String(balance - reserve) }, "withdrew earnings");
+      }
+    }
+  }
+
+  async #send(action: string, send: () => Promise<import("ethers").ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
+    const receipt = await this.#o.mw.context.send(action, send);
+    this.metrics.gasSpent.inc(Number(receipt.gasUsed * (receipt.gasPrice ?? 0n)));
+    return receipt;
+  }
+
+  #runtimeOf(job: JobStruct): Runtime {
+    const id = unpackRequirements(BigInt(job.request.requirements)).runtime;
+    const runtime = this.#o.runtimes.find((r) => r.id === id);
+    if (!runtime) throw new JobRejectedError("runtime", `runtime ${id} is not offered`);
+    return runtime;
+  }
+
+  #symbolOf(token: string): string | undefined {
+    const t = String(token).toLowerCase();
+    return Object.entries(this.#o.mw.book.contracts.paymentTokens).find(([, a]) => a.toLowerCase() === t)?.[0];
+  }
+
+  #onError(error: unknown, row: JobRow) {
+    if (error instanceof JobRejectedError) {
+      this.metrics.jobsRejected.inc({ reason: error.reason });
+      this.#log.warn({ jobId: row.jobId, reason: error.reason }, error.shortMessage);
+      if (row.phase === "seen") this.#o.state.update(row.jobId, { phase: "rejected", note: error.reason });
+      return;
+    }
+    if (error instanceof MeshworkContractError) {
+      // Someone was faster, or a deadline passed: the next tick re-reads the state.
+      this.#log.info({ jobId: row.jobId, error: error.errorName }, `transaction reverted: ${error.errorName}`);
+      return;
+    }
+    this.metrics.rpcErrors.inc();
+    this.#log.warn({ jobId: row.jobId, err: describe(error) }, "step failed; retrying next tick");
+  }
+}
+
+interface LoadedSpec {
+  spec: JobSpec;
+  runtime: Runtime;
+  executable: Uint8Array;
+}
+
+/** Rejections that do not change with time; the others (limits, eligibility) are re-tried. */
+const PERMANENT = new Set(["runtime", "token", "price", "spec", "size", "blob"]);
+
+async function succeeds(call: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await call();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof MeshworkError) return error.shortMessage;
+  return error instanceof Error ? error.message : String(error);
+}

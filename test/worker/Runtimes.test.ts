@@ -1,0 +1,467 @@
+/**
+ * The worker runtimes (sdk/src/worker/runtimes): the int-kernel runtime against a BigInt reference, the
+ * ONNX runtime on models written by onnxModel.ts against a float64 reference (and bit-for-bit against
+ * itself across sessions and batchings), the runtime registry, and hardware detection.
+ */
+import { expect } from "chai";
+import { decodeFixedPoint, decodeInt32LE, encodeInt32LE } from "../../sdk/src/encoding.js";
+import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../sdk/src/errors.js";
+import { RUNTIME_IDS, parseJobSpec, type JobSpec } from "../../sdk/src/spec.js";
+import { NVIDIA_SMI_ARGS, detectGpus, detectHardware, parseNvidiaSmi } from "../../sdk/src/worker/hardware.js";
+import {
+  IntKernelRuntime,
+  buildInt8MatmulProgram,
+  buildIntKernelProgram,
+  inputChunkLengths,
+  parseIntKernelProgram,
+} from "../../sdk/src/worker/runtimes/intKernel.js";
+import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
+import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
+import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
+
+const DIGEST = "0x" + "ab".repeat(32);
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+/** Resolves to the error `promise` rejects with; fails when it resolves. */
+async function rejection(promise: Promise<unknown>): Promise<any> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  expect.fail("expected a rejection");
+}
+
+/** A deterministic PRNG (mulberry32), so failures reproduce. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    int8s: (n: number) => Int8Array.from({ length: n }, () => Math.floor(next() * 256) - 128),
+    floats: (n: number, scale = 1) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale),
+  };
+}
+
+/** An int-kernel spec (digests and sizes are placeholders: runtimes only read the output and input layout). */
+function spec(overrides: Record<string, unknown>): JobSpec {
+  const base = {
+    version: 1,
+    runtime: "int-kernel",
+    program: { digest: DIGEST, size: 1 },
+    inputs: { kind: "chunks", chunks: [{ digest: DIGEST, size: 0 }] },
+    chunking: { chunks: 1 },
+    output: { encoding: "int32-le", canonicalisation: "exact" },
+  };
+  return parseJobSpec({ ...base, ...overrides });
+}
+
+function onnxSpec(output: Record<string, unknown> = { encoding: "fixed-point", scaleBits: 16, canonicalisation: "tolerance" }, inputs?: unknown): JobSpec {
+  const { program: _, ...rest } = spec({}) as Extract<JobSpec, { runtime: "int-kernel" }>;
+  return parseJobSpec({ ...rest, runtime: "onnx", model: { digest: DIGEST, size: 1 }, output, ...(inputs ? { inputs } : {}) });
+}
+
+/** The int8 matmul by its definition, in BigInt: wrap32(Σ x·W + bias) >> shift, then relu. */
+function matmulReference(x: Int8Array, w: Int8Array, bias: ArrayLike<number>, K: number, N: number, shift: number, relu: boolean): number[] {
+  const M = x.length / K;
+  const out: number[] = [];
+  for (let m = 0; m < M; m++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0n;
+      for (let k = 0; k < K; k++) s += BigInt(x[m * K + k]) * BigInt(w[k * N + j]);
+      const acc = BigInt.asIntN(32, s + BigInt(bias[j]));
+      let v = acc >> BigInt(shift); // BigInt >> is floor division: the arithmetic shift
+      if (relu && v < 0n) v = 0n;
+      out.push(Number(v));
+    }
+  }
+  return out;
+}
+
+async function runMatmul(params: { k: number; n: number; weights: Int8Array; bias: ArrayLike<number>; shift: number; relu: boolean }, x: Int8Array, encoding = "int32-le") {
+  const program = buildInt8MatmulProgram(params);
+  const job = await new IntKernelRuntime().load(spec({ output: { encoding, canonicalisation: "exact" } }), program);
+  try {
+    return await job.run(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), 0);
+  } finally {
+    await job.close();
+  }
+}
+
+describe("worker runtimes", function () {
+  describe("int-kernel", function () {
+    it("is runtime 0 and always available on the CPU", async function () {
+      const rt = new IntKernelRuntime();
+      expect([rt.name, rt.id]).to.deep.equal(["int-kernel", RUNTIME_IDS["int-kernel"]]);
+      const caps = await rt.capabilities();
+      expect(caps.available).to.equal(true);
+      expect(caps.device).to.equal("cpu");
+    });
+
+    it("int8-matmul matches the BigInt reference on random shapes, biases, shifts and relu", async function () {
+      const r = rng(1);
+      for (let trial = 0; trial < 60; trial++) {
+        const K = r.int(1, 40);
+        const N = r.int(1, 11);
+        const M = r.int(0, 9);
+        const weights = r.int8s(K * N);
+        const big = trial % 3 === 0; // biases near the int32 limits, to wrap
+        const bias = Array.from({ length: N }, () => (big ? r.int(-0x8000_0000, 0x7fff_ffff) : r.int(-5000, 5000)));
+        const shift = trial % 4 === 0 ? 0 : r.int(0, 31);
+        const relu = trial % 2 === 1;
+        const x = r.int8s(M * K);
+        const got = await runMatmul({ k: K, n: N, weights, bias, shift, relu }, x);
+        const want = encodeInt32LE(matmulReference(x, weights, bias, K, N, shift, relu));
+        expect(Buffer.from(got).equals(Buffer.from(want)), `trial ${trial}: K=${K} N=${N} M=${M} shift=${shift} relu=${relu}`).to.equal(true);
+      }
+    });
+
+    it("int8-matmul wraps at the int32 edges like an int32 accumulator", async function () {
+      // K = 65536 rows of (-128)·(-128) sum to exactly 2^30; the biases push it across ±2^31.
+      const K = 65_536;
+      const N = 6;
+      const weights = new Int8Array(K * N);
+      for (let k = 0; k < K; k++) {
+        weights.set([-128, -128, 127, -128, -128, 1], k * N);
+      }
+      const bias = [0x7fff_ffff, -0x8000_0000, 0x7fff_ffff, 0x4000_0000, 0, -1];
+      const x = new Int8Array(2 * K);
+      x.fill(-128, 0, K); // row 0: all -128
+      x.fill(127, K); // row 1: all 127
+      for (const [shift, relu] of [[0, false], [0, true], [31, false], [7, true], [1, false]] as const) {
+        const got = decodeInt32LE(await runMatmul({ k: K, n: N, weights, bias, shift, relu }, x));
+        expect([...got]).to.deep.equal(matmulReference(x, weights, bias, K, N, shift, relu), `shift ${shift} relu ${relu}`);
+      }
+      const wrapped = decodeInt32LE(await runMatmul({ k: K, n: N, weights, bias, shift: 0, relu: false }, x));
+      expect(wrapped[0]).to.equal((2 ** 30 + 0x7fff_ffff) | 0); // 2^30 + (2^31 - 1) wraps negative
+      expect(wrapped[3]).to.equal(-0x8000_0000); // 2^30 + 2^30 = 2^31 wraps to INT32_MIN
+    });
+
+    it("int8-matmul: shift is an arithmetic shift and relu clamps at zero", async function () {
+      const weights = Int8Array.of(1);
+      const x = Int8Array.of(-7, 7, -1, 0);
+      const run = async (shift: number, relu: boolean) => [...decodeInt32LE(await runMatmul({ k: 1, n: 1, weights, bias: [0], shift, relu }, x))];
+      expect(await run(1, false)).to.deep.equal([-4, 3, -1, 0]); // floor(-7/2) = -4
+      expect(await run(1, true)).to.deep.equal([0, 3, 0, 0]);
+      expect(await run(31, false)).to.deep.equal([-1, 0, -1, 0]);
+    });
+
+    it("int8-matmul accepts unaligned input views, and int32-le and bytes name the same bytes", async function () {
+      const r = rng(2);
+      const weights = r.int8s(5 * 3);
+      const params = { k: 5, n: 3, weights, bias: [1, 2, 3], shift: 2, relu: false };
+      const backing = new Int8Array(1 + 7 * 5);
+      backing.set(r.int8s(7 * 5), 1);
+      const x = backing.subarray(1);
+      const a = await runMatmul(params, x, "int32-le");
+      const b = await runMatmul(params, x, "bytes");
+      expect(Buffer.from(a).equals(Buffer.from(b))).to.equal(true);
+      expect([...decodeInt32LE(a)]).to.deep.equal(matmulReference(x, weights, params.bias, 5, 3, 2, false));
+    });
+
+    it("runs a 1 MiB chunk (K=256, N=64) exactly", async function () {
+      const r = rng(3);
+      const K = 256;
+      const N = 64;
+      const weights = r.int8s(K * N);
+      const bias = Array.from({ length: N }, () => r.int(-100_000, 100_000));
+      const x = r.int8s(1 << 20);
+      const t0 = performance.now();
+      const out = decodeInt32LE(await runMatmul({ k: K, n: N, weights, bias, shift: 6, relu: true }, x));
+      const ms = performance.now() - t0;
+      expect(out.length).to.equal(((1 << 20) / K) * N);
+      // Spot-check rows against the reference (the whole chunk in BigInt would be slow).
+      for (const m of [0, 1, 2047, 4095]) {
+        const row = x.subarray(m * K, (m + 1) * K);
+        expect([...out.subarray(m * N, (m + 1) * N)]).to.deep.equal(matmulReference(row, weights, bias, K, N, 6, true));
+      }
+      console.log(`      int8-matmul K=${K} N=${N}: 1 MiB chunk in ${ms.toFixed(0)} ms`);
+    });
+
+    it("int32-sum and xor", async function () {
+      const rt = new IntKernelRuntime();
+      const sum = await rt.load(spec({}), buildIntKernelProgram({ kernel: "int32-sum" }));
+      expect([...decodeInt32LE(await sum.run(encodeInt32LE([0x7fff_ffff, 1, 5]), 0))]).to.deep.equal([-0x8000_0000 + 5]);
+      expect([...decodeInt32LE(await sum.run(new Uint8Array(0), 1))]).to.deep.equal([0]);
+      const key = Uint8Array.of(0xff, 0x01);
+      const xor = await rt.load(spec({ output: { encoding: "bytes", canonicalisation: "exact" } }), buildIntKernelProgram({ kernel: "xor", key }));
+      expect([...(await xor.run(Uint8Array.of(0, 0, 0x0f), 0))]).to.deep.equal([0xff, 0x01, 0xf0]);
+    });
+
+    it("rejects bad programs with MeshworkValidationError naming the field", async function () {
+      const rt = new IntKernelRuntime();
+      const w = Buffer.from(new Int8Array(6)).toString("base64");
+      const bad: [string | Uint8Array, string][] = [
+        [Uint8Array.of(0xff, 0xfe), ""],
+        ["{not json", ""],
+        [JSON.stringify({ kernel: "fft" }), "kernel"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: w, extra: 1 }), ""],
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 4, weights: w }), "weights"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: w, bias: [1, 2] }), "bias"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: w, bias: [1, 2, 2 ** 31] }), "bias.2"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: w, shift: 32 }), "shift"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: "AAAA!AAA" }), "weights"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 0, n: 3, weights: "" }), "k"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 1.5, n: 3, weights: w }), "k"],
+        [JSON.stringify({ kernel: "xor", key: "" }), "key"],
+      ];
+      for (const [program, path] of bad) {
+        const bytes = typeof program === "string" ? utf8(program) : program;
+        const error = await rejection(rt.load(spec({}), bytes));
+        expect(error, String(program)).to.be.instanceOf(MeshworkValidationError);
+        expect(error.issues.map((i: { path: unknown[] }) => i.path.join(".")), String(program)).to.include(path);
+      }
+      expect(() => buildInt8MatmulProgram({ k: 1, n: 1, weights: [200] })).to.throw(MeshworkValidationError);
+      expect(() => buildInt8MatmulProgram({ k: 2, n: 2, weights: [1, 2, 3] })).to.throw(MeshworkValidationError, /weights/);
+      expect(parseIntKernelProgram(buildInt8MatmulProgram({ k: 1, n: 2, weights: [3, -4] }))).to.deep.include({ kernel: "int8-matmul", k: 1, n: 2, shift: 0, relu: false });
+    });
+
+    it("rejects output encodings the kernel cannot produce, and other runtimes' specs", async function () {
+      const rt = new IntKernelRuntime();
+      const matmul = buildInt8MatmulProgram({ k: 2, n: 2, weights: [1, 2, 3, 4] });
+      const fixed = await rejection(rt.load(spec({ output: { encoding: "fixed-point", scaleBits: 8, canonicalisation: "exact" } }), matmul));
+      expect(fixed).to.be.instanceOf(MeshworkValidationError);
+      expect(fixed.issues[0].path).to.deep.equal(["output", "encoding"]);
+      const xor = await rejection(rt.load(spec({}), buildIntKernelProgram({ kernel: "xor", key: Uint8Array.of(1) })));
+      expect(xor).to.be.instanceOf(MeshworkValidationError);
+      expect(xor.issues[0].path).to.deep.equal(["output", "encoding"]);
+      expect(await rejection(rt.load(onnxSpec(), matmul))).to.be.instanceOf(MeshworkValidationError);
+    });
+
+    it("rejects input chunks that are not whole rows: at load from the spec, and at run", async function () {
+      const rt = new IntKernelRuntime();
+      const program = buildInt8MatmulProgram({ k: 4, n: 2, weights: new Int8Array(8) });
+      // 40 bytes in 3 chunks: 14, 13, 13 bytes — not rows of 4.
+      const blob = { kind: "blob", blob: { digest: DIGEST, size: 40 }, elementBytes: 1 };
+      const atLoad = await rejection(rt.load(spec({ inputs: blob, chunking: { chunks: 3 } }), program));
+      expect(atLoad).to.be.instanceOf(MeshworkValidationError);
+      expect(atLoad.issues[0].path).to.deep.equal(["inputs"]);
+      // 40 bytes in 5 chunks of 8 are fine.
+      const job = await rt.load(spec({ inputs: blob, chunking: { chunks: 5 } }), program);
+      const atRun = await rejection(job.run(new Uint8Array(6), 3));
+      expect(atRun).to.be.instanceOf(MeshworkEncodingError);
+      expect(atRun.details).to.include({ chunk: 3, length: 6, rowBytes: 4 });
+      expect(await job.run(new Uint8Array(0), 4)).to.have.length(0);
+      await job.close();
+      expect(await rejection(job.run(new Uint8Array(4), 0))).to.be.instanceOf(MeshworkError);
+    });
+
+    it("inputChunkLengths follows the chunking rule", function () {
+      const blob = (size: number, elementBytes: number) => ({ kind: "blob", blob: { digest: DIGEST, size }, elementBytes });
+      expect(inputChunkLengths(spec({ inputs: blob(40, 1), chunking: { chunks: 3 } }))).to.deep.equal([14, 13]);
+      expect(inputChunkLengths(spec({ inputs: blob(40, 4), chunking: { chunks: 5 } }))).to.deep.equal([8]);
+      expect(inputChunkLengths(spec({ inputs: blob(8, 4), chunking: { chunks: 3 } }))).to.deep.equal([4, 0]);
+      const chunks = { kind: "chunks", chunks: [8, 12, 8].map((size) => ({ digest: DIGEST, size })) };
+      expect(inputChunkLengths(spec({ inputs: chunks, chunking: { chunks: 3 } }))).to.deep.equal([8, 12]);
+    });
+  });
+
+  describe("onnx", function () {
+    this.timeout(60_000);
+    const r = rng(7);
+    const F = 16;
+    const H = 12;
+    const O = 5;
+    const model: DenseModelOptions = {
+      layers: [
+        { inFeatures: F, outFeatures: H, weights: r.floats(F * H, 0.5), bias: r.floats(H, 0.2), relu: true },
+        { inFeatures: H, outFeatures: O, weights: r.floats(H * O, 0.5), bias: r.floats(O, 0.2) },
+      ],
+    };
+    const modelBytes = buildDenseModel(model);
+    const ROWS = 37;
+    const x = r.floats(ROWS * F, 2);
+    const xBytes = new Uint8Array(x.buffer);
+    const rowsOf = (from: number, to: number) => xBytes.subarray(from * F * 4, to * F * 4);
+
+    it("is runtime 1; on this machine it is available on the CPU, with CUDA only where nvidia-smi lists a GPU", async function () {
+      const rt = new OnnxRuntime();
+      expect([rt.name, rt.id]).to.deep.equal(["onnx", RUNTIME_IDS.onnx]);
+      const caps = await rt.capabilities();
+      expect(caps.available, caps.detail).to.equal(true);
+      if ((await detectGpus()).length === 0) expect(caps.device).to.equal("cpu");
+      expect(caps.detail).to.match(/onnxruntime-node 1\./);
+      const cpuOnly = await new OnnxRuntime({ device: "cpu" }).capabilities();
+      expect(cpuOnly).to.include({ available: true, device: "cpu" });
+    });
+
+    it("writes models that ONNX Runtime loads and that match a float64 reference", async function () {
+      const job = await new OnnxRuntime().load(onnxSpec(), modelBytes);
+      expect(job).to.include({ device: "cpu", features: F, outputType: "float32" });
+      const got = decodeFixedPoint(await job.run(xBytes, 0), 16);
+      const want = evalDenseModel(model, x, ROWS);
+      expect(got.length).to.equal(ROWS * O);
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i]), `value ${i}`).to.be.below(1e-4);
+      await job.close();
+      // Same options, same bytes.
+      expect(Buffer.from(buildDenseModel(model)).equals(Buffer.from(modelBytes))).to.equal(true);
+    });
+
+    it("fixed-point output is identical across sessions, batchings and chunk splits", async function () {
+      const a = await new OnnxRuntime().load(onnxSpec(), modelBytes);
+      const b = await new OnnxRuntime().load(onnxSpec(), modelBytes);
+      const small = await new OnnxRuntime({ maxBatchRows: 3 }).load(onnxSpec(), modelBytes);
+      const whole = await a.run(xBytes, 0);
+      expect(Buffer.from(await b.run(xBytes, 0)).equals(Buffer.from(whole))).to.equal(true);
+      expect(Buffer.from(await small.run(xBytes, 0)).equals(Buffer.from(whole))).to.equal(true);
+      const rowBytes = O * 4;
+      // Two rows run alone vs the same rows inside the batch.
+      for (const [from, to] of [[0, 2], [5, 7], [35, 37], [10, 11], [3, 20]]) {
+        const part = await b.run(rowsOf(from, to), 1);
+        expect(Buffer.from(part).equals(Buffer.from(whole.subarray(from * rowBytes, to * rowBytes))), `rows ${from}..${to}`).to.equal(true);
+      }
+      for (const job of [a, b, small]) await job.close();
+    });
+
+    it("int32 outputs take int32-le and bytes; float outputs need fixed-point", async function () {
+      const intModel = buildDenseModel({ ...model, outputType: "int32" });
+      const scaled = Float32Array.from(x, (v) => v * 50);
+      const job = await new OnnxRuntime().load(onnxSpec({ encoding: "int32-le", canonicalisation: "exact" }), intModel);
+      expect(job.outputType).to.equal("int32");
+      const got = decodeInt32LE(await job.run(new Uint8Array(scaled.buffer), 0));
+      const want = evalDenseModel({ ...model, outputType: "int32" }, scaled, ROWS);
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i]), `value ${i}`).to.be.at.most(1);
+      const raw = await new OnnxRuntime().load(onnxSpec({ encoding: "bytes", canonicalisation: "exact" }), intModel);
+      expect(Buffer.from(await raw.run(new Uint8Array(scaled.buffer), 0)).equals(Buffer.from(encodeInt32LE(got)))).to.equal(true);
+      for (const j of [job, raw]) await j.close();
+
+      for (const encoding of ["int32-le", "bytes"]) {
+        const error = await rejection(new OnnxRuntime().load(onnxSpec({ encoding, canonicalisation: "exact" }), modelBytes));
+        expect(error, encoding).to.be.instanceOf(MeshworkValidationError);
+        expect(error.issues[0].path).to.deep.equal(["output", "encoding"]);
+        expect(error.message).to.match(/fixed-point/);
+      }
+    });
+
+    it("rejects unsupported models: not ONNX, non-float32 input", async function () {
+      const garbage = await rejection(new OnnxRuntime().load(onnxSpec(), utf8("definitely not a model")));
+      expect(garbage).to.be.instanceOf(MeshworkValidationError);
+      expect(garbage.message).to.match(/cannot load the model/);
+      const intInput = await rejection(new OnnxRuntime().load(onnxSpec(), buildDenseModel({ ...model, inputType: "int32" })));
+      expect(intInput).to.be.instanceOf(MeshworkValidationError);
+      expect(intInput.message).to.match(/int32 is not supported/);
+      expect(await rejection(new OnnxRuntime().load(spec({}), modelBytes))).to.be.instanceOf(MeshworkValidationError);
+    });
+
+    it("rejects chunks that are not whole rows; runs empty chunks and fixed batches", async function () {
+      const job = await new OnnxRuntime().load(onnxSpec(), modelBytes);
+      const error = await rejection(job.run(xBytes.subarray(0, F * 4 + 4), 2));
+      expect(error).to.be.instanceOf(MeshworkEncodingError);
+      expect(error.details).to.include({ chunk: 2, rowBytes: F * 4 });
+      expect(await job.run(new Uint8Array(0), 0)).to.have.length(0);
+      const whole = await job.run(rowsOf(0, 8), 0);
+      await job.close();
+
+      // A fixed batch of 4: chunks must be whole batches, and give the same rows.
+      const fixed = await new OnnxRuntime().load(onnxSpec(), buildDenseModel({ ...model, batch: 4 }));
+      expect(Buffer.from(await fixed.run(rowsOf(0, 8), 0)).equals(Buffer.from(whole))).to.equal(true);
+      expect(await rejection(fixed.run(rowsOf(0, 6), 0))).to.be.instanceOf(MeshworkEncodingError);
+      await fixed.close();
+
+      // Known at load from the spec: 3 chunks of a 40-float blob are not rows of 16 floats.
+      const blob = { kind: "blob", blob: { digest: DIGEST, size: 160 }, elementBytes: 4 };
+      const load = await rejection(
+        new OnnxRuntime().load(parseJobSpec({ ...onnxSpec(), inputs: blob, chunking: { chunks: 3 } }), modelBytes),
+      );
+      expect(load).to.be.instanceOf(MeshworkValidationError);
+      expect(load.issues[0].path).to.deep.equal(["inputs"]);
+    });
+
+    it("non-finite and out-of-range outputs are encoding errors, never clamped", async function () {
+      const job = await new OnnxRuntime().load(onnxSpec({ encoding: "fixed-point", scaleBits: 31, canonicalisation: "tolerance" }), modelBytes);
+      const error = await rejection(job.run(rowsOf(0, 2), 4)); // |y| ≥ 1 does not fit at 2^-31
+      expect(error).to.be.instanceOf(MeshworkEncodingError);
+      expect(error.details.chunk).to.equal(4);
+      await job.close();
+      const nan = await new OnnxRuntime().load(onnxSpec(), modelBytes);
+      expect(await rejection(nan.run(new Uint8Array(Float32Array.from({ length: F }, () => NaN).buffer), 0))).to.be.instanceOf(MeshworkEncodingError);
+      await nan.close();
+    });
+
+    it("runs a 1 MiB chunk", async function () {
+      const big: DenseModelOptions = {
+        layers: [
+          { inFeatures: 256, outFeatures: 256, weights: r.floats(256 * 256, 1 / 16), bias: r.floats(256, 0.1), relu: true },
+          { inFeatures: 256, outFeatures: 64, weights: r.floats(256 * 64, 1 / 16), bias: r.floats(64, 0.1) },
+        ],
+      };
+      const job = await new OnnxRuntime().load(onnxSpec(), buildDenseModel(big));
+      const input = r.floats(1 << 18, 1);
+      await job.run(new Uint8Array(input.buffer), 0);
+      const t0 = performance.now();
+      const out = await job.run(new Uint8Array(input.buffer), 0);
+      const ms = performance.now() - t0;
+      expect(out.length).to.equal(1024 * 64 * 4);
+      const want = evalDenseModel(big, input.subarray(0, 2 * 256), 2);
+      const got = decodeFixedPoint(out.subarray(0, 2 * 64 * 4), 16);
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).to.be.below(1e-3);
+      console.log(`      onnx 256→256→64 MLP: 1 MiB chunk (1024 rows) in ${ms.toFixed(0)} ms on ${job.device}`);
+      await job.close();
+    });
+  });
+
+  describe("registry", function () {
+    it("detects the available runtimes, in id order, filtered by the enabled list", async function () {
+      const all = await detectRuntimes();
+      expect(all.map((r) => r.name)).to.deep.equal(["int-kernel", "onnx"]);
+      expect(runtimeBitmap(all)).to.equal(0b11);
+      expect((await detectRuntimes(["int-kernel"])).map((r) => r.name)).to.deep.equal(["int-kernel"]);
+      expect((await detectRuntimes([])).length).to.equal(0);
+      const probed = await probeRuntimes(["onnx"], { onnx: { device: "cpu" } });
+      expect(probed).to.have.length(1);
+      expect(probed[0].capabilities).to.include({ available: true, device: "cpu" });
+    });
+
+    it("runtimeFor picks the spec's runtime", function () {
+      expect(runtimeFor(spec({}))).to.equal(RUNTIMES["int-kernel"]);
+      expect(runtimeFor(onnxSpec())).to.equal(RUNTIMES.onnx);
+      expect(() => runtimeFor(onnxSpec(), [RUNTIMES["int-kernel"]])).to.throw(MeshworkError, /no onnx runtime/);
+    });
+  });
+
+  describe("hardware", function () {
+    it("parses nvidia-smi output", function () {
+      expect(NVIDIA_SMI_ARGS).to.deep.equal(["--query-gpu=name,memory.total", "--format=csv,noheader,nounits"]);
+      expect(parseNvidiaSmi("NVIDIA H100 80GB HBM3, 81559\nNVIDIA H100 80GB HBM3, 81559\n")).to.deep.equal([
+        { name: "NVIDIA H100 80GB HBM3", vramGB: 80, vramMiB: 81559 },
+        { name: "NVIDIA H100 80GB HBM3", vramGB: 80, vramMiB: 81559 },
+      ]);
+      expect(parseNvidiaSmi("  NVIDIA GeForce RTX 4090 ,  24564  \r\n\r\nTesla T4, 15360\r\n")).to.deep.equal([
+        { name: "NVIDIA GeForce RTX 4090", vramGB: 24, vramMiB: 24564 },
+        { name: "Tesla T4", vramGB: 15, vramMiB: 15360 },
+      ]);
+      // A header, units, a comma in the name, unsupported and error lines.
+      const messy = [
+        "name, memory.total [MiB]",
+        "NVIDIA A100-SXM4-40GB, 40960 MiB",
+        "Some, Odd, Name, 8192",
+        "NVIDIA Grace Hopper, [N/A]",
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
+        "",
+      ].join("\n");
+      expect(parseNvidiaSmi(messy)).to.deep.equal([
+        { name: "NVIDIA A100-SXM4-40GB", vramGB: 40, vramMiB: 40960 },
+        { name: "Some, Odd, Name", vramGB: 8, vramMiB: 8192 },
+      ]);
+      expect(parseNvidiaSmi("")).to.deep.equal([]);
+      expect(parseNvidiaSmi("No devices were found")).to.deep.equal([]);
+    });
+
+    it("describes this machine", async function () {
+      const hw = await detectHardware();
+      expect(hw.cpu.cores).to.be.at.least(1);
+      expect(hw.cpu.model).to.be.a("string").and.not.equal("");
+      expect(hw.memoryGB).to.be.at.least(0);
+      expect(hw.gpuCount).to.equal(hw.gpus.length);
+      if (hw.gpus.length === 0) expect(hw).to.include({ source: "cpu", vramGB: 0 });
+      else expect(hw.vramGB).to.equal(Math.min(...hw.gpus.map((g) => g.vramGB)));
+    });
+  });
+});

@@ -1,0 +1,229 @@
+/**
+ * The worker daemon end to end on the in-process chain: workers in this process (cheap, mid, dear and
+ * the auditor of the SDK fixture) and a consumer using the SDK. Jobs of both runtimes settle with
+ * verified results; cheaters (fabricated chunks, a commitment it cannot open, never committing) are
+ * caught and slashed while honest auditors are paid; a worker killed in each phase resumes from its
+ * database without losing a job, committing twice or being slashed; an RPC that fails for a while is
+ * survived; bad input is rejected with nothing claimed.
+ */
+import { expect } from "chai";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { network } from "hardhat";
+import { Meshwork } from "../../sdk/src/client.js";
+import { WorkerState } from "../../sdk/src/worker/state.js";
+import type { Worker } from "../../sdk/src/worker/worker.js";
+import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
+import { JOB, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
+
+const connection = await network.create();
+const { networkHelpers } = connection;
+
+async function world(): Promise<SdkWorld> {
+  return sdkWorld(connection);
+}
+
+async function workersFor(w: SdkWorld, ...signers: SdkWorld["cheap"][]): Promise<Worker[]> {
+  const out: Worker[] = [];
+  for (const s of signers) out.push(makeWorker(w, s, await w.sdk(s)));
+  return out;
+}
+
+async function counter(worker: Worker, name: string, labels?: Record<string, string>): Promise<number> {
+  const metric = (await worker.metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const values = (metric?.values ?? []) as { value: number; labels: Record<string, string> }[];
+  return values.filter((v) => !labels || Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
+}
+
+describe("worker daemon", function () {
+  this.timeout(120_000);
+
+  it("runs an integer-kernel job and an ONNX job to settlement; another worker audits them and is paid", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const [cheap, auditor] = await workersFor(w, w.cheap, w.auditor);
+    const int = await consumer.jobs.create(await intKernelSpec(w), JOB);
+    const onnx = await consumer.jobs.create(await onnxSpec(w), { ...JOB, requirements: { runtime: 1 } });
+    await w.usd.mint(w.deployer.address, 100n * USD);
+    await w.usd.connect(w.deployer).approve(w.market, 100n * USD);
+    await w.market.connect(w.deployer).fundAuditPool(w.usd, 100n * USD); // audits are paid from the pool
+    const auditorBefore = await w.market.balanceOf(w.usd, w.auditor.address);
+
+    await drive(w, [cheap, auditor], async () => (await settledOrFailed(int)) && (await settledOrFailed(onnx)));
+    for (const job of [int, onnx]) {
+      const settled = await job.wait({ timeoutMs: 1 });
+      expect(settled.provider).to.equal(w.cheap.address);
+      expect(job.events.map((e) => e.type)).to.include.members(["claimed", "committed", "revealed", "audited", "settled"]);
+      const { chunks } = await job.result();
+      expect(chunks).to.have.length(4);
+    }
+    expect(await counter(cheap, "meshwork_jobs_completed_total")).to.equal(2);
+    expect(await counter(auditor, "meshwork_audits_total", { role: "auditor", outcome: "passed" })).to.equal(2);
+    expect((await w.market.balanceOf(w.usd, w.auditor.address)) > auditorBefore).to.equal(true); // reward from the pool
+    expect(await w.market.completedJobs(w.usd, w.cheap.address)).to.equal(2n);
+  });
+
+  it("catches a worker that fabricates chunks: the honest auditor proves fraud and the cheater is slashed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const cheater = makeWorker(w, w.mid, await w.sdk(w.mid), { cheat: "fabricate" });
+    const [auditor, tieBreaker] = await workersFor(w, w.auditor, w.dear);
+    const job = await consumer.jobs.create(await intKernelSpec(w), JOB);
+    const stakeBefore = (await w.registry.stakeOf(w.mid.address)).active;
+
+    // The cheater claims first; then everyone follows the job to its end.
+    await drive(w, [cheater, auditor, tieBreaker], () => settledOrFailed(job), 60);
+    const failure = await job.wait({ timeoutMs: 1 }).catch((e) => e);
+    expect(failure).to.include({ reason: "provider-slashed" });
+    expect(await job.state()).to.equal("Slashed");
+    expect((await w.registry.stakeOf(w.mid.address)).active < stakeBefore).to.equal(true);
+    expect(await counter(auditor, "meshwork_audits_total", { outcome: "fraud-caught" })).to.equal(1);
+    expect(await counter(cheater, "meshwork_jobs_failed_total", { reason: "slashed" })).to.equal(1);
+    expect(await w.market.balanceOf(w.usd, w.consumer.address)).to.be.greaterThanOrEqual(JOB.price); // refunded (and compensated)
+  });
+
+  it("slashes a worker whose commitment it cannot open (copied), and times out one that never commits", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const copier = makeWorker(w, w.mid, await w.sdk(w.mid), { cheat: "copy" });
+    const [auditor] = await workersFor(w, w.auditor);
+    const copied = await consumer.jobs.create(await intKernelSpec(w), JOB);
+    await drive(w, [copier, auditor], async () => {
+      await networkHelpers.time.increase(60);
+      return settledOrFailed(copied);
+    }, 60);
+    expect(await copied.state()).to.equal("Slashed");
+
+    const late = makeWorker(w, w.dear, await w.sdk(w.dear), { cheat: "late" });
+    const [honest] = await workersFor(w, w.cheap);
+    const job = await consumer.jobs.create(await intKernelSpec(w, 7), { ...JOB, computeWindow: 600n });
+    await late.tick(); // claims, then sits on it
+    expect(await job.state()).to.equal("Claimed");
+    await networkHelpers.time.increase(601);
+    await drive(w, [late, honest, auditor], () => settledOrFailed(job), 60);
+    // An honest worker pushed the expired claim back to the market; one of the honest ones took it.
+    const settled = await job.wait({ timeoutMs: 1 });
+    expect([w.cheap.address, w.auditor.address]).to.include(settled.provider);
+    expect(job.events.map((e) => e.type)).to.include("reopened");
+    expect((await w.registry.countersOf(w.dear.address)).timedOut).to.equal(1n);
+  });
+
+  /** Where a worker is killed: after a phase is saved, or around a transaction (before it is sent, or after it landed). */
+  const CRASHES = [
+    { name: "after its claim landed", role: "provider", action: "claim", when: "after" },
+    { name: "after computing", role: "provider", phase: "computed" },
+    { name: "after saving the salt, before the commit was sent", role: "provider", action: "commit", when: "before" },
+    { name: "after its commit landed", role: "provider", action: "commit", when: "after" },
+    { name: "after its reveal landed", role: "provider", action: "revealResult", when: "after" },
+    { name: "auditor: after computing the sample, before claiming the audit", role: "auditor", action: "audit", when: "before" },
+    { name: "auditor: after its audit claim landed", role: "auditor", action: "audit", when: "after" },
+  ] as const;
+
+  for (const crash of CRASHES) {
+    it(`resumes a worker killed ${crash.name}: no job lost, no double commit, no slash`, async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const consumer = await w.sdk(w.consumer);
+      const db = join(mkdtempSync(join(tmpdir(), "meshwork-worker-")), "worker.db");
+      const victim = crash.role === "auditor" ? w.auditor : w.cheap;
+      const [peer] = await workersFor(w, crash.role === "auditor" ? w.cheap : w.auditor);
+      const mw = await w.sdk(victim);
+      let killed = false;
+      if ("action" in crash) {
+        const send = mw.context.send.bind(mw.context);
+        mw.context.send = async (action, fn) => {
+          if (killed || action !== crash.action) return send(action, fn);
+          killed = true;
+          if (crash.when === "after") await send(action, fn);
+          throw new Error(`killed ${crash.when} ${action}`);
+        };
+      }
+      let state = new WorkerState(db);
+      const victimWorker = makeWorker(w, victim, mw, { state });
+      const order = crash.role === "auditor" ? [peer, victimWorker] : [victimWorker, peer];
+      const job = await consumer.jobs.create(await intKernelSpec(w, 3), JOB);
+      await drive(w, order, async () => ("phase" in crash ? state.get(job.jobId)?.phase === crash.phase : killed), 30, { finalTick: false });
+      if (crash.action === "commit" && crash.when === "before") {
+        expect(state.get(job.jobId)).to.deep.include({ phase: "committing" });
+        expect(state.get(job.jobId)?.salt).to.match(/^0x[0-9a-f]{64}$/);
+      }
+
+      // Restart: a new process on the same database.
+      state.close();
+      state = new WorkerState(db);
+      const restarted = makeWorker(w, victim, await w.sdk(victim), { state });
+      await drive(w, crash.role === "auditor" ? [peer, restarted] : [restarted, peer], () => settledOrFailed(job), 40);
+      expect(await job.state()).to.equal("Settled");
+      expect(await w.market.queryFilter(w.market.filters.JobCommitted(job.jobId))).to.have.length(1);
+      expect((await w.registry.countersOf(victim.address)).slashes).to.equal(0n);
+      expect(state.get(job.jobId)?.phase).to.equal("done");
+      if (crash.role === "auditor") {
+        expect((await w.market.queryFilter(w.market.filters.AuditPassed(job.jobId)))[0].args.auditor).to.equal(victim.address);
+      }
+      state.close();
+    });
+  }
+
+  it("survives an RPC that fails for a while", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const [cheap, auditor] = await workersFor(w, w.cheap, w.auditor);
+    const job = await consumer.jobs.create(await intKernelSpec(w, 5), JOB);
+    const rpc = connection.provider as unknown as { request: (a: { method: string }) => Promise<unknown> };
+    const original = rpc.request.bind(rpc);
+    let failures = 0;
+    rpc.request = async (args) => {
+      if (failures < 25 && args.method !== "evm_mine" && args.method !== "hardhat_mine") {
+        failures++;
+        throw Object.assign(new Error("connection reset by peer"), { code: "ECONNRESET" });
+      }
+      return original(args);
+    };
+    try {
+      await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    } finally {
+      rpc.request = original;
+    }
+    expect(failures).to.equal(25);
+    expect(await job.state()).to.equal("Settled");
+    expect(await counter(cheap, "meshwork_rpc_errors_total")).to.be.greaterThan(0);
+  });
+
+  it("rejects bad input with nothing claimed: a spec not matching its digest, an unknown runtime, an oversized input", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { maxBlobBytes: 200 });
+    // 1. The spec blob is missing from every store: its digest cannot be resolved to bytes.
+    const prepared = await consumer.jobs.prepare(await intKernelSpec(w, 11), JOB);
+    const missing = await consumer.jobs.create({ ...prepared, request: { ...prepared.request, specHash: "0x" + "ee".repeat(32) } });
+    // 2. A runtime id nobody offers (2).
+    const unknown = await consumer.jobs.create(await intKernelSpec(w, 12), { ...JOB, requirements: { runtime: 2 } });
+    // 3. Inputs larger than the worker accepts (maxBlobBytes 200; chunks are 128 B, the program 300+ B).
+    const big = await consumer.jobs.create(await intKernelSpec(w, 13), JOB);
+    const balance = await w.market.balanceOf(w.usd, w.cheap.address);
+    for (let i = 0; i < 3; i++) await worker.tick();
+    for (const job of [missing, unknown, big]) expect(await job.state()).to.equal("Open");
+    expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(1);
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "size" })).to.equal(1);
+    expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
+    void unknown;
+  });
+
+  it("signs offers for consumers who route off-chain, only at or above its price", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    await worker.start();
+    await worker.stop();
+    const prepared = await consumer.jobs.prepare(await intKernelSpec(w, 21), JOB);
+    const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
+    const offer = await worker.quote(prepared.request, w.consumer.address, expiry);
+    const { best } = await consumer.jobs.route(prepared, { maxPrice: 100n * USD, offers: [offer] });
+    const job = await consumer.jobs.createWithOffer(best.offer!);
+    expect(await job.state()).to.equal("Claimed");
+    const cheapRequest = { ...prepared.request, price: 5n * USD };
+    await expect(worker.quote(cheapRequest, w.consumer.address, expiry)).to.be.rejectedWith(/below this worker's minimum/);
+    void Meshwork;
+  });
+});
