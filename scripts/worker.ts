@@ -20,13 +20,14 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
 import pino from "pino";
 import { Meshwork } from "../sdk/src/client.js";
-import { MeshworkContractError, MeshworkError } from "../sdk/src/errors.js";
+import { MeshworkError } from "../sdk/src/errors.js";
 import { Energy, Runtime, type Profile } from "../sdk/src/providers.js";
 import { WorkerConfigSchema, type WorkerConfig } from "../sdk/src/worker/config.js";
 import { detectHardware } from "../sdk/src/worker/hardware.js";
 import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/worker/node.js";
 import { WorkerState } from "../sdk/src/worker/state.js";
 import type { CheatMode } from "../sdk/src/worker/worker.js";
+import { runCli } from "./lib/cli.js";
 
 const DEFAULT_CONFIG = join(".meshwork", "worker", "worker.json");
 
@@ -231,20 +232,6 @@ program
     console.log(`unbonding ${value} MESH until ${new Date(Number(releaseAt) * 1000).toISOString()} (slashable until then)`);
   });
 
-program
-  .parseAsync(process.argv)
-  .catch((error: unknown) => {
-  const line =
-    error instanceof MeshworkContractError
-      ? `${error.errorName}(${[...error.args].map(String).join(", ")})`
-      : error instanceof MeshworkError
-        ? error.shortMessage
-        : error instanceof Error
-          ? error.message
-          : String(error);
-    console.error(`error: ${line}`);
-    process.exitCode = 1;
-  })
-  .finally(() => {
-    if (program.args[0] !== "start") for (const p of providers) p.destroy();
-  });
+await runCli(program, () => {
+  if (program.args[0] !== "start") for (const p of providers) p.destroy();
+});

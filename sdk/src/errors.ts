@@ -160,6 +160,18 @@ export class MeshworkJobFailedError extends MeshworkError {
   }
 }
 
+/** The caller cannot pay: its market balance plus wallet hold less than needed. Nothing was sent. */
+export class MeshworkInsufficientFundsError extends MeshworkError {
+  override name = "MeshworkInsufficientFundsError";
+  constructor(
+    readonly token: string,
+    readonly needed: bigint,
+    readonly available: bigint,
+  ) {
+    super(`insufficient funds: ${needed} needed, ${available} available (market balance + wallet)`, { details: { token, needed, available } });
+  }
+}
+
 /** Nothing eligible to route a job to, within the consumer's caps. */
 export class MeshworkRoutingError extends MeshworkError {
   override name = "MeshworkRoutingError";

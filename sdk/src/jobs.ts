@@ -3,11 +3,12 @@
  * signed offer), and follow a job to its result with a {@link JobHandle}.
  */
 import { randomBytes } from "node:crypto";
-import { hexlify, verifyTypedData } from "ethers";
+import { Contract, hexlify, verifyTypedData } from "ethers";
 import type { ContractTransactionReceipt, Log } from "ethers";
 import type { MeshworkContext } from "./context.js";
 import {
   MeshworkError,
+  MeshworkInsufficientFundsError,
   MeshworkJobFailedError,
   MeshworkRoutingError,
   MeshworkTimeoutError,
@@ -181,7 +182,8 @@ export class Jobs {
    * approving exactly what is needed) and returns its handle.
    * @throws {MeshworkValidationError} a malformed spec or options.
    * @throws {MeshworkContractError} e.g. `JobMarketTokenNotAllowed`, `JobMarketInvalidRequest(field)`,
-   * `JobMarketComputeWindowOutOfBounds`, `JobMarketPaused(until)`, `ERC20InsufficientBalance`.
+   * `JobMarketComputeWindowOutOfBounds`, `JobMarketPaused(until)`.
+   * @throws {MeshworkInsufficientFundsError} market balance plus wallet below the price (nothing sent).
    * @example
    * ```ts
    * const job = await mw.jobs.create(spec, { token: "tUSD", price: 10_000_000n, workUnits: 10n });
@@ -279,6 +281,13 @@ export class Jobs {
     const consumer = await this.ctx.account(action);
     const available = await this.ctx.call(action, () => this.ctx.contracts.market.balanceOf(request.paymentToken, consumer));
     if (available < request.price) {
+      // Checked before anything is sent, so a consumer short of funds spends no gas on an approval.
+      const wallet = await this.ctx.call(action, () =>
+        new Contract(String(request.paymentToken), ["function balanceOf(address) view returns (uint256)"], this.ctx.runner).balanceOf(consumer) as Promise<bigint>,
+      );
+      if (available + wallet < BigInt(request.price)) {
+        throw new MeshworkInsufficientFundsError(String(request.paymentToken), BigInt(request.price), available + wallet);
+      }
       const { Balances } = await import("./balances.js");
       await new Balances(this.ctx).ensureAllowance(request.paymentToken, request.price - available, action);
     }

@@ -10,6 +10,7 @@ import { digestOf } from "../../sdk/src/blob.js";
 import { Meshwork } from "../../sdk/src/client.js";
 import {
   MeshworkContractError,
+  MeshworkInsufficientFundsError,
   MeshworkJobFailedError,
   MeshworkRoutingError,
   MeshworkValidationError,
@@ -68,6 +69,16 @@ describe("SDK: jobs", () => {
     expect(receiptSigner(chainId, market, receipt, signature)).to.equal(w.cheap.address);
     expect(receiptSigner(chainId + 1n, market, receipt, signature)).to.not.equal(w.cheap.address);
     expect(receiptSigner(chainId, market, { ...receipt, outputURI: "blob:0x" + "05".repeat(32) }, signature)).to.not.equal(w.cheap.address);
+  });
+
+  it("refuses a job the consumer cannot pay for before sending anything", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const poor = await w.sdk(w.outsider);
+    const before = await w.ethers.provider.getBlockNumber();
+    const error = await poor.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS }).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkInsufficientFundsError);
+    expect(error).to.include({ needed: PRICE, available: 0n, token: await w.usd.getAddress() });
+    expect(await w.ethers.provider.getBlockNumber()).to.equal(before);
   });
 
   it("rejects a malformed spec with zod's issues, sending nothing", async () => {

@@ -34,7 +34,7 @@ function diagnostics(files: string[]): string[] {
 describe("SDK: types and README examples", function () {
   this.timeout(180_000);
 
-  it("type-checks the SDK, the worker and its CLI, and every example of sdk/README.md", () => {
+  it("type-checks the SDK, the worker, the CLIs and the devnet, and every example of sdk/README.md", () => {
     const readme = readFileSync(join(root, "sdk", "README.md"), "utf8");
     const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
     expect(blocks.length).to.be.greaterThanOrEqual(7);
@@ -46,7 +46,7 @@ describe("SDK: types and README examples", function () {
       writeFileSync(file, `${code}\nexport {};\n`);
       return file;
     });
-    const entryPoints = ["sdk/src/index.ts", "sdk/src/worker/index.ts", "scripts/worker.ts"].map((f) => join(root, f));
+    const entryPoints = ["sdk/src/index.ts", "sdk/src/worker/index.ts", "scripts/worker.ts", "scripts/meshwork.ts", "scripts/devnet.ts"].map((f) => join(root, f));
     const errors = diagnostics([...entryPoints, ...files]);
     expect(errors, errors.join("\n")).to.deep.equal([]);
   });
