@@ -49,7 +49,8 @@ export function manifestRoot(manifest: OutputManifest): string {
 
 /**
  * Stores output chunks and their manifest; returns the manifest, its `outputURI` and the result root
- * to commit to. What a worker calls after running a job.
+ * to commit to. What a worker calls after running a job. `inputDigests`, when given, are the input
+ * chunks' digests already verified (the spec's), so the inputs are not hashed again.
  * @example
  * ```ts
  * const { outputURI, root } = await publishResult(store, jobId, inputChunks, outputChunks);
@@ -60,10 +61,16 @@ export async function publishResult(
   jobId: string,
   inputs: Uint8Array[],
   outputs: Uint8Array[],
+  options: { inputDigests?: string[] } = {},
 ): Promise<{ manifest: OutputManifest; outputURI: string; root: string; tree: MerkleTree }> {
   if (inputs.length !== outputs.length) throw new RangeError(`${inputs.length} input chunks but ${outputs.length} output chunks`);
   const chunks = [];
-  for (let i = 0; i < outputs.length; i++) chunks.push({ input: digestOf(inputs[i]), output: await store.put(outputs[i]) });
+  for (let i = 0; i < outputs.length; i++) {
+    // The input digests the caller already verified (a worker fetched each input chunk by its digest)
+    // are not hashed again.
+    const input = options.inputDigests?.[i] !== undefined ? normalizeDigest(options.inputDigests[i]) : digestOf(inputs[i]);
+    chunks.push({ input, output: await store.put(outputs[i]) });
+  }
   const manifest: OutputManifest = { version: 1, jobId: jobId.toLowerCase(), chunks };
   const outputURI = blobURI(await store.put(manifestBytes(manifest)));
   const tree = new MerkleTree(manifest.chunks.map((c, i) => leafHash(manifest.jobId, i, c.input, c.output)));
