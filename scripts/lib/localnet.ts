@@ -14,6 +14,8 @@ export const ROOT = resolve(import.meta.dirname, "..", "..");
 const BIN = join(ROOT, "node_modules", ".bin");
 /** Children run under the Node that runs us (Node 22 from the bootstrap). */
 export const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
+// Replacing another deployment's address book is only ever asked for explicitly (deployLocal).
+delete CHILD_ENV.MESHWORK_OVERWRITE;
 
 /** Hardhat's development mnemonic: the keys of the node's unlocked accounts (never use them elsewhere). */
 const DEV_MNEMONIC = "test test test test test test test test test test test junk";

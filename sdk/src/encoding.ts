@@ -161,3 +161,15 @@ export function chunkRanges(size: number, chunks: number, options: ChunkOptions 
 export function splitChunks(bytes: Uint8Array, chunks: number, options: ChunkOptions = {}): Uint8Array[] {
   return chunkRanges(bytes.length, chunks, options).map(({ offset, length }) => bytes.subarray(offset, offset + length));
 }
+
+/** The byte strings one after another, in one new array (the only part when there is one). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { Contract, hexlify, verifyTypedData } from "ethers";
 import type { ContractTransactionReceipt, Log } from "ethers";
+import { Balances } from "./balances.js";
 import type { MeshworkContext } from "./context.js";
 import {
   MeshworkError,
@@ -26,6 +27,7 @@ import {
   type Requirements,
   type Verification,
 } from "./params.js";
+import { Providers } from "./providers.js";
 import { fetchResult, blobURI, type FetchResultOptions } from "./results.js";
 import { rankCandidates, type Rejection, type RoutingCandidate, type RoutingCaps } from "./routing.js";
 import { canonicalJson, parseJobSpec, runtimeId, specHash, type JobSpec } from "./spec.js";
@@ -288,7 +290,6 @@ export class Jobs {
       if (available + wallet < BigInt(request.price)) {
         throw new MeshworkInsufficientFundsError(String(request.paymentToken), BigInt(request.price), available + wallet);
       }
-      const { Balances } = await import("./balances.js");
       await new Balances(this.ctx).ensureAllowance(request.paymentToken, request.price - available, action);
     }
     const receipt = await this.ctx.send(action, send);
@@ -347,7 +348,6 @@ export class Jobs {
 
   async #candidate(provider: string, request: JobRequestStruct, price: bigint): Promise<RouteCandidate> {
     const { registry } = this.ctx.contracts;
-    const { Providers } = await import("./providers.js");
     const info = await new Providers(this.ctx).get(provider);
     const [eligibility] = await this.ctx.call("checkEligibility", () =>
       registry.checkEligibility(provider, request.paymentToken, request.requirements, price, request.workUnits, true),
@@ -581,7 +581,6 @@ export class JobHandle {
   async challenge(options: { chunk?: number } = {}): Promise<ContractTransactionReceipt> {
     const { market } = this.#ctx.contracts;
     const bond = (BigInt(this.job.request.price) * BigInt((await market.verificationConfig()).challengeBondBps)) / 10_000n;
-    const { Balances } = await import("./balances.js");
     await new Balances(this.#ctx).ensureAllowance(String(this.job.request.paymentToken), bond, "challenge");
     const named = options.chunk !== undefined;
     const receipt = await this.#ctx.send("challenge", () => market.challenge(this.job, named, options.chunk ?? 0));

@@ -9,6 +9,7 @@ import { z } from "zod";
 import canonicalize from "canonicalize";
 import type { BlobStore } from "./blob.js";
 import { digestOf, isDigest, normalizeDigest, verifyBlob } from "./blob.js";
+import { concatBytes } from "./encoding.js";
 import { MeshworkBlobError, MeshworkValidationError, MeshworkVerificationError } from "./errors.js";
 import { MerkleTree, leafHash } from "./merkle.js";
 
@@ -141,12 +142,5 @@ export async function fetchResult(
       details: { committedRoot: root, derivedRoot: derived },
     });
   }
-  const size = chunks.reduce((n, c) => n + c.length, 0);
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    bytes.set(c, offset);
-    offset += c.length;
-  }
-  return { manifest, chunks, bytes };
+  return { manifest, chunks, bytes: concatBytes(chunks) };
 }

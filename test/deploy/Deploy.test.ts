@@ -3,11 +3,9 @@
  * second run does (Ignition's journal, the address book never replaced silently), and one job run end to
  * end on the deployed system by the node's unlocked accounts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { expect } from "chai";
 import {
   JsonRpcProvider,
@@ -34,13 +32,8 @@ import {
   TestUSD__factory,
 } from "../../types/ethers-contracts/index.js";
 import { AuditAnswer, Result } from "../helpers/audits.js";
+import { ROOT, runScript, startLocalNode, type LocalNode } from "../../scripts/lib/localnet.js";
 import { DEFAULT_PROFILE, DEFAULT_REQUIREMENTS, JobState } from "../helpers/system.js";
-
-const ROOT = resolve(import.meta.dirname, "..", "..");
-const HARDHAT = join(ROOT, "node_modules", ".bin", "hardhat");
-/** The children run under the Node that runs the tests. */
-const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
-delete CHILD_ENV.MESHWORK_OVERWRITE;
 
 const CONTRACTS = ["mesh", "registry", "market", "auditModule", "timelock", "governor", "commons"] as const;
 /** IJobMarketTypes.Parameter, in order, as the address book names them. */
@@ -54,45 +47,6 @@ const DEFAULT_ADMIN_ROLE = "0x" + "00".repeat(32);
 
 const USD = 10n ** 6n;
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** Runs a command to completion; its exit code and its stdout and stderr together. */
-function runCommand(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; output: string }> {
-  return new Promise((done, reject) => {
-    const child = spawn(HARDHAT, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    child.stderr.on("data", (d) => (output += d));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`hardhat ${args.join(" ")} timed out:\n${output}`));
-    }, timeoutMs);
-    child.once("error", reject);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      done({ code, output });
-    });
-  });
-}
-
-async function rpc(url: string, method: string): Promise<unknown> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params: [] }),
-  });
-  return ((await response.json()) as { result: unknown }).result;
-}
-
 async function send(tx: Promise<ContractTransactionResponse>) {
   const receipt = await (await tx).wait();
   if (receipt === null || receipt.status !== 1) throw new Error("transaction failed");
@@ -102,9 +56,7 @@ async function send(tx: Promise<ContractTransactionResponse>) {
 describe("deploy script against a hardhat node", function () {
   this.timeout(300_000);
 
-  let node: ChildProcess | undefined;
-  let nodeExited: Promise<void> | undefined;
-  let nodeOutput = "";
+  let node: LocalNode | undefined;
   let url = "";
   let provider: JsonRpcProvider;
   let deploymentsDir = "";
@@ -115,9 +67,10 @@ describe("deploy script against a hardhat node", function () {
   let book: AddressBook;
 
   function deploy(extraEnv: NodeJS.ProcessEnv = {}) {
-    return runCommand(
+    return runScript(
+      "hardhat",
       ["run", "scripts/deploy.ts", "--network", "localhost"],
-      { ...CHILD_ENV, MESHWORK_RPC_URL: url, MESHWORK_DEPLOYMENTS_DIR: deploymentsDir, ...extraEnv },
+      { MESHWORK_RPC_URL: url, MESHWORK_DEPLOYMENTS_DIR: deploymentsDir, ...extraEnv },
       180_000,
     );
   }
@@ -127,42 +80,10 @@ describe("deploy script against a hardhat node", function () {
     return book;
   }
 
-  function killNodeNow() {
-    try {
-      if (node?.pid !== undefined && node.exitCode === null) process.kill(-node.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-
   before(async function () {
     this.timeout(240_000);
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    // Its own process group, so that `after` stops it and anything it started.
-    node = spawn(HARDHAT, ["node", "--hostname", "127.0.0.1", "--port", String(port)], {
-      cwd: ROOT,
-      env: CHILD_ENV,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const child = node;
-    // Should the test process die before `after`, the node dies with it.
-    process.once("exit", killNodeNow);
-    child.stdout!.on("data", (d) => (nodeOutput = (nodeOutput + d).slice(-10_000)));
-    child.stderr!.on("data", (d) => (nodeOutput = (nodeOutput + d).slice(-10_000)));
-    nodeExited = new Promise((done) => child.once("exit", () => done()));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`hardhat node exited (${child.exitCode}):\n${nodeOutput}`);
-      try {
-        if ((await rpc(url, "eth_chainId")) === "0x7a69") break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`hardhat node did not answer within 60 s:\n${nodeOutput}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    node = await startLocalNode();
+    url = node.url;
     provider = new JsonRpcProvider(url, Network.from(31337), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 100 });
 
     const genesis = await provider.getBlock(0);
@@ -178,13 +99,7 @@ describe("deploy script against a hardhat node", function () {
   after(async function () {
     this.timeout(30_000);
     provider?.destroy();
-    if (node?.pid !== undefined && node.exitCode === null && node.signalCode === null) {
-      const pid = node.pid;
-      const stopped = Promise.race([nodeExited!.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
-      process.kill(-pid, "SIGTERM");
-      if (!(await stopped)) process.kill(-pid, "SIGKILL");
-    }
-    process.removeListener("exit", killNodeNow);
+    await node?.stop();
     if (deploymentsDir) rmSync(deploymentsDir, { recursive: true, force: true });
     // The journal of this throw-away chain (ignition/deployments/devnet-*, gitignored).
     if (journalDir && !journalExisted) rmSync(journalDir, { recursive: true, force: true });

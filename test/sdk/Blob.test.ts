@@ -22,20 +22,12 @@ import {
   type BlobStore,
 } from "../../sdk/src/blob.js";
 import { MeshworkBlobError, MeshworkError } from "../../sdk/src/errors.js";
+import { rejection } from "../helpers/rejection.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const ABC = "0xba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"; // sha256("abc")
 const EMPTY = "0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"; // sha256("")
 
-/** Resolves to the error `promise` rejects with; fails when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  expect.fail("expected a rejection");
-}
 
 /** A throwaway HTTP server with a hand-written handler: the misbehaving blob server. */
 async function evilServer(handler: (req: IncomingMessage, res: ServerResponse) => void) {

@@ -18,19 +18,11 @@ import {
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
+import { rejection } from "../helpers/rejection.js";
 
 const DIGEST = "0x" + "ab".repeat(32);
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
-/** Resolves to the error `promise` rejects with; fails when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  expect.fail("expected a rejection");
-}
 
 /** A deterministic PRNG (mulberry32), so failures reproduce. */
 function rng(seed: number) {

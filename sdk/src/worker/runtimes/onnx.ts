@@ -23,7 +23,7 @@
  */
 import type * as Ort from "onnxruntime-node";
 import { endianness } from "node:os";
-import { encodeFixedPoint, encodeInt32LE } from "../../encoding.js";
+import { concatBytes, encodeFixedPoint, encodeInt32LE } from "../../encoding.js";
 import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../errors.js";
 import { RUNTIME_IDS, type JobSpec } from "../../spec.js";
 import { detectGpus } from "../hardware.js";
@@ -198,17 +198,6 @@ function float32s(input: Uint8Array): Float32Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 /** The `onnx` runtime (see the module comment). */
 export class OnnxRuntime implements Runtime {
   readonly name = "onnx" as const;
@@ -351,7 +340,7 @@ export class OnnxRuntime implements Runtime {
           out.dispose?.();
         }
       }
-      return concat(parts);
+      return concatBytes(parts);
     };
 
     return {

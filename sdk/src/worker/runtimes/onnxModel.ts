@@ -14,6 +14,7 @@
  * length-delimited fields (strings, bytes, sub-messages) and packed repeated int64.
  */
 import { MeshworkValidationError } from "../../errors.js";
+import { concatBytes } from "../../encoding.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Protobuf wire format
@@ -39,28 +40,18 @@ export function varint(value: number | bigint): Uint8Array {
   return Uint8Array.from(out);
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 function tag(field: number, wire: number): Uint8Array {
   return varint((field << 3) | wire);
 }
 
 /** A varint field (int32, int64, enum, bool). */
 function fieldVarint(field: number, value: number | bigint): Uint8Array {
-  return concat([tag(field, WIRE_VARINT), varint(value)]);
+  return concatBytes([tag(field, WIRE_VARINT), varint(value)]);
 }
 
 /** A length-delimited field (bytes, string, embedded message). */
 function fieldBytes(field: number, bytes: Uint8Array): Uint8Array {
-  return concat([tag(field, WIRE_LEN), varint(bytes.length), bytes]);
+  return concatBytes([tag(field, WIRE_LEN), varint(bytes.length), bytes]);
 }
 
 function fieldString(field: number, text: string): Uint8Array {
@@ -68,12 +59,12 @@ function fieldString(field: number, text: string): Uint8Array {
 }
 
 function fieldMessage(field: number, fields: Fields): Uint8Array {
-  return fieldBytes(field, concat(fields));
+  return fieldBytes(field, concatBytes(fields));
 }
 
 /** A packed repeated varint field (e.g. `repeated int64 dims`). */
 function fieldPacked(field: number, values: readonly (number | bigint)[]): Uint8Array {
-  return fieldBytes(field, concat(values.map((v) => varint(v))));
+  return fieldBytes(field, concatBytes(values.map((v) => varint(v))));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -232,7 +223,7 @@ export function buildDenseModel(options: DenseModelOptions): Uint8Array {
     fieldMessage(12, valueInfo("y", ONNX_DATA_TYPES[outputType], [batch, outFeatures])), // output = 12
   ];
   // ModelProto{ir_version=1, producer_name=2, producer_version=3, graph=7, opset_import=8: {domain=1, version=2}}
-  return concat([
+  return concatBytes([
     fieldVarint(1, ONNX_IR_VERSION),
     fieldString(2, options.producer ?? "meshwork"),
     fieldString(3, "1"),
