@@ -39,8 +39,12 @@ const DIGEST_RE = /^(?:0x)?([0-9a-fA-F]{64})$/;
  * digest), so nothing on-chain or in a job spec changes when a deployment moves to IPFS.
  */
 export interface BlobStore {
-  /** Stores `bytes`; resolves to their digest. Idempotent. */
-  put(bytes: Uint8Array): Promise<string>;
+  /**
+   * Stores `bytes`; resolves to their digest. Idempotent. `digest`, when the caller already has the
+   * SHA-256 of these exact bytes, spares hashing them again: a store in the caller's process trusts it,
+   * a remote one still checks it (a blob server rejects a body that does not match).
+   */
+  put(bytes: Uint8Array, digest?: string): Promise<string>;
   /** The bytes whose SHA-256 is `digest`, verified. Throws {@link MeshworkBlobError} when missing. */
   get(digest: string): Promise<Uint8Array>;
   /** Whether the store holds `digest`. */
@@ -78,21 +82,24 @@ export function verifyBlob(digest: string, bytes: Uint8Array, details: Record<st
   }
 }
 
-/** A blob store in this process's memory: for tests and single-process demos. */
+/**
+ * A blob store in this process's memory: for tests and single-process demos. It keeps a copy of what it
+ * is given and trusts a `digest` passed to `put` (the caller is this process).
+ */
 export class MemoryBlobStore implements BlobStore {
   readonly #blobs = new Map<string, Uint8Array>();
 
-  async put(bytes: Uint8Array): Promise<string> {
-    const digest = digestOf(bytes);
-    if (!this.#blobs.has(digest)) this.#blobs.set(digest, Uint8Array.from(bytes));
-    return digest;
+  async put(bytes: Uint8Array, digest?: string): Promise<string> {
+    const key = digest === undefined ? digestOf(bytes) : normalizeDigest(digest);
+    if (!this.#blobs.has(key)) this.#blobs.set(key, bytes.slice());
+    return key;
   }
 
   async get(digest: string): Promise<Uint8Array> {
     const key = normalizeDigest(digest);
     const bytes = this.#blobs.get(key);
     if (!bytes) throw new MeshworkBlobError("blob not found", { details: { digest: key } });
-    return Uint8Array.from(bytes);
+    return bytes.slice();
   }
 
   async has(digest: string): Promise<boolean> {
@@ -135,8 +142,8 @@ export class HttpBlobStore implements BlobStore {
     return new URL(`blobs/${normalizeDigest(digest)}`, this.baseUrl).toString();
   }
 
-  async put(bytes: Uint8Array): Promise<string> {
-    const digest = digestOf(bytes);
+  async put(bytes: Uint8Array, known?: string): Promise<string> {
+    const digest = known === undefined ? digestOf(bytes) : normalizeDigest(known); // the server checks it
     await this.#request("PUT", digest, async (res, url) => {
       if (res.ok) {
         await res.body?.cancel().catch(() => {});

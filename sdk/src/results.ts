@@ -13,6 +13,9 @@ import { concatBytes } from "./encoding.js";
 import { MeshworkBlobError, MeshworkValidationError, MeshworkVerificationError } from "./errors.js";
 import { MerkleTree, leafHash } from "./merkle.js";
 
+/** Output chunks fetched at once by {@link fetchResult}. */
+const FETCH_CONCURRENCY = 8;
+
 const digest = z.string().refine(isDigest, "not a SHA-256 digest").transform(normalizeDigest);
 
 export const OutputManifestSchema = z.strictObject({
@@ -85,9 +88,11 @@ export interface FetchResultOptions {
 
 /**
  * Downloads and verifies a result: the manifest (by the digest in `outputURI`), every output chunk (by
- * its digest), and the root re-derived from them against the `root` revealed on-chain.
- * @throws {MeshworkVerificationError} naming the first bad chunk: bytes that do not hash to the
- * manifest's digest, an input digest other than expected, or a root that does not match.
+ * its digest; up to 8 fetched at once), and the root re-derived from them against the `root` revealed
+ * on-chain. `bytes`, the chunks joined, is built when first read.
+ * @throws {MeshworkVerificationError} naming the lowest bad chunk: an input digest other than expected
+ * (checked before any output is fetched), bytes missing or not hashing to the manifest's digest; or a
+ * root that does not match.
  */
 export async function fetchResult(
   store: BlobStore,
@@ -115,7 +120,6 @@ export async function fetchResult(
   if (manifest.jobId.toLowerCase() !== jobId.toLowerCase()) {
     throw new MeshworkVerificationError("the output manifest is for another job", jobId, undefined, { details: { manifestJobId: manifest.jobId } });
   }
-  const chunks: Uint8Array[] = [];
   for (let i = 0; i < manifest.chunks.length; i++) {
     const expected = options.inputDigests?.[i];
     if (expected !== undefined && normalizeDigest(expected) !== manifest.chunks[i].input) {
@@ -123,14 +127,8 @@ export async function fetchResult(
         details: { expected: normalizeDigest(expected), got: manifest.chunks[i].input },
       });
     }
-    try {
-      const bytes = await store.get(manifest.chunks[i].output);
-      verifyBlob(manifest.chunks[i].output, bytes, { chunk: i });
-      chunks.push(bytes);
-    } catch (cause) {
-      throw new MeshworkVerificationError(`output chunk ${i} is missing or tampered with`, jobId, i, { cause });
-    }
   }
+  const chunks = await fetchChunks(store, jobId, manifest);
   if (options.inputDigests && options.inputDigests.length !== manifest.chunks.length) {
     throw new MeshworkVerificationError("the result has another number of chunks than the job", jobId, undefined, {
       details: { expected: options.inputDigests.length, got: manifest.chunks.length },
@@ -142,5 +140,38 @@ export async function fetchResult(
       details: { committedRoot: root, derivedRoot: derived },
     });
   }
-  return { manifest, chunks, bytes: concatBytes(chunks) };
+  let bytes: Uint8Array | undefined;
+  return {
+    manifest,
+    chunks,
+    get bytes() {
+      bytes ??= concatBytes(chunks);
+      return bytes;
+    },
+  };
+}
+
+/** Every output chunk of `manifest`, fetched and verified; the error names the lowest bad chunk. */
+async function fetchChunks(store: BlobStore, jobId: string, manifest: OutputManifest): Promise<Uint8Array[]> {
+  const n = manifest.chunks.length;
+  const chunks: Uint8Array[] = new Array(n);
+  let badIndex = n; // the lowest bad chunk found (n: none)
+  let badCause: unknown;
+  let next = 0;
+  const fetcher = async () => {
+    while (next < n && badIndex === n) {
+      const i = next++;
+      try {
+        const digest = manifest.chunks[i].output;
+        const bytes = await store.get(digest);
+        verifyBlob(digest, bytes, { chunk: i }); // never trust a store implementation to have checked
+        chunks[i] = bytes;
+      } catch (cause) {
+        if (i < badIndex) [badIndex, badCause] = [i, cause];
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, n) }, fetcher));
+  if (badIndex < n) throw new MeshworkVerificationError(`output chunk ${badIndex} is missing or tampered with`, jobId, badIndex, { cause: badCause });
+  return chunks;
 }

@@ -22,6 +22,7 @@ import {
   type BlobStore,
 } from "../../sdk/src/blob.js";
 import { MeshworkBlobError, MeshworkError } from "../../sdk/src/errors.js";
+import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { rejection } from "../helpers/rejection.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -70,6 +71,11 @@ function behavesLikeABlobStore(make: () => Promise<{ store: BlobStore; done?: ()
     const big = new Uint8Array(randomBytes(1 << 20));
     const digest = await store.put(big);
     expect(Buffer.from(await store.get(digest)).equals(big)).to.equal(true);
+  });
+
+  it("takes the digest the caller already has, in either form, and answers the canonical one", async () => {
+    expect(await store.put(utf8("abc"), ABC.slice(2).toUpperCase())).to.equal(ABC);
+    expect(await store.get(ABC)).to.deep.equal(utf8("abc"));
   });
 
   it("is idempotent", async () => {
@@ -139,6 +145,56 @@ describe("blob store", () => {
     behavesLikeABlobStore(async () => {
       const server = await startBlobServer();
       return { store: new HttpBlobStore(server.url, { timeoutMs: 5_000 }), done: server.close };
+    });
+
+    it("sends a wrong digest given to put as it is: the server refuses it (400) and stores nothing", async () => {
+      const server = await startBlobServer();
+      try {
+        const store = new HttpBlobStore(server.url, { timeoutMs: 5_000 });
+        const error = await rejection(store.put(utf8("abd"), ABC));
+        expect(error).to.be.instanceOf(MeshworkBlobError);
+        expect(error.details).to.include({ digest: ABC, status: 400 });
+        expect(await store.has(ABC)).to.equal(false);
+        expect(await store.has(digestOf(utf8("abd")))).to.equal(false);
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
+  describe("CachingBlobStore (a provider node's store)", () => {
+    it("puts into the local store and every source, each told the digest; a source that fails is skipped", async () => {
+      const seen: (string | undefined)[] = [];
+      const local = new MemoryBlobStore();
+      const source = new MemoryBlobStore();
+      const recording: BlobStore = {
+        put: async (bytes, digest) => (seen.push(digest), source.put(bytes, digest)),
+        get: (d) => source.get(d),
+        has: (d) => source.has(d),
+      };
+      const failing: BlobStore = {
+        put: async () => Promise.reject(new MeshworkBlobError("down")),
+        get: async () => Promise.reject(new MeshworkBlobError("down")),
+        has: async () => Promise.reject(new MeshworkBlobError("down")),
+      };
+      const store = new CachingBlobStore(local, [failing, recording]);
+      expect(await store.put(utf8("abc"))).to.equal(ABC);
+      expect(seen).to.deep.equal([ABC]);
+      expect(await local.has(ABC)).to.equal(true);
+      expect(await source.has(ABC)).to.equal(true);
+    });
+
+    it("gets from a source what the local store lacks, verified, and keeps it", async () => {
+      const local = new MemoryBlobStore();
+      const source = new MemoryBlobStore();
+      await source.put(utf8("abc"));
+      const store = new CachingBlobStore(local, [source]);
+      expect(await store.has(ABC)).to.equal(true);
+      expect(await store.get(ABC)).to.deep.equal(utf8("abc"));
+      expect(await local.get(ABC)).to.deep.equal(utf8("abc"));
+      const missing = await rejection(store.get(EMPTY));
+      expect(missing).to.be.instanceOf(MeshworkBlobError);
+      expect(missing.details).to.deep.equal({ digest: EMPTY });
     });
   });
 

@@ -54,9 +54,9 @@ export class CachingBlobStore implements BlobStore {
     readonly sources: BlobStore[],
   ) {}
 
-  async put(bytes: Uint8Array): Promise<string> {
-    const digest = await this.local.put(bytes);
-    await Promise.all(this.sources.map((s) => s.put(bytes).catch(() => undefined)));
+  async put(bytes: Uint8Array, known?: string): Promise<string> {
+    const digest = await this.local.put(bytes, known);
+    await Promise.all(this.sources.map((s) => s.put(bytes, digest).catch(() => undefined)));
     return digest;
   }
 
@@ -72,7 +72,7 @@ export class CachingBlobStore implements BlobStore {
     for (const source of this.sources) {
       try {
         const bytes = await source.get(digest);
-        await this.local.put(bytes);
+        await this.local.put(bytes, digest); // verified by the source's get
         return bytes;
       } catch (error) {
         last = error;

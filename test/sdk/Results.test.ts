@@ -1,0 +1,104 @@
+/**
+ * Delivered results (sdk/src/results.ts) without a chain: publishResult then fetchResult over a blob
+ * store, the root they agree on, and fetchResult's concurrent fetching — the lowest bad chunk named
+ * whatever order the fetches finish in, at most 8 in flight.
+ */
+import { expect } from "chai";
+import { MemoryBlobStore, digestOf, type BlobStore } from "../../sdk/src/blob.js";
+import { concatBytes } from "../../sdk/src/encoding.js";
+import { MeshworkBlobError, MeshworkVerificationError } from "../../sdk/src/errors.js";
+import { MerkleTree, chunkLeaf } from "../../sdk/src/merkle.js";
+import { fetchResult, publishResult } from "../../sdk/src/results.js";
+import { rejection } from "../helpers/rejection.js";
+
+const JOB = "0x" + "ab".repeat(32);
+const CHUNKS = 20;
+const inputs = Array.from({ length: CHUNKS }, (_, i) => new Uint8Array([i, 1, 2]));
+const outputs = Array.from({ length: CHUNKS }, (_, i) => new Uint8Array([i, 9, 9, 9]));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A store over `inner` that delays each get (by chunk byte 0 of the digest's blob) and can corrupt some. */
+function slowStore(inner: MemoryBlobStore, options: { delayMs: (bytes: Uint8Array) => number; corrupt?: Set<string> }) {
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const store: BlobStore = {
+    put: (bytes, digest) => inner.put(bytes, digest),
+    has: (digest) => inner.has(digest),
+    get: async (digest) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      try {
+        const bytes = await inner.get(digest);
+        await sleep(options.delayMs(bytes));
+        if (options.corrupt?.has(digest)) bytes[1] ^= 0xff;
+        return bytes;
+      } finally {
+        inFlight--;
+      }
+    },
+  };
+  return { store, maxInFlight: () => maxInFlight };
+}
+
+describe("results: publishResult and fetchResult", () => {
+  it("agree on the root of PROTOCOL.md §5, and the joined bytes are built once, when first read", async () => {
+    const store = new MemoryBlobStore();
+    const published = await publishResult(store, JOB, inputs, outputs);
+    expect(published.root).to.equal(new MerkleTree(inputs.map((input, i) => chunkLeaf(JOB, i, input, outputs[i]))).root);
+    const inputDigests = inputs.map(digestOf);
+    const fetched = await fetchResult(store, JOB, published.root, published.outputURI, { inputDigests });
+    expect(fetched.chunks).to.deep.equal(outputs);
+    expect(fetched.bytes).to.deep.equal(concatBytes(outputs));
+    expect(fetched.bytes).to.equal(fetched.bytes);
+  });
+
+  it("fetches at most 8 chunks at once", async () => {
+    const inner = new MemoryBlobStore();
+    const published = await publishResult(inner, JOB, inputs, outputs);
+    const slow = slowStore(inner, { delayMs: () => 5 });
+    const fetched = await fetchResult(slow.store, JOB, published.root, published.outputURI);
+    expect(fetched.chunks).to.deep.equal(outputs);
+    expect(slow.maxInFlight()).to.equal(8);
+  });
+
+  it("names the lowest tampered chunk even when a higher one is caught first", async () => {
+    const inner = new MemoryBlobStore();
+    const published = await publishResult(inner, JOB, inputs, outputs);
+    const corrupt = new Set([digestOf(outputs[3]), digestOf(outputs[5])]);
+    // Chunk 3 arrives last of all, chunk 5 first.
+    const slow = slowStore(inner, { delayMs: (bytes) => (bytes[0] === 3 ? 40 : bytes[0] === 5 ? 0 : 5), corrupt });
+    const error = await rejection(fetchResult(slow.store, JOB, published.root, published.outputURI));
+    expect(error).to.be.instanceOf(MeshworkVerificationError);
+    expect(error).to.include({ jobId: JOB, chunk: 3 });
+    expect(error.cause).to.be.instanceOf(MeshworkBlobError);
+    expect(error.cause.details).to.include({ digest: digestOf(outputs[3]), chunk: 3 });
+  });
+
+  it("names a missing chunk", async () => {
+    const inner = new MemoryBlobStore();
+    const published = await publishResult(inner, JOB, inputs, outputs);
+    const missing = digestOf(outputs[7]);
+    const holey: BlobStore = {
+      put: (bytes, digest) => inner.put(bytes, digest),
+      has: async (digest) => digest !== missing && inner.has(digest),
+      get: async (digest) => (digest === missing ? Promise.reject(new MeshworkBlobError("blob not found", { details: { digest } })) : inner.get(digest)),
+    };
+    const error = await rejection(fetchResult(holey, JOB, published.root, published.outputURI));
+    expect(error).to.be.instanceOf(MeshworkVerificationError);
+    expect(error).to.include({ chunk: 7 });
+  });
+
+  it("checks every chunk's input digest before fetching any output", async () => {
+    const inner = new MemoryBlobStore();
+    const published = await publishResult(inner, JOB, inputs, outputs);
+    let gets = 0;
+    const counting: BlobStore = { put: (b, d) => inner.put(b, d), has: (d) => inner.has(d), get: (d) => (gets++, inner.get(d)) };
+    const inputDigests = inputs.map(digestOf);
+    inputDigests[11] = digestOf(new Uint8Array([7]));
+    const error = await rejection(fetchResult(counting, JOB, published.root, published.outputURI, { inputDigests }));
+    expect(error).to.be.instanceOf(MeshworkVerificationError);
+    expect(error).to.include({ chunk: 11 });
+    expect(error.details).to.include({ expected: inputDigests[11], got: digestOf(inputs[11]) });
+    expect(gets).to.equal(1); // the manifest only
+  });
+});
