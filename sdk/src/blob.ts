@@ -8,8 +8,9 @@
  * canonical.
  *
  * **Stores.** {@link MemoryBlobStore} (tests, one process), {@link HttpBlobStore} (a client of any
- * server speaking the tiny protocol below) and {@link startBlobServer} (the embedded default store that
- * operators and the local devnet run: a directory served over HTTP on 127.0.0.1).
+ * server speaking the tiny protocol below), {@link DirectoryBlobStore} (a local directory) and
+ * {@link startBlobServer} (the embedded default store that operators and the local devnet run: a
+ * directory served over HTTP on 127.0.0.1).
  *
  * **HTTP protocol.** `PUT {base}/blobs/{digest}` with the raw bytes as body (201 created, 200 when it
  * was already there; 400 when the body does not hash to `{digest}` or the digest is malformed; 413 when
@@ -19,7 +20,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -351,12 +352,7 @@ class DirectoryBackend implements Backend {
   }
 
   async receive(hex: string, req: IncomingMessage, maxBytes: number) {
-    // Written to a temporary file in the same directory, then renamed: a reader never sees half a blob,
-    // and a crash leaves only a *.tmp file that the next start removes.
-    const tmp = join(this.dir, `.${hex}.${process.pid}.${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
-    const file = await open(tmp, "wx");
-    let keep = false;
-    try {
+    return writeBlobFile(this.dir, hex, async (file) => {
       const hash = createHash("sha256");
       const length = await readBody(req, maxBytes, async (chunk) => {
         hash.update(chunk);
@@ -364,18 +360,89 @@ class DirectoryBackend implements Backend {
       });
       if (length === undefined) return "too-large" as const;
       if (hash.digest("hex") !== hex) return "mismatch" as const;
-      await file.sync();
-      await file.close();
-      const existed = (await this.size(hex)) !== undefined;
-      await rename(tmp, join(this.dir, hex));
-      keep = true;
-      return existed ? ("existed" as const) : ("created" as const);
-    } finally {
-      if (!keep) {
-        await file.close().catch(() => {});
-        await unlink(tmp).catch(() => {});
-      }
+      return "ok" as const;
+    });
+  }
+}
+
+/**
+ * Writes blob `hex` into `dir` the safe way: into a temporary file in the same directory, synced, then
+ * renamed, so a reader never sees half a blob and a crash leaves only a *.tmp file (removed at the
+ * server's next start). `fill` writes the bytes; any outcome but "ok" discards the file.
+ */
+async function writeBlobFile<T extends string>(
+  dir: string,
+  hex: string,
+  fill: (file: FileHandle) => Promise<T | "ok">,
+): Promise<Exclude<T, "ok"> | "created" | "existed"> {
+  const tmp = join(dir, `.${hex}.${process.pid}.${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
+  const file = await open(tmp, "wx");
+  let keep = false;
+  try {
+    const outcome = await fill(file);
+    if (outcome !== "ok") return outcome as Exclude<T, "ok">;
+    await file.sync();
+    await file.close();
+    const existed = await stat(join(dir, hex)).then(
+      () => true,
+      () => false,
+    );
+    await rename(tmp, join(dir, hex));
+    keep = true;
+    return existed ? "existed" : "created";
+  } finally {
+    if (!keep) {
+      await file.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
     }
+  }
+}
+
+/**
+ * A blob store in a local directory, in the layout `startBlobServer({ dir })` serves: one file per blob
+ * named by its digest's 64 hex digits, written safely (temporary file, sync, rename). A provider node
+ * writes its outputs here directly — no HTTP round trip, no second hash — while its blob server hands
+ * them to consumers. It trusts a `digest` passed to `put` (the caller is this process) and verifies
+ * every blob it reads.
+ */
+export class DirectoryBlobStore implements BlobStore {
+  #ready?: Promise<unknown>;
+
+  constructor(readonly dir: string) {}
+
+  async put(bytes: Uint8Array, digest?: string): Promise<string> {
+    const key = digest === undefined ? digestOf(bytes) : normalizeDigest(digest);
+    if (await this.has(key)) return key;
+    this.#ready ??= mkdir(this.dir, { recursive: true });
+    await this.#ready;
+    await writeBlobFile(this.dir, key.slice(2), async (file) => {
+      await file.writeFile(bytes);
+      return "ok" as const;
+    });
+    return key;
+  }
+
+  async get(digest: string): Promise<Uint8Array> {
+    const key = normalizeDigest(digest);
+    const path = join(this.dir, key.slice(2));
+    let buffer: Buffer;
+    try {
+      buffer = await readFile(path);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === "ENOENT") throw new MeshworkBlobError("blob not found", { details: { digest: key } });
+      throw new MeshworkBlobError("cannot read the blob file", { cause, details: { digest: key, path } });
+    }
+    const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    verifyBlob(key, bytes, { path });
+    return bytes;
+  }
+
+  async has(digest: string): Promise<boolean> {
+    const key = normalizeDigest(digest);
+    return stat(join(this.dir, key.slice(2))).then(
+      (s) => s.isFile(),
+      () => false,
+    );
   }
 }
 

@@ -5,12 +5,13 @@
  */
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  DirectoryBlobStore,
   HttpBlobStore,
   MemoryBlobStore,
   digestOf,
@@ -159,6 +160,55 @@ describe("blob store", () => {
       } finally {
         await server.close();
       }
+    });
+  });
+
+  describe("DirectoryBlobStore", () => {
+    let dir: string;
+    before(async () => (dir = await mkdtemp(join(tmpdir(), "meshwork-dirstore-"))));
+    after(async () => rm(dir, { recursive: true, force: true }));
+
+    behavesLikeABlobStore(async () => ({ store: new DirectoryBlobStore(await mkdtemp(join(dir, "s-"))) }));
+
+    it("creates its directory, keeps one digest-named file per blob and no temporary file", async () => {
+      const where = join(dir, "new", "blobs");
+      const store = new DirectoryBlobStore(where);
+      const bytes = new Uint8Array(randomBytes(100_000));
+      const digest = await store.put(bytes);
+      expect(await readdir(where)).to.deep.equal([digest.slice(2)]);
+      expect(new Uint8Array(await readFile(join(where, digest.slice(2))))).to.deep.equal(bytes);
+    });
+
+    it("shares its directory with the blob server: what one writes, the other serves", async () => {
+      const where = await mkdtemp(join(dir, "shared-"));
+      const server = await startBlobServer({ dir: where });
+      try {
+        const local = new DirectoryBlobStore(where);
+        const http = new HttpBlobStore(server.url, { timeoutMs: 5_000 });
+        expect(await http.get(await local.put(utf8("abc")))).to.deep.equal(utf8("abc"));
+        expect(await local.get(await http.put(utf8("abd")))).to.deep.equal(utf8("abd"));
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("refuses a blob whose file was changed on disk, naming the file", async () => {
+      const where = await mkdtemp(join(dir, "tampered-"));
+      const store = new DirectoryBlobStore(where);
+      await store.put(utf8("abc"));
+      await writeFile(join(where, ABC.slice(2)), utf8("abd"));
+      const error = await rejection(store.get(ABC));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.details).to.include({ digest: ABC, actual: digestOf(utf8("abd")), path: join(where, ABC.slice(2)) });
+    });
+
+    it("reports a blob it cannot read (a directory in its place) with the cause", async () => {
+      const where = await mkdtemp(join(dir, "unreadable-"));
+      await mkdir(join(where, ABC.slice(2)));
+      const error = await rejection(new DirectoryBlobStore(where).get(ABC));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.shortMessage).to.equal("cannot read the blob file");
+      expect((error.cause as NodeJS.ErrnoException).code).to.equal("EISDIR");
     });
   });
 

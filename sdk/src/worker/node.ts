@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { JsonRpcProvider, Wallet } from "ethers";
 import pino, { type Logger } from "pino";
-import { HttpBlobStore, normalizeDigest, startBlobServer, type BlobServer, type BlobStore } from "../blob.js";
+import { DirectoryBlobStore, HttpBlobStore, normalizeDigest, startBlobServer, type BlobServer, type BlobStore } from "../blob.js";
 import { Meshwork } from "../client.js";
 import { MeshworkBlobError, MeshworkConfigError } from "../errors.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
@@ -108,9 +108,12 @@ export async function startProviderNode(
   const logger = options.logger ?? pino({ name: "meshwork-worker" });
   const provider = new JsonRpcProvider(config.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1, pollingInterval: config.pollMs });
   const wallet = (await openKeystore(config.keystore, password)).connect(provider);
-  const blobServer = await startBlobServer({ port: config.blobPort, dir: join(config.dataDir, "blobs"), maxBytes: config.maxBlobBytes });
+  const blobDir = join(config.dataDir, "blobs");
+  const blobServer = await startBlobServer({ port: config.blobPort, dir: blobDir, maxBytes: config.maxBlobBytes });
+  // The node writes and reads its own blobs in the directory its server serves: no HTTP round trip,
+  // and what it hashed already is not hashed again.
   const store = new CachingBlobStore(
-    new HttpBlobStore(blobServer.url),
+    new DirectoryBlobStore(blobDir),
     config.blobSources.map((url) => new HttpBlobStore(url)),
   );
   const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store });
