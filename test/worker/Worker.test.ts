@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { network } from "hardhat";
 import { Meshwork } from "../../sdk/src/client.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
+import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
+import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { JOB, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
@@ -163,6 +165,59 @@ describe("worker daemon", function () {
       state.close();
     });
   }
+
+  it("keeps committing and revealing one job while another's long computation runs in the background", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const slowSpec = await intKernelSpec(w, 21);
+    const slowInput = slowSpec.inputs.kind === "chunks" ? slowSpec.inputs.chunks[0].digest : "";
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    // The int-kernel runtime, except that the first chunk of the slow job waits for the gate.
+    const intKernel = new IntKernelRuntime();
+    const holding: Runtime = {
+      name: intKernel.name,
+      id: intKernel.id,
+      capabilities: () => intKernel.capabilities(),
+      async load(spec, executable) {
+        const loaded = await intKernel.load(spec, executable);
+        const slow = spec.inputs.kind === "chunks" && spec.inputs.chunks[0].digest === slowInput;
+        return {
+          async run(input, index) {
+            if (slow && index === 0) {
+              held++;
+              await gate;
+            }
+            return loaded.run(input, index);
+          },
+          close: () => loaded.close(),
+        };
+      },
+    };
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding] });
+    const [auditor] = await workersFor(w, w.auditor);
+    const slow = await consumer.jobs.create(slowSpec, JOB);
+    const fast = await consumer.jobs.create(await intKernelSpec(w, 22), JOB);
+
+    for (let round = 0; round < 40 && !(await settledOrFailed(fast)); round++) {
+      await worker.tick(); // never waits for the held computation
+      await auditor.tick();
+      await auditor.idle();
+      await networkHelpers.mine(1);
+    }
+    expect(await fast.state()).to.equal("Settled");
+    expect(fast.events.map((e) => e.type)).to.include.members(["committed", "revealed", "settled"]);
+    expect(held).to.equal(1);
+    expect(worker.computing).to.deep.equal([slow.jobId]);
+    expect(await slow.state()).to.equal("Claimed");
+
+    release();
+    await drive(w, [worker, auditor], () => settledOrFailed(slow), 40);
+    expect(await slow.state()).to.equal("Settled");
+    expect(held).to.equal(1); // computed once: no tick started it again
+    expect(await w.market.queryFilter(w.market.filters.JobCommitted(slow.jobId))).to.have.length(1);
+  });
 
   it("survives an RPC that fails for a while", async () => {
     const w = await networkHelpers.loadFixture(world);

@@ -1,7 +1,8 @@
 /**
  * Worker test fixture: the SDK fixture's deployment and providers (cheap, mid, dear, auditor), each
  * with a Worker in this process sharing one blob store, and a consumer that posts int-kernel and ONNX
- * jobs through the SDK. `drive` ticks every worker and mines a block until a condition holds.
+ * jobs through the SDK. `drive` ticks every worker (waiting for the computations a tick starts) and
+ * mines a block until a condition holds.
  */
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import pino from "pino";
@@ -44,13 +45,13 @@ export function makeWorker(
   w: SdkWorld,
   signer: HardhatEthersSigner,
   mw: Awaited<ReturnType<SdkWorld["sdk"]>>,
-  options: { cheat?: CheatMode; state?: WorkerState; maxBlobBytes?: number } = {},
+  options: { cheat?: CheatMode; state?: WorkerState; maxBlobBytes?: number; runtimes?: Runtime[] } = {},
 ): Worker {
   return new Worker({
     mw,
     store: w.store,
     state: options.state ?? new WorkerState(":memory:"),
-    runtimes,
+    runtimes: options.runtimes ?? runtimes,
     config: {
       concurrency: 2,
       maxCollateral: {},
@@ -113,12 +114,20 @@ export const JOB: Omit<JobOptions, "requirements"> = { token: "tUSD", price: 40n
 /** Ticks every worker and mines a block, until `done()` or `rounds` rounds. */
 export async function drive(w: SdkWorld, workers: Worker[], done: () => Promise<boolean>, rounds = 40, options: { finalTick?: boolean } = {}): Promise<number> {
   for (let round = 1; round <= rounds; round++) {
-    for (const worker of workers) await worker.tick();
+    for (const worker of workers) {
+      await worker.tick();
+      await worker.idle();
+    }
     await w.networkHelpers.mine(1);
     if (await done().catch(() => false)) {
       // The test may be breaking the RPC on purpose (hence the catch); one more tick lets every worker
       // book the outcome.
-      if (options.finalTick !== false) for (const worker of workers) await worker.tick();
+      if (options.finalTick !== false) {
+        for (const worker of workers) {
+          await worker.tick();
+          await worker.idle();
+        }
+      }
       return round;
     }
   }

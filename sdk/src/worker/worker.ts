@@ -6,6 +6,11 @@
  * earnings on a schedule. Every step is idempotent: a restart resumes from the local state, and a poll
  * that fails (a dropped RPC) is retried on the next tick.
  *
+ * A provider job's computation runs in the background: the tick that finds a claimed job starts it and
+ * moves on, so later ticks keep committing, revealing and auditing other jobs while it runs (between
+ * its chunks: a runtime holds the thread while it computes one chunk). Transactions are only sent from
+ * ticks, one at a time.
+ *
  * @example
  * ```ts
  * const worker = new Worker({ mw, store, state: new WorkerState("data/worker.db"), runtimes, config, logger });
@@ -69,6 +74,8 @@ export class Worker {
   #timer?: ReturnType<typeof setTimeout>;
   #running = false;
   #ticking?: Promise<void>;
+  /** Provider computations running in the background, by job id. */
+  readonly #computing = new Map<string, Promise<void>>();
   #lastWithdraw = Date.now();
 
   constructor(options: WorkerOptions) {
@@ -90,12 +97,22 @@ export class Worker {
     this.#schedule();
   }
 
-  /** Stops after the current tick. */
+  /** Stops after the current tick and the computations running in the background. */
   async stop(): Promise<void> {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
-    await this.#ticking;
+    await this.idle();
     this.#log.info("worker stopped");
+  }
+
+  /** Resolves once no tick and no background computation is running. */
+  async idle(): Promise<void> {
+    while (this.#ticking || this.#computing.size > 0) await Promise.all([this.#ticking, ...this.#computing.values()]);
+  }
+
+  /** The jobs whose computation is running in the background. */
+  get computing(): string[] {
+    return [...this.#computing.keys()];
   }
 
   #schedule() {
@@ -113,7 +130,10 @@ export class Worker {
       try {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
         await this.#scan();
-        for (const row of this.#o.state.active()) {
+        for (const { jobId } of this.#o.state.active()) {
+          // Re-read: a background computation may have moved the job on since the list was read.
+          const row = this.#o.state.get(jobId);
+          if (!row) continue;
           try {
             await this.#step(row);
           } catch (error) {
@@ -170,7 +190,7 @@ export class Worker {
         if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
         return;
       case "claimed":
-        return this.#compute(row, state);
+        return this.#startCompute(row, state);
       case "computed":
       case "committing":
         return this.#commit(row, state);
@@ -299,6 +319,15 @@ export class Worker {
       for (const i of indices ?? chunks.map((_, j) => j)) out.set(i, chunks[i]);
     }
     return out;
+  }
+
+  /** Starts the job's computation in the background, unless it is running already. */
+  #startCompute(row: JobRow, state: JobStateName) {
+    if (this.#computing.has(row.jobId)) return;
+    const running = this.#compute(row, state)
+      .catch((error) => this.#onError(error, row))
+      .finally(() => this.#computing.delete(row.jobId));
+    this.#computing.set(row.jobId, running);
   }
 
   async #compute(row: JobRow, state: JobStateName) {
