@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { network } from "hardhat";
 import { Meshwork } from "../../sdk/src/client.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
+import type { JobSpecInput } from "../../sdk/src/spec.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
 import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
@@ -36,6 +37,33 @@ async function counter(worker: Worker, name: string, labels?: Record<string, str
   const metric = (await worker.metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
   const values = (metric?.values ?? []) as { value: number; labels: Record<string, string> }[];
   return values.filter((v) => !labels || Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
+}
+
+/** The int-kernel runtime, except that chunk 0 of `spec`'s job waits until `release()`; `runs` lists that job's chunks run. */
+function holdingRuntime(spec: JobSpecInput) {
+  const first = spec.inputs.kind === "chunks" ? spec.inputs.chunks[0].digest : "";
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const runs: number[] = [];
+  const intKernel = new IntKernelRuntime();
+  const runtime: Runtime = {
+    name: intKernel.name,
+    id: intKernel.id,
+    capabilities: () => intKernel.capabilities(),
+    async load(loadedSpec, executable) {
+      const loaded = await intKernel.load(loadedSpec, executable);
+      const held = loadedSpec.inputs.kind === "chunks" && loadedSpec.inputs.chunks[0].digest === first;
+      return {
+        async run(input, index) {
+          if (held) runs.push(index);
+          if (held && index === 0) await gate;
+          return loaded.run(input, index);
+        },
+        close: () => loaded.close(),
+      };
+    },
+  };
+  return { runtime, runs, release };
 }
 
 describe("worker daemon", function () {
@@ -170,32 +198,8 @@ describe("worker daemon", function () {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const slowSpec = await intKernelSpec(w, 21);
-    const slowInput = slowSpec.inputs.kind === "chunks" ? slowSpec.inputs.chunks[0].digest : "";
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let held = 0;
-    // The int-kernel runtime, except that the first chunk of the slow job waits for the gate.
-    const intKernel = new IntKernelRuntime();
-    const holding: Runtime = {
-      name: intKernel.name,
-      id: intKernel.id,
-      capabilities: () => intKernel.capabilities(),
-      async load(spec, executable) {
-        const loaded = await intKernel.load(spec, executable);
-        const slow = spec.inputs.kind === "chunks" && spec.inputs.chunks[0].digest === slowInput;
-        return {
-          async run(input, index) {
-            if (slow && index === 0) {
-              held++;
-              await gate;
-            }
-            return loaded.run(input, index);
-          },
-          close: () => loaded.close(),
-        };
-      },
-    };
-    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding] });
+    const holding = holdingRuntime(slowSpec);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime] });
     const [auditor] = await workersFor(w, w.auditor);
     const slow = await consumer.jobs.create(slowSpec, JOB);
     const fast = await consumer.jobs.create(await intKernelSpec(w, 22), JOB);
@@ -208,15 +212,41 @@ describe("worker daemon", function () {
     }
     expect(await fast.state()).to.equal("Settled");
     expect(fast.events.map((e) => e.type)).to.include.members(["committed", "revealed", "settled"]);
-    expect(held).to.equal(1);
+    expect(holding.runs).to.deep.equal([0]);
     expect(worker.computing).to.deep.equal([slow.jobId]);
     expect(await slow.state()).to.equal("Claimed");
 
-    release();
+    holding.release();
     await drive(w, [worker, auditor], () => settledOrFailed(slow), 40);
     expect(await slow.state()).to.equal("Settled");
-    expect(held).to.equal(1); // computed once: no tick started it again
+    expect(holding.runs).to.deep.equal([0, 1, 2, 3]); // computed once: no tick started it again
     expect(await w.market.queryFilter(w.market.filters.JobCommitted(slow.jobId))).to.have.length(1);
+  });
+
+  it("stops a running computation after its current chunk; after a restart the job is computed again and settles", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const spec = await intKernelSpec(w, 23);
+    const holding = holdingRuntime(spec);
+    const state = new WorkerState(":memory:");
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime], state });
+    const job = await consumer.jobs.create(spec, JOB);
+    await worker.tick(); // claims
+    await worker.tick(); // starts the computation, held in chunk 0
+    expect(worker.computing).to.deep.equal([job.jobId]);
+    const stopped = worker.stop();
+    holding.release();
+    await stopped;
+    expect(holding.runs).to.deep.equal([0]); // chunk 0 finished, nothing after it
+    expect(worker.computing).to.deep.equal([]);
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    expect(await job.state()).to.equal("Claimed");
+
+    const restarted = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
+    const [auditor] = await workersFor(w, w.auditor);
+    await drive(w, [restarted, auditor], () => settledOrFailed(job), 40);
+    expect(await job.state()).to.equal("Settled");
+    expect((await w.registry.countersOf(w.cheap.address)).slashes).to.equal(0n);
   });
 
   it("survives an RPC that fails for a while", async () => {

@@ -73,6 +73,8 @@ export class Worker {
   #address = "";
   #timer?: ReturnType<typeof setTimeout>;
   #running = false;
+  /** Set by stop(): computations end after their current chunk, to resume after a restart. */
+  #stopping = false;
   #ticking?: Promise<void>;
   /** Provider computations running in the background, by job id. */
   readonly #computing = new Map<string, Promise<void>>();
@@ -92,14 +94,19 @@ export class Worker {
   async start(): Promise<void> {
     this.#address = await this.#o.mw.context.account("worker");
     this.#running = true;
+    this.#stopping = false;
     this.#log.info({ provider: this.#address, runtimes: this.#o.runtimes.map((r) => r.name), resumed: this.#o.state.active().length }, "worker started");
     await this.tick();
     this.#schedule();
   }
 
-  /** Stops after the current tick and the computations running in the background. */
+  /**
+   * Stops after the current tick; a computation running in the background stops after its current
+   * chunk (the job stays claimed in the local state and is computed again after a restart).
+   */
   async stop(): Promise<void> {
     this.#running = false;
+    this.#stopping = true;
     if (this.#timer) clearTimeout(this.#timer);
     await this.idle();
     this.#log.info("worker stopped");
@@ -341,6 +348,10 @@ export class Worker {
     const outputs: Uint8Array[] = [];
     try {
       for (let i = 0; i < spec.chunking.chunks; i++) {
+        if (this.#stopping) {
+          this.#log.info({ jobId: row.jobId, progress: `${i}/${spec.chunking.chunks}` }, "stopping: the computation starts again after a restart");
+          return;
+        }
         const output = await loaded.run(inputs.get(i)!, i);
         outputs.push(this.#o.cheat === "fabricate" ? new Uint8Array(randomBytes(output.length || 1)) : output);
         if ((i + 1) % Math.max(1, Math.floor(spec.chunking.chunks / 4)) === 0 || i + 1 === spec.chunking.chunks) {
