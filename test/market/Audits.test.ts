@@ -224,6 +224,19 @@ describe("JobMarket audits, disputes and challenges", () => {
       await expect(tx).to.emit(sys.market, "AuditDrawn").withArgs(jobId, (a: boolean) => failSafe ? a : typeof a === "boolean", 5_000, failSafe);
     });
 
+    it("reads the block-hash history (EIP-2935) for a block older than 256: no fail-safe while it remembers", async () => {
+      const { sys } = await networkHelpers.loadFixture(worldFixture);
+      const history = await ethers.deployContract("BlockHashHistoryMock");
+      await networkHelpers.setCode("0x0000F90827F1C53a10cb7A02335B175320002935", await ethers.provider.getCode(history));
+      await sys.market.setRandomnessSource(ethers.ZeroAddress);
+      const provider = sys.providers[0];
+      const { jobId, job } = await createJob(sys, sys.consumer);
+      await sys.market.connect(provider).claim(job);
+      await sys.market.connect(provider).commit(jobId, Result.of(jobId, provider.address, 256).commitment);
+      await networkHelpers.mine(300); // blockhash() has forgotten the block after the commit
+      await expect(sys.market.draw(job)).to.emit(sys.market, "AuditDrawn").withArgs(jobId, (a: boolean) => typeof a === "boolean", 5_000, false);
+    });
+
     it("fails safe with the built-in source once even the block-hash history has forgotten the block", async () => {
       const c = await networkHelpers.loadFixture(honestJob);
       await c.sys.market.setRandomnessSource(ethers.ZeroAddress);
@@ -418,6 +431,27 @@ describe("JobMarket audits, disputes and challenges", () => {
       expect(d.stranger).to.equal((S * 3_000n) / 10_000n); // bond back + consumer side of S
       expect(d.consumer).to.equal(P);
       expect(await sys.market.jobState(jobId)).to.equal(JobState.Slashed);
+      await expectConservation(sys, [job]);
+    });
+
+    it("undecided: a challenged job whose dispute ends in no fault is refunded, and the bond comes back", async () => {
+      const c = await networkHelpers.loadFixture(unauditedWithChunk5Fabricated);
+      const { sys, jobId, job, stranger } = c;
+      const before = await snapshot(c);
+      await sys.market.connect(stranger).challenge(job, true, 5);
+      const { sample, answer } = await claimAudit(sys, job, c.auditor);
+      await revealResult(c, sample);
+      await revealAudit(c, sample, answer);
+      await expect(tieBreak(c, sample, answer, "third")).to.emit(sys.market, "DisputeEscalated");
+      await expect(sys.market.resolveEscalation(job, Verdict.NoFault))
+        .to.emit(sys.market, "JobRefunded")
+        .withArgs(jobId, sys.consumer.address, P);
+      const d = delta(before, await snapshot(c));
+      expect(d.stranger).to.equal(0n); // bond paid, then returned
+      expect(d.consumer).to.equal(P);
+      expect(d.provider).to.equal(S);
+      expect(d.providerStake).to.equal(0n);
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Refunded);
       await expectConservation(sys, [job]);
     });
 
