@@ -6,12 +6,12 @@
  *   `cheap` provider, with the worker fixture's config: concurrency 2, 0 confirmations) on the
  *   in-process chain, with a second worker (the fixture's `auditor`) auditing. The consumer posts JOBS
  *   (30) small int-kernel jobs up front, untimed (the worker fixture's `intKernelSpec`: 4 chunks of
- *   8×16 int8, audit sample 2); then each round ticks the provider (and waits for the computations it
- *   started), ticks the auditor and mines one block, as the worker tests' `drive` does, until every job
- *   is settled. A newcomer's first
- *   `probationJobs` (3) jobs are always audited, later ones with pMin (50% on the devnet); a job not
- *   drawn waits out the challenge window (devnet: 120 s) in chain time, which the loop skips with
- *   `time.increaseTo` once no in-flight job is in an audit phase (whose deadlines a jump could break).
+ *   8×16 int8, audit sample 2); then each round ticks the provider and the auditor (waiting for the
+ *   computations each started) and mines one block, as the worker tests' `drive` does, until every job
+ *   is settled. A newcomer's first `probationJobs` (3) jobs are always audited, later ones with pMin
+ *   (50% on the devnet); a job not drawn waits out the challenge window (devnet: 120 s) in chain
+ *   time, which the loop skips with `time.increaseTo` once no in-flight job is in an audit phase (whose
+ *   deadlines a jump could break).
  *   So the wall clock measures the worker's own cost per job (RPC round trips, runtime, blob store,
  *   SQLite, logging) plus the auditor's and the in-process chain's, never protocol waiting: a live
  *   chain is bounded by the windows instead. Overall: all jobs over the whole loop; steady state: the
@@ -170,6 +170,7 @@ async function benchJobs() {
     t = now();
     counting = "auditor";
     await auditor.tick();
+    await auditor.idle();
     counting = "";
     auditorMs += now() - t;
     t = now();

@@ -21,7 +21,7 @@ import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { JOB, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
 
 const connection = await network.create();
-const { networkHelpers } = connection;
+const { networkHelpers, ethers } = connection;
 
 async function world(): Promise<SdkWorld> {
   return sdkWorld(connection);
@@ -39,7 +39,7 @@ async function counter(worker: Worker, name: string, labels?: Record<string, str
   return values.filter((v) => !labels || Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
 }
 
-/** The int-kernel runtime, except that chunk 0 of `spec`'s job waits until `release()`; `runs` lists that job's chunks run. */
+/** The int-kernel runtime, except that the first chunk run of `spec`'s job waits until `release()`; `runs` lists that job's chunks run. */
 function holdingRuntime(spec: JobSpecInput) {
   const first = spec.inputs.kind === "chunks" ? spec.inputs.chunks[0].digest : "";
   let release!: () => void;
@@ -56,7 +56,7 @@ function holdingRuntime(spec: JobSpecInput) {
       return {
         async run(input, index) {
           if (held) runs.push(index);
-          if (held && index === 0) await gate;
+          if (held && runs.length === 1) await gate;
           return loaded.run(input, index);
         },
         close: () => loaded.close(),
@@ -221,6 +221,33 @@ describe("worker daemon", function () {
     expect(await slow.state()).to.equal("Settled");
     expect(holding.runs).to.deep.equal([0, 1, 2, 3]); // computed once: no tick started it again
     expect(await w.market.queryFilter(w.market.filters.JobCommitted(slow.jobId))).to.have.length(1);
+  });
+
+  it("re-runs an audit's sample in the background: the auditor's ticks go on, then it claims and is paid", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const spec = await intKernelSpec(w, 24);
+    const holding = holdingRuntime(spec);
+    const [provider] = await workersFor(w, w.cheap);
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { runtimes: [holding.runtime] });
+    const job = await consumer.jobs.create(spec, JOB);
+    for (let round = 0; round < 20 && auditor.computing.length === 0; round++) {
+      await provider.tick();
+      await provider.idle();
+      await auditor.tick(); // never waits for the held sample
+      await networkHelpers.mine(1);
+    }
+    expect(auditor.computing).to.deep.equal([job.jobId]);
+    expect(await job.state()).to.equal("Audited");
+    expect((await w.market.auditOf(job.job)).auditor).to.equal(ethers.ZeroAddress); // not claimed yet
+    await auditor.tick();
+    expect(holding.runs).to.have.length(1); // started once, still held
+
+    holding.release();
+    await drive(w, [provider, auditor], () => settledOrFailed(job), 40);
+    expect(await job.state()).to.equal("Settled");
+    expect((await w.market.queryFilter(w.market.filters.AuditPassed(job.jobId)))[0].args.auditor).to.equal(w.auditor.address);
+    expect(holding.runs).to.have.length(Number(JOB.verification!.auditChunks));
   });
 
   it("stops a running computation after its current chunk; after a restart the job is computed again and settles", async () => {

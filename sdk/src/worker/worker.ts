@@ -6,10 +6,11 @@
  * earnings on a schedule. Every step is idempotent: a restart resumes from the local state, and a poll
  * that fails (a dropped RPC) is retried on the next tick.
  *
- * A provider job's computation runs in the background: the tick that finds a claimed job starts it and
- * moves on, so later ticks keep committing, revealing and auditing other jobs while it runs (between
- * its chunks: a runtime holds the thread while it computes one chunk). Transactions are only sent from
- * ticks, one at a time.
+ * Computations run in the background: the tick that finds a claimed job (or an audit to claim) starts
+ * its computation (the sample's) and moves on, so later ticks keep committing, revealing and auditing
+ * other jobs while it runs (between its chunks: a runtime holds the thread while it computes one
+ * chunk); a later tick commits or claims with the result. Transactions are only sent from ticks, one
+ * at a time.
  *
  * @example
  * ```ts
@@ -76,8 +77,10 @@ export class Worker {
   /** Set by stop(): computations end after their current chunk, to resume after a restart. */
   #stopping = false;
   #ticking?: Promise<void>;
-  /** Provider computations running in the background, by job id. */
+  /** Computations running in the background (a provider's job, an audit's sample), by job id. */
   readonly #computing = new Map<string, Promise<void>>();
+  /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
+  readonly #sampled = new Map<string, { kind: "audit" | "tieBreak"; sample: string; leaves: string[] }>();
   #lastWithdraw = Date.now();
 
   constructor(options: WorkerOptions) {
@@ -147,6 +150,7 @@ export class Worker {
             this.#onError(error, row);
           }
         }
+        for (const jobId of this.#sampled.keys()) if (this.#o.state.get(jobId)?.phase === "done") this.#sampled.delete(jobId);
         await this.#maybeWithdraw();
       } catch (error) {
         this.metrics.rpcErrors.inc();
@@ -477,25 +481,45 @@ export class Worker {
     const runtime = this.#o.runtimes.find((x) => x.id === unpackRequirements(BigInt(job.request.requirements)).runtime);
     if (!runtime) return;
     if (state === "Audited" && phase === 1 /* AwaitingAuditor */) {
-      const leaves = await this.#sampleLeaves(row, runtime, audit.sample.map(Number));
+      const leaves = this.#sampledLeaves(row, runtime, "audit", audit.sample.map(Number));
+      if (!leaves) return; // computing in the background
       const commitment = auditorCommitment(row.jobId, this.#address, leaves);
       const auditCollateral = (BigInt(job.request.price) * BigInt(unpackTerms(BigInt(job.terms)).auditCollateralBps)) / 10_000n;
       await this.#ensureFunds(job.request.paymentToken, auditCollateral, "audit");
       if (!(await succeeds(() => market.audit.staticCall(job, commitment)))) return; // ineligible or taken
       this.#o.state.update(row.jobId, { role: "auditor", phase: "auditing", data: JSON.stringify(leaves) });
       await this.#send("audit", () => market.audit(job, commitment));
+      this.#sampled.delete(row.jobId);
       this.#o.state.update(row.jobId, { phase: "audit-committed" });
       this.#log.info({ jobId: row.jobId, sample: audit.sample.map(Number) }, "claimed audit (blind commitment)");
       return;
     }
     if (state === "Disputed" && phase === 4 /* AwaitingTieBreaker */) {
-      const leaves = await this.#sampleLeaves(row, runtime, audit.sample.map(Number));
+      const leaves = this.#sampledLeaves(row, runtime, "tieBreak", audit.sample.map(Number));
+      if (!leaves) return; // computing in the background
       if (!(await succeeds(() => market.tieBreak.staticCall(job)))) return;
       this.#o.state.update(row.jobId, { role: "tieBreaker", phase: "auditing", data: JSON.stringify(leaves) });
       await this.#send("tieBreak", () => market.tieBreak(job));
+      this.#sampled.delete(row.jobId);
       this.#o.state.update(row.jobId, { phase: "audit-committed" });
       this.#log.info({ jobId: row.jobId }, "claimed tie-break");
     }
+  }
+
+  /**
+   * The sample's leaves if a background computation has them; otherwise starts one (unless running)
+   * and answers undefined, so the tick moves on and a later tick claims with them.
+   */
+  #sampledLeaves(row: JobRow, runtime: Runtime, kind: "audit" | "tieBreak", sample: number[]): string[] | undefined {
+    const done = this.#sampled.get(row.jobId);
+    if (done && done.kind === kind && done.sample === sample.join(",")) return done.leaves;
+    if (this.#computing.has(row.jobId)) return undefined;
+    const running = this.#sampleLeaves(row, runtime, sample)
+      .then((leaves) => void this.#sampled.set(row.jobId, { kind, sample: sample.join(","), leaves }))
+      .catch((error) => this.#onError(error, row))
+      .finally(() => this.#computing.delete(row.jobId));
+    this.#computing.set(row.jobId, running);
+    return undefined;
   }
 
   /** Re-runs only the sampled chunks and returns their leaves. */
