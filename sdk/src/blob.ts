@@ -92,7 +92,7 @@ export class MemoryBlobStore implements BlobStore {
 
   async put(bytes: Uint8Array, digest?: string): Promise<string> {
     const key = digest === undefined ? digestOf(bytes) : normalizeDigest(digest);
-    if (!this.#blobs.has(key)) this.#blobs.set(key, bytes.slice());
+    if (!this.#blobs.has(key)) this.#blobs.set(key, new Uint8Array(bytes)); // a copy (a Buffer's slice() is a view)
     return key;
   }
 
@@ -100,7 +100,7 @@ export class MemoryBlobStore implements BlobStore {
     const key = normalizeDigest(digest);
     const bytes = this.#blobs.get(key);
     if (!bytes) throw new MeshworkBlobError("blob not found", { details: { digest: key } });
-    return bytes.slice();
+    return new Uint8Array(bytes);
   }
 
   async has(digest: string): Promise<boolean> {
@@ -406,15 +406,12 @@ async function writeBlobFile<T extends string>(
  * every blob it reads.
  */
 export class DirectoryBlobStore implements BlobStore {
-  #ready?: Promise<unknown>;
-
   constructor(readonly dir: string) {}
 
   async put(bytes: Uint8Array, digest?: string): Promise<string> {
     const key = digest === undefined ? digestOf(bytes) : normalizeDigest(digest);
     if (await this.has(key)) return key;
-    this.#ready ??= mkdir(this.dir, { recursive: true });
-    await this.#ready;
+    await mkdir(this.dir, { recursive: true });
     await writeBlobFile(this.dir, key.slice(2), async (file) => {
       await file.writeFile(bytes);
       return "ok" as const;

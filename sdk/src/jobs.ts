@@ -564,8 +564,7 @@ export class JobHandle {
     if (!store) throw new MeshworkError("result() needs a blob store: pass blobStore to Meshwork.connect");
     const inputDigests =
       options.inputDigests ?? (this.spec?.inputs.kind === "chunks" ? this.spec.inputs.chunks.map((c) => c.digest) : undefined);
-    const { chunks, bytes } = await fetchResult(store, this.jobId, settled.resultRoot, settled.outputURI, { inputDigests });
-    return { chunks, bytes };
+    return fetchResult(store, this.jobId, settled.resultRoot, settled.outputURI, { inputDigests }); // bytes joined when read
   }
 
   /**

@@ -131,14 +131,15 @@ describe("blob store", () => {
   describe("MemoryBlobStore", () => {
     behavesLikeABlobStore(async () => ({ store: new MemoryBlobStore() }));
 
-    it("keeps its own copy of the bytes", async () => {
-      const store = new MemoryBlobStore();
-      const bytes = utf8("abc");
-      const digest = await store.put(bytes);
-      bytes[0] = 0;
-      (await store.get(digest))[1] = 0;
-      expect(await store.get(digest)).to.deep.equal(utf8("abc"));
-      expect(store.size).to.equal(1);
+    it("keeps its own copy of the bytes, a Node Buffer's too", async () => {
+      for (const bytes of [utf8("abc"), Buffer.from("abc")]) {
+        const store = new MemoryBlobStore();
+        const digest = await store.put(bytes);
+        bytes[0] = 0;
+        (await store.get(digest))[1] = 0;
+        expect(await store.get(digest)).to.deep.equal(utf8("abc"));
+        expect(store.size).to.equal(1);
+      }
     });
   });
 

@@ -223,6 +223,38 @@ describe("worker daemon", function () {
     expect(await w.market.queryFilter(w.market.filters.JobCommitted(slow.jobId))).to.have.length(1);
   });
 
+  it("never computes a job twice when its computation ends while a tick is reading the chain", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const spec = await intKernelSpec(w, 25);
+    const holding = holdingRuntime(spec);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime] });
+    const [auditor] = await workersFor(w, w.auditor);
+    const job = await consumer.jobs.create(spec, JOB);
+    await worker.tick(); // claims
+    await worker.tick(); // starts the computation, held in chunk 0
+    // The next tick reads the job's row ("claimed"), then asks the chain for its state: the computation
+    // is let go at that moment and ends while the answer is slowed down.
+    const rpc = connection.provider as unknown as { request: (a: { method: string }) => Promise<unknown> };
+    const original = rpc.request.bind(rpc);
+    rpc.request = async (args) => {
+      if (args.method === "eth_call") {
+        holding.release();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return original(args);
+    };
+    try {
+      await worker.tick();
+    } finally {
+      rpc.request = original;
+    }
+    await drive(w, [worker, auditor], () => settledOrFailed(job), 40);
+    expect(await job.state()).to.equal("Settled");
+    expect(holding.runs).to.deep.equal([0, 1, 2, 3]);
+    expect(await w.market.queryFilter(w.market.filters.JobCommitted(job.jobId))).to.have.length(1);
+  });
+
   it("re-runs an audit's sample in the background: the auditor's ticks go on, then it claims and is paid", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

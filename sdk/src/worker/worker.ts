@@ -81,6 +81,8 @@ export class Worker {
   readonly #computing = new Map<string, Promise<void>>();
   /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
   readonly #sampled = new Map<string, { kind: "audit" | "tieBreak"; sample: string; leaves: string[] }>();
+  /** The job whose sample is being computed, if any. */
+  #sampling?: string;
   #lastWithdraw = Date.now();
 
   constructor(options: WorkerOptions) {
@@ -334,9 +336,10 @@ export class Worker {
 
   /** Starts the job's computation in the background, unless it is running already. */
   #startCompute(row: JobRow, state: JobStateName) {
-    if (this.#computing.has(row.jobId)) return;
+    // The row may be stale: a computation that ended while this tick awaited the chain moved it on.
+    if (this.#computing.has(row.jobId) || this.#o.state.get(row.jobId)?.phase !== "claimed") return;
     const running = this.#compute(row, state)
-      .catch((error) => this.#onError(error, row))
+      .catch((error) => this.#onError(error, this.#o.state.get(row.jobId) ?? row))
       .finally(() => this.#computing.delete(row.jobId));
     this.#computing.set(row.jobId, running);
   }
@@ -370,6 +373,7 @@ export class Worker {
     // Input chunks listed in the spec were fetched by digest and verified: no need to hash them again.
     const inputDigests = spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.digest) : undefined;
     const { manifest, outputURI, root } = await publishResult(this.#o.store, row.jobId, inputList, outputs, { inputDigests });
+    if (this.#o.state.get(row.jobId)?.phase !== "claimed") return; // never step a job back
     this.#o.state.update(row.jobId, { phase: "computed", root, outputURI, data: JSON.stringify(manifest) });
     this.#log.info({ jobId: row.jobId, root, outputURI }, "computed and published");
   }
@@ -513,17 +517,23 @@ export class Worker {
   #sampledLeaves(row: JobRow, runtime: Runtime, kind: "audit" | "tieBreak", sample: number[]): string[] | undefined {
     const done = this.#sampled.get(row.jobId);
     if (done && done.kind === kind && done.sample === sample.join(",")) return done.leaves;
-    if (this.#computing.has(row.jobId)) return undefined;
+    // One sample at a time, as when they ran inside the tick: audits are not bounded by `concurrency`.
+    if (this.#computing.has(row.jobId) || this.#sampling !== undefined) return undefined;
+    this.#sampling = row.jobId;
     const running = this.#sampleLeaves(row, runtime, sample)
-      .then((leaves) => void this.#sampled.set(row.jobId, { kind, sample: sample.join(","), leaves }))
-      .catch((error) => this.#onError(error, row))
-      .finally(() => this.#computing.delete(row.jobId));
+      .then((leaves) => void (leaves && this.#sampled.set(row.jobId, { kind, sample: sample.join(","), leaves })))
+      .catch((error) => this.#onError(error, this.#o.state.get(row.jobId) ?? row))
+      .finally(() => {
+        this.#computing.delete(row.jobId);
+        this.#sampling = undefined;
+      });
     this.#computing.set(row.jobId, running);
     return undefined;
   }
 
   /** Re-runs only the sampled chunks and returns their leaves. */
-  async #sampleLeaves(row: JobRow, runtime: Runtime, sample: number[]): Promise<string[]> {
+  /** Undefined when the worker stopped before the sample was done. */
+  async #sampleLeaves(row: JobRow, runtime: Runtime, sample: number[]): Promise<string[] | undefined> {
     const { spec, executable } = await this.#loadSpec(row.job, runtime);
     const started = performance.now();
     const inputs = await this.#inputs(spec, [...new Set(sample)]);
@@ -531,6 +541,7 @@ export class Worker {
     const leaves: string[] = [];
     try {
       for (const i of sample) {
+        if (this.#stopping) return undefined;
         const input = inputs.get(i)!;
         const output = await loaded.run(input, i);
         leaves.push(hexlify(leafHash(row.jobId, i, sha256(input), sha256(output))));
