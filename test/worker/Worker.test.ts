@@ -66,6 +66,17 @@ function holdingRuntime(spec: JobSpecInput) {
   return { runtime, runs, release };
 }
 
+/** A job whose first chunk `cheap`'s worker holds (see holdingRuntime), and the auditor's worker. */
+async function heldJob(w: SdkWorld, seed: number, state?: WorkerState) {
+  const consumer = await w.sdk(w.consumer);
+  const spec = await intKernelSpec(w, seed);
+  const holding = holdingRuntime(spec);
+  const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime], state });
+  const [auditor] = await workersFor(w, w.auditor);
+  const job = await consumer.jobs.create(spec, JOB);
+  return { consumer, holding, worker, auditor, job };
+}
+
 describe("worker daemon", function () {
   this.timeout(120_000);
 
@@ -196,12 +207,7 @@ describe("worker daemon", function () {
 
   it("keeps committing and revealing one job while another's long computation runs in the background", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const consumer = await w.sdk(w.consumer);
-    const slowSpec = await intKernelSpec(w, 21);
-    const holding = holdingRuntime(slowSpec);
-    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime] });
-    const [auditor] = await workersFor(w, w.auditor);
-    const slow = await consumer.jobs.create(slowSpec, JOB);
+    const { consumer, holding, worker, auditor, job: slow } = await heldJob(w, 21);
     const fast = await consumer.jobs.create(await intKernelSpec(w, 22), JOB);
 
     for (let round = 0; round < 40 && !(await settledOrFailed(fast)); round++) {
@@ -225,12 +231,7 @@ describe("worker daemon", function () {
 
   it("never computes a job twice when its computation ends while a tick is reading the chain", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const consumer = await w.sdk(w.consumer);
-    const spec = await intKernelSpec(w, 25);
-    const holding = holdingRuntime(spec);
-    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime] });
-    const [auditor] = await workersFor(w, w.auditor);
-    const job = await consumer.jobs.create(spec, JOB);
+    const { holding, worker, auditor, job } = await heldJob(w, 25);
     await worker.tick(); // claims
     await worker.tick(); // starts the computation, held in chunk 0
     // The next tick reads the job's row ("claimed"), then asks the chain for its state: the computation
@@ -284,12 +285,8 @@ describe("worker daemon", function () {
 
   it("stops a running computation after its current chunk; after a restart the job is computed again and settles", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const consumer = await w.sdk(w.consumer);
-    const spec = await intKernelSpec(w, 23);
-    const holding = holdingRuntime(spec);
     const state = new WorkerState(":memory:");
-    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime], state });
-    const job = await consumer.jobs.create(spec, JOB);
+    const { holding, worker, auditor, job } = await heldJob(w, 23, state);
     await worker.tick(); // claims
     await worker.tick(); // starts the computation, held in chunk 0
     expect(worker.computing).to.deep.equal([job.jobId]);
@@ -302,7 +299,6 @@ describe("worker daemon", function () {
     expect(await job.state()).to.equal("Claimed");
 
     const restarted = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
-    const [auditor] = await workersFor(w, w.auditor);
     await drive(w, [restarted, auditor], () => settledOrFailed(job), 40);
     expect(await job.state()).to.equal("Settled");
     expect((await w.registry.countersOf(w.cheap.address)).slashes).to.equal(0n);

@@ -67,15 +67,18 @@ export function makeWorker(
   });
 }
 
+/** Puts each input chunk into the shared store; the spec's chunk list. */
+async function storedChunks(w: SdkWorld, inputs: Uint8Array[]) {
+  const chunks = [];
+  for (const input of inputs) chunks.push({ digest: await w.store.put(input), size: input.length });
+  return chunks;
+}
+
 /** An int8 matmul job spec: ROWS×K int8 inputs in CHUNKS chunks, N outputs per row. */
 export async function intKernelSpec(w: SdkWorld, seed = 1): Promise<JobSpecInput> {
   const program = buildInt8MatmulProgram({ k: K, n: N, weights: Int8Array.from(bytes(K * N, seed)), bias: new Int32Array(N).fill(7), shift: 2, relu: true });
   await w.store.put(program);
-  const chunks = [];
-  for (let i = 0; i < CHUNKS; i++) {
-    const input = bytes((ROWS / CHUNKS) * K, seed * 100 + i);
-    chunks.push({ digest: await w.store.put(input), size: input.length });
-  }
+  const chunks = await storedChunks(w, Array.from({ length: CHUNKS }, (_, i) => bytes((ROWS / CHUNKS) * K, seed * 100 + i)));
   return {
     version: 1,
     runtime: "int-kernel",
@@ -93,12 +96,8 @@ export async function onnxSpec(w: SdkWorld, seed = 2): Promise<JobSpecInput> {
   const weights = Float32Array.from(bytes(inFeatures * outFeatures, seed), (b) => (b - 128) / 64);
   const model = buildDenseModel({ inFeatures, outFeatures, weights, bias: new Float32Array(outFeatures).fill(0.5), relu: true });
   await w.store.put(model);
-  const chunks = [];
-  for (let i = 0; i < CHUNKS; i++) {
-    const values = Float32Array.from(bytes(inFeatures * 4, seed * 10 + i), (b) => (b - 128) / 32);
-    const input = new Uint8Array(values.buffer);
-    chunks.push({ digest: await w.store.put(input), size: input.length });
-  }
+  const rows = (i: number) => Float32Array.from(bytes(inFeatures * 4, seed * 10 + i), (b) => (b - 128) / 32);
+  const chunks = await storedChunks(w, Array.from({ length: CHUNKS }, (_, i) => new Uint8Array(rows(i).buffer)));
   return {
     version: 1,
     runtime: "onnx",
