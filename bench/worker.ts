@@ -69,6 +69,8 @@ const ONNX_MIB = Number(process.env.MESHWORK_BENCH_ONNX_MIB ?? 96);
 const REFERENCE_MIB = Number(process.env.MESHWORK_BENCH_REFERENCE_MIB ?? 8);
 const ONNX_CHUNKS = 16;
 const ONNX_RUNS = 12;
+const POLL_JOBS = 40;
+const RPC_LATENCY_MS = 20;
 const MiB = 1 << 20;
 
 const now = () => performance.now();
@@ -267,7 +269,74 @@ async function benchJobs() {
   };
 }
 
-/* 2. Protocol overhead on a reference ONNX job --------------------------------------------------- */
+/* 2. Polling over an RPC that is a round trip away ----------------------------------------------- */
+
+/**
+ * One tick's wall time for a worker following POLL_JOBS open jobs when every JSON-RPC request takes
+ * RPC_LATENCY_MS to answer (a remote node; requests in flight at once overlap, as a node serves
+ * concurrent requests and ethers' JsonRpcProvider sends them as one batch). The worker claims nothing
+ * (concurrency 0), so a tick is the polling alone: the scan, every job's state, the earnings.
+ */
+async function benchPolling() {
+  const connection = await network.create();
+  const rpc = connection.provider as unknown as { request: (args: { method: string }) => Promise<unknown> };
+  const request = rpc.request.bind(rpc);
+  let latency = 0;
+  let requests = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  rpc.request = async (args) => {
+    requests++;
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    try {
+      if (latency) await new Promise((resolve) => setTimeout(resolve, latency));
+      return await request(args);
+    } finally {
+      inFlight--;
+    }
+  };
+  const w = await sdkWorld(connection);
+  const consumer = await w.sdk(w.consumer);
+  const chainNow = BigInt(await w.networkHelpers.time.latest());
+  for (let i = 0; i < POLL_JOBS; i++) {
+    await consumer.jobs.create(await intKernelSpec(w, 500 + i), { ...JOB, claimBy: chainNow + 7n * 86_400n });
+  }
+  const state = new WorkerState(":memory:");
+  const worker = new Worker({
+    mw: await w.sdk(w.cheap),
+    store: w.store,
+    state,
+    runtimes,
+    config: { concurrency: 0, maxCollateral: {}, prices: { tUSD: 1n * USD }, confirmations: 0, pollMs: 50, audit: true, maxBlobBytes: 1 << 20, withdrawEverySec: 0 },
+    logger: quietLogger(),
+  });
+  await worker.tick(); // reads the JobCreated logs: untimed
+  latency = RPC_LATENCY_MS;
+  const ticks: number[] = [];
+  let perTick = 0;
+  maxInFlight = 0;
+  for (let i = 0; i < 5; i++) {
+    requests = 0;
+    const t = now();
+    await worker.tick();
+    ticks.push(now() - t);
+    perTick = requests;
+  }
+  const rows = state.active().length;
+  state.close();
+  rpc.request = request;
+  if (rows !== POLL_JOBS) throw new Error(`the worker follows ${rows} jobs, not ${POLL_JOBS}`);
+  return {
+    jobsFollowed: rows,
+    rpcLatencyMs: RPC_LATENCY_MS,
+    requestsPerTick: perTick,
+    mostRequestsInFlight: maxInFlight,
+    tickMs: Math.round(median(ticks)),
+    oneAtATimeMs: perTick * RPC_LATENCY_MS,
+  };
+}
+
+/* 3. Protocol overhead on a reference ONNX job --------------------------------------------------- */
 
 async function benchOverhead(f: number, mib: number, depth = 2) {
   const weights = (seed: number) => Float32Array.from(bytes(f * f, seed), (b) => (b - 128) / (128 * 16));
@@ -423,6 +492,7 @@ const baselineRssMB = Math.round(process.memoryUsage.rss() / MiB);
 const copyMBps = freshCopyMBps(); // before anything has been allocated and freed: real first-touch faults
 // The jobs first, so that their memory peak is the worker's and the chain's, not the ONNX buffers'.
 const jobs = await benchJobs();
+const polling = await benchPolling();
 // The reference job, then one 4× as compute-intensive per byte (1024 features): how the overhead
 // scales with arithmetic intensity.
 // The reference job: a 12-layer, 1024-wide dense stack (12.6M parameters, the scale of a small
@@ -444,6 +514,7 @@ const report = {
   peakRssMB: Math.round(peakRss / MiB),
   targets: TARGETS,
   jobs: jobs.details,
+  polling,
   onnx: overhead.details,
   onnxSmall: { overheadPct: Number(small.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(small.hashOnlyPct.toFixed(2)), ...small.details },
   onnx1024: { overheadPct: Number(heavier.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(heavier.hashOnlyPct.toFixed(2)), ...heavier.details },
@@ -466,6 +537,10 @@ console.log(
   `${d.jobs} int-kernel jobs (${d.audited} audited) in ${(d.wallMs / 1000).toFixed(1)} s, ${d.rounds} rounds: provider ticks ${d.providerTickMs} ms ` +
     `(p50 ${d.providerTickP50Ms} ms), auditor ${d.auditorTickMs} ms, mining ${d.mineMs} ms, bookkeeping ${d.bookkeepingMs} ms; ` +
     `${d.challengeWindowSkips} challenge windows skipped (${d.chainSecondsSkipped} chain s)`,
+);
+console.log(
+  `polling: one tick following ${polling.jobsFollowed} open jobs over an RPC ${polling.rpcLatencyMs} ms away: ${polling.tickMs} ms ` +
+    `(${polling.requestsPerTick} requests, at most ${polling.mostRequestsInFlight} in flight; one at a time would take ${polling.oneAtATimeMs} ms)`,
 );
 const o = overhead.details;
 console.log(

@@ -234,8 +234,8 @@ describe("worker daemon", function () {
     const { holding, worker, auditor, job } = await heldJob(w, 25);
     await worker.tick(); // claims
     await worker.tick(); // starts the computation, held in chunk 0
-    // The next tick reads the job's row ("claimed"), then asks the chain for its state: the computation
-    // is let go at that moment and ends while the answer is slowed down.
+    // The next tick lists the job ("claimed"), then asks the chain for the states of the jobs it follows:
+    // the computation is let go at that moment and ends while the answer is slowed down.
     const rpc = connection.provider as unknown as { request: (a: { method: string }) => Promise<unknown> };
     const original = rpc.request.bind(rpc);
     rpc.request = async (args) => {
@@ -327,6 +327,44 @@ describe("worker daemon", function () {
     expect(failures).to.equal(25);
     expect(await job.state()).to.equal("Settled");
     expect(await counter(cheap, "meshwork_rpc_errors_total")).to.be.greaterThan(0);
+  });
+
+  it("reads the states of the jobs it follows together; a read that fails holds up only its own job", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const state = new WorkerState(":memory:");
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
+    const jobs = [];
+    for (const seed of [31, 32, 33]) jobs.push(await consumer.jobs.create(await intKernelSpec(w, seed), JOB));
+    const jobState = w.market.interface.getFunction("jobState")!.selector;
+    const failing = jobs[0].jobId.slice(2).toLowerCase();
+    const rpc = connection.provider as unknown as { request: (a: { method: string; params?: { data?: string }[] }) => Promise<unknown> };
+    const original = rpc.request.bind(rpc);
+    let inFlight = 0;
+    let most = 0;
+    rpc.request = async (args) => {
+      const data = String(args.params?.[0]?.data ?? "").toLowerCase();
+      if (args.method !== "eth_call" || !data.startsWith(jobState)) return original(args);
+      most = Math.max(most, ++inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 20)); // a node a round trip away
+        if (data.includes(failing)) throw Object.assign(new Error("connection reset by peer"), { code: "ECONNRESET" });
+        return await original(args);
+      } finally {
+        inFlight--;
+      }
+    };
+    try {
+      await worker.tick(); // sees the three jobs, reads their states, claims what it can
+    } finally {
+      rpc.request = original;
+    }
+    expect(most).to.equal(3); // all three reads in flight at once
+    expect(await jobs[0].state()).to.equal("Open");
+    expect(state.get(jobs[0].jobId)?.phase).to.equal("seen"); // followed still, nothing booked against it
+    expect(await jobs[1].state()).to.equal("Claimed");
+    expect(await jobs[2].state()).to.equal("Claimed");
+    expect(await counter(worker, "meshwork_rpc_errors_total")).to.equal(1);
   });
 
   it("rejects bad input with nothing claimed: a spec not matching its digest, an unknown runtime, an oversized input", async () => {

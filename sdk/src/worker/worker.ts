@@ -65,6 +65,8 @@ export class JobRejectedError extends MeshworkError {
 }
 
 const DIGEST_MASK = (1n << 152n) - 1n;
+/** Most state reads a tick has in flight at once (many public RPCs cap a JSON-RPC batch near 50–100). */
+const READ_BATCH = 50;
 const FINAL: ReadonlySet<JobStateName> = new Set(["Settled", "Slashed", "Refunded", "Cancelled"]);
 
 export class Worker {
@@ -142,12 +144,16 @@ export class Worker {
       try {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
         await this.#scan();
-        for (const { jobId } of this.#o.state.active()) {
+        const active = this.#o.state.active();
+        const states = await this.#jobStates(active.map((r) => r.jobId));
+        for (const [i, { jobId }] of active.entries()) {
           // Re-read: a background computation may have moved the job on since the list was read.
           const row = this.#o.state.get(jobId);
           if (!row) continue;
           try {
-            await this.#step(row);
+            const state = states[i];
+            if (state.status === "rejected") throw state.reason;
+            await this.#step(row, state.value);
           } catch (error) {
             this.#onError(error, row);
           }
@@ -191,9 +197,22 @@ export class Worker {
     }
   }
 
-  async #step(row: JobRow) {
+  /**
+   * The chain states of `jobIds`, READ_BATCH requests in flight at a time: over a remote RPC a tick
+   * costs a few round trips, not one per job (ethers' JsonRpcProvider sends requests issued together
+   * as one JSON-RPC batch). A failed read fails only its own job's step.
+   */
+  async #jobStates(jobIds: string[]): Promise<PromiseSettledResult<JobStateName>[]> {
     const { market } = this.#o.mw.context.contracts;
-    const state = JOB_STATES[Number(await market.jobState(row.jobId))];
+    const out: PromiseSettledResult<JobStateName>[] = [];
+    for (let i = 0; i < jobIds.length; i += READ_BATCH) {
+      const batch = jobIds.slice(i, i + READ_BATCH).map(async (id) => JOB_STATES[Number(await market.jobState(id))]);
+      out.push(...(await Promise.allSettled(batch)));
+    }
+    return out;
+  }
+
+  async #step(row: JobRow, state: JobStateName) {
     switch (row.phase) {
       case "seen":
         return this.#consider(row, state);
@@ -626,10 +645,9 @@ export class Worker {
   async #maybeWithdraw() {
     const every = this.#o.config.withdrawEverySec;
     const { market } = this.#o.mw.context.contracts;
-    for (const [symbol, token] of Object.entries(this.#o.mw.book.contracts.paymentTokens)) {
-      const balance = await market.balanceOf(token, this.#address);
-      this.metrics.earnings.set({ token: symbol }, Number(balance));
-    }
+    const tokens = Object.entries(this.#o.mw.book.contracts.paymentTokens);
+    const balances = await Promise.all(tokens.map(([, token]) => market.balanceOf(token, this.#address)));
+    for (const [i, [symbol]] of tokens.entries()) this.metrics.earnings.set({ token: symbol }, Number(balances[i]));
     if (every === 0 || Date.now() - this.#lastWithdraw < every * 1000) return;
     this.#lastWithdraw = Date.now();
     // Keep what the in-flight jobs may need as collateral; withdraw the rest.
