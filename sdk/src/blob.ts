@@ -403,7 +403,7 @@ async function writeBlobFile<T extends string>(
  * named by its digest's 64 hex digits, written safely (temporary file, sync, rename). A provider node
  * writes its outputs here directly — no HTTP round trip, no second hash — while its blob server hands
  * them to consumers. It trusts a `digest` passed to `put` (the caller is this process) and verifies
- * every blob it reads.
+ * every blob it reads: a file that does not hash to its name is removed, and its `get` throws.
  */
 export class DirectoryBlobStore implements BlobStore {
   constructor(readonly dir: string) {}
@@ -430,7 +430,14 @@ export class DirectoryBlobStore implements BlobStore {
       throw new MeshworkBlobError("cannot read the blob file", { cause, details: { digest: key, path } });
     }
     const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    verifyBlob(key, bytes, { path });
+    try {
+      verifyBlob(key, bytes, { path });
+    } catch (error) {
+      // Not this digest's bytes (changed on disk): removed, so that it is neither served nor kept
+      // in place of the real blob, which a put or a caching store's source can then bring back.
+      await unlink(path).catch(() => undefined);
+      throw error;
+    }
     return bytes;
   }
 

@@ -193,7 +193,7 @@ describe("blob store", () => {
       }
     });
 
-    it("refuses a blob whose file was changed on disk, naming the file", async () => {
+    it("refuses a blob whose file was changed on disk, naming the file, and removes it so a put can restore it", async () => {
       const where = await mkdtemp(join(dir, "tampered-"));
       const store = new DirectoryBlobStore(where);
       await store.put(utf8("abc"));
@@ -201,6 +201,10 @@ describe("blob store", () => {
       const error = await rejection(store.get(ABC));
       expect(error).to.be.instanceOf(MeshworkBlobError);
       expect(error.details).to.include({ digest: ABC, actual: digestOf(utf8("abd")), path: join(where, ABC.slice(2)) });
+      expect(await store.has(ABC)).to.equal(false);
+      expect(await readdir(where)).to.deep.equal([]);
+      await store.put(utf8("abc"));
+      expect(await store.get(ABC)).to.deep.equal(utf8("abc"));
     });
 
     it("reports a blob it cannot read (a directory in its place) with the cause", async () => {
@@ -246,6 +250,28 @@ describe("blob store", () => {
       const missing = await rejection(store.get(EMPTY));
       expect(missing).to.be.instanceOf(MeshworkBlobError);
       expect(missing.details).to.deep.equal({ digest: EMPTY });
+    });
+
+    it("fetches again from a source a blob whose local file was changed on disk, and repairs the file", async () => {
+      const where = await mkdtemp(join(tmpdir(), "meshwork-caching-"));
+      try {
+        const local = new DirectoryBlobStore(where);
+        const source = new MemoryBlobStore();
+        await source.put(utf8("abc"));
+        await local.put(utf8("abc"));
+        await writeFile(join(where, ABC.slice(2)), utf8("abd"));
+        const store = new CachingBlobStore(local, [source]);
+        expect(await store.get(ABC)).to.deep.equal(utf8("abc"));
+        expect(await readFile(join(where, ABC.slice(2)))).to.deep.equal(Buffer.from("abc"));
+
+        // With no source holding it, the local store's error is the cause.
+        await writeFile(join(where, ABC.slice(2)), utf8("abd"));
+        const error = await rejection(new CachingBlobStore(local, []).get(ABC));
+        expect(error.shortMessage).to.equal("blob not found in the local store or any source");
+        expect((error.cause as MeshworkBlobError).details).to.include({ digest: ABC, actual: digestOf(utf8("abd")) });
+      } finally {
+        await rm(where, { recursive: true, force: true });
+      }
     });
   });
 

@@ -44,7 +44,8 @@ export async function openKeystore(path: string, password: string): Promise<Wall
 }
 
 /**
- * Local store first; a blob it lacks is fetched from the sources (verified) and kept. What the worker
+ * Local store first; a blob it lacks, or cannot read back verified, is fetched from the sources
+ * (verified) and kept. What the worker
  * stores (outputs, manifests) also goes to the sources, best effort, so consumers find it at the
  * gateway they use.
  */
@@ -67,8 +68,14 @@ export class CachingBlobStore implements BlobStore {
   }
 
   async get(digest: string): Promise<Uint8Array> {
-    if (await this.local.has(digest).catch(() => false)) return this.local.get(digest);
     let last: unknown;
+    if (await this.local.has(digest).catch(() => false)) {
+      try {
+        return await this.local.get(digest);
+      } catch (error) {
+        last = error; // a local copy that fails verification (a DirectoryBlobStore removes it): fetched again
+      }
+    }
     for (const source of this.sources) {
       try {
         const bytes = await source.get(digest);
