@@ -26,8 +26,12 @@ const MIN_NODE_MAJOR = 22;
  * such steps run in order (the task's own arguments go to the last one).
  */
 const COMPILE = ["hardhat", "compile", "--quiet"];
+// Type-checks the tests, benchmarks, scripts and SDK (tsconfig.json) against the contracts' typechain
+// types, which the compile step writes: Hardhat runs TypeScript without checking it.
+const TYPECHECK = ["tsc", "-p", "tsconfig.json"];
 const TASKS = {
-  test: ["hardhat", "test"],
+  test: [COMPILE, TYPECHECK, ["hardhat", "test"]],
+  typecheck: [COMPILE, TYPECHECK],
   "bench:sdk": ["hardhat", "run", "bench/sdk.ts"],
   "bench:worker": ["hardhat", "run", "bench/worker.ts"],
   worker: [COMPILE, ["tsx", "scripts/worker.ts"]],

@@ -115,7 +115,7 @@ describe("deploy script against a hardhat node", function () {
     expect(book.chainId).to.equal(31337);
     expect(book.ignitionDeploymentId).to.equal(`devnet-${genesis!.hash!.slice(2, 10)}`);
     expect(existsSync(join(journalDir, "journal.jsonl"))).to.equal(true);
-    expect(Number.isNaN(Date.parse(book.deployedAt))).to.equal(false);
+    expect(Number.isNaN(Date.parse(String(book.deployedAt)))).to.equal(false);
     expect(Object.keys(book.contracts).sort()).to.deep.equal([...CONTRACTS, "paymentTokens"].sort());
     expect(Object.keys(book.contracts.paymentTokens).sort()).to.deep.equal(["MESH", "tUSD"]);
     expect(book.contracts.paymentTokens.MESH).to.equal(book.contracts.mesh);

@@ -17,13 +17,13 @@ import {
 } from "../../sdk/src/params.js";
 import type {
   IJobMarket,
-  IJobMarketTypes,
   IProviderRegistry,
   MeshToken,
   MockRandomness,
   ProviderRegistry,
   TestUSD,
 } from "../../types/ethers-contracts/index.js";
+import type { IJobMarketTypes } from "../../types/ethers-contracts/interfaces/IJobMarket.js";
 
 export type Job = JobStruct;
 export type JobRequest = JobRequestStruct;

@@ -6,6 +6,7 @@
 import { expect } from "chai";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import type { ErrorFragment } from "ethers";
 import { network } from "hardhat";
 
 const { ethers } = await network.create();
@@ -34,8 +35,8 @@ describe("custom errors", () => {
     it(`each error of ${contract} is triggered by a test`, async () => {
       const factory = await ethers.getContractFactory(contract);
       const own = factory.interface.fragments
-        .filter((f) => f.type === "error")
-        .map((f) => (f as { name: string }).name)
+        .filter((f): f is ErrorFragment => f.type === "error")
+        .map((f) => f.name)
         .filter((name) => name.startsWith(prefix));
       expect(own.length).to.be.greaterThan(5);
       const untested = own.filter((name) => !new RegExp(`["\\.]${name}["\\.(]`).test(tests));

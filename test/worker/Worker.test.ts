@@ -184,7 +184,7 @@ describe("worker daemon", function () {
       const order = crash.role === "auditor" ? [peer, victimWorker] : [victimWorker, peer];
       const job = await consumer.jobs.create(await intKernelSpec(w, 3), JOB);
       await drive(w, order, async () => ("phase" in crash ? state.get(job.jobId)?.phase === crash.phase : killed), 30, { finalTick: false });
-      if (crash.action === "commit" && crash.when === "before") {
+      if ("action" in crash && crash.action === "commit" && crash.when === "before") {
         expect(state.get(job.jobId)).to.deep.include({ phase: "committing" });
         expect(state.get(job.jobId)?.salt).to.match(/^0x[0-9a-f]{64}$/);
       }
