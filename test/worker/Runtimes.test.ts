@@ -15,7 +15,7 @@ import {
   inputChunkLengths,
   parseIntKernelProgram,
 } from "../../sdk/src/worker/runtimes/intKernel.js";
-import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
+import { OnnxRuntime, stopOnnxThread } from "../../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
 import { rejection } from "../helpers/rejection.js";
@@ -375,6 +375,55 @@ describe("worker runtimes", function () {
       const nan = await new OnnxRuntime().load(onnxSpec(), modelBytes);
       expect(await rejection(nan.run(new Uint8Array(Float32Array.from({ length: F }, () => NaN).buffer), 0))).to.be.instanceOf(MeshworkEncodingError);
       await nan.close();
+    });
+
+    it("computes on the runtime thread: the caller's event loop turns while a chunk runs (thread: false holds it)", async function () {
+      const wide: DenseModelOptions = {
+        layers: Array.from({ length: 4 }, (_, l) => ({ inFeatures: 1024, outFeatures: 1024, weights: r.floats(1024 * 1024, 1 / 64), bias: r.floats(1024, 0.1), relu: l < 3 })),
+      };
+      const bytes = buildDenseModel(wide);
+      const input = new Uint8Array(r.floats(512 * 1024, 1).buffer); // 512 rows: tens of milliseconds
+      /** How many times a setImmediate loop ran while `job` computed the chunk. */
+      const turnsDuring = async (job: Awaited<ReturnType<OnnxRuntime["load"]>>) => {
+        let turns = 0;
+        let spinning = true;
+        const spin = () => {
+          if (!spinning) return;
+          turns++;
+          setImmediate(spin);
+        };
+        setImmediate(spin);
+        const out = await job.run(input, 0);
+        spinning = false;
+        return { turns, out };
+      };
+      const threaded = await new OnnxRuntime().load(onnxSpec(), bytes);
+      const inline = await new OnnxRuntime({ thread: false }).load(onnxSpec(), bytes);
+      await threaded.run(input, 0); // warm both sessions
+      await inline.run(input, 0);
+      const a = await turnsDuring(threaded);
+      const b = await turnsDuring(inline);
+      expect(a.turns).to.be.greaterThan(20);
+      expect(b.turns).to.be.at.most(5);
+      expect(Buffer.from(a.out).equals(Buffer.from(b.out))).to.equal(true); // same session options, same bits
+      await threaded.close();
+      await inline.close();
+    });
+
+    it("a job whose runtime thread was stopped fails with a clear error; the next load starts a new thread", async function () {
+      const job = await new OnnxRuntime().load(onnxSpec(), modelBytes);
+      const before = await job.run(xBytes, 0);
+      await stopOnnxThread();
+      const error = await rejection(job.run(xBytes, 0));
+      expect(error).to.be.instanceOf(MeshworkError);
+      expect(error.shortMessage).to.equal("the onnx runtime thread exited since the job was loaded: load it again");
+      expect(error.details).to.deep.equal({ chunk: 0 });
+      await job.close(); // nothing to free: no error
+      const again = await new OnnxRuntime().load(onnxSpec(), modelBytes);
+      expect(Buffer.from(await again.run(xBytes, 0)).equals(Buffer.from(before))).to.equal(true);
+      await again.close();
+      await stopOnnxThread();
+      await stopOnnxThread(); // stopping a stopped thread is a no-op
     });
 
     it("runs a 1 MiB chunk", async function () {

@@ -12,7 +12,7 @@ import { Meshwork } from "../client.js";
 import { MeshworkBlobError, MeshworkConfigError } from "../errors.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
-import { detectRuntimes } from "./runtimes/index.js";
+import { probeRuntimes } from "./runtimes/index.js";
 import { WorkerState } from "./state.js";
 import { Worker, type CheatMode } from "./worker.js";
 
@@ -124,7 +124,9 @@ export async function startProviderNode(
     config.blobSources.map((url) => new HttpBlobStore(url)),
   );
   const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store });
-  const runtimes = await detectRuntimes(config.runtimes);
+  const probed = await probeRuntimes(config.runtimes);
+  for (const { runtime, capabilities } of probed) logger.info({ runtime: runtime.name, ...capabilities }, "runtime");
+  const runtimes = probed.filter((p) => p.capabilities.available).map((p) => p.runtime);
   const metrics = new WorkerMetrics({ defaultMetrics: true });
   const served = config.metricsPort ? await metrics.serve(config.metricsPort) : undefined;
   const state = new WorkerState(join(config.dataDir, "worker.db"));

@@ -8,9 +8,9 @@
  *
  * Computations run in the background: the tick that finds a claimed job (or an audit to claim) starts
  * its computation (the sample's) and moves on, so later ticks keep committing, revealing and auditing
- * other jobs while it runs (between its chunks: a runtime holds the thread while it computes one
- * chunk); a later tick commits or claims with the result. Transactions are only sent from ticks, one
- * at a time.
+ * other jobs while it runs (ONNX chunks compute on the runtime's own thread; an integer-kernel chunk
+ * holds this thread while it computes); a later tick commits or claims with the result. Transactions
+ * are only sent from ticks, one at a time.
  *
  * @example
  * ```ts

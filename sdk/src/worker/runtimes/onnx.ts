@@ -20,9 +20,16 @@
  * machines (AVX2 vs AVX-512, CPU vs GPU) floats may differ in the last bits: that is what `fixed-point`
  * rounding and `tolerance` canonicalisation are for. With `device: "auto"` a job is run on CUDA only
  * when its canonicalisation is `tolerance`; `exact` jobs stay on the CPU.
+ *
+ * **Thread.** ONNX Runtime's `run` holds the thread that calls it for the whole inference. By default
+ * (`thread: true`) sessions live on one runtime thread per process (a `worker_threads` Worker shared by
+ * every `OnnxRuntime`), so the caller's event loop keeps turning while a chunk computes: a worker goes
+ * on committing, revealing and serving blobs. Inputs are copied to the thread and outputs moved back;
+ * the thread does not keep the process alive while idle. Errors keep their class, message and details.
  */
 import type * as Ort from "onnxruntime-node";
 import { endianness } from "node:os";
+import { Worker } from "node:worker_threads";
 import { concatBytes, encodeFixedPoint, encodeInt32LE } from "../../encoding.js";
 import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../errors.js";
 import { RUNTIME_IDS, type JobSpec } from "../../spec.js";
@@ -43,6 +50,8 @@ export interface OnnxRuntimeOptions {
   graphOptimizationLevel?: GraphOptimizationLevel;
   /** Most rows per `session.run` for a dynamic batch (default: the whole chunk in one run; a fixed batch B always runs B rows). */
   maxBatchRows?: number;
+  /** Run sessions on the process's runtime thread (default true), not on the caller's thread. */
+  thread?: boolean;
 }
 
 /** A loaded ONNX job, with what its session runs on (for logs and tests). */
@@ -188,8 +197,9 @@ function rawBytes(data: Ort.Tensor["data"]): Uint8Array {
   return bytes;
 }
 
-/** The float32 values of little-endian bytes (always a fresh, aligned copy). */
+/** The float32 values of little-endian bytes: a view of them when aligned, else an aligned copy. */
 function float32s(input: Uint8Array): Float32Array {
+  if (LITTLE_ENDIAN && input.byteOffset % 4 === 0) return new Float32Array(input.buffer, input.byteOffset, input.length / 4);
   const copy = input.slice();
   if (LITTLE_ENDIAN) return new Float32Array(copy.buffer, 0, copy.length / 4);
   const view = new DataView(copy.buffer);
@@ -204,6 +214,10 @@ export class OnnxRuntime implements Runtime {
   readonly id = RUNTIME_IDS.onnx;
   readonly options: Required<Omit<OnnxRuntimeOptions, "maxBatchRows">> & { maxBatchRows?: number };
   #capabilities?: Promise<RuntimeCapabilities>;
+  /** What the runtime thread's own OnnxRuntime is built with (these options, on its thread). */
+  readonly #sessionOptions: OnnxRuntimeOptions;
+  /** Set when the runtime thread could not be used: sessions run on the caller's thread. */
+  #inline = false;
 
   constructor(options: OnnxRuntimeOptions = {}) {
     const threads = options.intraOpNumThreads ?? 1;
@@ -216,7 +230,10 @@ export class OnnxRuntime implements Runtime {
       intraOpNumThreads: threads,
       graphOptimizationLevel: options.graphOptimizationLevel ?? "basic",
       maxBatchRows: options.maxBatchRows,
+      thread: options.thread ?? true,
     };
+    const { thread: _, ...sessionOptions } = this.options;
+    this.#sessionOptions = sessionOptions;
   }
 
   /**
@@ -224,8 +241,22 @@ export class OnnxRuntime implements Runtime {
    * NVIDIA GPU and a CUDA session that runs; skipped when `device` is `cpu`). Computed once.
    */
   capabilities(): Promise<RuntimeCapabilities> {
-    this.#capabilities ??= this.#probe();
+    this.#capabilities ??= this.options.thread ? this.#probeOnThread() : this.#probe();
     return this.#capabilities;
+  }
+
+  async #probeOnThread(): Promise<RuntimeCapabilities> {
+    try {
+      const reply = await runtimeThread().request({ type: "capabilities", options: this.#sessionOptions });
+      return reply.capabilities!;
+    } catch (error) {
+      // No thread here (TypeScript sources under a Node without loader support in workers, …): the
+      // sessions run on the caller's thread, as with `thread: false`, and the detail says why.
+      this.#inline = true;
+      const caps = await this.#probe();
+      const why = firstLine((error as MeshworkError)?.cause ?? error);
+      return { ...caps, detail: `${caps.detail}; on the caller's thread (the runtime thread is unusable: ${why})` };
+    }
   }
 
   async #probe(): Promise<RuntimeCapabilities> {
@@ -253,6 +284,7 @@ export class OnnxRuntime implements Runtime {
     if (spec.runtime !== "onnx") throw invalid("job spec", ["runtime"], `the onnx runtime cannot run a ${spec.runtime} job`);
     const caps = await this.capabilities();
     if (!caps.available) throw new MeshworkError(`the onnx runtime is unavailable: ${caps.detail}`);
+    if (this.options.thread && !this.#inline) return loadOnThread(this.#sessionOptions, spec, modelBytes);
     const ort = await loadOnnxRuntime();
     let useCuda = caps.device === "cuda" && (this.options.device === "cuda" || spec.output.canonicalisation === "tolerance");
     const create = (cuda: boolean) =>
@@ -361,4 +393,190 @@ export class OnnxRuntime implements Runtime {
       outputType: io.outputType,
     };
   }
+}
+
+/* THE RUNTIME THREAD */
+
+/** A message to the runtime thread (onnxThread.ts). @internal */
+export type ThreadRequest =
+  | { id: number; type: "capabilities"; options: OnnxRuntimeOptions }
+  | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable: ArrayBuffer }
+  | { id: number; type: "run"; job: number; input: ArrayBuffer; length: number; index: number }
+  | { id: number; type: "close"; job: number };
+
+/** The runtime thread's answer to request `id`. @internal */
+export type ThreadReply = { id: number } & (
+  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { device: "cpu" | "cuda"; features: number; outputType: string }; output?: ArrayBuffer; input?: ArrayBuffer }
+  | { ok: false; error: SerializedError }
+);
+
+/** An error as it crosses from the runtime thread: its class by name, and what it carried. @internal */
+export interface SerializedError {
+  name: string;
+  message: string;
+  shortMessage?: string;
+  details?: Record<string, unknown>;
+  issues?: unknown[];
+  stack?: string;
+  cause?: string;
+}
+
+/** @internal */
+export function serializeError(error: unknown): SerializedError {
+  const e = error as Partial<MeshworkValidationError> & Error;
+  let details: Record<string, unknown> | undefined;
+  try {
+    details = e?.details === undefined ? undefined : structuredClone(e.details);
+  } catch {
+    details = { note: "details could not be copied from the runtime thread" };
+  }
+  return {
+    name: e?.name ?? "Error",
+    message: e?.message ?? String(error),
+    shortMessage: e?.shortMessage,
+    details,
+    issues: e?.issues as unknown[] | undefined,
+    stack: e?.stack,
+    cause: e?.cause === undefined ? undefined : firstLine(e.cause),
+  };
+}
+
+const REVIVED: Record<string, new (...args: never[]) => MeshworkError> = {
+  MeshworkError,
+  MeshworkValidationError,
+  MeshworkEncodingError,
+};
+
+/** The error the runtime thread threw, as the same class with the same message, details and issues. */
+function reviveError(e: SerializedError): Error {
+  const kind = REVIVED[e.name];
+  const error: Error = kind ? Object.create(kind.prototype) : new Error(e.message);
+  Object.assign(error, {
+    message: e.message,
+    ...(kind ? { shortMessage: e.shortMessage ?? e.message, details: e.details ?? {} } : {}),
+    ...(e.issues ? { issues: e.issues } : {}),
+    ...(e.cause ? { cause: new Error(e.cause) } : {}),
+  });
+  Object.defineProperty(error, "stack", { value: e.stack, writable: true, configurable: true });
+  return error;
+}
+
+/** The process's one runtime thread: started on first use, started again after it exits. */
+class RuntimeThread {
+  #thread?: Worker;
+  #generation = 0;
+  #nextId = 0;
+  readonly #pending = new Map<number, { resolve: (reply: ThreadReply & { ok: true }) => void; reject: (error: Error) => void }>();
+
+  /** Which start of the thread a loaded job lives in (a job does not survive its thread). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  #start(): Worker {
+    if (this.#thread) return this.#thread;
+    // From TypeScript sources (tests, `tsx` scripts) the thread needs a TypeScript loader too.
+    const fromSource = import.meta.url.endsWith(".ts");
+    const hasLoader = process.execArgv.some((a) => a.includes("tsx"));
+    const thread = new Worker(new URL(fromSource ? "./onnxThread.ts" : "./onnxThread.js", import.meta.url), {
+      execArgv: fromSource && !hasLoader ? [...process.execArgv, "--import", import.meta.resolve("tsx")] : undefined,
+    });
+    this.#generation++;
+    thread.unref();
+    thread.on("message", (reply: ThreadReply) => {
+      const waiting = this.#pending.get(reply.id);
+      if (!waiting) return;
+      this.#pending.delete(reply.id);
+      if (this.#pending.size === 0) thread.unref();
+      if (reply.ok) waiting.resolve(reply);
+      else waiting.reject(reviveError(reply.error));
+    });
+    let failure: Error | undefined;
+    thread.on("error", (error) => (failure = error));
+    thread.on("exit", (code) => this.#gone(thread, new MeshworkError("the onnx runtime thread exited", { cause: failure, details: { code } })));
+    this.#thread = thread;
+    return thread;
+  }
+
+  /** Forgets `thread` (once): its jobs are gone, and whatever waits on it fails with `error`. */
+  #gone(thread: Worker, error: MeshworkError) {
+    if (this.#thread !== thread) return;
+    this.#thread = undefined;
+    this.#generation++;
+    for (const waiting of this.#pending.values()) waiting.reject(error);
+    this.#pending.clear();
+  }
+
+  async stop(): Promise<void> {
+    const thread = this.#thread;
+    if (!thread) return;
+    await thread.terminate();
+    this.#gone(thread, new MeshworkError("the onnx runtime thread was stopped"));
+  }
+
+  request(message: DistributiveOmit<ThreadRequest, "id">, transfer: ArrayBuffer[] = []): Promise<ThreadReply & { ok: true }> {
+    const thread = this.#start();
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.#pending.size === 0) thread.ref(); // an answer is awaited: keep the process alive
+      this.#pending.set(id, { resolve, reject });
+      thread.postMessage({ ...message, id }, transfer);
+    });
+  }
+}
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+let sharedThread: RuntimeThread | undefined;
+function runtimeThread(): RuntimeThread {
+  return (sharedThread ??= new RuntimeThread());
+}
+
+/**
+ * Stops the process's ONNX runtime thread, freeing its sessions (the thread never keeps a process
+ * alive, so this is only for freeing memory). Jobs loaded on it fail from then on; the next load
+ * starts a new thread.
+ */
+export async function stopOnnxThread(): Promise<void> {
+  await sharedThread?.stop();
+}
+
+let nextJob = 0;
+
+/** Loads a job on the runtime thread; its runs and close go there too. */
+async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelBytes: Uint8Array): Promise<OnnxLoadedJob> {
+  const thread = runtimeThread();
+  const job = nextJob++;
+  const executable = modelBytes.slice().buffer as ArrayBuffer;
+  const reply = await thread.request({ type: "load", options, job, spec, executable }, [executable]);
+  const generation = thread.generation;
+  const { device, features, outputType } = reply.loaded!;
+  let closed = false;
+  // The buffer inputs are copied into: moved to the thread with a run and back with its output, so
+  // each chunk is copied into memory already touched, not freshly allocated.
+  let staging: ArrayBuffer | undefined;
+  const alive = (index?: number) => {
+    if (closed) throw new MeshworkError("the onnx job was closed", { details: { chunk: index } });
+    if (thread.generation !== generation) throw new MeshworkError("the onnx runtime thread exited since the job was loaded: load it again", { details: { chunk: index } });
+  };
+  return {
+    async run(input: Uint8Array, index: number): Promise<Uint8Array> {
+      alive(index);
+      // Copied (the caller keeps its input) into the staging buffer when it is free and big enough.
+      const buffer = staging && staging.byteLength >= input.length ? staging : new ArrayBuffer(input.length);
+      staging = undefined;
+      new Uint8Array(buffer, 0, input.length).set(input);
+      const done = await thread.request({ type: "run", job, input: buffer, length: input.length, index }, [buffer]);
+      staging = done.input;
+      return new Uint8Array(done.output!);
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      if (thread.generation === generation) await thread.request({ type: "close", job });
+    },
+    device,
+    features,
+    outputType,
+  };
 }

@@ -1,0 +1,61 @@
+/**
+ * The thread that runs ONNX sessions for {@link OnnxRuntime} (see its `thread` option): the worker's
+ * main thread stays free to follow the chain, commit, reveal and serve blobs while a chunk computes.
+ * It hosts in-thread `OnnxRuntime`s (one per options), and the jobs they load, by the ids the main
+ * thread gives them. Messages are {@link ThreadRequest}s; each gets one {@link ThreadReply}.
+ * @internal
+ */
+import { parentPort } from "node:worker_threads";
+import type { JobSpec } from "../../spec.js";
+import { OnnxRuntime, type OnnxLoadedJob, type OnnxRuntimeOptions, type ThreadReply, type ThreadRequest, serializeError } from "./onnx.js";
+
+if (!parentPort) throw new Error("onnxThread is a worker thread's entry point");
+const port = parentPort;
+const runtimes = new Map<string, OnnxRuntime>();
+const jobs = new Map<number, OnnxLoadedJob>();
+
+function runtimeFor(options: OnnxRuntimeOptions): OnnxRuntime {
+  const key = JSON.stringify(options);
+  let runtime = runtimes.get(key);
+  if (!runtime) runtimes.set(key, (runtime = new OnnxRuntime({ ...options, thread: false })));
+  return runtime;
+}
+
+function jobOf(id: number): OnnxLoadedJob {
+  const job = jobs.get(id);
+  if (!job) throw new Error(`no loaded onnx job ${id} in the runtime thread`);
+  return job;
+}
+
+async function handle(request: ThreadRequest): Promise<{ reply: ThreadReply; transfer?: ArrayBuffer[] }> {
+  switch (request.type) {
+    case "capabilities":
+      return { reply: { id: request.id, ok: true, capabilities: await runtimeFor(request.options).capabilities() } };
+    case "load": {
+      const job = await runtimeFor(request.options).load(request.spec as JobSpec, new Uint8Array(request.executable));
+      jobs.set(request.job, job);
+      return { reply: { id: request.id, ok: true, loaded: { device: job.device, features: job.features, outputType: job.outputType } } };
+    }
+    case "run": {
+      const output = await jobOf(request.job).run(new Uint8Array(request.input, 0, request.length), request.index);
+      // Moved, not copied, when the output owns its whole buffer (never a slice of a shared pool).
+      const owned = output.byteOffset === 0 && output.byteLength === output.buffer.byteLength && output.buffer instanceof ArrayBuffer;
+      const buffer = owned ? (output.buffer as ArrayBuffer) : (output.slice().buffer as ArrayBuffer);
+      // The input buffer goes back too, for the next chunk's input.
+      return { reply: { id: request.id, ok: true, output: buffer, input: request.input }, transfer: [buffer, request.input] };
+    }
+    case "close": {
+      const job = jobs.get(request.job);
+      jobs.delete(request.job);
+      await job?.close();
+      return { reply: { id: request.id, ok: true } };
+    }
+  }
+}
+
+port.on("message", (request: ThreadRequest) => {
+  handle(request).then(
+    ({ reply, transfer }) => port.postMessage(reply, transfer ?? []),
+    (error) => port.postMessage({ id: request.id, ok: false, error: serializeError(error) } satisfies ThreadReply),
+  );
+});
