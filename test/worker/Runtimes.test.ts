@@ -4,6 +4,7 @@
  * itself across sessions and batchings), the runtime registry, and hardware detection.
  */
 import { expect } from "chai";
+import { spawnSync } from "node:child_process";
 import { decodeFixedPoint, decodeInt32LE, encodeInt32LE } from "../../sdk/src/encoding.js";
 import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../sdk/src/errors.js";
 import { RUNTIME_IDS, parseJobSpec, type JobSpec } from "../../sdk/src/spec.js";
@@ -347,6 +348,11 @@ describe("worker runtimes", function () {
       const error = await rejection(job.run(xBytes.subarray(0, F * 4 + 4), 2));
       expect(error).to.be.instanceOf(MeshworkEncodingError);
       expect(error.details).to.include({ chunk: 2, rowBytes: F * 4 });
+      // Thrown on the runtime thread, it reads as the same error here.
+      expect(error.name).to.equal("MeshworkEncodingError");
+      expect(String(error)).to.match(/^MeshworkEncodingError: input is not a whole number of rows/);
+      expect(error.walk(MeshworkEncodingError)).to.equal(error);
+      expect(Object.keys(error)).to.not.include("message");
       expect(await job.run(new Uint8Array(0), 0)).to.have.length(0);
       const whole = await job.run(rowsOf(0, 8), 0);
       await job.close();
@@ -410,7 +416,20 @@ describe("worker runtimes", function () {
       await inline.close();
     });
 
-    it("a job whose runtime thread was stopped fails with a clear error; the next load starts a new thread", async function () {
+    it("stops its runtime thread after the chunk computing; the job then fails with a clear error; a new load starts a new thread", async function () {
+      const wide = buildDenseModel({
+        layers: Array.from({ length: 2 }, () => ({ inFeatures: 1024, outFeatures: 1024, weights: r.floats(1024 * 1024, 1 / 64), bias: r.floats(1024, 0.1) })),
+      });
+      const busy = await new OnnxRuntime().load(onnxSpec(), wide);
+      const input = new Uint8Array(r.floats(1024 * 1024, 3).buffer);
+      const computing = busy.run(input, 0).then(
+        (out) => out.length,
+        (error: MeshworkError) => error.shortMessage,
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      await stopOnnxThread(); // never kills the thread inside ONNX Runtime (that would abort the process)
+      expect(await computing).to.be.oneOf([1024 * 1024 * 4, "the onnx runtime thread was stopped"]);
+
       const job = await new OnnxRuntime().load(onnxSpec(), modelBytes);
       const before = await job.run(xBytes, 0);
       await stopOnnxThread();
@@ -424,6 +443,36 @@ describe("worker runtimes", function () {
       await again.close();
       await stopOnnxThread();
       await stopOnnxThread(); // stopping a stopped thread is a no-op
+    });
+
+    it("never keeps a process alive: a script that runs a job, stops the thread or just ends, exits 0", async function () {
+      // In a child process: what keeps it alive (or not) is what is being tested.
+      const sdk = new URL("../../sdk/src/", import.meta.url).href;
+      const script = (stop: boolean) => `
+        import { OnnxRuntime, stopOnnxThread } from "${sdk}worker/runtimes/onnx.ts";
+        import { buildDenseModel } from "${sdk}worker/runtimes/onnxModel.ts";
+        import { parseJobSpec } from "${sdk}spec.ts";
+        import { digestOf } from "${sdk}blob.ts";
+        // 1024 rows through 1024→1024→1: the chunk still computes when the thread is asked to stop.
+        const wide = { inFeatures: 1024, outFeatures: 1024, weights: new Float32Array(1024 * 1024), bias: new Float32Array(1024) };
+        const model = buildDenseModel({ layers: [wide, { inFeatures: 1024, outFeatures: 1, weights: new Float32Array(1024).fill(1 / 1024), bias: Float32Array.of(5.5) }] });
+        const input = new Uint8Array(new Float32Array(1024 * 1024).fill(1).buffer);
+        const spec = parseJobSpec({ version: 1, runtime: "onnx", model: { digest: digestOf(model), size: model.length },
+          inputs: { kind: "chunks", chunks: [{ digest: digestOf(input), size: input.length }] }, chunking: { chunks: 1 },
+          output: { encoding: "fixed-point", scaleBits: 16, canonicalisation: "tolerance" } });
+        const job = await new OnnxRuntime().load(spec, model);
+        const computing = job.run(input, 0); // answered while the thread stops
+        ${stop ? "await stopOnnxThread();" : ""}
+        const out = await computing;
+        console.log("output", out.length, Buffer.from(out.subarray(0, 4)).toString("hex"));`;
+      for (const stop of [false, true]) {
+        const child = spawnSync(process.execPath, ["--import", import.meta.resolve("tsx"), "--input-type=module", "--eval", script(stop)], {
+          encoding: "utf8",
+          timeout: 60_000,
+        });
+        expect(child.status, child.stderr).to.equal(0);
+        expect(child.stdout.trim()).to.equal("output 4096 00800500"); // 1024 rows of 5.5 at scaleBits 16
+      }
     });
 
     it("runs a 1 MiB chunk", async function () {

@@ -402,7 +402,8 @@ export type ThreadRequest =
   | { id: number; type: "capabilities"; options: OnnxRuntimeOptions }
   | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable: ArrayBuffer }
   | { id: number; type: "run"; job: number; input: ArrayBuffer; length: number; index: number }
-  | { id: number; type: "close"; job: number };
+  | { id: number; type: "close"; job: number }
+  | { id: number; type: "shutdown" };
 
 /** The runtime thread's answer to request `id`. @internal */
 export type ThreadReply = { id: number } & (
@@ -424,18 +425,19 @@ export interface SerializedError {
 /** @internal */
 export function serializeError(error: unknown): SerializedError {
   const e = error as Partial<MeshworkValidationError> & Error;
-  let details: Record<string, unknown> | undefined;
-  try {
-    details = e?.details === undefined ? undefined : structuredClone(e.details);
-  } catch {
-    details = { note: "details could not be copied from the runtime thread" };
-  }
+  const copy = <T>(value: T, fallback: T): T => {
+    try {
+      return structuredClone(value);
+    } catch {
+      return fallback;
+    }
+  };
   return {
-    name: e?.name ?? "Error",
-    message: e?.message ?? String(error),
+    name: String(e?.name ?? "Error"),
+    message: String(e?.message ?? error),
     shortMessage: e?.shortMessage,
-    details,
-    issues: e?.issues as unknown[] | undefined,
+    details: e?.details === undefined ? undefined : copy(e.details, { note: "details could not be copied from the runtime thread" }),
+    issues: e?.issues === undefined ? undefined : copy(e.issues as unknown[], []),
     stack: e?.stack,
     cause: e?.cause === undefined ? undefined : firstLine(e.cause),
   };
@@ -447,17 +449,23 @@ const REVIVED: Record<string, new (...args: never[]) => MeshworkError> = {
   MeshworkEncodingError,
 };
 
-/** The error the runtime thread threw, as the same class with the same message, details and issues. */
+/**
+ * The error the runtime thread threw, as the same class (another Meshwork error as MeshworkError, any
+ * other as Error) with the same name, message, details, issues and stack; its cause as a plain Error.
+ */
 function reviveError(e: SerializedError): Error {
-  const kind = REVIVED[e.name];
+  const kind = REVIVED[e.name] ?? (e.name.startsWith("Meshwork") ? MeshworkError : undefined);
   const error: Error = kind ? Object.create(kind.prototype) : new Error(e.message);
+  const hidden = (key: string, value: unknown) => Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
+  hidden("message", e.message);
+  hidden("stack", e.stack);
+  // Own fields, as the constructors set them.
   Object.assign(error, {
-    message: e.message,
+    name: e.name,
     ...(kind ? { shortMessage: e.shortMessage ?? e.message, details: e.details ?? {} } : {}),
     ...(e.issues ? { issues: e.issues } : {}),
     ...(e.cause ? { cause: new Error(e.cause) } : {}),
   });
-  Object.defineProperty(error, "stack", { value: e.stack, writable: true, configurable: true });
   return error;
 }
 
@@ -477,9 +485,10 @@ class RuntimeThread {
     if (this.#thread) return this.#thread;
     // From TypeScript sources (tests, `tsx` scripts) the thread needs a TypeScript loader too.
     const fromSource = import.meta.url.endsWith(".ts");
-    const hasLoader = process.execArgv.some((a) => a.includes("tsx"));
+    const hasLoader = process.execArgv.some((a) => /[\\/]tsx[\\/]/.test(a));
     const thread = new Worker(new URL(fromSource ? "./onnxThread.ts" : "./onnxThread.js", import.meta.url), {
-      execArgv: fromSource && !hasLoader ? [...process.execArgv, "--import", import.meta.resolve("tsx")] : undefined,
+      // Only the loader: not every flag of this process is allowed in a worker.
+      execArgv: fromSource && !hasLoader ? ["--import", import.meta.resolve("tsx")] : undefined,
     });
     this.#generation++;
     thread.unref();
@@ -487,40 +496,66 @@ class RuntimeThread {
       const waiting = this.#pending.get(reply.id);
       if (!waiting) return;
       this.#pending.delete(reply.id);
-      if (this.#pending.size === 0) thread.unref();
+      if (this.#pending.size === 0 && this.#stopping !== thread) thread.unref();
       if (reply.ok) waiting.resolve(reply);
       else waiting.reject(reviveError(reply.error));
     });
     let failure: Error | undefined;
     thread.on("error", (error) => (failure = error));
-    thread.on("exit", (code) => this.#gone(thread, new MeshworkError("the onnx runtime thread exited", { cause: failure, details: { code } })));
+    // A reply that cannot be read: which request it answered is unknown, so every one waiting fails
+    // (a worker retries on its next tick).
+    thread.on("messageerror", (error) => this.#failPending(new MeshworkError("a reply from the onnx runtime thread could not be read", { cause: error })));
+    thread.on("exit", (code) => {
+      const why = this.#stopping === thread ? "the onnx runtime thread was stopped" : "the onnx runtime thread exited";
+      this.#gone(thread, new MeshworkError(why, { cause: failure, details: { code } }));
+    });
     this.#thread = thread;
     return thread;
+  }
+
+  #failPending(error: MeshworkError) {
+    for (const waiting of this.#pending.values()) waiting.reject(error);
+    this.#pending.clear();
+    if (this.#thread && this.#stopping !== this.#thread) this.#thread.unref();
   }
 
   /** Forgets `thread` (once): its jobs are gone, and whatever waits on it fails with `error`. */
   #gone(thread: Worker, error: MeshworkError) {
     if (this.#thread !== thread) return;
+    this.#failPending(error);
     this.#thread = undefined;
     this.#generation++;
-    for (const waiting of this.#pending.values()) waiting.reject(error);
-    this.#pending.clear();
   }
 
+  #stopping?: Worker;
+
+  /**
+   * Asks the thread to close its sessions and exit, and waits for it. Never `terminate()`: a thread
+   * stopped inside ONNX Runtime's `run` aborts the whole process (the native call throws on the way
+   * out). A chunk computing finishes first; requests sent after this fail.
+   */
   async stop(): Promise<void> {
     const thread = this.#thread;
     if (!thread) return;
-    await thread.terminate();
-    this.#gone(thread, new MeshworkError("the onnx runtime thread was stopped"));
+    this.#stopping = thread;
+    const exited = new Promise((resolve) => thread.once("exit", resolve));
+    thread.ref();
+    thread.postMessage({ id: this.#nextId++, type: "shutdown" } satisfies ThreadRequest);
+    await exited;
   }
 
   request(message: DistributiveOmit<ThreadRequest, "id">, transfer: ArrayBuffer[] = []): Promise<ThreadReply & { ok: true }> {
     const thread = this.#start();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      try {
+        thread.postMessage({ ...message, id }, transfer);
+      } catch (error) {
+        reject(new MeshworkError("cannot send a request to the onnx runtime thread", { cause: error, details: { type: message.type } }));
+        return;
+      }
       if (this.#pending.size === 0) thread.ref(); // an answer is awaited: keep the process alive
       this.#pending.set(id, { resolve, reject });
-      thread.postMessage({ ...message, id }, transfer);
     });
   }
 }
@@ -534,8 +569,8 @@ function runtimeThread(): RuntimeThread {
 
 /**
  * Stops the process's ONNX runtime thread, freeing its sessions (the thread never keeps a process
- * alive, so this is only for freeing memory). Jobs loaded on it fail from then on; the next load
- * starts a new thread.
+ * alive, so this is only for freeing memory): a chunk computing finishes first. Jobs loaded on it
+ * fail from then on; the next load starts a new thread.
  */
 export async function stopOnnxThread(): Promise<void> {
   await sharedThread?.stop();

@@ -50,12 +50,29 @@ async function handle(request: ThreadRequest): Promise<{ reply: ThreadReply; tra
       await job?.close();
       return { reply: { id: request.id, ok: true } };
     }
+    case "shutdown": {
+      // Sessions released after the chunk they may be computing; then the thread ends on its own.
+      await Promise.allSettled([...jobs.values()].map((job) => job.close()));
+      jobs.clear();
+      port.close();
+      return { reply: { id: request.id, ok: true } };
+    }
+  }
+}
+
+function send(reply: ThreadReply, transfer: ArrayBuffer[] = []) {
+  try {
+    port.postMessage(reply, transfer);
+  } catch (error) {
+    // Something in the reply cannot cross threads: answer with that error instead.
+    port.postMessage({ id: reply.id, ok: false, error: serializeError(error) } satisfies ThreadReply);
   }
 }
 
 port.on("message", (request: ThreadRequest) => {
+  if (request.type === "shutdown") port.removeAllListeners("message"); // nothing after it is run
   handle(request).then(
-    ({ reply, transfer }) => port.postMessage(reply, transfer ?? []),
-    (error) => port.postMessage({ id: request.id, ok: false, error: serializeError(error) } satisfies ThreadReply),
+    ({ reply, transfer }) => request.type !== "shutdown" && send(reply, transfer),
+    (error) => send({ id: request.id, ok: false, error: serializeError(error) }),
   );
 });

@@ -18,7 +18,8 @@ export interface RuntimeCapabilities {
 export interface LoadedJob {
   /**
    * Runs chunk `index`: its input bytes in, its canonical output bytes out (the spec's output encoding).
-   * Throws a `MeshworkError` subclass for input it cannot run (wrong size, bad values).
+   * Throws a `MeshworkError` subclass for input it cannot run (wrong size, bad values). `input` must not
+   * change until the returned promise settles.
    */
   run(input: Uint8Array, index: number): Promise<Uint8Array>;
   /** Frees what `load` took (sessions, buffers). */
