@@ -5,6 +5,7 @@
  */
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
+import { digestOf } from "../../sdk/src/blob.js";
 import { decodeFixedPoint, decodeInt32LE, encodeInt32LE } from "../../sdk/src/encoding.js";
 import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../sdk/src/errors.js";
 import { RUNTIME_IDS, parseJobSpec, type JobSpec } from "../../sdk/src/spec.js";
@@ -443,6 +444,34 @@ describe("worker runtimes", function () {
       await again.close();
       await stopOnnxThread();
       await stopOnnxThread(); // stopping a stopped thread is a no-op
+    });
+
+    it("sends a model to the runtime thread once: a later load of the same digest sends the digest alone", async function () {
+      await stopOnnxThread(); // a thread that has seen no model
+      const named = parseJobSpec({ ...onnxSpec(), model: { digest: digestOf(modelBytes), size: modelBytes.length } });
+      const first = await new OnnxRuntime().load(named, modelBytes);
+      const want = await first.run(xBytes, 0);
+      await first.close();
+      // The bytes passed now are never sent: the thread loads the model it kept under that digest.
+      const again = await new OnnxRuntime().load(named, utf8("not sent"));
+      expect(Buffer.from(await again.run(xBytes, 0)).equals(Buffer.from(want))).to.equal(true);
+      await again.close();
+      // Bytes that do not hash to the spec's digest are loaded but not kept under it.
+      const misnamed = parseJobSpec({ ...onnxSpec(), model: { digest: DIGEST, size: modelBytes.length } });
+      await (await new OnnxRuntime().load(misnamed, modelBytes)).close();
+      expect(await rejection(new OnnxRuntime().load(misnamed, utf8("garbage")))).to.be.instanceOf(MeshworkValidationError);
+      // It keeps the last two: after two other models, the first is sent again when the thread says it
+      // no longer has it.
+      for (const bias of [0.25, 0.5]) {
+        const other = buildDenseModel({ ...model, layers: model.layers.map((l) => ({ ...l, bias: new Float32Array(l.bias.length).fill(bias) })) });
+        await (await new OnnxRuntime().load(parseJobSpec({ ...onnxSpec(), model: { digest: digestOf(other), size: other.length } }), other)).close();
+      }
+      const resent = await new OnnxRuntime().load(named, modelBytes);
+      expect(Buffer.from(await resent.run(xBytes, 0)).equals(Buffer.from(want))).to.equal(true);
+      await resent.close();
+      // A new thread keeps nothing: the bytes are sent again.
+      await stopOnnxThread();
+      expect(await rejection(new OnnxRuntime().load(named, utf8("garbage")))).to.be.instanceOf(MeshworkValidationError);
     });
 
     it("never keeps a process alive: a script that runs a job, stops the thread or just ends, exits 0", async function () {

@@ -24,8 +24,10 @@
  * **Thread.** ONNX Runtime's `run` holds the thread that calls it for the whole inference. By default
  * (`thread: true`) sessions live on one runtime thread per process (a `worker_threads` Worker shared by
  * every `OnnxRuntime`), so the caller's event loop keeps turning while a chunk computes: a worker goes
- * on committing, revealing and serving blobs. Inputs are copied to the thread and outputs moved back;
- * the thread does not keep the process alive while idle. Errors keep their class, message and details.
+ * on committing, revealing and serving blobs. Inputs are copied to the thread and outputs moved back.
+ * A model's bytes are copied to the thread once: it keeps the last models it was sent (checked against
+ * the spec's `model.digest`), so loading a model again sends only its digest. The thread does not keep
+ * the process alive while idle. Errors keep their class, message and details.
  */
 import type * as Ort from "onnxruntime-node";
 import { endianness } from "node:os";
@@ -397,17 +399,20 @@ export class OnnxRuntime implements Runtime {
 
 /* THE RUNTIME THREAD */
 
+/** `details.reason` of the runtime thread's answer to a load by digest of a model it no longer keeps. @internal */
+export const MODEL_NOT_KEPT = "model-not-kept";
+
 /** A message to the runtime thread (onnxThread.ts). @internal */
 export type ThreadRequest =
   | { id: number; type: "capabilities"; options: OnnxRuntimeOptions }
-  | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable: ArrayBuffer }
+  | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable?: ArrayBuffer }
   | { id: number; type: "run"; job: number; input: ArrayBuffer; length: number; index: number }
   | { id: number; type: "close"; job: number }
   | { id: number; type: "shutdown" };
 
 /** The runtime thread's answer to request `id`. @internal */
 export type ThreadReply = { id: number } & (
-  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { device: "cpu" | "cuda"; features: number; outputType: string }; output?: ArrayBuffer; input?: ArrayBuffer }
+  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { device: "cpu" | "cuda"; features: number; outputType: string; kept: boolean }; output?: ArrayBuffer; input?: ArrayBuffer }
   | { ok: false; error: SerializedError }
 );
 
@@ -481,6 +486,9 @@ class RuntimeThread {
     return this.#generation;
   }
 
+  /** The model digests sent to the current thread (it may have dropped some since: it says so). */
+  readonly models = new Set<string>();
+
   #start(): Worker {
     if (this.#thread) return this.#thread;
     // From TypeScript sources (tests, `tsx` scripts) the thread needs a TypeScript loader too.
@@ -525,6 +533,7 @@ class RuntimeThread {
     this.#failPending(error);
     this.#thread = undefined;
     this.#generation++;
+    this.models.clear();
   }
 
   #stopping?: Worker;
@@ -582,8 +591,22 @@ let nextJob = 0;
 async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelBytes: Uint8Array): Promise<OnnxLoadedJob> {
   const thread = runtimeThread();
   const job = nextJob++;
-  const executable = modelBytes.slice().buffer as ArrayBuffer;
-  const reply = await thread.request({ type: "load", options, job, spec, executable }, [executable]);
+  const digest = spec.runtime === "onnx" ? spec.model.digest : "";
+  const load = (withModel: boolean) => {
+    const executable = withModel ? (modelBytes.slice().buffer as ArrayBuffer) : undefined; // the caller keeps its bytes
+    return thread.request({ type: "load", options, job, spec, executable }, executable ? [executable] : []);
+  };
+  const byDigest = async () => {
+    if (!thread.models.has(digest)) return undefined;
+    try {
+      return await load(false); // the thread has the model: only the digest crosses
+    } catch (error) {
+      if (error instanceof MeshworkError && error.details.reason === MODEL_NOT_KEPT) return undefined;
+      throw error;
+    }
+  };
+  const reply = (await byDigest()) ?? (await load(true));
+  if (reply.loaded!.kept) thread.models.add(digest);
   const generation = thread.generation;
   const { device, features, outputType } = reply.loaded!;
   let closed = false;

@@ -6,13 +6,46 @@
  * @internal
  */
 import { parentPort } from "node:worker_threads";
+import { digestOf } from "../../blob.js";
+import { MeshworkError } from "../../errors.js";
 import type { JobSpec } from "../../spec.js";
-import { OnnxRuntime, type OnnxLoadedJob, type OnnxRuntimeOptions, type ThreadReply, type ThreadRequest, serializeError } from "./onnx.js";
+import { MODEL_NOT_KEPT, OnnxRuntime, type OnnxLoadedJob, type OnnxRuntimeOptions, type ThreadReply, type ThreadRequest, serializeError } from "./onnx.js";
 
 if (!parentPort) throw new Error("onnxThread is a worker thread's entry point");
 const port = parentPort;
 const runtimes = new Map<string, OnnxRuntime>();
 const jobs = new Map<number, OnnxLoadedJob>();
+
+/** The models last sent, by digest, most recent last: at most MODELS_KEPT, MODEL_BYTES_KEPT bytes in all. */
+const models = new Map<string, Uint8Array>();
+const MODELS_KEPT = 2;
+const MODEL_BYTES_KEPT = 1 << 30;
+
+/**
+ * The model a load names: a kept one, or the bytes it brings, kept when they hash to the spec's
+ * `model.digest` (bytes that do not are loaded as they are, and not kept).
+ */
+function modelFor(spec: JobSpec, executable: ArrayBuffer | undefined): { bytes: Uint8Array; kept: boolean } {
+  const digest = spec.runtime === "onnx" ? spec.model.digest : "";
+  if (!executable) {
+    const kept = models.get(digest);
+    if (!kept) throw new MeshworkError("the runtime thread no longer keeps this model", { details: { reason: MODEL_NOT_KEPT, digest } });
+    models.delete(digest);
+    models.set(digest, kept); // most recently used
+    return { bytes: kept, kept: true };
+  }
+  const bytes = new Uint8Array(executable);
+  if (digestOf(bytes) !== digest) return { bytes, kept: false };
+  models.delete(digest);
+  models.set(digest, bytes);
+  let total = [...models.values()].reduce((n, m) => n + m.length, 0);
+  for (const [d, m] of models) {
+    if (d === digest || (models.size <= MODELS_KEPT && total <= MODEL_BYTES_KEPT)) break;
+    models.delete(d);
+    total -= m.length;
+  }
+  return { bytes, kept: true };
+}
 
 function runtimeFor(options: OnnxRuntimeOptions): OnnxRuntime {
   const key = JSON.stringify(options);
@@ -32,9 +65,10 @@ async function handle(request: ThreadRequest): Promise<{ reply: ThreadReply; tra
     case "capabilities":
       return { reply: { id: request.id, ok: true, capabilities: await runtimeFor(request.options).capabilities() } };
     case "load": {
-      const job = await runtimeFor(request.options).load(request.spec as JobSpec, new Uint8Array(request.executable));
+      const model = modelFor(request.spec, request.executable);
+      const job = await runtimeFor(request.options).load(request.spec, model.bytes);
       jobs.set(request.job, job);
-      return { reply: { id: request.id, ok: true, loaded: { device: job.device, features: job.features, outputType: job.outputType } } };
+      return { reply: { id: request.id, ok: true, loaded: { device: job.device, features: job.features, outputType: job.outputType, kept: model.kept } } };
     }
     case "run": {
       const output = await jobOf(request.job).run(new Uint8Array(request.input, 0, request.length), request.index);
