@@ -24,7 +24,9 @@
  * **Thread.** ONNX Runtime's `run` holds the thread that calls it for the whole inference. By default
  * (`thread: true`) sessions live on one runtime thread per process (a `worker_threads` Worker shared by
  * every `OnnxRuntime`), so the caller's event loop keeps turning while a chunk computes: a worker goes
- * on committing, revealing and serving blobs. Inputs are copied to the thread and outputs moved back.
+ * on committing, revealing and serving blobs. A job's inputs and outputs cross through two buffers
+ * shared with the thread, allocated once and reused: nothing is moved between the threads per chunk
+ * (moving a new buffer into a thread with a large heap made V8 collect it three times as often).
  * A model's bytes are copied to the thread once: it keeps the last models it was sent (checked against
  * the spec's `model.digest`), so loading a model again sends only its digest. The thread does not keep
  * the process alive while idle. Errors keep their class, message and details.
@@ -406,13 +408,13 @@ export const MODEL_NOT_KEPT = "model-not-kept";
 export type ThreadRequest =
   | { id: number; type: "capabilities"; options: OnnxRuntimeOptions }
   | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable?: ArrayBuffer }
-  | { id: number; type: "run"; job: number; input: ArrayBuffer; length: number; index: number }
+  | { id: number; type: "run"; job: number; length: number; index: number; input?: SharedArrayBuffer }
   | { id: number; type: "close"; job: number }
   | { id: number; type: "shutdown" };
 
 /** The runtime thread's answer to request `id`. @internal */
 export type ThreadReply = { id: number } & (
-  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { device: "cpu" | "cuda"; features: number; outputType: string; kept: boolean }; output?: ArrayBuffer; input?: ArrayBuffer }
+  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { device: "cpu" | "cuda"; features: number; outputType: string; kept: boolean }; length?: number; output?: SharedArrayBuffer }
   | { ok: false; error: SerializedError }
 );
 
@@ -610,23 +612,27 @@ async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelByt
   const generation = thread.generation;
   const { device, features, outputType } = reply.loaded!;
   let closed = false;
-  // The buffer inputs are copied into: moved to the thread with a run and back with its output, so
-  // each chunk is copied into memory already touched, not freshly allocated.
-  let staging: ArrayBuffer | undefined;
+  // The job's buffers shared with the thread: inputs are copied into one, outputs out of the other.
+  let inputs: SharedArrayBuffer | undefined;
+  let outputs: SharedArrayBuffer | undefined;
+  let queue: Promise<unknown> = Promise.resolve(); // one chunk at a time: the buffers are the job's
   const alive = (index?: number) => {
     if (closed) throw new MeshworkError("the onnx job was closed", { details: { chunk: index } });
     if (thread.generation !== generation) throw new MeshworkError("the onnx runtime thread exited since the job was loaded: load it again", { details: { chunk: index } });
   };
   return {
-    async run(input: Uint8Array, index: number): Promise<Uint8Array> {
-      alive(index);
-      // Copied (the caller keeps its input) into the staging buffer when it is free and big enough.
-      const buffer = staging && staging.byteLength >= input.length ? staging : new ArrayBuffer(input.length);
-      staging = undefined;
-      new Uint8Array(buffer, 0, input.length).set(input);
-      const done = await thread.request({ type: "run", job, input: buffer, length: input.length, index }, [buffer]);
-      staging = done.input;
-      return new Uint8Array(done.output!);
+    run(input: Uint8Array, index: number): Promise<Uint8Array> {
+      const next = queue.then(async () => {
+        alive(index);
+        const grown = !inputs || inputs.byteLength < input.length ? new SharedArrayBuffer(input.length) : undefined;
+        if (grown) inputs = grown; // sent once; the thread keeps it
+        new Uint8Array(inputs!, 0, input.length).set(input);
+        const done = await thread.request({ type: "run", job, length: input.length, index, input: grown });
+        if (done.output) outputs = done.output; // the thread's output buffer, sent when it grew
+        return new Uint8Array(outputs!, 0, done.length!).slice();
+      });
+      queue = next.catch(() => undefined);
+      return next;
     },
     async close(): Promise<void> {
       if (closed) return;

@@ -15,6 +15,8 @@ if (!parentPort) throw new Error("onnxThread is a worker thread's entry point");
 const port = parentPort;
 const runtimes = new Map<string, OnnxRuntime>();
 const jobs = new Map<number, OnnxLoadedJob>();
+/** Per job: the buffers shared with the main thread, and where an input is copied to run it. */
+const buffers = new Map<number, { inputs?: SharedArrayBuffer; local?: ArrayBuffer; outputs?: SharedArrayBuffer }>();
 
 /** The models last sent, by digest, most recent last: at most MODELS_KEPT, MODEL_BYTES_KEPT bytes in all. */
 const models = new Map<string, Uint8Array>();
@@ -60,43 +62,52 @@ function jobOf(id: number): OnnxLoadedJob {
   return job;
 }
 
-async function handle(request: ThreadRequest): Promise<{ reply: ThreadReply; transfer?: ArrayBuffer[] }> {
+async function handle(request: ThreadRequest): Promise<ThreadReply> {
   switch (request.type) {
     case "capabilities":
-      return { reply: { id: request.id, ok: true, capabilities: await runtimeFor(request.options).capabilities() } };
+      return { id: request.id, ok: true, capabilities: await runtimeFor(request.options).capabilities() };
     case "load": {
       const model = modelFor(request.spec, request.executable);
       const job = await runtimeFor(request.options).load(request.spec, model.bytes);
       jobs.set(request.job, job);
-      return { reply: { id: request.id, ok: true, loaded: { device: job.device, features: job.features, outputType: job.outputType, kept: model.kept } } };
+      return { id: request.id, ok: true, loaded: { device: job.device, features: job.features, outputType: job.outputType, kept: model.kept } };
     }
     case "run": {
-      const output = await jobOf(request.job).run(new Uint8Array(request.input, 0, request.length), request.index);
-      // Moved, not copied, when the output owns its whole buffer (never a slice of a shared pool).
-      const owned = output.byteOffset === 0 && output.byteLength === output.buffer.byteLength && output.buffer instanceof ArrayBuffer;
-      const buffer = owned ? (output.buffer as ArrayBuffer) : (output.slice().buffer as ArrayBuffer);
-      // The input buffer goes back too, for the next chunk's input.
-      return { reply: { id: request.id, ok: true, output: buffer, input: request.input }, transfer: [buffer, request.input] };
+      const job = jobOf(request.job);
+      let b = buffers.get(request.job);
+      if (!b) buffers.set(request.job, (b = {}));
+      if (request.input) b.inputs = request.input;
+      // ONNX Runtime takes no shared memory: the input is copied into a buffer of this thread's.
+      if (!b.local || b.local.byteLength < request.length) b.local = new ArrayBuffer(request.length);
+      const input = new Uint8Array(b.local, 0, request.length);
+      input.set(new Uint8Array(b.inputs!, 0, request.length));
+      const output = await job.run(input, request.index);
+      const grown = !b.outputs || b.outputs.byteLength < output.length ? new SharedArrayBuffer(output.length) : undefined;
+      if (grown) b.outputs = grown; // sent once; the main thread keeps it
+      new Uint8Array(b.outputs!, 0, output.length).set(output);
+      return { id: request.id, ok: true, length: output.length, output: grown };
     }
     case "close": {
       const job = jobs.get(request.job);
       jobs.delete(request.job);
+      buffers.delete(request.job);
       await job?.close();
-      return { reply: { id: request.id, ok: true } };
+      return { id: request.id, ok: true };
     }
     case "shutdown": {
       // Sessions released after the chunk they may be computing; then the thread ends on its own.
       await Promise.allSettled([...jobs.values()].map((job) => job.close()));
       jobs.clear();
+      buffers.clear();
       port.close();
-      return { reply: { id: request.id, ok: true } };
+      return { id: request.id, ok: true };
     }
   }
 }
 
-function send(reply: ThreadReply, transfer: ArrayBuffer[] = []) {
+function send(reply: ThreadReply) {
   try {
-    port.postMessage(reply, transfer);
+    port.postMessage(reply);
   } catch (error) {
     // Something in the reply cannot cross threads: answer with that error instead.
     port.postMessage({ id: reply.id, ok: false, error: serializeError(error) } satisfies ThreadReply);
@@ -106,7 +117,7 @@ function send(reply: ThreadReply, transfer: ArrayBuffer[] = []) {
 port.on("message", (request: ThreadRequest) => {
   if (request.type === "shutdown") port.removeAllListeners("message"); // nothing after it is run
   handle(request).then(
-    ({ reply, transfer }) => request.type !== "shutdown" && send(reply, transfer),
+    (reply) => request.type !== "shutdown" && send(reply),
     (error) => send({ id: request.id, ok: false, error: serializeError(error) }),
   );
 });
