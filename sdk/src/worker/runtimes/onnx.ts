@@ -282,7 +282,9 @@ export class OnnxRuntime implements Runtime {
   /**
    * Creates an inference session from the model bytes and checks the model and the spec against each
    * other (one float32 input with fixed feature dimensions, one output the spec's encoding can encode,
-   * input chunks that are whole rows). Throws {@link MeshworkValidationError}.
+   * input chunks that are whole rows). Throws {@link MeshworkValidationError}. `modelBytes` must be the
+   * bytes `spec.model.digest` names (a worker fetches them verified): on the runtime thread, a model it
+   * keeps under that digest is loaded without sending them.
    */
   async load(spec: JobSpec, modelBytes: Uint8Array): Promise<OnnxLoadedJob> {
     if (spec.runtime !== "onnx") throw invalid("job spec", ["runtime"], `the onnx runtime cannot run a ${spec.runtime} job`);
@@ -408,7 +410,7 @@ export const MODEL_NOT_KEPT = "model-not-kept";
 export type ThreadRequest =
   | { id: number; type: "capabilities"; options: OnnxRuntimeOptions }
   | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable?: ArrayBuffer }
-  | { id: number; type: "run"; job: number; length: number; index: number; input?: SharedArrayBuffer }
+  | { id: number; type: "run"; job: number; length: number; index: number; input: SharedArrayBuffer; output?: SharedArrayBuffer }
   | { id: number; type: "close"; job: number }
   | { id: number; type: "shutdown" };
 
@@ -603,8 +605,9 @@ async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelByt
     try {
       return await load(false); // the thread has the model: only the digest crosses
     } catch (error) {
-      if (error instanceof MeshworkError && error.details.reason === MODEL_NOT_KEPT) return undefined;
-      throw error;
+      if (!(error instanceof MeshworkError && error.details.reason === MODEL_NOT_KEPT)) throw error;
+      thread.models.delete(digest);
+      return undefined;
     }
   };
   const reply = (await byDigest()) ?? (await load(true));
@@ -624,12 +627,12 @@ async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelByt
     run(input: Uint8Array, index: number): Promise<Uint8Array> {
       const next = queue.then(async () => {
         alive(index);
-        const grown = !inputs || inputs.byteLength < input.length ? new SharedArrayBuffer(input.length) : undefined;
-        if (grown) inputs = grown; // sent once; the thread keeps it
-        new Uint8Array(inputs!, 0, input.length).set(input);
-        const done = await thread.request({ type: "run", job, length: input.length, index, input: grown });
-        if (done.output) outputs = done.output; // the thread's output buffer, sent when it grew
-        return new Uint8Array(outputs!, 0, done.length!).slice();
+        if (!inputs || inputs.byteLength < input.length) inputs = new SharedArrayBuffer(input.length);
+        new Uint8Array(inputs, 0, input.length).set(input);
+        // Both buffers go with every run (shared, not copied): neither side relies on an earlier message.
+        const done = await thread.request({ type: "run", job, length: input.length, index, input: inputs, output: outputs });
+        outputs = done.output!; // the same one, or a bigger one the thread made
+        return new Uint8Array(outputs, 0, done.length!).slice();
       });
       queue = next.catch(() => undefined);
       return next;
@@ -637,6 +640,7 @@ async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelByt
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
+      inputs = outputs = undefined;
       if (thread.generation === generation) await thread.request({ type: "close", job });
     },
     device,

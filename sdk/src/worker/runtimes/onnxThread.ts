@@ -15,8 +15,8 @@ if (!parentPort) throw new Error("onnxThread is a worker thread's entry point");
 const port = parentPort;
 const runtimes = new Map<string, OnnxRuntime>();
 const jobs = new Map<number, OnnxLoadedJob>();
-/** Per job: the buffers shared with the main thread, and where an input is copied to run it. */
-const buffers = new Map<number, { inputs?: SharedArrayBuffer; local?: ArrayBuffer; outputs?: SharedArrayBuffer }>();
+/** Per job: where an input is copied to run it (ONNX Runtime takes no shared memory). */
+const locals = new Map<number, ArrayBuffer>();
 
 /** The models last sent, by digest, most recent last: at most MODELS_KEPT, MODEL_BYTES_KEPT bytes in all. */
 const models = new Map<string, Uint8Array>();
@@ -24,8 +24,8 @@ const MODELS_KEPT = 2;
 const MODEL_BYTES_KEPT = 1 << 30;
 
 /**
- * The model a load names: a kept one, or the bytes it brings, kept when they hash to the spec's
- * `model.digest` (bytes that do not are loaded as they are, and not kept).
+ * The model a load names: a kept one, or the bytes it brings, to be kept (once loaded) when they hash
+ * to the spec's `model.digest` and fit MODEL_BYTES_KEPT (other bytes are loaded as they are, not kept).
  */
 function modelFor(spec: JobSpec, executable: ArrayBuffer | undefined): { bytes: Uint8Array; kept: boolean } {
   const digest = spec.runtime === "onnx" ? spec.model.digest : "";
@@ -37,7 +37,11 @@ function modelFor(spec: JobSpec, executable: ArrayBuffer | undefined): { bytes: 
     return { bytes: kept, kept: true };
   }
   const bytes = new Uint8Array(executable);
-  if (digestOf(bytes) !== digest) return { bytes, kept: false };
+  return { bytes, kept: bytes.length <= MODEL_BYTES_KEPT && digestOf(bytes) === digest };
+}
+
+/** Keeps a model that loaded, dropping the least recently used beyond MODELS_KEPT / MODEL_BYTES_KEPT. */
+function keep(digest: string, bytes: Uint8Array) {
   models.delete(digest);
   models.set(digest, bytes);
   let total = [...models.values()].reduce((n, m) => n + m.length, 0);
@@ -46,7 +50,6 @@ function modelFor(spec: JobSpec, executable: ArrayBuffer | undefined): { bytes: 
     models.delete(d);
     total -= m.length;
   }
-  return { bytes, kept: true };
 }
 
 function runtimeFor(options: OnnxRuntimeOptions): OnnxRuntime {
@@ -69,28 +72,25 @@ async function handle(request: ThreadRequest): Promise<ThreadReply> {
     case "load": {
       const model = modelFor(request.spec, request.executable);
       const job = await runtimeFor(request.options).load(request.spec, model.bytes);
+      if (model.kept && request.spec.runtime === "onnx") keep(request.spec.model.digest, model.bytes);
       jobs.set(request.job, job);
       return { id: request.id, ok: true, loaded: { device: job.device, features: job.features, outputType: job.outputType, kept: model.kept } };
     }
     case "run": {
       const job = jobOf(request.job);
-      let b = buffers.get(request.job);
-      if (!b) buffers.set(request.job, (b = {}));
-      if (request.input) b.inputs = request.input;
-      // ONNX Runtime takes no shared memory: the input is copied into a buffer of this thread's.
-      if (!b.local || b.local.byteLength < request.length) b.local = new ArrayBuffer(request.length);
-      const input = new Uint8Array(b.local, 0, request.length);
-      input.set(new Uint8Array(b.inputs!, 0, request.length));
+      let local = locals.get(request.job);
+      if (!local || local.byteLength < request.length) locals.set(request.job, (local = new ArrayBuffer(request.length)));
+      const input = new Uint8Array(local, 0, request.length);
+      input.set(new Uint8Array(request.input, 0, request.length)); // before any await: the main side waits
       const output = await job.run(input, request.index);
-      const grown = !b.outputs || b.outputs.byteLength < output.length ? new SharedArrayBuffer(output.length) : undefined;
-      if (grown) b.outputs = grown; // sent once; the main thread keeps it
-      new Uint8Array(b.outputs!, 0, output.length).set(output);
-      return { id: request.id, ok: true, length: output.length, output: grown };
+      const shared = request.output && request.output.byteLength >= output.length ? request.output : new SharedArrayBuffer(output.length);
+      new Uint8Array(shared, 0, output.length).set(output);
+      return { id: request.id, ok: true, length: output.length, output: shared };
     }
     case "close": {
       const job = jobs.get(request.job);
       jobs.delete(request.job);
-      buffers.delete(request.job);
+      locals.delete(request.job);
       await job?.close();
       return { id: request.id, ok: true };
     }
@@ -98,7 +98,7 @@ async function handle(request: ThreadRequest): Promise<ThreadReply> {
       // Sessions released after the chunk they may be computing; then the thread ends on its own.
       await Promise.allSettled([...jobs.values()].map((job) => job.close()));
       jobs.clear();
-      buffers.clear();
+      locals.clear();
       port.close();
       return { id: request.id, ok: true };
     }
