@@ -20,6 +20,7 @@ import {
 import { OnnxRuntime, stopOnnxThread } from "../../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
+import { parseWorkerConfig } from "../../sdk/src/worker/config.js";
 import { rejection } from "../helpers/rejection.js";
 
 const DIGEST = "0x" + "ab".repeat(32);
@@ -527,6 +528,24 @@ describe("worker runtimes", function () {
   });
 
   describe("registry", function () {
+    it("takes the ONNX options of a worker config: validated, then given to the ONNX runtime it probes", async function () {
+      const base = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };
+      const config = parseWorkerConfig({ ...base, onnx: { device: "cpu", intraOpNumThreads: 2, thread: false } });
+      const [onnx] = await probeRuntimes(["onnx"], { onnx: config.onnx });
+      expect((onnx.runtime as OnnxRuntime).options).to.include({ device: "cpu", intraOpNumThreads: 2, thread: false });
+      expect(onnx.capabilities).to.include({ available: true, device: "cpu" });
+      expect(parseWorkerConfig(base).onnx).to.equal(undefined);
+      for (const [onnxOptions, path] of [
+        [{ device: "tpu" }, ["onnx", "device"]],
+        [{ intraOpNumThreads: -1 }, ["onnx", "intraOpNumThreads"]],
+        [{ threads: 2 }, ["onnx"]],
+      ] as const) {
+        const error = await rejection(Promise.resolve().then(() => parseWorkerConfig({ ...base, onnx: onnxOptions })));
+        expect(error).to.be.instanceOf(MeshworkValidationError);
+        expect(error.issues[0].path).to.deep.equal(path);
+      }
+    });
+
     it("detects the available runtimes, in id order, filtered by the enabled list", async function () {
       const all = await detectRuntimes();
       expect(all.map((r) => r.name)).to.deep.equal(["int-kernel", "onnx"]);

@@ -45,6 +45,14 @@ export const WorkerConfigSchema = z.strictObject({
   hardware: z.unknown().optional(),
   /** Runtimes to offer (default: every one detected). */
   runtimes: z.array(z.enum(["int-kernel", "onnx"])).optional(),
+  /** ONNX runtime options (OnnxRuntimeOptions): where it computes, CPU threads per operator, its own thread. */
+  onnx: z
+    .strictObject({
+      device: z.enum(["auto", "cpu", "cuda"]).optional(),
+      intraOpNumThreads: z.number().int().min(0).max(256).optional(),
+      thread: z.boolean().optional(),
+    })
+    .optional(),
 });
 
 export type WorkerConfig = z.output<typeof WorkerConfigSchema>;

@@ -124,7 +124,7 @@ export async function startProviderNode(
     config.blobSources.map((url) => new HttpBlobStore(url)),
   );
   const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store });
-  const probed = await probeRuntimes(config.runtimes);
+  const probed = await probeRuntimes(config.runtimes, { onnx: config.onnx });
   for (const { runtime, capabilities } of probed) logger.info({ runtime: runtime.name, ...capabilities }, "runtime");
   const runtimes = probed.filter((p) => p.capabilities.available).map((p) => p.runtime);
   const metrics = new WorkerMetrics({ defaultMetrics: true });
