@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { network } from "hardhat";
 import { Meshwork } from "../../sdk/src/client.js";
+import type { JobHandle } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import type { JobSpecInput } from "../../sdk/src/spec.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
@@ -329,12 +330,12 @@ describe("worker daemon", function () {
     expect(await counter(cheap, "meshwork_rpc_errors_total")).to.be.greaterThan(0);
   });
 
-  it("reads the states of the jobs it follows together; a read that fails holds up only its own job", async () => {
+  it("reads the states of the jobs it follows together (again one by one after a transaction); a read that fails holds up only its own job", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const state = new WorkerState(":memory:");
     const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
-    const jobs = [];
+    const jobs: JobHandle[] = [];
     for (const seed of [31, 32, 33]) jobs.push(await consumer.jobs.create(await intKernelSpec(w, seed), JOB));
     const jobState = w.market.interface.getFunction("jobState")!.selector;
     const failing = jobs[0].jobId.slice(2).toLowerCase();
@@ -342,9 +343,11 @@ describe("worker daemon", function () {
     const original = rpc.request.bind(rpc);
     let inFlight = 0;
     let most = 0;
+    const reads: string[] = [];
     rpc.request = async (args) => {
       const data = String(args.params?.[0]?.data ?? "").toLowerCase();
       if (args.method !== "eth_call" || !data.startsWith(jobState)) return original(args);
+      reads.push(jobs.findIndex((j) => data.includes(j.jobId.slice(2).toLowerCase())).toString());
       most = Math.max(most, ++inFlight);
       try {
         await new Promise((resolve) => setTimeout(resolve, 20)); // a node a round trip away
@@ -360,6 +363,8 @@ describe("worker daemon", function () {
       rpc.request = original;
     }
     expect(most).to.equal(3); // all three reads in flight at once
+    // Job 1's claim took a transaction: job 2's state, read before it, is read again before its step.
+    expect(reads).to.deep.equal(["0", "1", "2", "2"]);
     expect(await jobs[0].state()).to.equal("Open");
     expect(state.get(jobs[0].jobId)?.phase).to.equal("seen"); // followed still, nothing booked against it
     expect(await jobs[1].state()).to.equal("Claimed");

@@ -86,6 +86,8 @@ export class Worker {
   /** The job whose sample is being computed, if any. */
   #sampling?: string;
   #lastWithdraw = Date.now();
+  /** Transactions sent (or tried) so far: a tick's states read together are fresh until the next one. */
+  #transactions = 0;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -146,12 +148,15 @@ export class Worker {
         await this.#scan();
         const active = this.#o.state.active();
         const states = await this.#jobStates(active.map((r) => r.jobId));
+        const sentBefore = this.#transactions;
         for (const [i, { jobId }] of active.entries()) {
           // Re-read: a background computation may have moved the job on since the list was read.
           const row = this.#o.state.get(jobId);
           if (!row) continue;
           try {
-            const state = states[i];
+            // Once this tick has waited for a transaction, the states read together may be stale:
+            // each later job's is read again just before its step.
+            const [state] = this.#transactions === sentBefore ? [states[i]] : await this.#jobStates([jobId]);
             if (state.status === "rejected") throw state.reason;
             await this.#step(row, state.value);
           } catch (error) {
@@ -662,6 +667,7 @@ export class Worker {
   }
 
   async #send(action: string, send: () => Promise<import("ethers").ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
+    this.#transactions++;
     const receipt = await this.#o.mw.context.send(action, send);
     this.metrics.gasSpent.inc(Number(receipt.gasUsed * (receipt.gasPrice ?? 0n)));
     return receipt;
