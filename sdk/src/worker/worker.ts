@@ -67,6 +67,8 @@ export class JobRejectedError extends MeshworkError {
 const DIGEST_MASK = (1n << 152n) - 1n;
 /** Most state reads a tick has in flight at once (many public RPCs cap a JSON-RPC batch near 50–100). */
 const READ_BATCH = 50;
+/** How old a tick's states may get before the jobs not yet stepped are read again (ms). */
+const STALE_STATES_MS = 1_000;
 const FINAL: ReadonlySet<JobStateName> = new Set(["Settled", "Slashed", "Refunded", "Cancelled"]);
 
 export class Worker {
@@ -86,8 +88,6 @@ export class Worker {
   /** The job whose sample is being computed, if any. */
   #sampling?: string;
   #lastWithdraw = Date.now();
-  /** Transactions sent (or tried) so far: a tick's states read together are fresh until the next one. */
-  #transactions = 0;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -147,16 +147,23 @@ export class Worker {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
         await this.#scan();
         const active = this.#o.state.active();
-        const states = await this.#jobStates(active.map((r) => r.jobId));
-        const sentBefore = this.#transactions;
+        const ids = active.map((r) => r.jobId);
+        let states = await this.#jobStates(ids);
+        let readAt = Date.now();
+        let first = 0; // the index of states[0] in ids
         for (const [i, { jobId }] of active.entries()) {
           // Re-read: a background computation may have moved the job on since the list was read.
           const row = this.#o.state.get(jobId);
           if (!row) continue;
           try {
-            // Once this tick has waited for a transaction, the states read together may be stale:
-            // each later job's is read again just before its step.
-            const [state] = this.#transactions === sentBefore ? [states[i]] : await this.#jobStates([jobId]);
+            // A step that waited for a transaction (seconds on a live chain) makes the states read
+            // together stale: the remaining jobs' are read again, together.
+            if (Date.now() - readAt > STALE_STATES_MS) {
+              states = await this.#jobStates(ids.slice(i));
+              readAt = Date.now();
+              first = i;
+            }
+            const state = states[i - first];
             if (state.status === "rejected") throw state.reason;
             await this.#step(row, state.value);
           } catch (error) {
@@ -667,7 +674,6 @@ export class Worker {
   }
 
   async #send(action: string, send: () => Promise<import("ethers").ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
-    this.#transactions++;
     const receipt = await this.#o.mw.context.send(action, send);
     this.metrics.gasSpent.inc(Number(receipt.gasUsed * (receipt.gasPrice ?? 0n)));
     return receipt;
