@@ -17,7 +17,8 @@ import {
   inputChunkLengths,
   parseIntKernelProgram,
 } from "../../sdk/src/worker/runtimes/intKernel.js";
-import { OnnxRuntime, stopOnnxThread } from "../../sdk/src/worker/runtimes/onnx.js";
+import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
+import { stopOnnxThread } from "../../sdk/src/worker/runtimes/runtimeThread.js";
 import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
 import { parseWorkerConfig } from "../../sdk/src/worker/config.js";
@@ -479,7 +480,8 @@ describe("worker runtimes", function () {
       // In a child process: what keeps it alive (or not) is what is being tested.
       const sdk = new URL("../../sdk/src/", import.meta.url).href;
       const script = (stop: boolean) => `
-        import { OnnxRuntime, stopOnnxThread } from "${sdk}worker/runtimes/onnx.ts";
+        import { OnnxRuntime } from "${sdk}worker/runtimes/onnx.ts";
+        import { stopOnnxThread } from "${sdk}worker/runtimes/runtimeThread.ts";
         import { buildDenseModel } from "${sdk}worker/runtimes/onnxModel.ts";
         import { parseJobSpec } from "${sdk}spec.ts";
         import { digestOf } from "${sdk}blob.ts";

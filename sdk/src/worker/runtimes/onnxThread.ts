@@ -9,7 +9,8 @@ import { parentPort } from "node:worker_threads";
 import { digestOf } from "../../blob.js";
 import { MeshworkError } from "../../errors.js";
 import type { JobSpec } from "../../spec.js";
-import { MODEL_NOT_KEPT, OnnxRuntime, type OnnxLoadedJob, type OnnxRuntimeOptions, type ThreadReply, type ThreadRequest, serializeError } from "./onnx.js";
+import { OnnxRuntime, type OnnxLoadedJob, type OnnxRuntimeOptions } from "./onnx.js";
+import { MODEL_NOT_KEPT, serializeError, type ThreadReply, type ThreadRequest } from "./runtimeThread.js";
 
 if (!parentPort) throw new Error("onnxThread is a worker thread's entry point");
 const port = parentPort;

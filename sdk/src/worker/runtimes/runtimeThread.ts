@@ -1,0 +1,265 @@
+/**
+ * The ONNX runtime thread, main side (see the `thread` option of {@link OnnxRuntime}): one
+ * `worker_threads` thread per process hosts every session, so that ONNX Runtime's `run` (which holds
+ * its thread for a whole chunk) never holds the caller's. This module starts it, speaks its protocol
+ * ({@link ThreadRequest} / {@link ThreadReply}; the thread's side is onnxThread.ts), carries errors across
+ * with their class, and loads jobs on it: a model's bytes cross once per digest, a chunk's input and
+ * output through two buffers shared with the thread.
+ * @internal
+ */
+import { Worker } from "node:worker_threads";
+import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../errors.js";
+import type { JobSpec } from "../../spec.js";
+import type { OnnxLoadedJob, OnnxRuntime, OnnxRuntimeOptions } from "./onnx.js";
+import type { RuntimeCapabilities } from "./runtime.js";
+
+/** The first line of an error's message (at most 200 characters), for one-line details. */
+export function firstLine(error: unknown): string {
+  return String((error as Error)?.message ?? error).split("\n")[0].slice(0, 200);
+}
+
+/** `details.reason` of the runtime thread's answer to a load by digest of a model it no longer keeps. @internal */
+export const MODEL_NOT_KEPT = "model-not-kept";
+
+/** A message to the runtime thread (onnxThread.ts). @internal */
+export type ThreadRequest =
+  | { id: number; type: "capabilities"; options: OnnxRuntimeOptions }
+  | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable?: ArrayBuffer }
+  | { id: number; type: "run"; job: number; length: number; index: number; input: SharedArrayBuffer; output?: SharedArrayBuffer }
+  | { id: number; type: "close"; job: number }
+  | { id: number; type: "shutdown" };
+
+/** The runtime thread's answer to request `id`. @internal */
+export type ThreadReply = { id: number } & (
+  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { device: "cpu" | "cuda"; features: number; outputType: string; kept: boolean }; length?: number; output?: SharedArrayBuffer }
+  | { ok: false; error: SerializedError }
+);
+
+/** An error as it crosses from the runtime thread: its class by name, and what it carried. @internal */
+export interface SerializedError {
+  name: string;
+  message: string;
+  shortMessage?: string;
+  details?: Record<string, unknown>;
+  issues?: unknown[];
+  stack?: string;
+  cause?: string;
+}
+
+/** @internal */
+export function serializeError(error: unknown): SerializedError {
+  const e = error as Partial<MeshworkValidationError> & Error;
+  const copy = <T>(value: T, fallback: T): T => {
+    try {
+      return structuredClone(value);
+    } catch {
+      return fallback;
+    }
+  };
+  return {
+    name: String(e?.name ?? "Error"),
+    message: String(e?.message ?? error),
+    shortMessage: e?.shortMessage,
+    details: e?.details === undefined ? undefined : copy(e.details, { note: "details could not be copied from the runtime thread" }),
+    issues: e?.issues === undefined ? undefined : copy(e.issues as unknown[], []),
+    stack: e?.stack,
+    cause: e?.cause === undefined ? undefined : firstLine(e.cause),
+  };
+}
+
+const REVIVED: Record<string, new (...args: never[]) => MeshworkError> = {
+  MeshworkError,
+  MeshworkValidationError,
+  MeshworkEncodingError,
+};
+
+/**
+ * The error the runtime thread threw, as the same class (another Meshwork error as MeshworkError, any
+ * other as Error) with the same name, message, details, issues and stack; its cause as a plain Error.
+ */
+function reviveError(e: SerializedError): Error {
+  const kind = REVIVED[e.name] ?? (e.name.startsWith("Meshwork") ? MeshworkError : undefined);
+  const error: Error = kind ? Object.create(kind.prototype) : new Error(e.message);
+  const hidden = (key: string, value: unknown) => Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
+  hidden("message", e.message);
+  hidden("stack", e.stack);
+  // Own fields, as the constructors set them.
+  Object.assign(error, {
+    name: e.name,
+    ...(kind ? { shortMessage: e.shortMessage ?? e.message, details: e.details ?? {} } : {}),
+    ...(e.issues ? { issues: e.issues } : {}),
+    ...(e.cause ? { cause: new Error(e.cause) } : {}),
+  });
+  return error;
+}
+
+/** The process's one runtime thread: started on first use, started again after it exits. */
+class RuntimeThread {
+  #thread?: Worker;
+  #generation = 0;
+  #nextId = 0;
+  readonly #pending = new Map<number, { resolve: (reply: ThreadReply & { ok: true }) => void; reject: (error: Error) => void }>();
+
+  /** Which start of the thread a loaded job lives in (a job does not survive its thread). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The model digests sent to the current thread (it may have dropped some since: it says so). */
+  readonly models = new Set<string>();
+
+  #start(): Worker {
+    if (this.#thread) return this.#thread;
+    // From TypeScript sources (tests, `tsx` scripts) the thread needs a TypeScript loader too.
+    const fromSource = import.meta.url.endsWith(".ts");
+    const hasLoader = process.execArgv.some((a) => /[\\/]tsx[\\/]/.test(a));
+    const thread = new Worker(new URL(fromSource ? "./onnxThread.ts" : "./onnxThread.js", import.meta.url), {
+      // Only the loader: not every flag of this process is allowed in a worker.
+      execArgv: fromSource && !hasLoader ? ["--import", import.meta.resolve("tsx")] : undefined,
+    });
+    this.#generation++;
+    thread.unref();
+    thread.on("message", (reply: ThreadReply) => {
+      const waiting = this.#pending.get(reply.id);
+      if (!waiting) return;
+      this.#pending.delete(reply.id);
+      if (this.#pending.size === 0 && this.#stopping !== thread) thread.unref();
+      if (reply.ok) waiting.resolve(reply);
+      else waiting.reject(reviveError(reply.error));
+    });
+    let failure: Error | undefined;
+    thread.on("error", (error) => (failure = error));
+    // A reply that cannot be read: which request it answered is unknown, so every one waiting fails
+    // (a worker retries on its next tick).
+    thread.on("messageerror", (error) => this.#failPending(new MeshworkError("a reply from the onnx runtime thread could not be read", { cause: error })));
+    thread.on("exit", (code) => {
+      const why = this.#stopping === thread ? "the onnx runtime thread was stopped" : "the onnx runtime thread exited";
+      this.#gone(thread, new MeshworkError(why, { cause: failure, details: { code } }));
+    });
+    this.#thread = thread;
+    return thread;
+  }
+
+  #failPending(error: MeshworkError) {
+    for (const waiting of this.#pending.values()) waiting.reject(error);
+    this.#pending.clear();
+    if (this.#thread && this.#stopping !== this.#thread) this.#thread.unref();
+  }
+
+  /** Forgets `thread` (once): its jobs are gone, and whatever waits on it fails with `error`. */
+  #gone(thread: Worker, error: MeshworkError) {
+    if (this.#thread !== thread) return;
+    this.#failPending(error);
+    this.#thread = undefined;
+    this.#generation++;
+    this.models.clear();
+  }
+
+  #stopping?: Worker;
+
+  /**
+   * Asks the thread to close its sessions and exit, and waits for it. Never `terminate()`: a thread
+   * stopped inside ONNX Runtime's `run` aborts the whole process (the native call throws on the way
+   * out). A chunk computing finishes first; requests sent after this fail.
+   */
+  async stop(): Promise<void> {
+    const thread = this.#thread;
+    if (!thread) return;
+    this.#stopping = thread;
+    const exited = new Promise((resolve) => thread.once("exit", resolve));
+    thread.ref();
+    thread.postMessage({ id: this.#nextId++, type: "shutdown" } satisfies ThreadRequest);
+    await exited;
+  }
+
+  request(message: DistributiveOmit<ThreadRequest, "id">, transfer: ArrayBuffer[] = []): Promise<ThreadReply & { ok: true }> {
+    const thread = this.#start();
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      try {
+        thread.postMessage({ ...message, id }, transfer);
+      } catch (error) {
+        reject(new MeshworkError("cannot send a request to the onnx runtime thread", { cause: error, details: { type: message.type } }));
+        return;
+      }
+      if (this.#pending.size === 0) thread.ref(); // an answer is awaited: keep the process alive
+      this.#pending.set(id, { resolve, reject });
+    });
+  }
+}
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+let sharedThread: RuntimeThread | undefined;
+export function runtimeThread(): RuntimeThread {
+  return (sharedThread ??= new RuntimeThread());
+}
+
+/**
+ * Stops the process's ONNX runtime thread, freeing its sessions (the thread never keeps a process
+ * alive, so this is only for freeing memory): a chunk computing finishes first. Jobs loaded on it
+ * fail from then on; the next load starts a new thread.
+ */
+export async function stopOnnxThread(): Promise<void> {
+  await sharedThread?.stop();
+}
+
+let nextJob = 0;
+
+/** Loads a job on the runtime thread; its runs and close go there too. */
+export async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelBytes: Uint8Array): Promise<OnnxLoadedJob> {
+  const thread = runtimeThread();
+  const job = nextJob++;
+  const digest = spec.runtime === "onnx" ? spec.model.digest : "";
+  const load = (withModel: boolean) => {
+    const executable = withModel ? (modelBytes.slice().buffer as ArrayBuffer) : undefined; // the caller keeps its bytes
+    return thread.request({ type: "load", options, job, spec, executable }, executable ? [executable] : []);
+  };
+  const byDigest = async () => {
+    if (!thread.models.has(digest)) return undefined;
+    try {
+      return await load(false); // the thread has the model: only the digest crosses
+    } catch (error) {
+      if (!(error instanceof MeshworkError && error.details.reason === MODEL_NOT_KEPT)) throw error;
+      thread.models.delete(digest);
+      return undefined;
+    }
+  };
+  const reply = (await byDigest()) ?? (await load(true));
+  if (reply.loaded!.kept) thread.models.add(digest);
+  const generation = thread.generation;
+  const { device, features, outputType } = reply.loaded!;
+  let closed = false;
+  // The job's buffers shared with the thread: inputs are copied into one, outputs out of the other.
+  let inputs: SharedArrayBuffer | undefined;
+  let outputs: SharedArrayBuffer | undefined;
+  let queue: Promise<unknown> = Promise.resolve(); // one chunk at a time: the buffers are the job's
+  const alive = (index?: number) => {
+    if (closed) throw new MeshworkError("the onnx job was closed", { details: { chunk: index } });
+    if (thread.generation !== generation) throw new MeshworkError("the onnx runtime thread exited since the job was loaded: load it again", { details: { chunk: index } });
+  };
+  return {
+    run(input: Uint8Array, index: number): Promise<Uint8Array> {
+      const next = queue.then(async () => {
+        alive(index);
+        if (!inputs || inputs.byteLength < input.length) inputs = new SharedArrayBuffer(input.length);
+        new Uint8Array(inputs, 0, input.length).set(input);
+        // Both buffers go with every run (shared, not copied): neither side relies on an earlier message.
+        const done = await thread.request({ type: "run", job, length: input.length, index, input: inputs, output: outputs });
+        outputs = done.output!; // the same one, or a bigger one the thread made
+        return new Uint8Array(outputs, 0, done.length!).slice();
+      });
+      queue = next.catch(() => undefined);
+      return next;
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      inputs = outputs = undefined;
+      if (thread.generation === generation) await thread.request({ type: "close", job });
+    },
+    device,
+    features,
+    outputType,
+  };
+}
