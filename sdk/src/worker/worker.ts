@@ -369,9 +369,18 @@ export class Worker {
   #startCompute(row: JobRow, state: JobStateName) {
     // The row may be stale: a computation that ended while this tick awaited the chain moved it on.
     if (this.#computing.has(row.jobId) || this.#o.state.get(row.jobId)?.phase !== "claimed") return;
-    const running = this.#compute(row, state)
+    this.#inBackground(row, this.#compute(row, state));
+  }
+
+  /** Runs `work` for `row`'s job in the background: `idle()` waits for it, its error is booked on the job's current row. */
+  #inBackground(row: JobRow, work: Promise<unknown>, finished?: () => void) {
+    const running = work
+      .then(() => undefined)
       .catch((error) => this.#onError(error, this.#o.state.get(row.jobId) ?? row))
-      .finally(() => this.#computing.delete(row.jobId));
+      .finally(() => {
+        this.#computing.delete(row.jobId);
+        finished?.();
+      });
     this.#computing.set(row.jobId, running);
   }
 
@@ -551,14 +560,10 @@ export class Worker {
     // One sample at a time, as when they ran inside the tick: audits are not bounded by `concurrency`.
     if (this.#computing.has(row.jobId) || this.#sampling !== undefined) return undefined;
     this.#sampling = row.jobId;
-    const running = this.#sampleLeaves(row, runtime, sample)
-      .then((leaves) => void (leaves && this.#sampled.set(row.jobId, { kind, sample: sample.join(","), leaves })))
-      .catch((error) => this.#onError(error, this.#o.state.get(row.jobId) ?? row))
-      .finally(() => {
-        this.#computing.delete(row.jobId);
-        this.#sampling = undefined;
-      });
-    this.#computing.set(row.jobId, running);
+    const work = this.#sampleLeaves(row, runtime, sample).then((leaves) => {
+      if (leaves) this.#sampled.set(row.jobId, { kind, sample: sample.join(","), leaves });
+    });
+    this.#inBackground(row, work, () => (this.#sampling = undefined));
     return undefined;
   }
 
