@@ -18,7 +18,8 @@ import {
   parseIntKernelProgram,
 } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
-import { stopOnnxThread } from "../../sdk/src/worker/runtimes/runtimeThread.js";
+import type { LoadedJob } from "../../sdk/src/worker/runtimes/runtime.js";
+import { stopRuntimeThread } from "../../sdk/src/worker/runtimes/runtimeThread.js";
 import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
 import { parseWorkerConfig } from "../../sdk/src/worker/config.js";
@@ -81,9 +82,14 @@ function matmulReference(x: Int8Array, w: Int8Array, bias: ArrayLike<number>, K:
   return out;
 }
 
-async function runMatmul(params: { k: number; n: number; weights: Int8Array; bias: ArrayLike<number>; shift: number; relu: boolean }, x: Int8Array, encoding = "int32-le") {
+async function runMatmul(
+  params: { k: number; n: number; weights: Int8Array; bias: ArrayLike<number>; shift: number; relu: boolean },
+  x: Int8Array,
+  encoding = "int32-le",
+  runtime = new IntKernelRuntime(),
+) {
   const program = buildInt8MatmulProgram(params);
-  const job = await new IntKernelRuntime().load(spec({ output: { encoding, canonicalisation: "exact" } }), program);
+  const job = await runtime.load(spec({ output: { encoding, canonicalisation: "exact" } }), program);
   try {
     return await job.run(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), 0);
   } finally {
@@ -113,7 +119,8 @@ describe("worker runtimes", function () {
         const shift = trial % 4 === 0 ? 0 : r.int(0, 31);
         const relu = trial % 2 === 1;
         const x = r.int8s(M * K);
-        const got = await runMatmul({ k: K, n: N, weights, bias, shift, relu }, x);
+        // Every other trial on the caller's thread, the others on the runtime thread (the default).
+        const got = await runMatmul({ k: K, n: N, weights, bias, shift, relu }, x, "int32-le", new IntKernelRuntime({ thread: trial % 2 === 0, inlineWork: 0 }));
         const want = encodeInt32LE(matmulReference(x, weights, bias, K, N, shift, relu));
         expect(Buffer.from(got).equals(Buffer.from(want)), `trial ${trial}: K=${K} N=${N} M=${M} shift=${shift} relu=${relu}`).to.equal(true);
       }
@@ -169,16 +176,67 @@ describe("worker runtimes", function () {
       const weights = r.int8s(K * N);
       const bias = Array.from({ length: N }, () => r.int(-100_000, 100_000));
       const x = r.int8s(1 << 20);
-      const t0 = performance.now();
       const out = decodeInt32LE(await runMatmul({ k: K, n: N, weights, bias, shift: 6, relu: true }, x));
-      const ms = performance.now() - t0;
       expect(out.length).to.equal(((1 << 20) / K) * N);
       // Spot-check rows against the reference (the whole chunk in BigInt would be slow).
       for (const m of [0, 1, 2047, 4095]) {
         const row = x.subarray(m * K, (m + 1) * K);
         expect([...out.subarray(m * N, (m + 1) * N)]).to.deep.equal(matmulReference(row, weights, bias, K, N, 6, true));
       }
-      console.log(`      int8-matmul K=${K} N=${N}: 1 MiB chunk in ${ms.toFixed(0)} ms`);
+    });
+
+    it("computes on the runtime thread: the caller's event loop turns while a kernel runs (thread: false holds it)", async function () {
+      const r = rng(4);
+      const program = buildInt8MatmulProgram({ k: 512, n: 512, weights: r.int8s(512 * 512), bias: new Array(512).fill(7), shift: 3, relu: true });
+      const x = r.int8s(256 * 512); // 256 rows: 67M multiply-adds, tens of milliseconds
+      const input = new Uint8Array(x.buffer);
+      const named = spec({ program: { digest: digestOf(program), size: program.length }, inputs: { kind: "chunks", chunks: [{ digest: DIGEST, size: input.length }] } });
+      const turnsDuring = async (runtime: IntKernelRuntime, loaded?: LoadedJob) => {
+        const job = loaded ?? (await runtime.load(named, program));
+        await job.run(input, 0); // warm the kernel's code
+        let turns = 0;
+        let spinning = true;
+        const spin = () => {
+          if (!spinning) return;
+          turns++;
+          setImmediate(spin);
+        };
+        setImmediate(spin);
+        const out = await job.run(input, 0);
+        spinning = false;
+        await job.close();
+        return { turns, out };
+      };
+      const threaded = new IntKernelRuntime();
+      const a = await turnsDuring(threaded);
+      const b = await turnsDuring(new IntKernelRuntime({ thread: false }));
+      expect(a.turns).to.be.greaterThan(20);
+      expect(b.turns).to.be.at.most(5);
+      expect(Buffer.from(a.out).equals(Buffer.from(b.out))).to.equal(true);
+      expect((await threaded.capabilities()).detail).to.not.match(/caller's thread/);
+      // A job whose chunks are declared small runs on the caller's thread (a message to the thread and
+      // back would cost more than such a chunk) unless `inlineWork` says otherwise. Where it runs is
+      // decided at load from the declared sizes (here: empty chunks); running a big chunk shows where.
+      const small = spec({ program: { digest: digestOf(program), size: program.length }, inputs: { kind: "chunks", chunks: [{ digest: DIGEST, size: 0 }] } });
+      const inlineJob = await threaded.load(small, program);
+      const c = await turnsDuring(threaded, inlineJob);
+      expect(c.turns).to.be.at.most(5);
+      expect(Buffer.from(c.out).equals(Buffer.from(a.out))).to.equal(true);
+      expect((await turnsDuring(new IntKernelRuntime({ inlineWork: 0 }), await new IntKernelRuntime({ inlineWork: 0 }).load(small, program))).turns).to.be.greaterThan(20);
+      expect(() => new IntKernelRuntime({ inlineWork: -1 })).to.throw(MeshworkValidationError);
+
+      // The program crossed once: loading it again by its digest sends the digest alone.
+      const again = await threaded.load(named, utf8("not sent"));
+      expect(Buffer.from(await again.run(input, 0)).equals(Buffer.from(a.out))).to.equal(true);
+      await again.close();
+      expect(await rejection(again.run(input, 0))).to.have.property("shortMessage", "the int-kernel job was closed");
+      // A run's error, thrown on the thread, reads as the same error here.
+      const job = await threaded.load(named, program);
+      const error = await rejection(job.run(input.subarray(0, 100), 7));
+      expect(error).to.be.instanceOf(MeshworkEncodingError);
+      expect(error.name).to.equal("MeshworkEncodingError");
+      expect(error.details).to.include({ chunk: 7 });
+      await job.close();
     });
 
     it("int32-sum and xor", async function () {
@@ -430,26 +488,26 @@ describe("worker runtimes", function () {
         (error: MeshworkError) => error.shortMessage,
       );
       await new Promise((resolve) => setTimeout(resolve, 2));
-      await stopOnnxThread(); // never kills the thread inside ONNX Runtime (that would abort the process)
-      expect(await computing).to.be.oneOf([1024 * 1024 * 4, "the onnx runtime thread was stopped"]);
+      await stopRuntimeThread(); // never kills the thread inside ONNX Runtime (that would abort the process)
+      expect(await computing).to.be.oneOf([1024 * 1024 * 4, "the runtime thread was stopped"]);
 
       const job = await new OnnxRuntime().load(onnxSpec(), modelBytes);
       const before = await job.run(xBytes, 0);
-      await stopOnnxThread();
+      await stopRuntimeThread();
       const error = await rejection(job.run(xBytes, 0));
       expect(error).to.be.instanceOf(MeshworkError);
-      expect(error.shortMessage).to.equal("the onnx runtime thread exited since the job was loaded: load it again");
+      expect(error.shortMessage).to.equal("the runtime thread exited since the job was loaded: load it again");
       expect(error.details).to.deep.equal({ chunk: 0 });
       await job.close(); // nothing to free: no error
       const again = await new OnnxRuntime().load(onnxSpec(), modelBytes);
       expect(Buffer.from(await again.run(xBytes, 0)).equals(Buffer.from(before))).to.equal(true);
       await again.close();
-      await stopOnnxThread();
-      await stopOnnxThread(); // stopping a stopped thread is a no-op
+      await stopRuntimeThread();
+      await stopRuntimeThread(); // stopping a stopped thread is a no-op
     });
 
     it("sends a model to the runtime thread once: a later load of the same digest sends the digest alone", async function () {
-      await stopOnnxThread(); // a thread that has seen no model
+      await stopRuntimeThread(); // a thread that has seen no model
       const named = parseJobSpec({ ...onnxSpec(), model: { digest: digestOf(modelBytes), size: modelBytes.length } });
       const first = await new OnnxRuntime().load(named, modelBytes);
       const want = await first.run(xBytes, 0);
@@ -472,7 +530,7 @@ describe("worker runtimes", function () {
       expect(Buffer.from(await resent.run(xBytes, 0)).equals(Buffer.from(want))).to.equal(true);
       await resent.close();
       // A new thread keeps nothing: the bytes are sent again.
-      await stopOnnxThread();
+      await stopRuntimeThread();
       expect(await rejection(new OnnxRuntime().load(named, utf8("garbage")))).to.be.instanceOf(MeshworkValidationError);
     });
 
@@ -481,7 +539,7 @@ describe("worker runtimes", function () {
       const sdk = new URL("../../sdk/src/", import.meta.url).href;
       const script = (stop: boolean) => `
         import { OnnxRuntime } from "${sdk}worker/runtimes/onnx.ts";
-        import { stopOnnxThread } from "${sdk}worker/runtimes/runtimeThread.ts";
+        import { stopRuntimeThread } from "${sdk}worker/runtimes/runtimeThread.ts";
         import { buildDenseModel } from "${sdk}worker/runtimes/onnxModel.ts";
         import { parseJobSpec } from "${sdk}spec.ts";
         import { digestOf } from "${sdk}blob.ts";
@@ -494,7 +552,7 @@ describe("worker runtimes", function () {
           output: { encoding: "fixed-point", scaleBits: 16, canonicalisation: "tolerance" } });
         const job = await new OnnxRuntime().load(spec, model);
         const computing = job.run(input, 0); // answered while the thread stops
-        ${stop ? "await stopOnnxThread();" : ""}
+        ${stop ? "await stopRuntimeThread();" : ""}
         const out = await computing;
         console.log("output", out.length, Buffer.from(out.subarray(0, 4)).toString("hex"));`;
       for (const stop of [false, true]) {
@@ -516,15 +574,11 @@ describe("worker runtimes", function () {
       };
       const job = await new OnnxRuntime().load(onnxSpec(), buildDenseModel(big));
       const input = r.floats(1 << 18, 1);
-      await job.run(new Uint8Array(input.buffer), 0);
-      const t0 = performance.now();
       const out = await job.run(new Uint8Array(input.buffer), 0);
-      const ms = performance.now() - t0;
       expect(out.length).to.equal(1024 * 64 * 4);
       const want = evalDenseModel(big, input.subarray(0, 2 * 256), 2);
       const got = decodeFixedPoint(out.subarray(0, 2 * 64 * 4), 16);
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).to.be.below(1e-3);
-      console.log(`      onnx 256→256→64 MLP: 1 MiB chunk (1024 rows) in ${ms.toFixed(0)} ms on ${job.device}`);
       await job.close();
     });
   });

@@ -289,8 +289,9 @@ describe("worker daemon", function () {
     const state = new WorkerState(":memory:");
     const { holding, worker, auditor, job } = await heldJob(w, 23, state);
     await worker.tick(); // claims
-    await worker.tick(); // starts the computation, held in chunk 0
+    await worker.tick(); // starts the computation: its job loads on the runtime thread, then chunk 0 is held
     expect(worker.computing).to.deep.equal([job.jobId]);
+    for (let i = 0; i < 1000 && holding.runs.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
     const stopped = worker.stop();
     holding.release();
     await stopped;

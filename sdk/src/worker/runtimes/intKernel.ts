@@ -24,6 +24,15 @@
  *
  * The spec's `output.encoding` must be `int32-le` or `bytes` (for these kernels both name the same bytes;
  * `xor` needs `bytes`), and `canonicalisation` should be `exact`.
+ *
+ * **Thread.** A kernel holds the thread that runs it for the whole chunk (an int8 matmul of 1024×1024
+ * weights over a 1 MiB chunk: about half a second here; a chunk of the largest blob a worker accepts:
+ * minutes). By default (`thread: true`) jobs are loaded and run on the process's runtime thread, the
+ * one ONNX sessions use (see onnx.ts), so the caller's event loop keeps turning: a worker goes on
+ * revealing other jobs, claiming audits and serving blobs while a chunk computes. A job whose chunks
+ * are too small to hold anything up (under {@link INLINE_WORK} multiply-adds or bytes each, bounded
+ * from the chunk and program sizes) runs on the caller's thread all the same: a message to the thread
+ * and back would cost more than the chunk.
  */
 import { endianness } from "node:os";
 import { z } from "zod";
@@ -31,6 +40,7 @@ import { chunkRange } from "../../encoding.js";
 import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../errors.js";
 import { RUNTIME_IDS, type JobSpec } from "../../spec.js";
 import type { LoadedJob, Runtime, RuntimeCapabilities } from "./runtime.js";
+import { loadOnThread, probeOnThread } from "./runtimeThread.js";
 
 const INT32 = z.int().min(-0x8000_0000).max(0x7fff_ffff);
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -40,6 +50,11 @@ export const MAX_MATMUL_DIM = 65_536;
 export const MAX_MATMUL_WEIGHTS = 1 << 24;
 /** Longest xor key, bytes. */
 export const MAX_XOR_KEY = 4096;
+/**
+ * A job whose chunks each cost less work than this (multiply-adds, or bytes for the other kernels)
+ * runs on the caller's thread even when the runtime uses the runtime thread: about a millisecond.
+ */
+export const INLINE_WORK = 1 << 20;
 
 const base64 = (max: number) =>
   z
@@ -330,21 +345,61 @@ export function inputChunkLengths(spec: JobSpec): number[] {
   return first === last ? [first] : [first, last];
 }
 
+export interface IntKernelRuntimeOptions {
+  /** Load and run jobs on the process's runtime thread (default true), not on the caller's thread. */
+  thread?: boolean;
+  /**
+   * A job whose chunks each cost less work than this runs on the caller's thread all the same (see
+   * {@link INLINE_WORK}, the default); 0: every job on the runtime thread.
+   */
+  inlineWork?: number;
+}
+
 /** The `int-kernel` runtime (see the module comment). Pure JavaScript: available everywhere, CPU only. */
 export class IntKernelRuntime implements Runtime {
   readonly name = "int-kernel" as const;
   readonly id = RUNTIME_IDS["int-kernel"];
+  readonly options: Required<IntKernelRuntimeOptions>;
+  #capabilities?: Promise<RuntimeCapabilities>;
+  /** Set when the runtime thread could not be used: jobs run on the caller's thread. */
+  #inline = false;
 
-  async capabilities(): Promise<RuntimeCapabilities> {
+  constructor(options: IntKernelRuntimeOptions = {}) {
+    const inlineWork = options.inlineWork ?? INLINE_WORK;
+    if (!Number.isSafeInteger(inlineWork) || inlineWork < 0) throw issue("int-kernel runtime options", ["inlineWork"], "must be a non-negative integer");
+    this.options = { thread: options.thread ?? true, inlineWork };
+  }
+
+  /** Always available; says where its kernels run. Computed once. */
+  capabilities(): Promise<RuntimeCapabilities> {
+    this.#capabilities ??= this.options.thread ? this.#probeOnThread() : Promise.resolve(this.#probe());
+    return this.#capabilities;
+  }
+
+  async #probeOnThread(): Promise<RuntimeCapabilities> {
+    const { capabilities, inline } = await probeOnThread("int-kernel", {}, async () => this.#probe());
+    this.#inline = inline;
+    return capabilities;
+  }
+
+  #probe(): RuntimeCapabilities {
     return { available: true, device: "cpu", detail: `int-kernel (JavaScript, Node ${process.versions.node}): ${Object.keys(ENCODINGS).join(", ")}` };
   }
 
   /**
    * Parses the program and checks it against the spec: runtime `int-kernel`, an output encoding the kernel
-   * produces, and input chunks that are whole rows. Throws {@link MeshworkValidationError}.
+   * produces, and input chunks that are whole rows. Throws {@link MeshworkValidationError}. `executable`
+   * must be the bytes `spec.program.digest` names (a worker fetches them verified): on the runtime
+   * thread, a program it keeps under that digest is loaded without sending them.
    */
   async load(spec: JobSpec, executable: Uint8Array): Promise<LoadedJob> {
     if (spec.runtime !== "int-kernel") throw issue("job spec", ["runtime"], `the int-kernel runtime cannot run a ${spec.runtime} job`);
+    // A bound of a chunk's work without parsing the program: an int8 matmul's n is below its length.
+    const work = Math.max(0, ...inputChunkLengths(spec)) * Math.max(1, executable.length);
+    if (this.options.thread && work >= this.options.inlineWork) {
+      await this.capabilities();
+      if (!this.#inline) return loadOnThread({}, spec, executable);
+    }
     const program = parseIntKernelProgram(executable);
     const allowed = ENCODINGS[program.kernel];
     if (!allowed.includes(spec.output.encoding)) {

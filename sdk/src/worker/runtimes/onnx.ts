@@ -23,7 +23,7 @@
  *
  * **Thread.** ONNX Runtime's `run` holds the thread that calls it for the whole inference. By default
  * (`thread: true`) sessions live on one runtime thread per process (a `worker_threads` Worker shared by
- * every `OnnxRuntime`), so the caller's event loop keeps turning while a chunk computes: a worker goes
+ * every `OnnxRuntime` and `IntKernelRuntime`), so the caller's event loop keeps turning while a chunk computes: a worker goes
  * on committing, revealing and serving blobs. A job's inputs and outputs cross through two buffers
  * shared with the thread, allocated once and reused: nothing is moved between the threads per chunk
  * (moving a new buffer into a thread with a large heap made V8 collect it three times as often).
@@ -40,7 +40,7 @@ import { detectGpus } from "../hardware.js";
 import { inputChunkLengths } from "./intKernel.js";
 import { buildDenseModel } from "./onnxModel.js";
 import type { LoadedJob, Runtime, RuntimeCapabilities } from "./runtime.js";
-import { firstLine, loadOnThread, runtimeThread } from "./runtimeThread.js";
+import { firstLine, loadOnThread, probeOnThread, type ThreadRuntimeOptions } from "./runtimeThread.js";
 
 type OrtModule = typeof Ort;
 type GraphOptimizationLevel = NonNullable<Ort.InferenceSession.SessionOptions["graphOptimizationLevel"]>;
@@ -215,7 +215,7 @@ export class OnnxRuntime implements Runtime {
   readonly options: Required<Omit<OnnxRuntimeOptions, "maxBatchRows">> & { maxBatchRows?: number };
   #capabilities?: Promise<RuntimeCapabilities>;
   /** What the runtime thread's own OnnxRuntime is built with (these options, on its thread). */
-  readonly #sessionOptions: OnnxRuntimeOptions;
+  readonly #sessionOptions: ThreadRuntimeOptions;
   /** Set when the runtime thread could not be used: sessions run on the caller's thread. */
   #inline = false;
 
@@ -246,17 +246,9 @@ export class OnnxRuntime implements Runtime {
   }
 
   async #probeOnThread(): Promise<RuntimeCapabilities> {
-    try {
-      const reply = await runtimeThread().request({ type: "capabilities", options: this.#sessionOptions });
-      return reply.capabilities!;
-    } catch (error) {
-      // No thread here (TypeScript sources under a Node without loader support in workers, …): the
-      // sessions run on the caller's thread, as with `thread: false`, and the detail says why.
-      this.#inline = true;
-      const caps = await this.#probe();
-      const why = firstLine((error as MeshworkError)?.cause ?? error);
-      return { ...caps, detail: `${caps.detail}; on the caller's thread (the runtime thread is unusable: ${why})` };
-    }
+    const { capabilities, inline } = await probeOnThread("onnx", this.#sessionOptions, () => this.#probe());
+    this.#inline = inline;
+    return capabilities;
   }
 
   async #probe(): Promise<RuntimeCapabilities> {
@@ -286,7 +278,7 @@ export class OnnxRuntime implements Runtime {
     if (spec.runtime !== "onnx") throw invalid("job spec", ["runtime"], `the onnx runtime cannot run a ${spec.runtime} job`);
     const caps = await this.capabilities();
     if (!caps.available) throw new MeshworkError(`the onnx runtime is unavailable: ${caps.detail}`);
-    if (this.options.thread && !this.#inline) return loadOnThread(this.#sessionOptions, spec, modelBytes);
+    if (this.options.thread && !this.#inline) return (await loadOnThread(this.#sessionOptions, spec, modelBytes)) as OnnxLoadedJob;
     const ort = await loadOnnxRuntime();
     let useCuda = caps.device === "cuda" && (this.options.device === "cuda" || spec.output.canonicalisation === "tolerance");
     const create = (cuda: boolean) =>

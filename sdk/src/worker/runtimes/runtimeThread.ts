@@ -1,37 +1,48 @@
 /**
- * The ONNX runtime thread, main side (see the `thread` option of {@link OnnxRuntime}): one
- * `worker_threads` thread per process hosts every session, so that ONNX Runtime's `run` (which holds
- * its thread for a whole chunk) never holds the caller's. This module starts it, speaks its protocol
- * ({@link ThreadRequest} / {@link ThreadReply}; the thread's side is onnxThread.ts), carries errors across
- * with their class, and loads jobs on it: a model's bytes cross once per digest, a chunk's input and
- * output through two buffers shared with the thread.
+ * The runtime thread, main side (see the `thread` option of {@link OnnxRuntime} and
+ * {@link IntKernelRuntime}): one `worker_threads` thread per process hosts every loaded job of both
+ * runtimes, so that a chunk's computation (ONNX Runtime's `run`, an integer kernel's loops: each holds
+ * its thread for the whole chunk) never holds the caller's. This module starts it, speaks its protocol
+ * ({@link ThreadRequest} / {@link ThreadReply}; the thread's side is runtimeThreadEntry.ts), carries
+ * errors across with their class, and loads jobs on it: an executable's bytes (model, program) cross
+ * once per digest, a chunk's input and output through two buffers shared with the thread.
  * @internal
  */
 import { Worker } from "node:worker_threads";
 import { MeshworkEncodingError, MeshworkError, MeshworkValidationError } from "../../errors.js";
-import type { JobSpec } from "../../spec.js";
+import { executableOf, type JobSpec, type RuntimeName } from "../../spec.js";
+import type { IntKernelRuntime } from "./intKernel.js";
 import type { OnnxLoadedJob, OnnxRuntime, OnnxRuntimeOptions } from "./onnx.js";
-import type { RuntimeCapabilities } from "./runtime.js";
+import type { LoadedJob, RuntimeCapabilities } from "./runtime.js";
 
 /** The first line of an error's message (at most 200 characters), for one-line details. */
 export function firstLine(error: unknown): string {
   return String((error as Error)?.message ?? error).split("\n")[0].slice(0, 200);
 }
 
-/** `details.reason` of the runtime thread's answer to a load by digest of a model it no longer keeps. @internal */
-export const MODEL_NOT_KEPT = "model-not-kept";
+/** `details.reason` of the runtime thread's answer to a load by digest of an executable it no longer keeps. @internal */
+export const EXECUTABLE_NOT_KEPT = "executable-not-kept";
 
-/** A message to the runtime thread (onnxThread.ts). @internal */
+/**
+ * What the runtime thread builds its own runtime with (that runtime computes on the thread itself): the
+ * ONNX runtime's options; the int-kernel runtime has none. @internal
+ */
+export type ThreadRuntimeOptions = Omit<OnnxRuntimeOptions, "thread">;
+
+/** What a job loaded on the thread tells the main side about itself (an ONNX job: device, features, output type). @internal */
+export type LoadedInfo = Partial<Pick<OnnxLoadedJob, "device" | "features" | "outputType">>;
+
+/** A message to the runtime thread (runtimeThreadEntry.ts). @internal */
 export type ThreadRequest =
-  | { id: number; type: "capabilities"; options: OnnxRuntimeOptions }
-  | { id: number; type: "load"; options: OnnxRuntimeOptions; job: number; spec: JobSpec; executable?: ArrayBuffer }
+  | { id: number; type: "capabilities"; runtime: RuntimeName; options: ThreadRuntimeOptions }
+  | { id: number; type: "load"; options: ThreadRuntimeOptions; job: number; spec: JobSpec; executable?: ArrayBuffer }
   | { id: number; type: "run"; job: number; length: number; index: number; input: SharedArrayBuffer; output?: SharedArrayBuffer }
   | { id: number; type: "close"; job: number }
   | { id: number; type: "shutdown" };
 
 /** The runtime thread's answer to request `id`. @internal */
 export type ThreadReply = { id: number } & (
-  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { device: "cpu" | "cuda"; features: number; outputType: string; kept: boolean }; length?: number; output?: SharedArrayBuffer }
+  | { ok: true; capabilities?: RuntimeCapabilities; loaded?: { info: LoadedInfo; kept: boolean }; length?: number; output?: SharedArrayBuffer }
   | { ok: false; error: SerializedError }
 );
 
@@ -105,15 +116,15 @@ class RuntimeThread {
     return this.#generation;
   }
 
-  /** The model digests sent to the current thread (it may have dropped some since: it says so). */
-  readonly models = new Set<string>();
+  /** The executable digests sent to the current thread (it may have dropped some since: it says so). */
+  readonly executables = new Set<string>();
 
   #start(): Worker {
     if (this.#thread) return this.#thread;
     // From TypeScript sources (tests, `tsx` scripts) the thread needs a TypeScript loader too.
     const fromSource = import.meta.url.endsWith(".ts");
     const hasLoader = process.execArgv.some((a) => /[\\/]tsx[\\/]/.test(a));
-    const thread = new Worker(new URL(fromSource ? "./onnxThread.ts" : "./onnxThread.js", import.meta.url), {
+    const thread = new Worker(new URL(fromSource ? "./runtimeThreadEntry.ts" : "./runtimeThreadEntry.js", import.meta.url), {
       // Only the loader: not every flag of this process is allowed in a worker.
       execArgv: fromSource && !hasLoader ? ["--import", import.meta.resolve("tsx")] : undefined,
     });
@@ -131,9 +142,9 @@ class RuntimeThread {
     thread.on("error", (error) => (failure = error));
     // A reply that cannot be read: which request it answered is unknown, so every one waiting fails
     // (a worker retries on its next tick).
-    thread.on("messageerror", (error) => this.#failPending(new MeshworkError("a reply from the onnx runtime thread could not be read", { cause: error })));
+    thread.on("messageerror", (error) => this.#failPending(new MeshworkError("a reply from the runtime thread could not be read", { cause: error })));
     thread.on("exit", (code) => {
-      const why = this.#stopping === thread ? "the onnx runtime thread was stopped" : "the onnx runtime thread exited";
+      const why = this.#stopping === thread ? "the runtime thread was stopped" : "the runtime thread exited";
       this.#gone(thread, new MeshworkError(why, { cause: failure, details: { code } }));
     });
     this.#thread = thread;
@@ -152,13 +163,13 @@ class RuntimeThread {
     this.#failPending(error);
     this.#thread = undefined;
     this.#generation++;
-    this.models.clear();
+    this.executables.clear();
   }
 
   #stopping?: Worker;
 
   /**
-   * Asks the thread to close its sessions and exit, and waits for it. Never `terminate()`: a thread
+   * Asks the thread to close its jobs and exit, and waits for it. Never `terminate()`: a thread
    * stopped inside ONNX Runtime's `run` aborts the whole process (the native call throws on the way
    * out). A chunk computing finishes first; requests sent after this fail.
    */
@@ -179,7 +190,7 @@ class RuntimeThread {
       try {
         thread.postMessage({ ...message, id }, transfer);
       } catch (error) {
-        reject(new MeshworkError("cannot send a request to the onnx runtime thread", { cause: error, details: { type: message.type } }));
+        reject(new MeshworkError("cannot send a request to the runtime thread", { cause: error, details: { type: message.type } }));
         return;
       }
       if (this.#pending.size === 0) thread.ref(); // an answer is awaited: keep the process alive
@@ -196,47 +207,73 @@ export function runtimeThread(): RuntimeThread {
 }
 
 /**
- * Stops the process's ONNX runtime thread, freeing its sessions (the thread never keeps a process
- * alive, so this is only for freeing memory): a chunk computing finishes first. Jobs loaded on it
- * fail from then on; the next load starts a new thread.
+ * Stops the process's runtime thread, freeing its jobs (the thread never keeps a process alive, so
+ * this is only for freeing memory): a chunk computing finishes first. Jobs loaded on it fail from
+ * then on; the next load starts a new thread.
  */
-export async function stopOnnxThread(): Promise<void> {
+export async function stopRuntimeThread(): Promise<void> {
   await sharedThread?.stop();
+}
+
+/** @deprecated The thread runs int-kernel jobs too: {@link stopRuntimeThread}. */
+export const stopOnnxThread = stopRuntimeThread;
+
+/**
+ * A runtime's capabilities as its twin on the runtime thread reports them. Where the thread cannot be
+ * used (TypeScript sources under a Node without loader support in workers, …), `probeHere()`'s, saying
+ * why, with `inline` set: that runtime then computes on the caller's thread, as with `thread: false`.
+ */
+export async function probeOnThread(
+  runtime: RuntimeName,
+  options: ThreadRuntimeOptions,
+  probeHere: () => Promise<RuntimeCapabilities>,
+): Promise<{ capabilities: RuntimeCapabilities; inline: boolean }> {
+  try {
+    const reply = await runtimeThread().request({ type: "capabilities", runtime, options });
+    return { capabilities: reply.capabilities!, inline: false };
+  } catch (error) {
+    const caps = await probeHere();
+    const why = firstLine((error as MeshworkError)?.cause ?? error);
+    return { capabilities: { ...caps, detail: `${caps.detail}; on the caller's thread (the runtime thread is unusable: ${why})` }, inline: true };
+  }
 }
 
 let nextJob = 0;
 
-/** Loads a job on the runtime thread; its runs and close go there too. */
-export async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, modelBytes: Uint8Array): Promise<OnnxLoadedJob> {
+/**
+ * Loads a job on the runtime thread; its runs and close go there too. `executable` must be the bytes
+ * the spec's model or program digest names: the thread keeps them under it, and a later load of that
+ * digest sends the digest alone.
+ */
+export async function loadOnThread(options: ThreadRuntimeOptions, spec: JobSpec, executable: Uint8Array): Promise<LoadedJob & LoadedInfo> {
   const thread = runtimeThread();
   const job = nextJob++;
-  const digest = spec.runtime === "onnx" ? spec.model.digest : "";
-  const load = (withModel: boolean) => {
-    const executable = withModel ? (modelBytes.slice().buffer as ArrayBuffer) : undefined; // the caller keeps its bytes
-    return thread.request({ type: "load", options, job, spec, executable }, executable ? [executable] : []);
+  const { digest } = executableOf(spec);
+  const load = (withBytes: boolean) => {
+    const bytes = withBytes ? (executable.slice().buffer as ArrayBuffer) : undefined; // the caller keeps its bytes
+    return thread.request({ type: "load", options, job, spec, executable: bytes }, bytes ? [bytes] : []);
   };
   const byDigest = async () => {
-    if (!thread.models.has(digest)) return undefined;
+    if (!thread.executables.has(digest)) return undefined;
     try {
-      return await load(false); // the thread has the model: only the digest crosses
+      return await load(false); // the thread has the executable: only the digest crosses
     } catch (error) {
-      if (!(error instanceof MeshworkError && error.details.reason === MODEL_NOT_KEPT)) throw error;
-      thread.models.delete(digest);
+      if (!(error instanceof MeshworkError && error.details.reason === EXECUTABLE_NOT_KEPT)) throw error;
+      thread.executables.delete(digest);
       return undefined;
     }
   };
   const reply = (await byDigest()) ?? (await load(true));
-  if (reply.loaded!.kept) thread.models.add(digest);
+  if (reply.loaded!.kept) thread.executables.add(digest);
   const generation = thread.generation;
-  const { device, features, outputType } = reply.loaded!;
   let closed = false;
   // The job's buffers shared with the thread: inputs are copied into one, outputs out of the other.
   let inputs: SharedArrayBuffer | undefined;
   let outputs: SharedArrayBuffer | undefined;
   let queue: Promise<unknown> = Promise.resolve(); // one chunk at a time: the buffers are the job's
   const alive = (index?: number) => {
-    if (closed) throw new MeshworkError("the onnx job was closed", { details: { chunk: index } });
-    if (thread.generation !== generation) throw new MeshworkError("the onnx runtime thread exited since the job was loaded: load it again", { details: { chunk: index } });
+    if (closed) throw new MeshworkError(`the ${spec.runtime} job was closed`, { details: { chunk: index } });
+    if (thread.generation !== generation) throw new MeshworkError("the runtime thread exited since the job was loaded: load it again", { details: { chunk: index } });
   };
   return {
     run(input: Uint8Array, index: number): Promise<Uint8Array> {
@@ -258,8 +295,6 @@ export async function loadOnThread(options: OnnxRuntimeOptions, spec: JobSpec, m
       inputs = outputs = undefined;
       if (thread.generation === generation) await thread.request({ type: "close", job });
     },
-    device,
-    features,
-    outputType,
+    ...reply.loaded!.info,
   };
 }
