@@ -47,6 +47,9 @@
  *   process.memoryUsage.rss() for the phase peaks), in MiB: Hardhat and the in-process chain, the two
  *   workers, then the ONNX runtime thread and buffers (input, output and their blob store copies). The jobs run first, so
  *   `jobs.rssMB` is the peak without the ONNX buffers.
+ * - polling: one tick following 40 open jobs over an RPC 20 ms away. intKernelStall: one heavy int8
+ *   matmul chunk, and the longest the caller's event loop stalled while it computed, on the runtime
+ *   thread (the default) and on the caller's thread.
  *
  * Timing lives here, never in unit tests.
  */
@@ -60,6 +63,7 @@ import { MerkleTree, leafHash, sha256 } from "../sdk/src/merkle.js";
 import { unpackTerms } from "../sdk/src/params.js";
 import { fetchResult, publishResult } from "../sdk/src/results.js";
 import { parseJobSpec } from "../sdk/src/spec.js";
+import { IntKernelRuntime, buildInt8MatmulProgram } from "../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel } from "../sdk/src/worker/runtimes/onnxModel.js";
 import { WorkerState } from "../sdk/src/worker/state.js";
@@ -343,7 +347,56 @@ async function benchPolling() {
   };
 }
 
-/* 3. Protocol overhead on a reference ONNX job --------------------------------------------------- */
+/* 3. The caller's event loop while an integer kernel computes ------------------------------------ */
+
+/**
+ * One int8 matmul chunk (1024×1024 weights, 1 MiB of rows: ~1.07 G multiply-adds), timed, and the longest
+ * the caller's event loop went without turning meanwhile (a 1 ms timer's largest lateness): what a
+ * worker's ticks, blob server and metrics wait for. On the runtime thread (the default) and on the
+ * caller's thread.
+ */
+async function benchIntKernelStall() {
+  const k = 1024;
+  const n = 1024;
+  const program = buildInt8MatmulProgram({ k, n, weights: Int8Array.from(bytes(k * n, 77), (b) => b - 128), shift: 8, relu: true });
+  const input = bytes(MiB, 78);
+  const spec = parseJobSpec({
+    version: 1,
+    runtime: "int-kernel",
+    program: { digest: digestOf(program), size: program.length },
+    inputs: { kind: "chunks", chunks: [{ digest: digestOf(input), size: input.length }] },
+    chunking: { chunks: 1 },
+    output: { encoding: "int32-le", canonicalisation: "exact" },
+  });
+  const measure = async (thread: boolean) => {
+    const job = await new IntKernelRuntime({ thread }).load(spec, program);
+    await job.run(input, 0); // warm the kernel's code
+    let last = now();
+    let longest = 0;
+    const timer = setInterval(() => {
+      const t = now();
+      longest = Math.max(longest, t - last);
+      last = t;
+    }, 1);
+    const t0 = now();
+    const out = await job.run(input, 0);
+    const chunkMs = now() - t0;
+    longest = Math.max(longest, now() - last);
+    clearInterval(timer);
+    await job.close();
+    return { chunkMs: Math.round(chunkMs), longestStallMs: Math.round(longest), output: digestOf(out) };
+  };
+  const onThread = await measure(true);
+  const inline = await measure(false);
+  if (onThread.output !== inline.output) throw new Error("the int-kernel output differs between the threads");
+  return {
+    kernel: `int8-matmul ${k}×${n}, ${input.length / k} rows (${((input.length * n) / 1e9).toFixed(2)} G multiply-adds)`,
+    onRuntimeThread: { chunkMs: onThread.chunkMs, longestStallMs: onThread.longestStallMs },
+    onCallersThread: { chunkMs: inline.chunkMs, longestStallMs: inline.longestStallMs },
+  };
+}
+
+/* 4. Protocol overhead on a reference ONNX job --------------------------------------------------- */
 
 async function benchOverhead(f: number, mib: number, depth = 2, options: { thread?: boolean } = {}) {
   const weights = (seed: number) => Float32Array.from(bytes(f * f, seed), (b) => (b - 128) / (128 * 16));
@@ -501,6 +554,7 @@ const copyMBps = freshCopyMBps(); // before anything has been allocated and free
 // The jobs first, so that their memory peak is the worker's and the chain's, not the ONNX buffers'.
 const jobs = await benchJobs();
 const polling = await benchPolling();
+const intKernelStall = await benchIntKernelStall();
 // The reference job, then one 4× as compute-intensive per byte (1024 features): how the overhead
 // scales with arithmetic intensity.
 // The reference job: a 12-layer, 1024-wide dense stack (12.6M parameters, the scale of a small
@@ -525,6 +579,7 @@ const report = {
   targets: TARGETS,
   jobs: jobs.details,
   polling,
+  intKernelStall,
   onnx: overhead.details,
   onnxSmall: { overheadPct: Number(small.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(small.hashOnlyPct.toFixed(2)), ...small.details },
   onnx1024: { overheadPct: Number(heavier.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(heavier.hashOnlyPct.toFixed(2)), ...heavier.details },
@@ -552,6 +607,11 @@ console.log(
 console.log(
   `polling: one tick following ${polling.jobsFollowed} open jobs over an RPC ${polling.rpcLatencyMs} ms away: ${polling.tickMs} ms ` +
     `(${polling.requestsPerTick} requests, at most ${polling.mostRequestsInFlight} in flight; one at a time would take ${polling.oneAtATimeMs} ms)`,
+);
+const st = intKernelStall;
+console.log(
+  `${st.kernel} in one chunk: on the runtime thread ${st.onRuntimeThread.chunkMs} ms, the caller's event loop stalled at most ` +
+    `${st.onRuntimeThread.longestStallMs} ms; on the caller's thread ${st.onCallersThread.chunkMs} ms, stalled ${st.onCallersThread.longestStallMs} ms`,
 );
 const o = overhead.details;
 console.log(
