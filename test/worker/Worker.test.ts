@@ -16,6 +16,7 @@ import type { JobHandle } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import type { JobSpecInput } from "../../sdk/src/spec.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
+import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
@@ -84,7 +85,11 @@ describe("worker daemon", function () {
   it("runs an integer-kernel job and an ONNX job to settlement; another worker audits them and is paid", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const [cheap, auditor] = await workersFor(w, w.cheap, w.auditor);
+    // Both runtimes compute on the runtime thread (the fixture's int-kernel jobs are small enough to
+    // run on the caller's thread by default: inlineWork 0 sends them to the thread too).
+    const threaded = [new IntKernelRuntime({ inlineWork: 0 }), new OnnxRuntime()];
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: threaded });
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { runtimes: threaded });
     const int = await consumer.jobs.create(await intKernelSpec(w), JOB);
     const onnx = await consumer.jobs.create(await onnxSpec(w), { ...JOB, requirements: { runtime: 1 } });
     await w.usd.mint(w.deployer.address, 100n * USD);
@@ -289,7 +294,7 @@ describe("worker daemon", function () {
     const state = new WorkerState(":memory:");
     const { holding, worker, auditor, job } = await heldJob(w, 23, state);
     await worker.tick(); // claims
-    await worker.tick(); // starts the computation: its job loads on the runtime thread, then chunk 0 is held
+    await worker.tick(); // starts the computation: its inputs are read, its job loads, then chunk 0 is held
     expect(worker.computing).to.deep.equal([job.jobId]);
     for (let i = 0; i < 1000 && holding.runs.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
     const stopped = worker.stop();
@@ -400,6 +405,40 @@ describe("worker daemon", function () {
     expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "size" })).to.equal(1);
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
     void unknown;
+  });
+
+  it("checks every input before claiming: one not the size its spec declares, one no store has — rejected, nothing claimed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    /** The fixture's int-kernel spec with input chunk 1 replaced. */
+    const withChunk1 = async (seed: number, chunk: { digest: string; size: number }) => {
+      const spec = await intKernelSpec(w, seed);
+      if (spec.inputs.kind !== "chunks") throw new Error("the fixture's spec lists chunks");
+      return { ...spec, inputs: { kind: "chunks" as const, chunks: spec.inputs.chunks.map((c, i) => (i === 1 ? chunk : c)) } };
+    };
+    const stored = await intKernelSpec(w, 31);
+    if (stored.inputs.kind !== "chunks") throw new Error("the fixture's spec lists chunks");
+    const real = stored.inputs.chunks[1]; // 128 bytes in the store
+    // 1. Declared 64 bytes (whole rows: the runtime would take it), stored 128: a worker bounding its
+    //    work by the declared sizes would be misled.
+    const lying = await consumer.jobs.create(await withChunk1(32, { digest: real.digest, size: 64 }), JOB);
+    // 2. An input chunk no store has: it could never be computed.
+    const missing = await consumer.jobs.create(await withChunk1(33, { digest: "0x" + "5e".repeat(32), size: 128 }), JOB);
+    const balance = await w.market.balanceOf(w.usd, w.cheap.address);
+    for (let i = 0; i < 2; i++) await worker.tick();
+    for (const job of [lying, missing]) expect(await job.state()).to.equal("Open");
+    expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "blob" })).to.equal(2);
+    expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
+    // The same spec with its real inputs is claimed.
+    const good = await consumer.jobs.create(stored, JOB);
+    await worker.tick();
+    expect(await good.state()).to.equal("Claimed");
+    // A consumer asking for an offer gets the same check.
+    const prepared = await consumer.jobs.prepare(await withChunk1(34, { digest: real.digest, size: 64 }), JOB);
+    const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
+    await expect(worker.quote(prepared.request, w.consumer.address, expiry)).to.be.rejectedWith(/an input is unavailable, or not the bytes or size its spec declares/);
   });
 
   it("signs offers for consumers who route off-chain, only at or above its price", async () => {

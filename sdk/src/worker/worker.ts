@@ -24,13 +24,13 @@ import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import type { BlobStore } from "../blob.js";
 import type { Meshwork } from "../client.js";
-import { MeshworkContractError, MeshworkError } from "../errors.js";
+import { MeshworkBlobError, MeshworkContractError, MeshworkError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
 import { collateralOf, jobFromResult, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
 import { publishResult, type OutputManifest, manifestRoot } from "../results.js";
-import { executableOf, parseJobSpecBytes, runtimeName, specHash, type JobSpec } from "../spec.js";
+import { executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
 import type { WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
 import type { LoadedJob, Runtime } from "./runtimes/runtime.js";
@@ -321,7 +321,23 @@ export class Worker {
         .reduce((sum, j) => sum + collateralOf(j.job), 0n);
       if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
     }
-    return this.#loadSpec(job, runtime);
+    const loaded = await this.#loadSpec(job, runtime);
+    await this.#checkInputs(loaded.spec);
+    return loaded;
+  }
+
+  /**
+   * Fetches every input and checks it is the size its spec declares (the store checks its digest), one at
+   * a time, before a claim: a job whose inputs are unavailable or misdeclared cannot be computed, and
+   * once claimed would end in a timeout penalty. A caching store keeps them for the computation.
+   */
+  async #checkInputs(spec: JobSpec) {
+    const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
+    try {
+      for (const [i, ref] of refs.entries()) checkDeclaredSize(ref, await this.#o.store.get(ref.digest), spec.inputs.kind === "chunks" ? i : undefined);
+    } catch (error) {
+      throw new JobRejectedError("blob", "an input is unavailable, or not the bytes or size its spec declares", { cause: describe(error) });
+    }
   }
 
   /** Fetches and verifies the spec, its executable and its inputs. */
@@ -346,9 +362,10 @@ export class Worker {
     if (sizes.some((s) => s > max) || total > 4 * max) throw new JobRejectedError("size", "input too large", { bytes: total, max });
     try {
       const executable = await this.#o.store.get(exe.digest);
+      checkDeclaredSize(exe, executable);
       return { spec, runtime, executable };
     } catch (error) {
-      throw new JobRejectedError("blob", "executable unavailable or not matching its digest", { cause: describe(error) });
+      throw new JobRejectedError("blob", "executable unavailable, or not the bytes or size its spec declares", { cause: describe(error) });
     }
   }
 
@@ -356,9 +373,12 @@ export class Worker {
     const out = new Map<number, Uint8Array>();
     if (spec.inputs.kind === "chunks") {
       const wanted = indices ?? spec.inputs.chunks.map((_, i) => i);
-      for (const i of wanted) out.set(i, await this.#o.store.get(spec.inputs.chunks[i].digest));
+      for (const i of wanted) {
+        const ref = spec.inputs.chunks[i];
+        out.set(i, checkDeclaredSize(ref, await this.#o.store.get(ref.digest), i));
+      }
     } else {
-      const blob = await this.#o.store.get(spec.inputs.blob.digest);
+      const blob = checkDeclaredSize(spec.inputs.blob, await this.#o.store.get(spec.inputs.blob.digest));
       const chunks = splitChunks(blob, spec.chunking.chunks, { elementBytes: spec.inputs.elementBytes });
       for (const i of indices ?? chunks.map((_, j) => j)) out.set(i, chunks[i]);
     }
@@ -711,6 +731,20 @@ export class Worker {
     this.metrics.rpcErrors.inc();
     this.#log.warn({ jobId: row.jobId, err: describe(error) }, "step failed; retrying next tick");
   }
+}
+
+/**
+ * `bytes`, when they are the size `ref` declares. The spec's sizes bound what a worker accepts
+ * (`maxBlobBytes`) and where a runtime computes, so bytes of another size are refused.
+ * @throws {MeshworkBlobError}
+ */
+function checkDeclaredSize(ref: BlobRef, bytes: Uint8Array, chunk?: number): Uint8Array {
+  if (bytes.length !== ref.size) {
+    throw new MeshworkBlobError(`blob of ${bytes.length} bytes where the spec declares ${ref.size}`, {
+      details: { digest: ref.digest, declared: ref.size, size: bytes.length, ...(chunk === undefined ? {} : { chunk }) },
+    });
+  }
+  return bytes;
 }
 
 interface LoadedSpec {
