@@ -15,6 +15,7 @@ import {
   buildInt8MatmulProgram,
   buildIntKernelProgram,
   inputChunkLengths,
+  MAX_MATMUL_WEIGHTS,
   parseIntKernelProgram,
 } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
@@ -63,6 +64,23 @@ function spec(overrides: Record<string, unknown>): JobSpec {
 function onnxSpec(output: Record<string, unknown> = { encoding: "fixed-point", scaleBits: 16, canonicalisation: "tolerance" }, inputs?: unknown): JobSpec {
   const { program: _, ...rest } = spec({}) as Extract<JobSpec, { runtime: "int-kernel" }>;
   return parseJobSpec({ ...rest, runtime: "onnx", model: { digest: DIGEST, size: 1 }, output, ...(inputs ? { inputs } : {}) });
+}
+
+/** How many times a setImmediate loop ran while `work()` was pending (where a chunk computes shows), and its result. */
+async function turnsWhile<T>(work: () => Promise<T>): Promise<{ turns: number; out: T }> {
+  let turns = 0;
+  let spinning = true;
+  const spin = () => {
+    if (!spinning) return;
+    turns++;
+    setImmediate(spin);
+  };
+  setImmediate(spin);
+  try {
+    return { out: await work(), turns };
+  } finally {
+    spinning = false;
+  }
 }
 
 /** The int8 matmul by its definition, in BigInt: wrap32(Σ x·W + bias) >> shift, then relu. */
@@ -194,18 +212,9 @@ describe("worker runtimes", function () {
       const turnsDuring = async (runtime: IntKernelRuntime, loaded?: LoadedJob) => {
         const job = loaded ?? (await runtime.load(named, program));
         await job.run(input, 0); // warm the kernel's code
-        let turns = 0;
-        let spinning = true;
-        const spin = () => {
-          if (!spinning) return;
-          turns++;
-          setImmediate(spin);
-        };
-        setImmediate(spin);
-        const out = await job.run(input, 0);
-        spinning = false;
+        const done = await turnsWhile(() => job.run(input, 0));
         await job.close();
-        return { turns, out };
+        return done;
       };
       const threaded = new IntKernelRuntime();
       const a = await turnsDuring(threaded);
@@ -214,22 +223,32 @@ describe("worker runtimes", function () {
       expect(b.turns).to.be.at.most(5);
       expect(Buffer.from(a.out).equals(Buffer.from(b.out))).to.equal(true);
       expect((await threaded.capabilities()).detail).to.not.match(/caller's thread/);
-      // A job whose chunks are declared small runs on the caller's thread (a message to the thread and
-      // back would cost more than such a chunk) unless `inlineWork` says otherwise. Where it runs is
-      // decided at load from the declared sizes (here: empty chunks); running a big chunk shows where.
-      const small = spec({ program: { digest: digestOf(program), size: program.length }, inputs: { kind: "chunks", chunks: [{ digest: DIGEST, size: 0 }] } });
-      const inlineJob = await threaded.load(small, program);
-      const c = await turnsDuring(threaded, inlineJob);
-      expect(c.turns).to.be.at.most(5);
-      expect(Buffer.from(c.out).equals(Buffer.from(a.out))).to.equal(true);
-      expect((await turnsDuring(new IntKernelRuntime({ inlineWork: 0 }), await new IntKernelRuntime({ inlineWork: 0 }).load(small, program))).turns).to.be.greaterThan(20);
+      // A job with a small program and chunks declared small runs on the caller's thread (a message to
+      // the thread and back would cost more than such a chunk) unless `inlineWork` says otherwise. Where
+      // it runs is decided at load from the declared sizes (here: empty chunks; a worker checks inputs
+      // against them); running a big chunk shows where.
+      const smallProgram = buildInt8MatmulProgram({ k: 512, n: 16, weights: r.int8s(512 * 16), bias: new Array(16).fill(7), shift: 3, relu: true });
+      const small = spec({ program: { digest: digestOf(smallProgram), size: smallProgram.length }, inputs: { kind: "chunks", chunks: [{ digest: DIGEST, size: 0 }] } });
+      const big = new Uint8Array(r.int8s(8192 * 512).buffer); // 67M multiply-adds again
+      const turnsOn = async (runtime: IntKernelRuntime) => {
+        const job = await runtime.load(small, smallProgram);
+        const { turns } = await turnsWhile(() => job.run(big, 0));
+        await job.close();
+        return turns;
+      };
+      expect(await turnsOn(threaded)).to.be.at.most(5);
+      expect(await turnsOn(new IntKernelRuntime({ inlineWork: 0 }))).to.be.greaterThan(20);
       expect(() => new IntKernelRuntime({ inlineWork: -1 })).to.throw(MeshworkValidationError);
 
-      // The program crossed once: loading it again by its digest sends the digest alone.
-      const again = await threaded.load(named, utf8("not sent"));
-      expect(Buffer.from(await again.run(input, 0)).equals(Buffer.from(a.out))).to.equal(true);
+      // A program is sent with every load (the thread keeps only ONNX models): these bytes are parsed.
+      expect(await rejection(threaded.load(named, utf8("not a program")))).to.be.instanceOf(MeshworkValidationError);
+      const again = await threaded.load(named, program);
       await again.close();
       expect(await rejection(again.run(input, 0))).to.have.property("shortMessage", "the int-kernel job was closed");
+      // A large program runs on the thread whatever its chunks: parsing it is the cost.
+      const wide = buildInt8MatmulProgram({ k: 512, n: 512, weights: r.int8s(512 * 512), bias: new Array(512).fill(0) });
+      const tinyChunks = spec({ program: { digest: digestOf(wide), size: wide.length }, inputs: { kind: "chunks", chunks: [{ digest: DIGEST, size: 0 }] } });
+      expect((await turnsDuring(threaded, await threaded.load(tinyChunks, wide))).turns).to.be.greaterThan(20);
       // A run's error, thrown on the thread, reads as the same error here.
       const job = await threaded.load(named, program);
       const error = await rejection(job.run(input.subarray(0, 100), 7));
@@ -262,6 +281,8 @@ describe("worker runtimes", function () {
         [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: w, bias: [1, 2, 2 ** 31] }), "bias.2"],
         [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: w, shift: 32 }), "shift"],
         [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: "AAAA!AAA" }), "weights"],
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: "AAAAA=AA" }), "weights"], // padding inside
+        [JSON.stringify({ kernel: "int8-matmul", k: 2, n: 3, weights: "AAAAAAA" }), "weights"], // not padded
         [JSON.stringify({ kernel: "int8-matmul", k: 0, n: 3, weights: "" }), "k"],
         [JSON.stringify({ kernel: "int8-matmul", k: 1.5, n: 3, weights: w }), "k"],
         [JSON.stringify({ kernel: "xor", key: "" }), "key"],
@@ -275,6 +296,13 @@ describe("worker runtimes", function () {
       expect(() => buildInt8MatmulProgram({ k: 1, n: 1, weights: [200] })).to.throw(MeshworkValidationError);
       expect(() => buildInt8MatmulProgram({ k: 2, n: 2, weights: [1, 2, 3] })).to.throw(MeshworkValidationError, /weights/);
       expect(parseIntKernelProgram(buildInt8MatmulProgram({ k: 1, n: 2, weights: [3, -4] }))).to.deep.include({ kernel: "int8-matmul", k: 1, n: 2, shift: 0, relu: false });
+    });
+
+    it("accepts the largest program, 2^24 weights (its base64 once overflowed the validator's stack)", async function () {
+      const weights = new Int8Array(MAX_MATMUL_WEIGHTS).fill(-3);
+      const program = parseIntKernelProgram(buildInt8MatmulProgram({ k: 4096, n: 4096, weights }));
+      expect(program).to.deep.include({ kernel: "int8-matmul", k: 4096, n: 4096 });
+      expect(() => buildInt8MatmulProgram({ k: 4097, n: 4096, weights: new Int8Array(4097 * 4096) })).to.throw(MeshworkValidationError, /exceeds/);
     });
 
     it("rejects output encodings the kernel cannot produce, and other runtimes' specs", async function () {
@@ -450,20 +478,7 @@ describe("worker runtimes", function () {
       };
       const bytes = buildDenseModel(wide);
       const input = new Uint8Array(r.floats(512 * 1024, 1).buffer); // 512 rows: tens of milliseconds
-      /** How many times a setImmediate loop ran while `job` computed the chunk. */
-      const turnsDuring = async (job: Awaited<ReturnType<OnnxRuntime["load"]>>) => {
-        let turns = 0;
-        let spinning = true;
-        const spin = () => {
-          if (!spinning) return;
-          turns++;
-          setImmediate(spin);
-        };
-        setImmediate(spin);
-        const out = await job.run(input, 0);
-        spinning = false;
-        return { turns, out };
-      };
+      const turnsDuring = (job: Awaited<ReturnType<OnnxRuntime["load"]>>) => turnsWhile(() => job.run(input, 0));
       const threaded = await new OnnxRuntime().load(onnxSpec(), bytes);
       const inline = await new OnnxRuntime({ thread: false }).load(onnxSpec(), bytes);
       await threaded.run(input, 0); // warm both sessions

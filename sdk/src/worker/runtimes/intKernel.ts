@@ -29,10 +29,12 @@
  * weights over a 1 MiB chunk: about half a second here; a chunk of the largest blob a worker accepts:
  * minutes). By default (`thread: true`) jobs are loaded and run on the process's runtime thread, the
  * one ONNX sessions use (see onnx.ts), so the caller's event loop keeps turning: a worker goes on
- * revealing other jobs, claiming audits and serving blobs while a chunk computes. A job whose chunks
- * are too small to hold anything up (under {@link INLINE_WORK} multiply-adds or bytes each, bounded
- * from the chunk and program sizes) runs on the caller's thread all the same: a message to the thread
- * and back would cost more than the chunk.
+ * revealing other jobs, claiming audits and serving blobs while a chunk computes. A job too small to
+ * hold anything up — a program of at most {@link INLINE_PROGRAM_BYTES}, and chunks under
+ * {@link INLINE_WORK} multiply-adds or bytes each, bounded from the spec's declared chunk sizes and the
+ * program's size — runs on the caller's thread all the same: a message to the thread and back would
+ * cost more than such a chunk. (A worker checks fetched inputs against their declared sizes.) The
+ * thread does not keep programs between jobs (it keeps ONNX models): each load sends its program.
  */
 import { endianness } from "node:os";
 import { z } from "zod";
@@ -43,7 +45,13 @@ import type { LoadedJob, Runtime, RuntimeCapabilities } from "./runtime.js";
 import { loadOnThread, probeOnThread } from "./runtimeThread.js";
 
 const INT32 = z.int().min(-0x8000_0000).max(0x7fff_ffff);
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/**
+ * Standard padded base64: whole 4-character groups of the standard alphabet, `=` only as the last one or
+ * two. Checked as characters then length: a regular expression repeating a group per 4 characters
+ * exhausts V8's stack on a few MiB of weights.
+ */
+const BASE64_CHARS = /^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]=|==)?$/;
+const isPaddedBase64 = (s: string) => s.length % 4 === 0 && BASE64_CHARS.test(s);
 /** Most dimension K or N of an int8 matmul. */
 export const MAX_MATMUL_DIM = 65_536;
 /** Most weights (K·N) of an int8 matmul: 16 MiB. */
@@ -55,12 +63,14 @@ export const MAX_XOR_KEY = 4096;
  * runs on the caller's thread even when the runtime uses the runtime thread: about a millisecond.
  */
 export const INLINE_WORK = 1 << 20;
+/** Largest program a job on the caller's thread may have: parsing one costs ~0.1 ms per KiB. */
+export const INLINE_PROGRAM_BYTES = 64 * 1024;
 
 const base64 = (max: number) =>
   z
     .string()
     .max(Math.ceil(max / 3) * 4)
-    .regex(BASE64, "expected standard padded base64");
+    .refine(isPaddedBase64, "expected standard padded base64");
 
 const Int8MatmulSchema = z
   .strictObject({
@@ -396,7 +406,7 @@ export class IntKernelRuntime implements Runtime {
     if (spec.runtime !== "int-kernel") throw issue("job spec", ["runtime"], `the int-kernel runtime cannot run a ${spec.runtime} job`);
     // A bound of a chunk's work without parsing the program: an int8 matmul's n is below its length.
     const work = Math.max(0, ...inputChunkLengths(spec)) * Math.max(1, executable.length);
-    if (this.options.thread && work >= this.options.inlineWork) {
+    if (this.options.thread && (work >= this.options.inlineWork || executable.length > INLINE_PROGRAM_BYTES)) {
       await this.capabilities();
       if (!this.#inline) return loadOnThread({}, spec, executable);
     }

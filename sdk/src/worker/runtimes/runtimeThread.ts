@@ -4,8 +4,8 @@
  * runtimes, so that a chunk's computation (ONNX Runtime's `run`, an integer kernel's loops: each holds
  * its thread for the whole chunk) never holds the caller's. This module starts it, speaks its protocol
  * ({@link ThreadRequest} / {@link ThreadReply}; the thread's side is runtimeThreadEntry.ts), carries
- * errors across with their class, and loads jobs on it: an executable's bytes (model, program) cross
- * once per digest, a chunk's input and output through two buffers shared with the thread.
+ * errors across with their class, and loads jobs on it: an ONNX model's bytes cross once per digest
+ * (a program's with every load), a chunk's input and output through two buffers shared with the thread.
  * @internal
  */
 import { Worker } from "node:worker_threads";
@@ -20,8 +20,8 @@ export function firstLine(error: unknown): string {
   return String((error as Error)?.message ?? error).split("\n")[0].slice(0, 200);
 }
 
-/** `details.reason` of the runtime thread's answer to a load by digest of an executable it no longer keeps. @internal */
-export const EXECUTABLE_NOT_KEPT = "executable-not-kept";
+/** `details.reason` of the runtime thread's answer to a load by digest of a model it no longer keeps. @internal */
+export const MODEL_NOT_KEPT = "model-not-kept";
 
 /**
  * What the runtime thread builds its own runtime with (that runtime computes on the thread itself): the
@@ -116,8 +116,8 @@ class RuntimeThread {
     return this.#generation;
   }
 
-  /** The executable digests sent to the current thread (it may have dropped some since: it says so). */
-  readonly executables = new Set<string>();
+  /** The model digests the current thread keeps (it may have dropped some since: it says so). */
+  readonly models = new Set<string>();
 
   #start(): Worker {
     if (this.#thread) return this.#thread;
@@ -163,7 +163,7 @@ class RuntimeThread {
     this.#failPending(error);
     this.#thread = undefined;
     this.#generation++;
-    this.executables.clear();
+    this.models.clear();
   }
 
   #stopping?: Worker;
@@ -242,8 +242,8 @@ let nextJob = 0;
 
 /**
  * Loads a job on the runtime thread; its runs and close go there too. `executable` must be the bytes
- * the spec's model or program digest names: the thread keeps them under it, and a later load of that
- * digest sends the digest alone.
+ * the spec's model or program digest names: the thread keeps a model under it, and a later load of
+ * that digest sends the digest alone.
  */
 export async function loadOnThread(options: ThreadRuntimeOptions, spec: JobSpec, executable: Uint8Array): Promise<LoadedJob & LoadedInfo> {
   const thread = runtimeThread();
@@ -254,17 +254,17 @@ export async function loadOnThread(options: ThreadRuntimeOptions, spec: JobSpec,
     return thread.request({ type: "load", options, job, spec, executable: bytes }, bytes ? [bytes] : []);
   };
   const byDigest = async () => {
-    if (!thread.executables.has(digest)) return undefined;
+    if (!thread.models.has(digest)) return undefined;
     try {
-      return await load(false); // the thread has the executable: only the digest crosses
+      return await load(false); // the thread keeps the model: only the digest crosses
     } catch (error) {
-      if (!(error instanceof MeshworkError && error.details.reason === EXECUTABLE_NOT_KEPT)) throw error;
-      thread.executables.delete(digest);
+      if (!(error instanceof MeshworkError && error.details.reason === MODEL_NOT_KEPT)) throw error;
+      thread.models.delete(digest);
       return undefined;
     }
   };
   const reply = (await byDigest()) ?? (await load(true));
-  if (reply.loaded!.kept) thread.executables.add(digest);
+  if (reply.loaded!.kept) thread.models.add(digest);
   const generation = thread.generation;
   let closed = false;
   // The job's buffers shared with the thread: inputs are copied into one, outputs out of the other.

@@ -13,7 +13,7 @@ import { executableOf, type JobSpec, type RuntimeName } from "../../spec.js";
 import { IntKernelRuntime } from "./intKernel.js";
 import { OnnxRuntime } from "./onnx.js";
 import type { LoadedJob, Runtime } from "./runtime.js";
-import { EXECUTABLE_NOT_KEPT, serializeError, type LoadedInfo, type ThreadReply, type ThreadRequest, type ThreadRuntimeOptions } from "./runtimeThread.js";
+import { MODEL_NOT_KEPT, serializeError, type LoadedInfo, type ThreadReply, type ThreadRequest, type ThreadRuntimeOptions } from "./runtimeThread.js";
 
 if (!parentPort) throw new Error("runtimeThreadEntry is a worker thread's entry point");
 const port = parentPort;
@@ -22,37 +22,40 @@ const jobs = new Map<number, LoadedJob>();
 /** Per job: where an input is copied to run it (ONNX Runtime takes no shared memory). */
 const locals = new Map<number, ArrayBuffer>();
 
-/** The executables last sent, by digest, most recent last: at most KEPT, BYTES_KEPT bytes in all. */
-const executables = new Map<string, Uint8Array>();
+/**
+ * The ONNX models last sent, by digest, most recent last: at most KEPT, BYTES_KEPT bytes in all. (An
+ * int-kernel program is not kept: it is parsed on every load anyway, and would take a model's place.)
+ */
+const models = new Map<string, Uint8Array>();
 const KEPT = 2;
 const BYTES_KEPT = 1 << 30;
 
 /**
- * The executable a load names: a kept one, or the bytes it brings, to be kept (once loaded) when they
- * hash to the spec's model or program digest and fit BYTES_KEPT (other bytes are loaded as they are,
- * not kept).
+ * The executable a load names: a kept model, or the bytes it brings — kept (once loaded) when they are
+ * an ONNX model hashing to the spec's `model.digest` and fit BYTES_KEPT; other bytes are loaded as they
+ * are, not kept.
  */
 function executableFor(spec: JobSpec, sent: ArrayBuffer | undefined): { bytes: Uint8Array; kept: boolean } {
   const { digest } = executableOf(spec);
   if (!sent) {
-    const kept = executables.get(digest);
-    if (!kept) throw new MeshworkError(`the runtime thread no longer keeps this ${spec.runtime === "onnx" ? "model" : "program"}`, { details: { reason: EXECUTABLE_NOT_KEPT, digest } });
-    executables.delete(digest);
-    executables.set(digest, kept); // most recently used
+    const kept = models.get(digest);
+    if (!kept) throw new MeshworkError("the runtime thread no longer keeps this model", { details: { reason: MODEL_NOT_KEPT, digest } });
+    models.delete(digest);
+    models.set(digest, kept); // most recently used
     return { bytes: kept, kept: true };
   }
   const bytes = new Uint8Array(sent);
-  return { bytes, kept: bytes.length <= BYTES_KEPT && digestOf(bytes) === digest };
+  return { bytes, kept: spec.runtime === "onnx" && bytes.length <= BYTES_KEPT && digestOf(bytes) === digest };
 }
 
-/** Keeps an executable that loaded, dropping the least recently used beyond KEPT / BYTES_KEPT. */
+/** Keeps a model that loaded, dropping the least recently used beyond KEPT / BYTES_KEPT. */
 function keep(digest: string, bytes: Uint8Array) {
-  executables.delete(digest);
-  executables.set(digest, bytes);
-  let total = [...executables.values()].reduce((n, m) => n + m.length, 0);
-  for (const [d, m] of executables) {
-    if (d === digest || (executables.size <= KEPT && total <= BYTES_KEPT)) break;
-    executables.delete(d);
+  models.delete(digest);
+  models.set(digest, bytes);
+  let total = [...models.values()].reduce((n, m) => n + m.length, 0);
+  for (const [d, m] of models) {
+    if (d === digest || (models.size <= KEPT && total <= BYTES_KEPT)) break;
+    models.delete(d);
     total -= m.length;
   }
 }
