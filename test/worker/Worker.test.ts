@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { network } from "hardhat";
 import { Meshwork } from "../../sdk/src/client.js";
+import { MeshworkBlobError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import type { JobSpecInput } from "../../sdk/src/spec.js";
@@ -407,7 +408,7 @@ describe("worker daemon", function () {
     void unknown;
   });
 
-  it("checks every input before claiming: one not the size its spec declares, one no store has — rejected, nothing claimed", async () => {
+  it("checks every input before claiming: one not the size its spec declares (rejected), one no store has (waited for): nothing claimed", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
@@ -423,13 +424,13 @@ describe("worker daemon", function () {
     // 1. Declared 64 bytes (whole rows: the runtime would take it), stored 128: a worker bounding its
     //    work by the declared sizes would be misled.
     const lying = await consumer.jobs.create(await withChunk1(32, { digest: real.digest, size: 64 }), JOB);
-    // 2. An input chunk no store has: it could never be computed.
+    // 2. An input chunk no store has: it cannot be computed (yet: tried again each tick, never claimed).
     const missing = await consumer.jobs.create(await withChunk1(33, { digest: "0x" + "5e".repeat(32), size: 128 }), JOB);
     const balance = await w.market.balanceOf(w.usd, w.cheap.address);
     for (let i = 0; i < 2; i++) await worker.tick();
     for (const job of [lying, missing]) expect(await job.state()).to.equal("Open");
     expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
-    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "blob" })).to.equal(2);
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "blob" })).to.equal(1); // the lying spec, for good
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
     // The same spec with its real inputs is claimed.
     const good = await consumer.jobs.create(stored, JOB);
@@ -438,7 +439,45 @@ describe("worker daemon", function () {
     // A consumer asking for an offer gets the same check.
     const prepared = await consumer.jobs.prepare(await withChunk1(34, { digest: real.digest, size: 64 }), JOB);
     const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
-    await expect(worker.quote(prepared.request, w.consumer.address, expiry)).to.be.rejectedWith(/an input is unavailable, or not the bytes or size its spec declares/);
+    await expect(worker.quote(prepared.request, w.consumer.address, expiry)).to.be.rejectedWith(/an input is not the size its spec declares/);
+  });
+
+  it("fetches inputs in the background: a tick does not wait for a slow download, an input unavailable for a while is tried again", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    const spec = await intKernelSpec(w, 41);
+    if (spec.inputs.kind !== "chunks") throw new Error("the fixture's spec lists chunks");
+    const slow = spec.inputs.chunks[2].digest;
+    const store = w.store as unknown as { get: (digest: string) => Promise<Uint8Array> };
+    const get = store.get.bind(store);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let failures = 0;
+    store.get = async (digest) => {
+      if (digest.toLowerCase() !== slow.toLowerCase()) return get(digest);
+      if (failures < 1) {
+        failures++;
+        throw new MeshworkBlobError("blob source unreachable", { details: { digest } });
+      }
+      await gate; // a download that takes as long as the test says
+      return get(digest);
+    };
+    try {
+      const job = await consumer.jobs.create(spec, JOB);
+      await worker.tick(); // the source fails: tried again later, not rejected for good
+      expect(await job.state()).to.equal("Open");
+      expect(failures).to.equal(1);
+      await worker.tick(); // the download starts and outlasts the tick
+      expect(await job.state()).to.equal("Open");
+      release();
+      await worker.idle(); // waits for the check
+      await worker.tick();
+      expect(await job.state()).to.equal("Claimed");
+      expect(await counter(worker, "meshwork_jobs_rejected_total")).to.equal(0);
+    } finally {
+      store.get = get;
+    }
   });
 
   it("signs offers for consumers who route off-chain, only at or above its price", async () => {

@@ -77,6 +77,8 @@ export class Worker {
   readonly #log: Logger;
   #address = "";
   #timer?: ReturnType<typeof setTimeout>;
+  /** Input checks before a claim, by spec hash: running, passed or failed for good (see #inputsChecked). */
+  readonly #inputChecks = new Map<string, InputCheck>();
   #running = false;
   /** Set by stop(): computations end after their current chunk, to resume after a restart. */
   #stopping = false;
@@ -121,9 +123,12 @@ export class Worker {
     this.#log.info("worker stopped");
   }
 
-  /** Resolves once no tick and no background computation is running. */
+  /** Resolves once no tick, no background computation and no input check is running. */
   async idle(): Promise<void> {
-    while (this.#ticking || this.#computing.size > 0) await Promise.all([this.#ticking, ...this.#computing.values()]);
+    const checking = () => [...this.#inputChecks.values()].filter((c) => !c.settled).map((c) => c.done);
+    while (this.#ticking || this.#computing.size > 0 || checking().length > 0) {
+      await Promise.all([this.#ticking, ...this.#computing.values(), ...checking()]);
+    }
   }
 
   /** The jobs whose computation is running in the background. */
@@ -253,6 +258,7 @@ export class Worker {
     const { job } = row;
     const me = this.#address.toLowerCase();
     const consumer = job.consumer.toLowerCase();
+    if (state !== "Open") this.#inputChecks.delete(String(job.request.specHash)); // not for claiming any more
     if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: state });
     if (consumer === me) return this.#o.state.update(row.jobId, { phase: "done", note: "own job" });
     if (state !== "Open") {
@@ -290,6 +296,7 @@ export class Worker {
     await this.#ensureFunds(job.request.paymentToken, collateralOf(job), "claim");
     const receipt = await this.#send("claim", () => this.#o.mw.context.contracts.market.claim(job));
     this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now() });
+    this.#inputChecks.delete(String(job.request.specHash)); // the computation reads the inputs again (from the cache)
     this.metrics.jobsClaimed.inc();
     this.metrics.inFlight.inc();
     this.#log.info({ jobId: row.jobId, price: String(job.request.price), chunks: spec.spec.chunking.chunks, block: receipt.blockNumber }, "claimed job");
@@ -322,21 +329,63 @@ export class Worker {
       if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
     }
     const loaded = await this.#loadSpec(job, runtime);
-    await this.#checkInputs(loaded.spec);
+    await this.#inputsChecked(loaded.spec, String(job.request.specHash), options.targeted);
     return loaded;
   }
 
   /**
-   * Fetches every input and checks it is the size its spec declares (the store checks its digest), one at
-   * a time, before a claim: a job whose inputs are unavailable or misdeclared cannot be computed, and
-   * once claimed would end in a timeout penalty. A caching store keeps them for the computation.
+   * Resolves once the spec's inputs are checked (see {@link #checkInputs}); throws the check's
+   * {@link JobRejectedError}. The check downloads in the background, at most INPUT_CHECKS at once: a
+   * tick waits for it INPUT_CHECK_WAIT_MS at most (`wait`, for an offer a consumer asked for: until it
+   * ends), then moves on to other jobs and finds it done on a later tick ("fetching", retried).
    */
-  async #checkInputs(spec: JobSpec) {
+  async #inputsChecked(spec: JobSpec, key: string, wait: boolean): Promise<void> {
+    let check = this.#inputChecks.get(key);
+    if (!check) {
+      const running = [...this.#inputChecks.values()].filter((c) => !c.settled).length;
+      if (running >= INPUT_CHECKS && !wait) throw new JobRejectedError("fetching", "waiting to fetch its inputs: other jobs' are being fetched");
+      const entry: InputCheck = { settled: false, done: Promise.resolve() };
+      entry.done = this.#checkInputs(spec, !wait).then(
+        () => void (entry.settled = true),
+        (error: JobRejectedError) => void Object.assign(entry, { settled: true, error }),
+      );
+      this.#inputChecks.set(key, (check = entry));
+    }
+    if (!check.settled) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = wait ? undefined : new Promise<void>((resolve) => (timer = setTimeout(resolve, INPUT_CHECK_WAIT_MS)));
+      await Promise.race([check.done, ...(waited ? [waited] : [])]);
+      clearTimeout(timer);
+    }
+    if (!check.settled) throw new JobRejectedError("fetching", "its inputs are being fetched");
+    if (check.error) {
+      if (!PERMANENT.has(check.error.reason)) this.#inputChecks.delete(key); // tried again next time
+      throw check.error;
+    }
+  }
+
+  /**
+   * Fetches every input, one at a time, and checks it is the size its spec declares (the store checks
+   * its digest), before a claim: a job whose inputs are unavailable or misdeclared cannot be computed,
+   * and once claimed would end in a timeout penalty. A caching store keeps them for the computation.
+   * Inputs that cannot be fetched now are "inputs-unavailable" (tried again); bytes of another size than
+   * declared, "blob" (for good: the spec is wrong). A `stoppable` check ends early when the worker stops.
+   */
+  async #checkInputs(spec: JobSpec, stoppable: boolean): Promise<void> {
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
-    try {
-      for (const [i, ref] of refs.entries()) checkDeclaredSize(ref, await this.#o.store.get(ref.digest), spec.inputs.kind === "chunks" ? i : undefined);
-    } catch (error) {
-      throw new JobRejectedError("blob", "an input is unavailable, or not the bytes or size its spec declares", { cause: describe(error) });
+    for (const [i, ref] of refs.entries()) {
+      if (stoppable && this.#stopping) throw new JobRejectedError("fetching", "stopping");
+      let bytes: Uint8Array;
+      try {
+        bytes = await this.#o.store.get(ref.digest);
+      } catch (error) {
+        throw new JobRejectedError("inputs-unavailable", "an input cannot be fetched now", { cause: describe(error) });
+      }
+      try {
+        checkDeclaredSize(ref, bytes, spec.inputs.kind === "chunks" ? i : undefined);
+      } catch (error) {
+        throw new JobRejectedError("blob", "an input is not the size its spec declares", { cause: describe(error) });
+      }
     }
   }
 
@@ -755,6 +804,17 @@ interface LoadedSpec {
 
 /** Rejections that do not change with time; the others (limits, eligibility) are re-tried. */
 const PERMANENT = new Set(["runtime", "token", "price", "spec", "size", "blob"]);
+/** Most input checks (downloads before a claim) running at once. */
+const INPUT_CHECKS = 2;
+/** How long a tick waits for a job's input check before going on with other jobs (ms). */
+const INPUT_CHECK_WAIT_MS = 250;
+
+interface InputCheck {
+  settled: boolean;
+  /** Settles (never rejects) when the check ends. */
+  done: Promise<void>;
+  error?: JobRejectedError;
+}
 
 async function succeeds(call: () => Promise<unknown>): Promise<boolean> {
   try {
