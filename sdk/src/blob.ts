@@ -25,6 +25,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { concatBytes } from "./encoding.js";
 import { MeshworkBlobError } from "./errors.js";
 
 /** `0x` + 64 hex digits, or 64 hex digits. Either case. */
@@ -46,10 +47,24 @@ export interface BlobStore {
    * a remote one still checks it (a blob server rejects a body that does not match).
    */
   put(bytes: Uint8Array, digest?: string): Promise<string>;
-  /** The bytes whose SHA-256 is `digest`, verified. Throws {@link MeshworkBlobError} when missing. */
-  get(digest: string): Promise<Uint8Array>;
+  /**
+   * The bytes whose SHA-256 is `digest`, verified. Throws {@link MeshworkBlobError} when missing, and
+   * (`details.reason` "too-large") when longer than `options.maxBytes`: a remote store stops reading
+   * there, so a caller that knows a blob's size bounds what a wrong one costs it.
+   */
+  get(digest: string, options?: BlobGetOptions): Promise<Uint8Array>;
   /** Whether the store holds `digest`. */
   has(digest: string): Promise<boolean>;
+}
+
+export interface BlobGetOptions {
+  /** Longest blob to accept, in bytes (default: no limit). */
+  maxBytes?: number;
+}
+
+/** The error of a blob longer than a get's `maxBytes` (`size`: its length, or as much as was read). */
+function blobTooLarge(digest: string, size: number, maxBytes: number, details: Record<string, unknown> = {}): MeshworkBlobError {
+  return new MeshworkBlobError(`blob longer than the ${maxBytes} bytes asked for`, { details: { digest, reason: "too-large", maxBytes, size, ...details } });
 }
 
 /** Whether `value` is a SHA-256 digest in either accepted form. */
@@ -96,10 +111,11 @@ export class MemoryBlobStore implements BlobStore {
     return key;
   }
 
-  async get(digest: string): Promise<Uint8Array> {
+  async get(digest: string, options: BlobGetOptions = {}): Promise<Uint8Array> {
     const key = normalizeDigest(digest);
     const bytes = this.#blobs.get(key);
     if (!bytes) throw new MeshworkBlobError("blob not found", { details: { digest: key } });
+    if (options.maxBytes !== undefined && bytes.length > options.maxBytes) throw blobTooLarge(key, bytes.length, options.maxBytes);
     return new Uint8Array(bytes);
   }
 
@@ -155,11 +171,11 @@ export class HttpBlobStore implements BlobStore {
     return digest;
   }
 
-  async get(digest: string): Promise<Uint8Array> {
+  async get(digest: string, options: BlobGetOptions = {}): Promise<Uint8Array> {
     const key = normalizeDigest(digest);
     return this.#request("GET", key, async (res, url) => {
       if (!res.ok) throw await statusError(res, key, url, "GET");
-      const bytes = new Uint8Array(await res.arrayBuffer());
+      const bytes = options.maxBytes === undefined ? new Uint8Array(await res.arrayBuffer()) : await readAtMost(res, key, url, options.maxBytes);
       verifyBlob(key, bytes, { status: res.status, url });
       return bytes;
     });
@@ -225,6 +241,30 @@ function describe(error: unknown): string {
   if (inner === error || !(inner instanceof Error)) return message;
   const code = (inner as { code?: string }).code;
   return `${message} (${inner.message}${code && !inner.message.includes(code) ? `, ${code}` : ""})`;
+}
+
+/** A response's body, when it is at most `maxBytes` long: a longer one is cancelled as soon as it shows. */
+async function readAtMost(res: Response, digest: string, url: string, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) {
+    await res.body?.cancel().catch(() => {});
+    throw blobTooLarge(digest, declared, maxBytes, { status: res.status, url });
+  }
+  if (!res.body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    length += value.length;
+    if (length > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw blobTooLarge(digest, length, maxBytes, { status: res.status, url });
+    }
+    parts.push(value);
+  }
+  return concatBytes(parts);
 }
 
 async function statusError(res: Response, digest: string, url: string, method: string): Promise<MeshworkBlobError> {
@@ -419,13 +459,18 @@ export class DirectoryBlobStore implements BlobStore {
     return key;
   }
 
-  async get(digest: string): Promise<Uint8Array> {
+  async get(digest: string, options: BlobGetOptions = {}): Promise<Uint8Array> {
     const key = normalizeDigest(digest);
     const path = join(this.dir, key.slice(2));
     let buffer: Buffer;
     try {
+      if (options.maxBytes !== undefined) {
+        const { size } = await stat(path);
+        if (size > options.maxBytes) throw blobTooLarge(key, size, options.maxBytes, { path });
+      }
       buffer = await readFile(path);
     } catch (cause) {
+      if (cause instanceof MeshworkBlobError) throw cause;
       if ((cause as NodeJS.ErrnoException).code === "ENOENT") throw new MeshworkBlobError("blob not found", { details: { digest: key } });
       throw new MeshworkBlobError("cannot read the blob file", { cause, details: { digest: key, path } });
     }

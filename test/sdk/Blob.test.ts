@@ -53,6 +53,15 @@ function behavesLikeABlobStore(make: () => Promise<{ store: BlobStore; done?: ()
   beforeEach(async () => ({ store, done } = await make()));
   afterEach(async () => done?.());
 
+  it("refuses a blob longer than a get's maxBytes (reason too-large), and returns one within it", async () => {
+    const digest = await store.put(utf8("abc"));
+    expect(await store.get(digest, { maxBytes: 3 })).to.deep.equal(utf8("abc"));
+    const error = await rejection(store.get(digest, { maxBytes: 2 }));
+    expect(error).to.be.instanceOf(MeshworkBlobError);
+    expect(error.details).to.include({ digest, reason: "too-large", maxBytes: 2 });
+    expect(await store.get(digest)).to.deep.equal(utf8("abc")); // still there, whole
+  });
+
   it("puts and gets bytes back by their canonical digest", async () => {
     const digest = await store.put(utf8("abc"));
     expect(digest).to.equal(ABC);
@@ -250,6 +259,13 @@ describe("blob store", () => {
       const missing = await rejection(store.get(EMPTY));
       expect(missing).to.be.instanceOf(MeshworkBlobError);
       expect(missing.details).to.deep.equal({ digest: EMPTY });
+      // maxBytes reaches the source: a blob longer than asked for is neither returned nor kept.
+      await source.put(utf8("abcd"));
+      const long = digestOf(utf8("abcd"));
+      const refused = await rejection(store.get(long, { maxBytes: 3 }));
+      expect(refused.details).to.include({ digest: long });
+      expect((refused.cause as MeshworkBlobError).details).to.include({ reason: "too-large", maxBytes: 3 });
+      expect(await local.has(long)).to.equal(false);
     });
 
     it("fetches again from a source a blob whose local file was changed on disk, and repairs the file", async () => {
@@ -440,6 +456,31 @@ describe("blob store", () => {
       const put = await rejection(new HttpBlobStore(url).put(utf8("abc")));
       expect(put).to.be.instanceOf(MeshworkBlobError);
       expect(put.shortMessage).to.match(/^blob PUT failed: /);
+    });
+
+    it("stops reading a body longer than maxBytes: by its declared length, or as it streams", async () => {
+      let sent = 0;
+      const { url } = await evil((req, res) => {
+        if (req.url!.includes(ABC)) {
+          res.writeHead(200, { "content-length": String(64 << 20) }); // claims 64 MiB
+          res.write(Buffer.alloc(1024));
+          return; // and never ends: the client must not wait for it
+        }
+        res.writeHead(200); // chunked, no length: 1 MiB pieces until the client hangs up
+        const pump = () => {
+          while (sent < 256 << 20 && res.write(Buffer.alloc(1 << 20))) sent += 1 << 20;
+          if (sent < 256 << 20 && !res.destroyed) res.once("drain", pump);
+        };
+        res.on("close", () => (sent = Infinity));
+        pump();
+      });
+      const store = new HttpBlobStore(url, { timeoutMs: 5_000 });
+      const declared = await rejection(store.get(ABC, { maxBytes: 1000 }));
+      expect(declared).to.be.instanceOf(MeshworkBlobError);
+      expect(declared.details).to.include({ reason: "too-large", size: 64 << 20, maxBytes: 1000, status: 200 });
+      const streamed = await rejection(store.get(EMPTY, { maxBytes: 3 << 20 }));
+      expect(streamed.details).to.include({ reason: "too-large", maxBytes: 3 << 20 });
+      expect(streamed.details.size).to.be.within((3 << 20) + 1, 8 << 20); // stopped soon after the limit
     });
 
     it("reports a body cut short", async () => {

@@ -408,7 +408,7 @@ describe("worker daemon", function () {
     void unknown;
   });
 
-  it("checks every input before claiming: one not the size its spec declares (rejected), one no store has (waited for): nothing claimed", async () => {
+  it("checks every input before claiming: one shorter than declared (rejected), one longer or missing (tried again): nothing claimed", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
@@ -422,13 +422,16 @@ describe("worker daemon", function () {
     if (stored.inputs.kind !== "chunks") throw new Error("the fixture's spec lists chunks");
     const real = stored.inputs.chunks[1]; // 128 bytes in the store
     // 1. Declared 64 bytes (whole rows: the runtime would take it), stored 128: a worker bounding its
-    //    work by the declared sizes would be misled.
-    const lying = await consumer.jobs.create(await withChunk1(32, { digest: real.digest, size: 64 }), JOB);
+    //    work by the declared sizes would be misled. The fetch stops past 64 bytes, and is tried again
+    //    (a source could be serving junk under that digest).
+    const longer = await consumer.jobs.create(await withChunk1(32, { digest: real.digest, size: 64 }), JOB);
+    // 1b. Declared 192 bytes, stored 128 (verified): the spec is wrong, rejected for good.
+    const lying = await consumer.jobs.create(await withChunk1(35, { digest: real.digest, size: 192 }), JOB);
     // 2. An input chunk no store has: it cannot be computed (yet: tried again each tick, never claimed).
     const missing = await consumer.jobs.create(await withChunk1(33, { digest: "0x" + "5e".repeat(32), size: 128 }), JOB);
     const balance = await w.market.balanceOf(w.usd, w.cheap.address);
     for (let i = 0; i < 2; i++) await worker.tick();
-    for (const job of [lying, missing]) expect(await job.state()).to.equal("Open");
+    for (const job of [longer, lying, missing]) expect(await job.state()).to.equal("Open");
     expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
     expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "blob" })).to.equal(1); // the lying spec, for good
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
@@ -437,7 +440,7 @@ describe("worker daemon", function () {
     await worker.tick();
     expect(await good.state()).to.equal("Claimed");
     // A consumer asking for an offer gets the same check.
-    const prepared = await consumer.jobs.prepare(await withChunk1(34, { digest: real.digest, size: 64 }), JOB);
+    const prepared = await consumer.jobs.prepare(await withChunk1(34, { digest: real.digest, size: 192 }), JOB);
     const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
     await expect(worker.quote(prepared.request, w.consumer.address, expiry)).to.be.rejectedWith(/an input is not the size its spec declares/);
   });

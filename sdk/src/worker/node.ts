@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { JsonRpcProvider, Wallet } from "ethers";
 import pino, { type Logger } from "pino";
-import { DirectoryBlobStore, HttpBlobStore, normalizeDigest, startBlobServer, type BlobServer, type BlobStore } from "../blob.js";
+import { DirectoryBlobStore, HttpBlobStore, normalizeDigest, startBlobServer, type BlobGetOptions, type BlobServer, type BlobStore } from "../blob.js";
 import { Meshwork } from "../client.js";
 import { MeshworkBlobError, MeshworkConfigError } from "../errors.js";
 import { parseWorkerConfig, type WorkerConfig } from "./config.js";
@@ -67,18 +67,18 @@ export class CachingBlobStore implements BlobStore {
     return false;
   }
 
-  async get(digest: string): Promise<Uint8Array> {
+  async get(digest: string, options: BlobGetOptions = {}): Promise<Uint8Array> {
     let last: unknown;
     if (await this.local.has(digest).catch(() => false)) {
       try {
-        return await this.local.get(digest);
+        return await this.local.get(digest, options);
       } catch (error) {
         last = error; // a local copy that fails verification (a DirectoryBlobStore removes it): fetched again
       }
     }
     for (const source of this.sources) {
       try {
-        const bytes = await source.get(digest);
+        const bytes = await source.get(digest, options);
         await this.local.put(bytes, digest); // verified by the source's get
         return bytes;
       } catch (error) {

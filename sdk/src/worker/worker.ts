@@ -368,8 +368,9 @@ export class Worker {
    * Fetches every input, one at a time, and checks it is the size its spec declares (the store checks
    * its digest), before a claim: a job whose inputs are unavailable or misdeclared cannot be computed,
    * and once claimed would end in a timeout penalty. A caching store keeps them for the computation.
-   * Inputs that cannot be fetched now are "inputs-unavailable" (tried again); bytes of another size than
-   * declared, "blob" (for good: the spec is wrong). A `stoppable` check ends early when the worker stops.
+   * Inputs that cannot be fetched now, or not within their declared size, are "inputs-unavailable"
+   * (tried again); bytes, verified, shorter than declared are "blob" (for good: the spec is wrong). A
+   * `stoppable` check ends early when the worker stops.
    */
   async #checkInputs(spec: JobSpec, stoppable: boolean): Promise<void> {
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
@@ -377,8 +378,10 @@ export class Worker {
       if (stoppable && this.#stopping) throw new JobRejectedError("fetching", "stopping");
       let bytes: Uint8Array;
       try {
-        bytes = await this.#o.store.get(ref.digest);
+        bytes = await this.#o.store.get(ref.digest, { maxBytes: ref.size }); // a longer blob stops there
       } catch (error) {
+        // Longer than declared is not proof the spec is wrong (a source may serve junk): tried again,
+        // each try costing at most the declared size.
         throw new JobRejectedError("inputs-unavailable", "an input cannot be fetched now", { cause: describe(error) });
       }
       try {
@@ -410,7 +413,7 @@ export class Worker {
     const total = sizes.reduce((a, b) => a + b, 0);
     if (sizes.some((s) => s > max) || total > 4 * max) throw new JobRejectedError("size", "input too large", { bytes: total, max });
     try {
-      const executable = await this.#o.store.get(exe.digest);
+      const executable = await this.#o.store.get(exe.digest, { maxBytes: exe.size });
       checkDeclaredSize(exe, executable);
       return { spec, runtime, executable };
     } catch (error) {
@@ -424,10 +427,10 @@ export class Worker {
       const wanted = indices ?? spec.inputs.chunks.map((_, i) => i);
       for (const i of wanted) {
         const ref = spec.inputs.chunks[i];
-        out.set(i, checkDeclaredSize(ref, await this.#o.store.get(ref.digest), i));
+        out.set(i, checkDeclaredSize(ref, await this.#o.store.get(ref.digest, { maxBytes: ref.size }), i));
       }
     } else {
-      const blob = checkDeclaredSize(spec.inputs.blob, await this.#o.store.get(spec.inputs.blob.digest));
+      const blob = checkDeclaredSize(spec.inputs.blob, await this.#o.store.get(spec.inputs.blob.digest, { maxBytes: spec.inputs.blob.size }));
       const chunks = splitChunks(blob, spec.chunking.chunks, { elementBytes: spec.inputs.elementBytes });
       for (const i of indices ?? chunks.map((_, j) => j)) out.set(i, chunks[i]);
     }
