@@ -555,8 +555,6 @@ const copyMBps = freshCopyMBps(); // before anything has been allocated and free
 const jobs = await benchJobs();
 const polling = await benchPolling();
 const intKernelStall = await benchIntKernelStall();
-// The reference job, then one 4× as compute-intensive per byte (1024 features): how the overhead
-// scales with arithmetic intensity.
 // The reference job: a 12-layer, 1024-wide dense stack (12.6M parameters, the scale of a small
 // transformer's feed-forward layers) over 8 MiB of rows. Then two light models, to show how the
 // overhead grows as a model does less arithmetic per byte.

@@ -376,20 +376,32 @@ export class Worker {
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
     for (const [i, ref] of refs.entries()) {
       if (stoppable && this.#stopping) throw new JobRejectedError("fetching", "stopping");
-      let bytes: Uint8Array;
       try {
-        bytes = await this.#o.store.get(ref.digest, { maxBytes: ref.size }); // a longer blob stops there
+        await this.#fetchDeclared(ref, spec.inputs.kind === "chunks" ? i : undefined);
       } catch (error) {
+        if (error instanceof MeshworkBlobError && error.details.reason === SIZE_MISMATCH) {
+          throw new JobRejectedError("blob", "an input is not the size its spec declares", { cause: describe(error) });
+        }
         // Longer than declared is not proof the spec is wrong (a source may serve junk): tried again,
         // each try costing at most the declared size.
         throw new JobRejectedError("inputs-unavailable", "an input cannot be fetched now", { cause: describe(error) });
       }
-      try {
-        checkDeclaredSize(ref, bytes, spec.inputs.kind === "chunks" ? i : undefined);
-      } catch (error) {
-        throw new JobRejectedError("blob", "an input is not the size its spec declares", { cause: describe(error) });
-      }
     }
+  }
+
+  /**
+   * The blob `ref` names, verified, read no further than its declared size and refused
+   * ({@link SIZE_MISMATCH}) when shorter. The spec's sizes bound what a worker accepts (`maxBlobBytes`)
+   * and where a runtime computes. @throws {MeshworkBlobError}
+   */
+  async #fetchDeclared(ref: BlobRef, chunk?: number): Promise<Uint8Array> {
+    const bytes = await this.#o.store.get(ref.digest, { maxBytes: ref.size });
+    if (bytes.length !== ref.size) {
+      throw new MeshworkBlobError(`blob of ${bytes.length} bytes where the spec declares ${ref.size}`, {
+        details: { reason: SIZE_MISMATCH, digest: ref.digest, declared: ref.size, size: bytes.length, ...(chunk === undefined ? {} : { chunk }) },
+      });
+    }
+    return bytes;
   }
 
   /** Fetches and verifies the spec, its executable and its inputs. */
@@ -413,9 +425,7 @@ export class Worker {
     const total = sizes.reduce((a, b) => a + b, 0);
     if (sizes.some((s) => s > max) || total > 4 * max) throw new JobRejectedError("size", "input too large", { bytes: total, max });
     try {
-      const executable = await this.#o.store.get(exe.digest, { maxBytes: exe.size });
-      checkDeclaredSize(exe, executable);
-      return { spec, runtime, executable };
+      return { spec, runtime, executable: await this.#fetchDeclared(exe) };
     } catch (error) {
       throw new JobRejectedError("blob", "executable unavailable, or not the bytes or size its spec declares", { cause: describe(error) });
     }
@@ -425,12 +435,9 @@ export class Worker {
     const out = new Map<number, Uint8Array>();
     if (spec.inputs.kind === "chunks") {
       const wanted = indices ?? spec.inputs.chunks.map((_, i) => i);
-      for (const i of wanted) {
-        const ref = spec.inputs.chunks[i];
-        out.set(i, checkDeclaredSize(ref, await this.#o.store.get(ref.digest, { maxBytes: ref.size }), i));
-      }
+      for (const i of wanted) out.set(i, await this.#fetchDeclared(spec.inputs.chunks[i], i));
     } else {
-      const blob = checkDeclaredSize(spec.inputs.blob, await this.#o.store.get(spec.inputs.blob.digest, { maxBytes: spec.inputs.blob.size }));
+      const blob = await this.#fetchDeclared(spec.inputs.blob);
       const chunks = splitChunks(blob, spec.chunking.chunks, { elementBytes: spec.inputs.elementBytes });
       for (const i of indices ?? chunks.map((_, j) => j)) out.set(i, chunks[i]);
     }
@@ -785,19 +792,8 @@ export class Worker {
   }
 }
 
-/**
- * `bytes`, when they are the size `ref` declares. The spec's sizes bound what a worker accepts
- * (`maxBlobBytes`) and where a runtime computes, so bytes of another size are refused.
- * @throws {MeshworkBlobError}
- */
-function checkDeclaredSize(ref: BlobRef, bytes: Uint8Array, chunk?: number): Uint8Array {
-  if (bytes.length !== ref.size) {
-    throw new MeshworkBlobError(`blob of ${bytes.length} bytes where the spec declares ${ref.size}`, {
-      details: { digest: ref.digest, declared: ref.size, size: bytes.length, ...(chunk === undefined ? {} : { chunk }) },
-    });
-  }
-  return bytes;
-}
+/** `details.reason` of a blob, verified, of another size than its spec declares. */
+const SIZE_MISMATCH = "size-mismatch";
 
 interface LoadedSpec {
   spec: JobSpec;

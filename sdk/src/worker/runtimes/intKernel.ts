@@ -398,9 +398,9 @@ export class IntKernelRuntime implements Runtime {
 
   /**
    * Parses the program and checks it against the spec: runtime `int-kernel`, an output encoding the kernel
-   * produces, and input chunks that are whole rows. Throws {@link MeshworkValidationError}. `executable`
-   * must be the bytes `spec.program.digest` names (a worker fetches them verified): on the runtime
-   * thread, a program it keeps under that digest is loaded without sending them.
+   * produces, and input chunks that are whole rows. Throws {@link MeshworkValidationError}. Where the
+   * job runs (the runtime thread, or the caller's for a small one) is decided here, from the program's
+   * size and the spec's declared chunk sizes.
    */
   async load(spec: JobSpec, executable: Uint8Array): Promise<LoadedJob> {
     if (spec.runtime !== "int-kernel") throw issue("job spec", ["runtime"], `the int-kernel runtime cannot run a ${spec.runtime} job`);
