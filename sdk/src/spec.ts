@@ -56,6 +56,13 @@ export function runtimeName(id: number): RuntimeName | undefined {
  * an explicit chunk list, a result tree and its proofs (depth ≤ 16) stay small.
  */
 export const MAX_CHUNKS = 65_536;
+/**
+ * Largest spec blob, in bytes of its canonical JSON. A worker reads no more than this before it knows
+ * what the spec is (a spec declares the sizes of its other blobs, not its own). It holds an explicit list
+ * of {@link MAX_CHUNKS} chunks (about 95 bytes each without a `uri`) with room to spare; a job with that
+ * many chunks and a URI for each should use the `blob` input layout or short URIs.
+ */
+export const MAX_SPEC_BYTES = 8 * 1024 * 1024;
 /** Spec format version this SDK writes and reads. */
 export const SPEC_VERSION = 1;
 /** Output encodings: see encoding.ts. */
@@ -216,8 +223,12 @@ export function parseJobSpec(input: unknown): JobSpec {
   return result.data;
 }
 
-/** Parses the bytes of a spec blob (UTF-8 JSON) and validates it like {@link parseJobSpec}. */
+/**
+ * Parses the bytes of a spec blob (UTF-8 JSON) and validates it like {@link parseJobSpec}; more than
+ * {@link MAX_SPEC_BYTES} bytes are refused unread.
+ */
 export function parseJobSpecBytes(bytes: Uint8Array): JobSpec {
+  if (bytes.length > MAX_SPEC_BYTES) throw specTooLarge(bytes.length);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -245,9 +256,24 @@ export function jcs(value: unknown): string {
   return text;
 }
 
-/** The canonical JSON text of a spec: validated and normalised first, then RFC 8785. */
+/**
+ * The canonical JSON text of a spec: validated and normalised first, then RFC 8785. Throws
+ * {@link MeshworkValidationError} when it is longer than {@link MAX_SPEC_BYTES} in UTF-8, so that a
+ * consumer learns before publishing a spec that workers would not read.
+ */
 export function canonicalJson(spec: unknown): string {
-  return jcs(parseJobSpec(spec));
+  const text = jcs(parseJobSpec(spec));
+  // UTF-16 code units bound UTF-8 bytes from below (and from above by 3×): encode only near the limit.
+  if (text.length * 3 > MAX_SPEC_BYTES) {
+    const size = new TextEncoder().encode(text).length;
+    if (size > MAX_SPEC_BYTES) throw specTooLarge(size);
+  }
+  return text;
+}
+
+function specTooLarge(size: number): MeshworkValidationError {
+  const message = `the spec is ${size} bytes of canonical JSON; at most ${MAX_SPEC_BYTES} (MAX_SPEC_BYTES)`;
+  return new MeshworkValidationError("job spec", [{ code: "custom", path: [], message, input: undefined }], { details: { size, max: MAX_SPEC_BYTES } });
 }
 
 /** UTF-8 bytes of {@link canonicalJson}: what to store as the spec blob. */
@@ -274,7 +300,7 @@ export async function putJobSpec(store: BlobStore, spec: unknown): Promise<strin
  */
 export async function getJobSpec(store: BlobStore, hash: string): Promise<JobSpec> {
   const expected = normalizeDigest(hash);
-  const spec = parseJobSpecBytes(await store.get(expected));
+  const spec = parseJobSpecBytes(await store.get(expected, { maxBytes: MAX_SPEC_BYTES }));
   const actual = specHash(spec);
   if (actual !== expected) {
     throw new MeshworkValidationError("job spec", [{ code: "custom", path: [], message: "the stored spec is not in canonical form", input: undefined }], {

@@ -21,6 +21,7 @@ import {
 import { MeshworkError, MeshworkValidationError } from "../../sdk/src/errors.js";
 import {
   MAX_CHUNKS,
+  MAX_SPEC_BYTES,
   RUNTIME_IDS,
   canonicalJson,
   executableOf,
@@ -192,6 +193,31 @@ describe("job spec", () => {
       expect(issuesOf(s)[0][0]).to.equal("chunking.chunks");
       s.chunking.chunks = 1.5;
       expect(issuesOf(s)[0][0]).to.equal("chunking.chunks");
+    });
+
+    it("bounds a spec to MAX_SPEC_BYTES: the longest chunk list fits; longer is refused when hashed, parsed or fetched", async () => {
+      const s = onnxSpec();
+      const chunks = Array.from({ length: MAX_CHUNKS }, (_, i) => ({ digest: digestOf(utf8(String(i))), size: Number.MAX_SAFE_INTEGER }));
+      s.inputs.chunks = chunks;
+      s.chunking.chunks = MAX_CHUNKS;
+      const largest = specBytes(s).length;
+      expect(largest).to.be.below(MAX_SPEC_BYTES).and.above(6_000_000);
+      s.inputs.chunks = chunks.map((c) => ({ ...c, uri: "https://blobs.example.org/" + c.digest }));
+      try {
+        specHash(s);
+        expect.fail("accepted");
+      } catch (e: any) {
+        expect(e).to.be.instanceOf(MeshworkValidationError);
+        expect(e.message).to.match(/at most 8388608 \(MAX_SPEC_BYTES\)/);
+        expect(e.details.size).to.be.above(MAX_SPEC_BYTES);
+      }
+      // A worker reading a spec blob: refused before it is decoded, and by a store before it is read.
+      expect(() => parseJobSpecBytes(new Uint8Array(MAX_SPEC_BYTES + 1))).to.throw(MeshworkValidationError, /8388609 bytes/);
+      const store = new MemoryBlobStore();
+      const big = await store.put(new Uint8Array(MAX_SPEC_BYTES + 1));
+      const error = await getJobSpec(store, big).catch((e) => e);
+      expect(error.name).to.equal("MeshworkBlobError");
+      expect(error.details).to.include({ reason: "too-large", size: MAX_SPEC_BYTES + 1, maxBytes: MAX_SPEC_BYTES });
     });
 
     it("validates metadata and the encryption key", () => {

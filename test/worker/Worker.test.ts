@@ -15,7 +15,7 @@ import { Meshwork } from "../../sdk/src/client.js";
 import { MeshworkBlobError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
-import type { JobSpecInput } from "../../sdk/src/spec.js";
+import { MAX_SPEC_BYTES, type JobSpecInput } from "../../sdk/src/spec.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
@@ -387,7 +387,7 @@ describe("worker daemon", function () {
     expect(await counter(worker, "meshwork_rpc_errors_total")).to.equal(1);
   });
 
-  it("rejects bad input with nothing claimed: a spec not matching its digest, an unknown runtime, an oversized input", async () => {
+  it("rejects bad input with nothing claimed: a spec not matching its digest or too long to read, an unknown runtime, an oversized input", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { maxBlobBytes: 200 });
@@ -398,11 +398,22 @@ describe("worker daemon", function () {
     const unknown = await consumer.jobs.create(await intKernelSpec(w, 12), { ...JOB, requirements: { runtime: 2 } });
     // 3. Inputs larger than the worker accepts (maxBlobBytes 200; chunks are 128 B, the program 300+ B).
     const big = await consumer.jobs.create(await intKernelSpec(w, 13), JOB);
+    // 4. A spec blob longer than any spec may be (MAX_SPEC_BYTES): the store refuses it unread.
+    const hugeSpec = await w.store.put(new Uint8Array(MAX_SPEC_BYTES + 1));
+    const gets: { digest: string; maxBytes?: number }[] = [];
+    const get = w.store.get.bind(w.store);
+    w.store.get = (digest, options) => (gets.push({ digest, maxBytes: options?.maxBytes }), get(digest, options));
+    const huge = await consumer.jobs.create({ ...prepared, request: { ...prepared.request, specHash: hugeSpec, nonce: 7n } });
     const balance = await w.market.balanceOf(w.usd, w.cheap.address);
-    for (let i = 0; i < 3; i++) await worker.tick();
-    for (const job of [missing, unknown, big]) expect(await job.state()).to.equal("Open");
+    try {
+      for (let i = 0; i < 3; i++) await worker.tick();
+    } finally {
+      w.store.get = get;
+    }
+    for (const job of [missing, unknown, big, huge]) expect(await job.state()).to.equal("Open");
     expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
-    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(1);
+    expect(gets.filter((g) => g.digest === hugeSpec)).to.deep.equal([{ digest: hugeSpec, maxBytes: MAX_SPEC_BYTES }]);
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(2);
     expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "size" })).to.equal(1);
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
     void unknown;

@@ -30,7 +30,7 @@ import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
 import { collateralOf, jobFromResult, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
 import { publishResult, type OutputManifest, manifestRoot } from "../results.js";
-import { executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
+import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
 import type { WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
 import type { LoadedJob, Runtime } from "./runtimes/runtime.js";
@@ -409,7 +409,7 @@ export class Worker {
     const max = this.#o.config.maxBlobBytes;
     let spec: JobSpec;
     try {
-      const bytes = await this.#o.store.get(String(job.request.specHash));
+      const bytes = await this.#o.store.get(String(job.request.specHash), { maxBytes: MAX_SPEC_BYTES });
       spec = parseJobSpecBytes(bytes);
     } catch (error) {
       throw new JobRejectedError("spec", "spec missing, malformed or not matching its digest", { cause: describe(error) });
