@@ -20,7 +20,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -388,6 +388,7 @@ class DirectoryBackend implements Backend {
   }
 
   async send(hex: string, res: ServerResponse) {
+    await markUsed(join(this.dir, hex));
     await pipeline(createReadStream(join(this.dir, hex)), res);
   }
 
@@ -439,18 +440,82 @@ async function writeBlobFile<T extends string>(
 }
 
 /**
+ * Marks a blob file as used now (its modification time, which {@link DirectoryBlobStore.prune} reads).
+ * Best effort: a file removed meanwhile is not an error.
+ */
+async function markUsed(path: string): Promise<void> {
+  const now = new Date();
+  await utimes(path, now, now).catch(() => undefined);
+}
+
+/** What {@link DirectoryBlobStore.prune} removed and kept. */
+export interface PruneReport {
+  removed: number;
+  removedBytes: number;
+  kept: number;
+  keptBytes: number;
+}
+
+/**
  * A blob store in a local directory, in the layout `startBlobServer({ dir })` serves: one file per blob
  * named by its digest's 64 hex digits, written safely (temporary file, sync, rename). A provider node
  * writes its outputs here directly — no HTTP round trip, no second hash — while its blob server hands
  * them to consumers. It trusts a `digest` passed to `put` (the caller is this process) and verifies
  * every blob it reads: a file that does not hash to its name is removed, and its `get` throws.
+ *
+ * A blob's file time is when it was last used: written, put again, read by `get` or served by a blob
+ * server over the same directory. {@link prune} removes the blobs unused for longer than a given time.
  */
 export class DirectoryBlobStore implements BlobStore {
   constructor(readonly dir: string) {}
 
+  /**
+   * Removes every blob unused for `unusedForMs` or longer (by its file time, see the class comment)
+   * unless `keep(digest)` says otherwise; temporary files and files not named like a blob are left
+   * alone. A blob removed here that is needed again is fetched again: a caching store brings it back
+   * from its sources. Safe beside readers: a file is checked again just before it is removed, and one
+   * being read stays readable until closed.
+   */
+  async prune(options: { unusedForMs: number; keep?: (digest: string) => boolean; now?: number }): Promise<PruneReport> {
+    const cutoff = (options.now ?? Date.now()) - options.unusedForMs;
+    const report: PruneReport = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 };
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return report;
+      throw new MeshworkBlobError("cannot list the blob directory", { cause: error, details: { path: this.dir } });
+    }
+    for (const name of names) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      const path = join(this.dir, name);
+      const s = await stat(path).catch(() => undefined);
+      if (!s?.isFile()) continue;
+      if (s.mtimeMs >= cutoff || options.keep?.("0x" + name)) {
+        report.kept++;
+        report.keptBytes += s.size;
+        continue;
+      }
+      // Used since it was listed (a get, a put, a download)? Then it stays.
+      const again = await stat(path).catch(() => undefined);
+      if (!again || again.mtimeMs >= cutoff) continue;
+      try {
+        await unlink(path);
+        report.removed++;
+        report.removedBytes += again.size;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw new MeshworkBlobError("cannot remove a blob file", { cause: error, details: { path } });
+      }
+    }
+    return report;
+  }
+
   async put(bytes: Uint8Array, digest?: string): Promise<string> {
     const key = digest === undefined ? digestOf(bytes) : normalizeDigest(digest);
-    if (await this.has(key)) return key;
+    if (await this.has(key)) {
+      await markUsed(join(this.dir, key.slice(2)));
+      return key;
+    }
     await mkdir(this.dir, { recursive: true });
     await writeBlobFile(this.dir, key.slice(2), async (file) => {
       await file.writeFile(bytes);
@@ -483,6 +548,7 @@ export class DirectoryBlobStore implements BlobStore {
       await unlink(path).catch(() => undefined);
       throw error;
     }
+    await markUsed(path);
     return bytes;
   }
 

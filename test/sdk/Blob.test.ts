@@ -5,7 +5,7 @@
  */
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -214,6 +214,39 @@ describe("blob store", () => {
       expect(await readdir(where)).to.deep.equal([]);
       await store.put(utf8("abc"));
       expect(await store.get(ABC)).to.deep.equal(utf8("abc"));
+    });
+
+    it("marks a blob used when it is put again, read or served, and prunes the blobs unused for long, except those it is told to keep", async () => {
+      const where = await mkdtemp(join(dir, "prune-"));
+      const store = new DirectoryBlobStore(where);
+      const server = await startBlobServer({ dir: where });
+      const DAY = 24 * 3600 * 1000;
+      const blobs = ["read", "put again", "served", "kept", "old", "old too", "fresh"].map(utf8);
+      const digests: string[] = [];
+      for (const b of blobs) digests.push(await store.put(b));
+      const ago = new Date(Date.now() - 10 * DAY);
+      for (const d of digests.slice(0, 6)) await utimes(join(where, d.slice(2)), ago, ago);
+      // Not blobs: a temporary file and a stray name are never touched.
+      for (const name of [".x.tmp", "notes.txt"]) await writeFile(join(where, name), "x");
+      await utimes(join(where, "notes.txt"), ago, ago);
+      try {
+        await store.get(digests[0]);
+        await store.put(blobs[1]);
+        expect(await new HttpBlobStore(server.url, { timeoutMs: 5_000 }).get(digests[2])).to.deep.equal(blobs[2]);
+      } finally {
+        await server.close();
+      }
+      for (const d of digests.slice(0, 3)) expect((await stat(join(where, d.slice(2)))).mtimeMs).to.be.above(Date.now() - DAY);
+      const report = await store.prune({ unusedForMs: 7 * DAY, keep: (d) => d === digests[3] });
+      const size = (i: number[]) => i.reduce((n, k) => n + blobs[k].length, 0);
+      expect(report).to.deep.equal({ removed: 2, removedBytes: size([4, 5]), kept: 5, keptBytes: size([0, 1, 2, 3, 6]) });
+      expect((await readdir(where)).sort()).to.deep.equal([...[0, 1, 2, 3, 6].map((i) => digests[i].slice(2)), ".x.tmp", "notes.txt"].sort());
+      await rejection(store.get(digests[4]));
+      // The kept blob, unused for 10 days, goes when nothing keeps it, and not before its time.
+      expect((await store.prune({ unusedForMs: 11 * DAY })).removed).to.equal(0);
+      expect((await store.prune({ unusedForMs: 9 * DAY })).removed).to.equal(1);
+      // A missing directory has nothing to prune.
+      expect(await new DirectoryBlobStore(join(where, "none")).prune({ unusedForMs: 0 })).to.deep.equal({ removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 });
     });
 
     it("reports a blob it cannot read (a directory in its place) with the cause", async () => {

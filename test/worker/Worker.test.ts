@@ -7,7 +7,7 @@
  * survived; bad input is rejected with nothing claimed.
  */
 import { expect } from "chai";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { network } from "hardhat";
@@ -15,13 +15,17 @@ import { Meshwork } from "../../sdk/src/client.js";
 import { MeshworkBlobError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
-import { MAX_SPEC_BYTES, type JobSpecInput } from "../../sdk/src/spec.js";
+import { DirectoryBlobStore } from "../../sdk/src/blob.js";
+import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
+import { MAX_SPEC_BYTES, executableOf, parseJobSpec, specHash, type JobSpecInput } from "../../sdk/src/spec.js";
+import { WorkerConfigSchema } from "../../sdk/src/worker/config.js";
+import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
-import { JOB, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
+import { CHUNKS, JOB, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
 
 const connection = await network.create();
 const { networkHelpers, ethers } = connection;
@@ -492,6 +496,74 @@ describe("worker daemon", function () {
     } finally {
       store.get = get;
     }
+  });
+
+  it("prunes its blob directory: a finished job's blobs and inputs checked for an offer go once unused for keepBlobsSec; a followed job's stay", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-prune-"));
+    const local = new DirectoryBlobStore(dir);
+    const state = new WorkerState(":memory:");
+    const DAY = 24 * 3600;
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
+      state,
+      store: new CachingBlobStore(local, [w.store]), // as a provider node's
+      blobRetention: { store: local, keepSec: 7 * DAY },
+    });
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await w.usd.mint(w.deployer.address, 100n * USD);
+    await w.usd.connect(w.deployer).approve(w.market, 100n * USD);
+    await w.market.connect(w.deployer).fundAuditPool(w.usd, 100n * USD);
+    /** Every blob of a job: spec, program, inputs, and the provider's manifest and outputs. */
+    const blobsOf = async (spec: JobSpecInput, jobId?: string) => {
+      const hash = specHash(spec);
+      const parsed = parseJobSpec(spec);
+      const digests = [hash, executableOf(parsed).digest, ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks.map((c) => c.digest) : [])];
+      const row = jobId ? state.get(jobId) : undefined;
+      if (row?.outputURI) digests.push(digestFromURI(row.outputURI), ...(JSON.parse(row.data!) as OutputManifest).chunks.map((c) => c.output));
+      return digests.map((d) => d.slice(2));
+    };
+    const files = () => readdirSync(dir).sort();
+
+    // A: run to settlement, finished for the worker.
+    const specA = await intKernelSpec(w, 41);
+    const a = await consumer.jobs.create(specA, JOB);
+    await drive(w, [cheap, auditor], () => settledOrFailed(a));
+    expect(state.get(a.jobId)?.phase).to.equal("done");
+    // An offer a consumer asked for and never used: its inputs were fetched to check them.
+    const specQ = await intKernelSpec(w, 43);
+    const prepared = await consumer.jobs.prepare(specQ, JOB);
+    await cheap.quote(prepared.request, w.consumer.address, BigInt(await networkHelpers.time.latest()) + 600n);
+    // B: committed, not yet settled: the worker still follows it.
+    const specB = await intKernelSpec(w, 42);
+    const b = await consumer.jobs.create(specB, JOB);
+    await drive(w, [cheap], async () => state.get(b.jobId)?.phase === "committed");
+    const [ofA, ofQ, ofB] = [await blobsOf(specA, a.jobId), await blobsOf(specQ), await blobsOf(specB, b.jobId)];
+    expect(ofA).to.have.length(4 + 2 + 1 + 4); // spec, program, 4 inputs, manifest, 4 outputs
+    expect(ofB).to.have.length(11);
+    for (const digest of [...ofA, ...ofQ, ...ofB]) expect(files()).to.include(digest);
+    expect(await cheap.pruneBlobs()).to.include({ removed: 0 }); // all used within keepBlobsSec
+
+    // Ten days later, nothing touched since.
+    const ago = new Date(Date.now() - 10 * DAY * 1000);
+    for (const name of files()) utimesSync(join(dir, name), ago, ago);
+    const report = await cheap.pruneBlobs();
+    expect(files()).to.deep.equal([...new Set(ofB)].sort());
+    expect(report).to.include({ removed: new Set([...ofA, ...ofQ].filter((d) => !ofB.includes(d))).size, kept: new Set(ofB).size });
+    expect(await counter(cheap, "meshwork_blobs_pruned_total")).to.equal(report!.removed);
+    expect(await counter(cheap, "meshwork_blob_bytes")).to.equal(report!.keptBytes);
+
+    // B goes on to settle: its outputs were kept for the consumer and the auditor.
+    await drive(w, [cheap, auditor], () => settledOrFailed(b));
+    expect((await b.wait({ timeoutMs: 1 })).provider).to.equal(w.cheap.address);
+    expect((await b.result()).chunks).to.have.length(CHUNKS);
+
+    // The setting: a week by default, 0 to keep every blob, never under an hour.
+    const minimal = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };
+    expect(WorkerConfigSchema.parse(minimal).keepBlobsSec).to.equal(7 * DAY);
+    expect(WorkerConfigSchema.parse({ ...minimal, keepBlobsSec: 0 }).keepBlobsSec).to.equal(0);
+    const short = WorkerConfigSchema.safeParse({ ...minimal, keepBlobsSec: 60 });
+    expect(short.error?.issues.map((i) => [i.path.join("."), i.message])).to.deep.equal([["keepBlobsSec", "0 (keep every blob) or at least 3600 (an hour)"]]);
   });
 
   it("signs offers for consumers who route off-chain, only at or above its price", async () => {

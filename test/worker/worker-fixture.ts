@@ -6,7 +6,7 @@
  */
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import pino from "pino";
-import { digestOf } from "../../sdk/src/blob.js";
+import { digestOf, type BlobStore } from "../../sdk/src/blob.js";
 import type { JobHandle, JobOptions } from "../../sdk/src/jobs.js";
 import type { JobSpecInput } from "../../sdk/src/spec.js";
 import { IntKernelRuntime, buildInt8MatmulProgram } from "../../sdk/src/worker/runtimes/intKernel.js";
@@ -14,7 +14,7 @@ import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
-import { Worker, type CheatMode } from "../../sdk/src/worker/worker.js";
+import { Worker, type CheatMode, type WorkerOptions } from "../../sdk/src/worker/worker.js";
 import { USD, type SdkWorld } from "../sdk/fixture.js";
 
 export const K = 16;
@@ -45,11 +45,19 @@ export function makeWorker(
   w: SdkWorld,
   signer: HardhatEthersSigner,
   mw: Awaited<ReturnType<SdkWorld["sdk"]>>,
-  options: { cheat?: CheatMode; state?: WorkerState; maxBlobBytes?: number; runtimes?: Runtime[] } = {},
+  options: {
+    cheat?: CheatMode;
+    state?: WorkerState;
+    maxBlobBytes?: number;
+    runtimes?: Runtime[];
+    store?: BlobStore;
+    blobRetention?: WorkerOptions["blobRetention"];
+  } = {},
 ): Worker {
   return new Worker({
     mw,
-    store: w.store,
+    store: options.store ?? w.store,
+    blobRetention: options.blobRetention,
     state: options.state ?? new WorkerState(":memory:"),
     runtimes: options.runtimes ?? runtimes,
     config: {

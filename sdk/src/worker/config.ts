@@ -41,6 +41,16 @@ export const WorkerConfigSchema = z.strictObject({
   maxBlobBytes: z.number().int().positive().default(256 * 1024 * 1024),
   /** Withdraw earnings every this many seconds (0 = never). */
   withdrawEverySec: z.number().int().min(0).default(3600),
+  /**
+   * Remove blobs from the blob directory once unused (not written, read or served) for this many
+   * seconds, except those of jobs the worker still follows; 0 = keep every blob. Default 7 days.
+   */
+  keepBlobsSec: z
+    .number()
+    .int()
+    .min(0)
+    .refine((s) => s === 0 || s >= 3600, "0 (keep every blob) or at least 3600 (an hour)")
+    .default(7 * 24 * 3600),
   /** What `init` detected (informational; `register` reads it). */
   hardware: z.unknown().optional(),
   /** Runtimes to offer (default: every one detected). */

@@ -48,6 +48,12 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
   readonly inFlight = new Gauge({ name: "meshwork_jobs_in_flight", help: "Jobs claimed and not finished", registers: [this.registry] });
+  readonly blobBytes = new Gauge({ name: "meshwork_blob_bytes", help: "Bytes in this node's blob directory at its last prune", registers: [this.registry] });
+  readonly blobsPruned = new Counter({
+    name: "meshwork_blobs_pruned_total",
+    help: "Blobs removed from this node's blob directory, unused for keepBlobsSec",
+    registers: [this.registry],
+  });
   readonly rpcErrors = new Counter({ name: "meshwork_rpc_errors_total", help: "Failed polls (retried)", registers: [this.registry] });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {

@@ -119,8 +119,9 @@ export async function startProviderNode(
   const blobServer = await startBlobServer({ port: config.blobPort, dir: blobDir, maxBytes: config.maxBlobBytes });
   // The node writes and reads its own blobs in the directory its server serves: no HTTP round trip,
   // and what it hashed already is not hashed again.
+  const local = new DirectoryBlobStore(blobDir);
   const store = new CachingBlobStore(
-    new DirectoryBlobStore(blobDir),
+    local,
     config.blobSources.map((url) => new HttpBlobStore(url)),
   );
   const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store });
@@ -130,7 +131,8 @@ export async function startProviderNode(
   const metrics = new WorkerMetrics({ defaultMetrics: true });
   const served = config.metricsPort ? await metrics.serve(config.metricsPort) : undefined;
   const state = new WorkerState(join(config.dataDir, "worker.db"));
-  const worker = new Worker({ mw, store, state, runtimes, config, logger, metrics, cheat: options.cheat });
+  const blobRetention = { store: local, keepSec: config.keepBlobsSec };
+  const worker = new Worker({ mw, store, state, runtimes, config, logger, metrics, cheat: options.cheat, blobRetention });
   await worker.start();
   logger.info({ blobs: blobServer.url, metrics: served?.url, chainId: String(mw.chainId) }, "provider node up");
   return {

@@ -22,14 +22,14 @@ import { randomBytes } from "node:crypto";
 import { hexlify } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
-import type { BlobStore } from "../blob.js";
+import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
 import { MeshworkBlobError, MeshworkContractError, MeshworkError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
 import { collateralOf, jobFromResult, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
-import { publishResult, type OutputManifest, manifestRoot } from "../results.js";
+import { digestFromURI, publishResult, type OutputManifest, manifestRoot } from "../results.js";
 import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
 import type { WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
@@ -50,6 +50,12 @@ export interface WorkerOptions {
   logger: Logger;
   metrics?: WorkerMetrics;
   cheat?: CheatMode;
+  /**
+   * This node's own blob directory (the local half of `store`), pruned every `everySec` (default
+   * 3600) of the blobs unused for `keepSec`, except those of the jobs it still follows: see
+   * {@link Worker.pruneBlobs}. Without it, nothing is removed.
+   */
+  blobRetention?: { store: DirectoryBlobStore; keepSec: number; everySec?: number };
 }
 
 /** Why a job was not taken: the reasons the rejection metric and log lines use. */
@@ -90,6 +96,9 @@ export class Worker {
   /** The job whose sample is being computed, if any. */
   #sampling?: string;
   #lastWithdraw = Date.now();
+  /** When the blob directory was last pruned (0: at the first tick), and the prune running, if any. */
+  #lastPrune = 0;
+  #pruning?: Promise<void>;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -123,11 +132,11 @@ export class Worker {
     this.#log.info("worker stopped");
   }
 
-  /** Resolves once no tick, no background computation and no input check is running. */
+  /** Resolves once no tick, no background computation, no input check and no prune is running. */
   async idle(): Promise<void> {
     const checking = () => [...this.#inputChecks.values()].filter((c) => !c.settled).map((c) => c.done);
-    while (this.#ticking || this.#computing.size > 0 || checking().length > 0) {
-      await Promise.all([this.#ticking, ...this.#computing.values(), ...checking()]);
+    while (this.#ticking || this.#computing.size > 0 || checking().length > 0 || this.#pruning) {
+      await Promise.all([this.#ticking, ...this.#computing.values(), ...checking(), this.#pruning]);
     }
   }
 
@@ -177,6 +186,7 @@ export class Worker {
         }
         for (const jobId of this.#sampled.keys()) if (this.#o.state.get(jobId)?.phase === "done") this.#sampled.delete(jobId);
         await this.#maybeWithdraw();
+        this.#maybePrune();
       } catch (error) {
         this.metrics.rpcErrors.inc();
         this.#log.warn({ err: describe(error) }, "poll failed; retrying next tick");
@@ -234,6 +244,8 @@ export class Worker {
       case "seen":
         return this.#consider(row, state);
       case "rejected":
+        // A check that failed for good is kept while the job is Open, so its inputs are not fetched again.
+        if (state !== "Open" && this.#inputChecks.get(String(row.job.request.specHash))?.settled) this.#inputChecks.delete(String(row.job.request.specHash));
         // Not ours to run (price, token, spec …), but still ours to audit: auditors are not paid the price.
         if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: `rejected, then ${state}` });
         if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
@@ -755,6 +767,61 @@ export class Worker {
         this.#log.info({ token: symbol, amount: String(balance - reserve) }, "withdrew earnings");
       }
     }
+  }
+
+  /** Starts a prune in the background when one is due (see {@link pruneBlobs}). */
+  #maybePrune() {
+    const retention = this.#o.blobRetention;
+    if (!retention || retention.keepSec === 0 || this.#pruning) return;
+    if (Date.now() - this.#lastPrune < (retention.everySec ?? 3600) * 1000) return;
+    this.#lastPrune = Date.now();
+    this.#pruning = this.pruneBlobs()
+      .then(() => undefined)
+      .catch((error) => void this.#log.warn({ err: describe(error) }, "pruning the blob directory failed; tried again later"))
+      .finally(() => (this.#pruning = undefined));
+  }
+
+  /**
+   * Removes from this node's blob directory ({@link WorkerOptions.blobRetention}) every blob unused for
+   * `keepSec`, except those of the jobs this worker still follows (not `done` in its state: the spec,
+   * the program or model and the inputs of each, and a provider's manifest and outputs), which stay
+   * however old. What goes: inputs fetched to check jobs that others claimed first, and the blobs of
+   * finished jobs, outputs included, once nobody has fetched them for `keepSec`. Runs on its own every
+   * `everySec` from the first tick; resolves to what it removed and kept (undefined without a
+   * blob directory).
+   */
+  async pruneBlobs(): Promise<PruneReport | undefined> {
+    const retention = this.#o.blobRetention;
+    if (!retention) return undefined;
+    const pinned = await this.#pinnedBlobs(retention.store);
+    const report = await retention.store.prune({ unusedForMs: retention.keepSec * 1000, keep: (digest) => pinned.has(digest) });
+    this.metrics.blobBytes.set(report.keptBytes);
+    this.metrics.blobsPruned.inc(report.removed);
+    this.#log[report.removed > 0 ? "info" : "debug"]({ ...report, pinned: pinned.size }, "pruned the blob directory");
+    return report;
+  }
+
+  /** The digests of the blobs of the jobs this worker still follows (see {@link pruneBlobs}). */
+  async #pinnedBlobs(local: DirectoryBlobStore): Promise<Set<string>> {
+    const pinned = new Set<string>();
+    for (const row of this.#o.state.active()) {
+      const hash = normalizeDigest(String(row.job.request.specHash));
+      pinned.add(hash);
+      if (row.outputURI) pinned.add(digestFromURI(row.outputURI));
+      if (row.role === "provider" && row.data) {
+        for (const chunk of (JSON.parse(row.data) as OutputManifest).chunks) pinned.add(chunk.output);
+      }
+      // The spec names the rest; one this node does not hold has nothing of it here to keep.
+      let spec: JobSpec;
+      try {
+        spec = parseJobSpecBytes(await local.get(hash, { maxBytes: MAX_SPEC_BYTES }));
+      } catch {
+        continue;
+      }
+      pinned.add(executableOf(spec).digest);
+      for (const ref of spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob]) pinned.add(ref.digest);
+    }
+    return pinned;
   }
 
   async #send(action: string, send: () => Promise<import("ethers").ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
