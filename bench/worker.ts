@@ -38,7 +38,10 @@
  *   alone (both SHA-256 passes and trees on one thread, no blob store copies) is `hashOnlyOverheadPct`.
  *   The same for light models that do far less arithmetic per byte — 256→256→256 over ONNX_MIB (96) MiB
  *   (`onnxSmall`) and 1024→1024→1024 over ONNX_MIB/4 (`onnx1024`) — shows the overhead is bytes hashed
- *   and copied over compute: it grows as a model does less work per byte. `onnxOnRuntimeThread` is the
+ *   and copied over compute: it grows as a model does less work per byte. `onnxTransformerFfn`, for
+ *   comparison and not the reference job, goes the other way: the feed-forward half of a 4-block
+ *   transformer of width 1024 (1024→4096→1024 per block, 33.6M parameters) over the same rows. Each
+ *   section gives its `multiplyAddsPerOutputByte`. `onnxOnRuntimeThread` is the
  *   reference job again as the worker runs it by default, its sessions on the ONNX runtime thread (each
  *   chunk copied to and from buffers shared with it). Not the headline: on this 2-CPU VM, with
  *   Hardhat's heap in the process, the runtime thread takes the core V8's concurrent GC would use, its
@@ -398,17 +401,33 @@ async function benchIntKernelStall() {
 
 /* 4. Protocol overhead on a reference ONNX job --------------------------------------------------- */
 
-async function benchOverhead(f: number, mib: number, depth = 2, options: { thread?: boolean } = {}) {
+/**
+ * Commitment and verification against compute for `depth` dense layers f→f (ReLU between) over `mib`
+ * MiB of rows, or, with `expand`, `depth` feed-forward blocks f→expand·f→f as in a transformer (ReLU
+ * after every layer but the last; weights scaled by fan-in so values stay on the fixed-point grid).
+ */
+async function benchOverhead(f: number, mib: number, depth = 2, options: { thread?: boolean; expand?: number } = {}) {
   const weights = (seed: number) => Float32Array.from(bytes(f * f, seed), (b) => (b - 128) / (128 * 16));
-  const model = buildDenseModel({
-    layers: Array.from({ length: depth }, (_, l) => ({
-      inFeatures: f,
-      outFeatures: f,
-      weights: weights(31 + l),
-      bias: new Float32Array(f).fill(l % 2 ? -0.01 : 0.01),
-      relu: l < depth - 1,
-    })),
+  const layer = (l: number, inFeatures: number, outFeatures: number, last: boolean) => ({
+    inFeatures,
+    outFeatures,
+    weights: Float32Array.from(bytes(inFeatures * outFeatures, 31 + l), (b) => ((b - 128) / 128) * (2 / Math.sqrt(inFeatures))),
+    bias: new Float32Array(outFeatures).fill(l % 2 ? -0.01 : 0.01),
+    relu: !last,
   });
+  const e = options.expand;
+  const model = buildDenseModel({
+    layers: e
+      ? Array.from({ length: 2 * depth }, (_, l) => (l % 2 ? layer(l, e * f, f, l === 2 * depth - 1) : layer(l, f, e * f, false)))
+      : Array.from({ length: depth }, (_, l) => ({
+          inFeatures: f,
+          outFeatures: f,
+          weights: weights(31 + l),
+          bias: new Float32Array(f).fill(l % 2 ? -0.01 : 0.01),
+          relu: l < depth - 1,
+        })),
+  });
+  const parameters = e ? depth * (2 * e * f * f + e * f + f) : depth * f * (f + 1);
   const rowBytes = f * 4;
   const rows = Math.floor((mib * MiB) / rowBytes / ONNX_CHUNKS) * ONNX_CHUNKS;
   const chunkBytes = (rows / ONNX_CHUNKS) * rowBytes;
@@ -498,7 +517,8 @@ async function benchOverhead(f: number, mib: number, depth = 2, options: { threa
       overheadPctRange: [Number(Math.min(...perRunPct).toFixed(2)), Number(Math.max(...perRunPct).toFixed(2))],
       overheadPctIncludingLoad: Number(((100 * overheadMs) / (loadMs + best.chunksMs)).toFixed(2)),
       sessions: options.thread ? "on the runtime thread" : "on the caller's thread",
-      model: `${depth} dense layers ${f}→${f} (relu between), ${((depth * f * (f + 1)) / 1e6).toFixed(1)}M parameters, float32 in, fixed-point (scaleBits 16) out`,
+      model: `${e ? `${depth} feed-forward blocks ${f}→${e * f}→${f}` : `${depth} dense layers ${f}→${f}`} (relu between), ${(parameters / 1e6).toFixed(1)}M parameters, float32 in, fixed-point (scaleBits 16) out`,
+      multiplyAddsPerOutputByte: Math.round((e ? 2 * e * depth * f : depth * f) / 4),
       device: caps.device,
       runtimeDetail: caps.detail,
       rows,
@@ -564,9 +584,13 @@ const threaded = await benchOverhead(1024, REFERENCE_MIB, 12, { thread: true });
 const small = await benchOverhead(ONNX_FEATURES, ONNX_MIB, 2, { thread: false });
 const heavier = await benchOverhead(4 * ONNX_FEATURES, ONNX_MIB / 4, 2, { thread: false });
 const hashMBps = sha256MBps();
-clearInterval(sampler);
 const maxRss = process.resourceUsage().maxRSS * 1024; // KiB on Linux and macOS
 const peakRss = Math.max(maxRss, sampledPeak);
+// For comparison, more arithmetic per output byte: the feed-forward half of a 4-block transformer of
+// width 1024 (the usual 4× expansion), over the reference job's rows. Not the reference job; run after
+// peakRssMB is taken (its 134 MB of weights are not the worker's), its own peak in its rssMB.
+const ffn = await benchOverhead(1024, REFERENCE_MIB, 4, { thread: false, expand: 4 });
+clearInterval(sampler);
 
 const report = {
   jobsPerMinute: Number(jobs.jobsPerMinute.toFixed(1)),
@@ -582,6 +606,7 @@ const report = {
   onnxSmall: { overheadPct: Number(small.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(small.hashOnlyPct.toFixed(2)), ...small.details },
   onnx1024: { overheadPct: Number(heavier.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(heavier.hashOnlyPct.toFixed(2)), ...heavier.details },
   onnxOnRuntimeThread: { overheadPct: Number(threaded.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(threaded.hashOnlyPct.toFixed(2)), ...threaded.details },
+  onnxTransformerFfn: { overheadPct: Number(ffn.overheadPct.toFixed(2)), hashOnlyOverheadPct: Number(ffn.hashOnlyPct.toFixed(2)), ...ffn.details },
   memory: { baselineRssMB, freshCopyMBps: copyMBps, sha256MBps: hashMBps },
   node: process.version,
   cpu: cpus()[0]?.model ?? "unknown",
@@ -621,6 +646,12 @@ console.log(
   `the same on the ONNX runtime thread (the worker's default): compute ${t.computeMs} ms (load ${t.loadMs} ms besides), ` +
     `commitment ${t.commitmentMs} ms, verification ${t.verificationMs} ms: ${threaded.overheadPct.toFixed(2)}%`,
 );
+const light = (name: string, r: { overheadPct: number; details: { model: string; multiplyAddsPerOutputByte: number } }) =>
+  console.log(`${name}: ${r.details.model}, ${r.details.multiplyAddsPerOutputByte} multiply-adds per output byte: ${r.overheadPct.toFixed(2)}%`);
+light("onnxSmall", small);
+light("onnx1024", heavier);
+light("reference", overhead);
+light("onnxTransformerFfn (comparison, not the reference)", ffn);
 console.log(`${report.node} on ${report.cpu} (${report.cpus} CPUs)`);
 writeFileSync(new URL("./worker.json", import.meta.url), JSON.stringify(report, null, 2) + "\n");
 console.log("wrote bench/worker.json");
