@@ -19,6 +19,7 @@ import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
 import pino from "pino";
+import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
 import { MeshworkError } from "../sdk/src/errors.js";
 import { Energy, Runtime, type Profile } from "../sdk/src/providers.js";
@@ -193,6 +194,9 @@ program
       console.log(`balance   ${b.symbol}: ${formatUnits(b.market, decimals(b.symbol))} in the market, ${formatUnits(b.wallet, decimals(b.symbol))} in the wallet`);
     }
     console.log(`reputation reliability ${me.reputation.reliability.toFixed(3)}, audits passed ${me.reputation.auditPassRate.toFixed(3)}`);
+    const blobs = await new DirectoryBlobStore(join(config.dataDir, "blobs")).usage();
+    const keep = config.keepBlobsSec === 0 ? "kept for good" : `removed once unused for ${config.keepBlobsSec / 3600} h`;
+    console.log(`blobs     ${blobs.blobs} in ${join(config.dataDir, "blobs")}, ${(blobs.bytes / 2 ** 20).toFixed(1)} MiB (${keep})`);
     const dbPath = join(config.dataDir, "worker.db");
     if (existsSync(dbPath)) {
       const state = new WorkerState(dbPath);

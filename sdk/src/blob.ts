@@ -479,18 +479,7 @@ export class DirectoryBlobStore implements BlobStore {
   async prune(options: { unusedForMs: number; keep?: (digest: string) => boolean; now?: number }): Promise<PruneReport> {
     const cutoff = (options.now ?? Date.now()) - options.unusedForMs;
     const report: PruneReport = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 };
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return report;
-      throw new MeshworkBlobError("cannot list the blob directory", { cause: error, details: { path: this.dir } });
-    }
-    for (const name of names) {
-      if (!/^[0-9a-f]{64}$/.test(name)) continue;
-      const path = join(this.dir, name);
-      const s = await stat(path).catch(() => undefined);
-      if (!s?.isFile()) continue;
+    for await (const { name, path, stats: s } of this.#files()) {
       if (s.mtimeMs >= cutoff || options.keep?.("0x" + name)) {
         report.kept++;
         report.keptBytes += s.size;
@@ -508,6 +497,33 @@ export class DirectoryBlobStore implements BlobStore {
       }
     }
     return report;
+  }
+
+  /** How many blobs the directory holds, and their bytes. */
+  async usage(): Promise<{ blobs: number; bytes: number }> {
+    const usage = { blobs: 0, bytes: 0 };
+    for await (const { stats } of this.#files()) {
+      usage.blobs++;
+      usage.bytes += stats.size;
+    }
+    return usage;
+  }
+
+  /** The blob files (named like a digest) in the directory, none when it does not exist. */
+  async *#files() {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw new MeshworkBlobError("cannot list the blob directory", { cause: error, details: { path: this.dir } });
+    }
+    for (const name of names) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      const path = join(this.dir, name);
+      const stats = await stat(path).catch(() => undefined);
+      if (stats?.isFile()) yield { name, path, stats };
+    }
   }
 
   async put(bytes: Uint8Array, digest?: string): Promise<string> {

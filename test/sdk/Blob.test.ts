@@ -241,12 +241,19 @@ describe("blob store", () => {
       const size = (i: number[]) => i.reduce((n, k) => n + blobs[k].length, 0);
       expect(report).to.deep.equal({ removed: 2, removedBytes: size([4, 5]), kept: 5, keptBytes: size([0, 1, 2, 3, 6]) });
       expect((await readdir(where)).sort()).to.deep.equal([...[0, 1, 2, 3, 6].map((i) => digests[i].slice(2)), ".x.tmp", "notes.txt"].sort());
+      expect(await store.usage()).to.deep.equal({ blobs: 5, bytes: size([0, 1, 2, 3, 6]) });
       await rejection(store.get(digests[4]));
       // The kept blob, unused for 10 days, goes when nothing keeps it, and not before its time.
       expect((await store.prune({ unusedForMs: 11 * DAY })).removed).to.equal(0);
       expect((await store.prune({ unusedForMs: 9 * DAY })).removed).to.equal(1);
       // A missing directory has nothing to prune.
       expect(await new DirectoryBlobStore(join(where, "none")).prune({ unusedForMs: 0 })).to.deep.equal({ removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 });
+      expect(await new DirectoryBlobStore(join(where, "none")).usage()).to.deep.equal({ blobs: 0, bytes: 0 });
+      // A directory that cannot be listed (a file in its place): a typed error naming it.
+      const error = await rejection(new DirectoryBlobStore(join(where, digests[0].slice(2))).prune({ unusedForMs: 0 }));
+      expect(error).to.be.instanceOf(MeshworkBlobError);
+      expect(error.shortMessage).to.equal("cannot list the blob directory");
+      expect(error.details.path).to.equal(join(where, digests[0].slice(2)));
     });
 
     it("reports a blob it cannot read (a directory in its place) with the cause", async () => {

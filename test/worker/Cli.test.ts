@@ -155,6 +155,9 @@ describe("worker CLI and daemon as processes", function () {
     await stopGroup(restarted, 10_000);
     const status = await cli(a.config, "status");
     expect(status.output).to.contain("jobs      provider/done: 1");
+    // The job's spec, program, inputs, manifest and outputs are in its blob directory, kept a week.
+    expect(status.output).to.match(/blobs {5}(\d+) in .*blobs, [\d.]+ MiB \(removed once unused for 168 h\)/);
+    expect(Number(/blobs {5}(\d+)/.exec(status.output)![1])).to.be.at.least(11);
   });
 
   it("prints one clear line and exits non-zero on bad input, spending nothing", async () => {
