@@ -20,7 +20,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -441,19 +441,23 @@ async function writeBlobFile<T extends string>(
 
 /**
  * Marks a blob file as used now (its modification time, which {@link DirectoryBlobStore.prune} reads).
- * Best effort: a file removed meanwhile is not an error.
+ * Resolves to whether the file was there.
  */
-async function markUsed(path: string): Promise<void> {
+async function markUsed(path: string): Promise<boolean> {
   const now = new Date();
-  await utimes(path, now, now).catch(() => undefined);
+  return utimes(path, now, now).then(
+    () => true,
+    () => false,
+  );
 }
 
-/** What {@link DirectoryBlobStore.prune} removed and kept. */
+/** What {@link DirectoryBlobStore.prune} removed and kept, and the files it could not remove. */
 export interface PruneReport {
   removed: number;
   removedBytes: number;
   kept: number;
   keptBytes: number;
+  failed: number;
 }
 
 /**
@@ -473,27 +477,50 @@ export class DirectoryBlobStore implements BlobStore {
    * Removes every blob unused for `unusedForMs` or longer (by its file time, see the class comment)
    * unless `keep(digest)` says otherwise; temporary files and files not named like a blob are left
    * alone. A blob removed here that is needed again is fetched again: a caching store brings it back
-   * from its sources. Safe beside readers: a file is checked again just before it is removed, and one
-   * being read stays readable until closed.
+   * from its sources. `stop()`, asked between files, ends it early. A file it cannot remove is counted
+   * in `failed` and skipped.
+   *
+   * Safe beside this store's `put` and a blob server on the same directory, also in other processes:
+   * an old file is first renamed aside (atomic), then looked at again; one used meanwhile (a put or a
+   * read marks it) is linked back, and a put or an upload landing meanwhile writes a new file. A read
+   * in that instant finds the blob missing (a caching store fetches it again); one already reading
+   * reads on.
    */
-  async prune(options: { unusedForMs: number; keep?: (digest: string) => boolean; now?: number }): Promise<PruneReport> {
+  async prune(options: { unusedForMs: number; keep?: (digest: string) => boolean; now?: number; stop?: () => boolean }): Promise<PruneReport> {
     const cutoff = (options.now ?? Date.now()) - options.unusedForMs;
-    const report: PruneReport = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 };
-    for await (const { name, path, stats: s } of this.#files()) {
-      if (s.mtimeMs >= cutoff || options.keep?.("0x" + name)) {
-        report.kept++;
-        report.keptBytes += s.size;
+    const report: PruneReport = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0, failed: 0 };
+    const kept = (size: number) => {
+      report.kept++;
+      report.keptBytes += size;
+    };
+    for await (const { name, path, stats } of this.#files()) {
+      if (options.stop?.()) break;
+      if (stats.mtimeMs >= cutoff || options.keep?.("0x" + name)) {
+        kept(stats.size);
         continue;
       }
-      // Used since it was listed (a get, a put, a download)? Then it stays.
-      const again = await stat(path).catch(() => undefined);
-      if (!again || again.mtimeMs >= cutoff) continue;
+      const aside = join(this.dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.prune${TMP_SUFFIX}`);
       try {
-        await unlink(path);
-        report.removed++;
-        report.removedBytes += again.size;
+        await rename(path, aside);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw new MeshworkBlobError("cannot remove a blob file", { cause: error, details: { path } });
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") report.failed++;
+        continue;
+      }
+      try {
+        const again = await stat(aside);
+        if (again.mtimeMs >= cutoff) {
+          // Used after it was listed: back in place, unless a newer copy already is (EEXIST).
+          await link(aside, path).catch((error: NodeJS.ErrnoException) => {
+            if (error.code !== "EEXIST") throw error;
+          });
+          kept(again.size);
+        } else {
+          report.removed++;
+          report.removedBytes += again.size;
+        }
+        await unlink(aside);
+      } catch {
+        report.failed++; // left aside: a *.tmp file, removed at the blob server's next start
       }
     }
     return report;
@@ -528,10 +555,8 @@ export class DirectoryBlobStore implements BlobStore {
 
   async put(bytes: Uint8Array, digest?: string): Promise<string> {
     const key = digest === undefined ? digestOf(bytes) : normalizeDigest(digest);
-    if (await this.has(key)) {
-      await markUsed(join(this.dir, key.slice(2)));
-      return key;
-    }
+    // Marking it used is the test that it is there: a prune then leaves it in place (see prune).
+    if (await markUsed(join(this.dir, key.slice(2)))) return key;
     await mkdir(this.dir, { recursive: true });
     await writeBlobFile(this.dir, key.slice(2), async (file) => {
       await file.writeFile(bytes);

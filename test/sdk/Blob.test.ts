@@ -5,6 +5,7 @@
  */
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
+import { utimesSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -239,7 +240,7 @@ describe("blob store", () => {
       for (const d of digests.slice(0, 3)) expect((await stat(join(where, d.slice(2)))).mtimeMs).to.be.above(Date.now() - DAY);
       const report = await store.prune({ unusedForMs: 7 * DAY, keep: (d) => d === digests[3] });
       const size = (i: number[]) => i.reduce((n, k) => n + blobs[k].length, 0);
-      expect(report).to.deep.equal({ removed: 2, removedBytes: size([4, 5]), kept: 5, keptBytes: size([0, 1, 2, 3, 6]) });
+      expect(report).to.deep.equal({ removed: 2, removedBytes: size([4, 5]), kept: 5, keptBytes: size([0, 1, 2, 3, 6]), failed: 0 });
       expect((await readdir(where)).sort()).to.deep.equal([...[0, 1, 2, 3, 6].map((i) => digests[i].slice(2)), ".x.tmp", "notes.txt"].sort());
       expect(await store.usage()).to.deep.equal({ blobs: 5, bytes: size([0, 1, 2, 3, 6]) });
       await rejection(store.get(digests[4]));
@@ -247,13 +248,48 @@ describe("blob store", () => {
       expect((await store.prune({ unusedForMs: 11 * DAY })).removed).to.equal(0);
       expect((await store.prune({ unusedForMs: 9 * DAY })).removed).to.equal(1);
       // A missing directory has nothing to prune.
-      expect(await new DirectoryBlobStore(join(where, "none")).prune({ unusedForMs: 0 })).to.deep.equal({ removed: 0, removedBytes: 0, kept: 0, keptBytes: 0 });
+      expect(await new DirectoryBlobStore(join(where, "none")).prune({ unusedForMs: 0 })).to.deep.equal({ removed: 0, removedBytes: 0, kept: 0, keptBytes: 0, failed: 0 });
       expect(await new DirectoryBlobStore(join(where, "none")).usage()).to.deep.equal({ blobs: 0, bytes: 0 });
       // A directory that cannot be listed (a file in its place): a typed error naming it.
       const error = await rejection(new DirectoryBlobStore(join(where, digests[0].slice(2))).prune({ unusedForMs: 0 }));
       expect(error).to.be.instanceOf(MeshworkBlobError);
       expect(error.shortMessage).to.equal("cannot list the blob directory");
       expect(error.details.path).to.equal(join(where, digests[0].slice(2)));
+    });
+
+    it("prunes safely beside puts: a blob put again while it is pruned is there once the put resolves; one used after it was listed stays", async () => {
+      const where = await mkdtemp(join(dir, "prune-race-"));
+      const store = new DirectoryBlobStore(where);
+      const blobs = Array.from({ length: 200 }, (_, i) => utf8(`blob ${i}`));
+      const digests: string[] = [];
+      for (const b of blobs) digests.push(await store.put(b));
+      const ago = new Date(Date.now() - 3_600_000);
+      for (const d of digests) await utimes(join(where, d.slice(2)), ago, ago);
+      // Every other blob is put again while the prune runs, in whatever order the two interleave.
+      const again = blobs.filter((_, i) => i % 2 === 0);
+      const [report] = await Promise.all([store.prune({ unusedForMs: 60_000 }), ...again.map((b) => store.put(b))]);
+      for (const [i, d] of digests.entries()) expect(await store.has(d), `blob ${i}`).to.equal(i % 2 === 0);
+      expect(report.removed).to.equal(100);
+      expect((await readdir(where)).filter((n) => n.startsWith("."))).to.deep.equal([]); // nothing left aside
+
+      // Used between the listing and its removal (here: inside keep, the last call before): left in place.
+      const old = await store.put(utf8("used at the last moment"));
+      await utimes(join(where, old.slice(2)), ago, ago);
+      const touched = await store.prune({
+        unusedForMs: 60_000,
+        keep: (d) => {
+          if (d === old) utimesSync(join(where, old.slice(2)), new Date(), new Date());
+          return false;
+        },
+      });
+      expect(touched).to.include({ removed: 0, failed: 0 });
+      expect(await store.get(old)).to.deep.equal(utf8("used at the last moment"));
+      // stop() ends it between files.
+      for (const d of [old, ...digests.filter((_, i) => i % 2 === 0)]) await utimes(join(where, d.slice(2)), ago, ago);
+      let asked = 0;
+      const stopped = await store.prune({ unusedForMs: 60_000, stop: () => ++asked > 10 });
+      expect(stopped.removed + stopped.kept).to.equal(10);
+      expect((await store.usage()).blobs).to.equal(101 - stopped.removed);
     });
 
     it("reports a blob it cannot read (a directory in its place) with the cause", async () => {

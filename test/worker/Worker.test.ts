@@ -15,9 +15,9 @@ import { Meshwork } from "../../sdk/src/client.js";
 import { MeshworkBlobError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
-import { DirectoryBlobStore } from "../../sdk/src/blob.js";
+import { DirectoryBlobStore, digestOf } from "../../sdk/src/blob.js";
 import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
-import { MAX_SPEC_BYTES, executableOf, parseJobSpec, specHash, type JobSpecInput } from "../../sdk/src/spec.js";
+import { MAX_CHUNKS, MAX_SPEC_BYTES, executableOf, parseJobSpec, specHash, type JobSpecInput } from "../../sdk/src/spec.js";
 import { WorkerConfigSchema } from "../../sdk/src/worker/config.js";
 import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
@@ -39,6 +39,8 @@ async function workersFor(w: SdkWorld, ...signers: SdkWorld["cheap"][]): Promise
   for (const s of signers) out.push(makeWorker(w, s, await w.sdk(s)));
   return out;
 }
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
 
 async function counter(worker: Worker, name: string, labels?: Record<string, string>): Promise<number> {
   const metric = (await worker.metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
@@ -408,16 +410,33 @@ describe("worker daemon", function () {
     const get = w.store.get.bind(w.store);
     w.store.get = (digest, options) => (gets.push({ digest, maxBytes: options?.maxBytes }), get(digest, options));
     const huge = await consumer.jobs.create({ ...prepared, request: { ...prepared.request, specHash: hugeSpec, nonce: 7n } });
+    // 5. A spec within MAX_SPEC_BYTES as stored, over it once canonical (bare digests gain "0x"):
+    //    rejected for good, not retried every tick.
+    const bare = (d: string) => d.slice(2);
+    const loose = (pad: number) => ({
+      version: 1,
+      runtime: "int-kernel",
+      program: { digest: bare(digestOf(utf8("p"))), size: 1 },
+      inputs: { kind: "chunks", chunks: Array.from({ length: MAX_CHUNKS }, (_, i) => ({ digest: bare(digestOf(utf8(String(i)))), size: 128, uri: "https://b.example/" + "x".repeat(pad) })) },
+      chunking: { chunks: MAX_CHUNKS },
+      output: { encoding: "int32-le", canonicalisation: "exact" },
+    });
+    const base = utf8(JSON.stringify(loose(0))).length;
+    const raw = utf8(JSON.stringify(loose(Math.floor((MAX_SPEC_BYTES - 2_000 - base) / MAX_CHUNKS))));
+    expect(raw.length).to.be.within(MAX_SPEC_BYTES - MAX_CHUNKS - 2_000, MAX_SPEC_BYTES);
+    const grows = await consumer.jobs.create({ ...prepared, request: { ...prepared.request, specHash: await w.store.put(raw), nonce: 8n } });
     const balance = await w.market.balanceOf(w.usd, w.cheap.address);
     try {
       for (let i = 0; i < 3; i++) await worker.tick();
     } finally {
       w.store.get = get;
     }
-    for (const job of [missing, unknown, big, huge]) expect(await job.state()).to.equal("Open");
+    for (const job of [missing, unknown, big, huge, grows]) expect(await job.state()).to.equal("Open");
     expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
     expect(gets.filter((g) => g.digest === hugeSpec)).to.deep.equal([{ digest: hugeSpec, maxBytes: MAX_SPEC_BYTES }]);
-    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(2);
+    expect(gets.filter((g) => g.digest === digestOf(raw))).to.have.length(1);
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(3);
+    expect(await counter(worker, "meshwork_rpc_errors_total")).to.equal(0);
     expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "size" })).to.equal(1);
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
     void unknown;
@@ -458,6 +477,25 @@ describe("worker daemon", function () {
     const prepared = await consumer.jobs.prepare(await withChunk1(34, { digest: real.digest, size: 192 }), JOB);
     const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
     await expect(worker.quote(prepared.request, w.consumer.address, expiry)).to.be.rejectedWith(/an input is not the size its spec declares/);
+
+    // The lying spec's check is kept while its job is Open, and dropped once it leaves: a new job with
+    // the same spec is checked again, not rejected from memory.
+    const gets: number[] = [];
+    const get = w.store.get.bind(w.store);
+    w.store.get = (digest, options) => (options?.maxBytes === 192 && gets.push(1), get(digest, options));
+    try {
+      await worker.tick();
+      expect(gets).to.have.length(0);
+      await lying.cancel();
+      await worker.tick(); // sees it Cancelled
+      const again = await consumer.jobs.create(await withChunk1(35, { digest: real.digest, size: 192 }), JOB);
+      await worker.tick();
+      await worker.idle();
+      expect(gets).to.have.length(1);
+      expect(await again.state()).to.equal("Open");
+    } finally {
+      w.store.get = get;
+    }
   });
 
   it("fetches inputs in the background: a tick does not wait for a slow download, an input unavailable for a while is tried again", async () => {
@@ -530,6 +568,7 @@ describe("worker daemon", function () {
     const a = await consumer.jobs.create(specA, JOB);
     await drive(w, [cheap, auditor], () => settledOrFailed(a));
     expect(state.get(a.jobId)?.phase).to.equal("done");
+    expect(await counter(cheap, "meshwork_blob_bytes")).to.be.above(0); // pruned at its first tick, in the background
     // An offer a consumer asked for and never used: its inputs were fetched to check them.
     const specQ = await intKernelSpec(w, 43);
     const prepared = await consumer.jobs.prepare(specQ, JOB);
@@ -557,6 +596,14 @@ describe("worker daemon", function () {
     await drive(w, [cheap, auditor], () => settledOrFailed(b));
     expect((await b.wait({ timeoutMs: 1 })).provider).to.equal(w.cheap.address);
     expect((await b.result()).chunks).to.have.length(CHUNKS);
+
+    // A prune that fails (the blob directory cannot be listed: a file in its place) is logged, and
+    // the worker goes on.
+    const broken = makeWorker(w, w.mid, await w.sdk(w.mid), { blobRetention: { store: new DirectoryBlobStore(join(dir, files()[0])), keepSec: 3600 } });
+    await broken.tick();
+    await broken.idle();
+    expect(await counter(broken, "meshwork_blobs_pruned_total")).to.equal(0);
+    expect(await counter(broken, "meshwork_rpc_errors_total")).to.equal(0);
 
     // The setting: a week by default, 0 to keep every blob, never under an hour.
     const minimal = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };

@@ -99,6 +99,8 @@ export class Worker {
   /** When the blob directory was last pruned (0: at the first tick), and the prune running, if any. */
   #lastPrune = 0;
   #pruning?: Promise<void>;
+  /** The program or model and input digests of each spec read, by spec hash, for the prune's pins. */
+  readonly #specBlobs = new Map<string, string[]>();
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -186,11 +188,14 @@ export class Worker {
         }
         for (const jobId of this.#sampled.keys()) if (this.#o.state.get(jobId)?.phase === "done") this.#sampled.delete(jobId);
         await this.#maybeWithdraw();
-        this.#maybePrune();
       } catch (error) {
         this.metrics.rpcErrors.inc();
         this.#log.warn({ err: describe(error) }, "poll failed; retrying next tick");
       } finally {
+        for (const [key, check] of this.#inputChecks) {
+          if (check.settledAt !== undefined && Date.now() - check.settledAt > INPUT_CHECK_KEEP_MS) this.#inputChecks.delete(key);
+        }
+        this.#maybePrune(); // also while the chain cannot be reached: the disk still fills
         this.#ticking = undefined;
       }
     })();
@@ -358,8 +363,8 @@ export class Worker {
       if (running >= INPUT_CHECKS && !wait) throw new JobRejectedError("fetching", "waiting to fetch its inputs: other jobs' are being fetched");
       const entry: InputCheck = { settled: false, done: Promise.resolve() };
       entry.done = this.#checkInputs(spec, !wait).then(
-        () => void (entry.settled = true),
-        (error: JobRejectedError) => void Object.assign(entry, { settled: true, error }),
+        () => void Object.assign(entry, { settled: true, settledAt: Date.now() }),
+        (error: JobRejectedError) => void Object.assign(entry, { settled: true, settledAt: Date.now(), error }),
       );
       this.#inputChecks.set(key, (check = entry));
     }
@@ -426,9 +431,16 @@ export class Worker {
     } catch (error) {
       throw new JobRejectedError("spec", "spec missing, malformed or not matching its digest", { cause: describe(error) });
     }
-    if (specHash(spec).toLowerCase() !== String(job.request.specHash).toLowerCase()) {
+    let canonical: string;
+    try {
+      canonical = specHash(spec); // throws for a canonical form over MAX_SPEC_BYTES (bare digests grow)
+    } catch (error) {
+      throw new JobRejectedError("spec", "the spec's canonical form is too long", { cause: describe(error) });
+    }
+    if (canonical.toLowerCase() !== String(job.request.specHash).toLowerCase()) {
       throw new JobRejectedError("spec", "the spec's canonical hash is not the job's specHash");
     }
+    if (this.#o.blobRetention) this.#specBlobs.set(canonical, specBlobs(spec));
     if (spec.runtime !== runtime.name) throw new JobRejectedError("runtime", `the spec's runtime ${spec.runtime} is not the job's`);
     const verification = unpackVerification(BigInt(job.request.verification));
     if (verification.chunks !== spec.chunking.chunks) throw new JobRejectedError("spec", "the spec's chunking is not the job's");
@@ -772,7 +784,7 @@ export class Worker {
   /** Starts a prune in the background when one is due (see {@link pruneBlobs}). */
   #maybePrune() {
     const retention = this.#o.blobRetention;
-    if (!retention || retention.keepSec === 0 || this.#pruning) return;
+    if (!retention || retention.keepSec === 0 || this.#pruning || this.#stopping) return;
     if (Date.now() - this.#lastPrune < (retention.everySec ?? 3600) * 1000) return;
     this.#lastPrune = Date.now();
     this.#pruning = this.pruneBlobs()
@@ -794,33 +806,47 @@ export class Worker {
     const retention = this.#o.blobRetention;
     if (!retention) return undefined;
     const pinned = await this.#pinnedBlobs(retention.store);
-    const report = await retention.store.prune({ unusedForMs: retention.keepSec * 1000, keep: (digest) => pinned.has(digest) });
+    const stop = () => this.#stopping;
+    const report = await retention.store.prune({ unusedForMs: retention.keepSec * 1000, keep: (digest) => pinned.has(digest), stop });
     this.metrics.blobBytes.set(report.keptBytes);
     this.metrics.blobsPruned.inc(report.removed);
     this.#log[report.removed > 0 ? "info" : "debug"]({ ...report, pinned: pinned.size }, "pruned the blob directory");
     return report;
   }
 
-  /** The digests of the blobs of the jobs this worker still follows (see {@link pruneBlobs}). */
+  /**
+   * The digests of the blobs of the jobs this worker still follows (see {@link pruneBlobs}). A spec's
+   * blobs were noted when it was read; after a restart, each spec is read once more from `local`.
+   */
   async #pinnedBlobs(local: DirectoryBlobStore): Promise<Set<string>> {
     const pinned = new Set<string>();
+    const specs = new Set<string>();
     for (const row of this.#o.state.active()) {
+      if (this.#stopping) break; // what is not pinned is then not pruned either: prune stops too
       const hash = normalizeDigest(String(row.job.request.specHash));
       pinned.add(hash);
-      if (row.outputURI) pinned.add(digestFromURI(row.outputURI));
-      if (row.role === "provider" && row.data) {
-        for (const chunk of (JSON.parse(row.data) as OutputManifest).chunks) pinned.add(chunk.output);
-      }
-      // The spec names the rest; one this node does not hold has nothing of it here to keep.
-      let spec: JobSpec;
       try {
-        spec = parseJobSpecBytes(await local.get(hash, { maxBytes: MAX_SPEC_BYTES }));
-      } catch {
-        continue;
+        if (row.outputURI) pinned.add(digestFromURI(row.outputURI));
+        if (row.role === "provider" && row.data) {
+          for (const chunk of (JSON.parse(row.data) as OutputManifest).chunks) pinned.add(normalizeDigest(chunk.output));
+        }
+      } catch (error) {
+        this.#log.warn({ jobId: row.jobId, err: describe(error) }, "cannot read a job's outputs from the local state: not pinned");
       }
-      pinned.add(executableOf(spec).digest);
-      for (const ref of spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob]) pinned.add(ref.digest);
+      if (specs.has(hash)) continue;
+      specs.add(hash);
+      let blobs = this.#specBlobs.get(hash);
+      if (!blobs) {
+        try {
+          blobs = specBlobs(parseJobSpecBytes(await local.get(hash, { maxBytes: MAX_SPEC_BYTES })));
+          this.#specBlobs.set(hash, blobs);
+        } catch {
+          continue; // not here (never fetched): nothing of it to keep
+        }
+      }
+      for (const digest of blobs) pinned.add(digest);
     }
+    if (!this.#stopping) for (const hash of this.#specBlobs.keys()) if (!specs.has(hash)) this.#specBlobs.delete(hash);
     return pinned;
   }
 
@@ -872,11 +898,23 @@ interface LoadedSpec {
 const PERMANENT = new Set(["runtime", "token", "price", "spec", "size", "blob"]);
 /** Most input checks (downloads before a claim) running at once. */
 const INPUT_CHECKS = 2;
+/**
+ * How long an input check's result is kept (ms). Results are dropped sooner when the job is claimed or
+ * leaves Open; this bounds the ones no job ever drops (an offer's that no job came of).
+ */
+const INPUT_CHECK_KEEP_MS = 3_600_000;
 /** How long a tick waits for a job's input check before going on with other jobs (ms). */
 const INPUT_CHECK_WAIT_MS = 250;
 
+/** The program or model and the input blobs a spec names. */
+function specBlobs(spec: JobSpec): string[] {
+  return [executableOf(spec).digest, ...(spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.digest) : [spec.inputs.blob.digest])];
+}
+
 interface InputCheck {
   settled: boolean;
+  /** When it ended (ms): a result is kept INPUT_CHECK_KEEP_MS at most. */
+  settledAt?: number;
   /** Settles (never rejects) when the check ends. */
   done: Promise<void>;
   error?: JobRejectedError;
