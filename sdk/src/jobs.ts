@@ -398,6 +398,8 @@ export class JobHandle {
   readonly #receipts: ContractTransactionReceipt[] = [];
   #scannedTo: number;
   #timer?: ReturnType<typeof setInterval>;
+  /** The refresh running, if any (never rejects): the next one starts after it. */
+  #refreshing: Promise<unknown> = Promise.resolve();
   #lastProvider = "";
   #lastReveal?: { resultRoot: string; outputURI: string };
   /** Poll interval for events and `wait()`, ms. */
@@ -434,7 +436,15 @@ export class JobHandle {
    * them to listeners. A dropped RPC is retried on the next call.
    * @throws {MeshworkRpcError} when the RPC fails.
    */
-  async refresh(): Promise<JobEvent[]> {
+  refresh(): Promise<JobEvent[]> {
+    // One at a time (the polling of on() and a wait() overlap): two reading the same blocks would
+    // deliver their events twice.
+    const run = this.#refreshing.then(() => this.#refreshOnce());
+    this.#refreshing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #refreshOnce(): Promise<JobEvent[]> {
     const { market } = this.#ctx.contracts;
     const latest = await this.#ctx.call("blockNumber", () => this.#ctx.provider.getBlockNumber());
     const fresh: JobEvent[] = [];
@@ -444,15 +454,15 @@ export class JobHandle {
       const logs = await this.#ctx.call("getLogs", () =>
         this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }),
       );
+      // Delivered range by range, as the range is marked read: a later range's failure loses nothing.
       for (const log of logs) {
-        const event = this.#toEvent(market.interface, log);
-        if (event) fresh.push(event);
+        const e = this.#toEvent(market.interface, log);
+        if (!e) continue;
+        fresh.push(e);
+        this.#events.push(e);
+        for (const key of [e.type, "*"] as const) for (const l of this.#listeners.get(key) ?? []) l(e);
       }
       this.#scannedTo = to;
-    }
-    for (const e of fresh) {
-      this.#events.push(e);
-      for (const key of [e.type, "*"] as const) for (const l of this.#listeners.get(key) ?? []) l(e);
     }
     if (this.done) this.#stop();
     return fresh;

@@ -122,6 +122,22 @@ describe("SDK: jobs", () => {
     expect(cost.gasUsed > 0n).to.equal(true);
   });
 
+  it("delivers each event once when refreshes overlap (a listener's polling and a wait)", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const created = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    await work(w, created, w.cheap);
+    const handle = await mw.jobs.get(created.jobId);
+    const seen: string[] = [];
+    const off = handle.on("*", (e) => seen.push(e.type));
+    const all = await Promise.all([handle.refresh(), handle.refresh(), handle.wait({ timeoutMs: 10_000 }).then(() => [])]);
+    off();
+    const expected = ["queued", "claimed", "committed", "revealed", "audited", "settled"];
+    expect(types(handle.events)).to.deep.equal(expected);
+    expect(seen).to.deep.equal(expected);
+    expect(all.flat().map((e) => e.type)).to.deep.equal(expected); // the first refresh read them all
+  });
+
   it("iterates events asynchronously until the job ends", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.consumer);
