@@ -493,37 +493,52 @@ export class DirectoryBlobStore implements BlobStore {
       report.kept++;
       report.keptBytes += size;
     };
-    for await (const { name, path, stats } of this.#files()) {
+    for await (const { name, stats } of this.#files()) {
       if (options.stop?.()) break;
       if (stats.mtimeMs >= cutoff || options.keep?.("0x" + name)) {
         kept(stats.size);
         continue;
       }
-      const aside = join(this.dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.prune${TMP_SUFFIX}`);
-      try {
-        await rename(path, aside);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") report.failed++;
-        continue;
-      }
-      try {
-        const again = await stat(aside);
-        if (again.mtimeMs >= cutoff) {
-          // Used after it was listed: back in place, unless a newer copy already is (EEXIST).
-          await link(aside, path).catch((error: NodeJS.ErrnoException) => {
-            if (error.code !== "EEXIST") throw error;
-          });
-          kept(again.size);
-        } else {
+      const outcome = await this.#removeUnless(name, async (aside) => (await stat(aside)).mtimeMs >= cutoff); // used after it was listed
+      if (outcome === "failed") report.failed++;
+      else if (outcome !== "gone") {
+        if (outcome.removed) {
           report.removed++;
-          report.removedBytes += again.size;
-        }
-        await unlink(aside);
-      } catch {
-        report.failed++; // left aside: a *.tmp file, removed at the blob server's next start
+          report.removedBytes += outcome.size;
+        } else kept(outcome.size);
       }
     }
     return report;
+  }
+
+  /**
+   * Removes blob file `name` unless `keep`, asked about it once it is out of the way, says otherwise —
+   * without ever removing a copy another writer put there meanwhile: the file is renamed aside
+   * (atomic), `keep` looks at the renamed file, and a file kept is linked back unless a newer copy is
+   * already in place. "gone": there was no such file; "failed": it could not be renamed, or was left
+   * aside (a *.tmp file, removed at the blob server's next start).
+   */
+  async #removeUnless(name: string, keep: (aside: string) => Promise<boolean>): Promise<{ removed: boolean; size: number } | "gone" | "failed"> {
+    const path = join(this.dir, name);
+    const aside = join(this.dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.aside${TMP_SUFFIX}`);
+    try {
+      await rename(path, aside);
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === "ENOENT" ? "gone" : "failed";
+    }
+    try {
+      const { size } = await stat(aside);
+      const kept = await keep(aside);
+      if (kept) {
+        await link(aside, path).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== "EEXIST") throw error;
+        });
+      }
+      await unlink(aside);
+      return { removed: !kept, size };
+    } catch {
+      return "failed";
+    }
   }
 
   /** How many blobs the directory holds, and their bytes. */
@@ -585,8 +600,9 @@ export class DirectoryBlobStore implements BlobStore {
       verifyBlob(key, bytes, { path });
     } catch (error) {
       // Not this digest's bytes (changed on disk): removed, so that it is neither served nor kept
-      // in place of the real blob, which a put or a caching store's source can then bring back.
-      await unlink(path).catch(() => undefined);
+      // in place of the real blob, which a put or a caching store's source can then bring back — and
+      // if a put already has, between the read and now, its copy stays.
+      await this.#removeUnless(key.slice(2), async (aside) => digestOf(await readFile(aside)) === key);
       throw error;
     }
     await markUsed(path);

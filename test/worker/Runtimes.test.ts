@@ -20,7 +20,7 @@ import {
 } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import type { LoadedJob } from "../../sdk/src/worker/runtimes/runtime.js";
-import { stopRuntimeThread } from "../../sdk/src/worker/runtimes/runtimeThread.js";
+import { reviveError, serializeError, stopRuntimeThread } from "../../sdk/src/worker/runtimes/runtimeThread.js";
 import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
 import { parseWorkerConfig } from "../../sdk/src/worker/config.js";
@@ -595,6 +595,26 @@ describe("worker runtimes", function () {
       const got = decodeFixedPoint(out.subarray(0, 2 * 64 * 4), 16);
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).to.be.below(1e-3);
       await job.close();
+    });
+  });
+
+  describe("runtime thread errors", function () {
+    it("come back as their own class: Meshwork errors with details and issues, JavaScript's with instanceof, others as Error", function () {
+      const encoding = new MeshworkEncodingError("bad element", { details: { index: 3 } });
+      const back = reviveError(serializeError(encoding));
+      expect(back).to.be.instanceOf(MeshworkEncodingError).and.instanceOf(MeshworkError);
+      expect(back).to.include({ name: "MeshworkEncodingError", message: encoding.message, shortMessage: "bad element" });
+      expect((back as MeshworkError).details).to.deep.equal({ index: 3 });
+      for (const native of [new RangeError("out of range"), new TypeError("not a function")]) {
+        const revived = reviveError(serializeError(native));
+        expect(revived).to.be.instanceOf(native.constructor as ErrorConstructor);
+        expect(revived).to.include({ name: native.name, message: native.message, stack: native.stack });
+      }
+      const other = Object.assign(new Error("disk gone", { cause: new Error("EIO") }), { name: "SystemError" });
+      const revived = reviveError(serializeError(other));
+      expect(revived.constructor).to.equal(Error);
+      expect(revived).to.include({ name: "SystemError", message: "disk gone" });
+      expect((revived.cause as Error).message).to.equal("EIO");
     });
   });
 

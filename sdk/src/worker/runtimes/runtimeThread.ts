@@ -84,13 +84,17 @@ const REVIVED: Record<string, new (...args: never[]) => MeshworkError> = {
   MeshworkEncodingError,
 };
 
+/** JavaScript's own error classes, revived as themselves (`instanceof RangeError` holds across the thread). */
+const NATIVE: Record<string, ErrorConstructor> = { RangeError, TypeError, SyntaxError, ReferenceError, EvalError, URIError };
+
 /**
- * The error the runtime thread threw, as the same class (another Meshwork error as MeshworkError, any
- * other as Error) with the same name, message, details, issues and stack; its cause as a plain Error.
+ * The error the runtime thread threw, as the same class (another Meshwork error as MeshworkError, a
+ * JavaScript one as itself, any other as Error) with the same name, message, details, issues and stack;
+ * its cause as a plain Error. @internal
  */
-function reviveError(e: SerializedError): Error {
+export function reviveError(e: SerializedError): Error {
   const kind = REVIVED[e.name] ?? (e.name.startsWith("Meshwork") ? MeshworkError : undefined);
-  const error: Error = kind ? Object.create(kind.prototype) : new Error(e.message);
+  const error: Error = kind ? Object.create(kind.prototype) : new (NATIVE[e.name] ?? Error)(e.message);
   const hidden = (key: string, value: unknown) => Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
   hidden("message", e.message);
   hidden("stack", e.stack);
