@@ -20,7 +20,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -441,15 +441,27 @@ async function writeBlobFile<T extends string>(
 
 /**
  * Marks a blob file as used now (its modification time, which {@link DirectoryBlobStore.prune} reads).
- * Resolves to whether the file was there.
+ * Resolves to whether the file is there (a file it may not touch, on a read-only mount or another
+ * user's, is there all the same).
  */
 async function markUsed(path: string): Promise<boolean> {
   const now = new Date();
-  return utimes(path, now, now).then(
-    () => true,
-    () => false,
-  );
+  try {
+    await utimes(path, now, now);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    return stat(path).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+  }
 }
+
+/** How long a file set aside by a prune may stay before the next prune removes it (ms). */
+const ASIDE_TTL_MS = 3_600_000;
+/** A file set aside: `.<digest hex>.<ms since epoch>.<random>.aside.tmp`. */
+const ASIDE_RE = /^\.[0-9a-f]{64}\.(\d+)\.[0-9a-f]+\.aside\.tmp$/;
 
 /** What {@link DirectoryBlobStore.prune} removed and kept, and the files it could not remove. */
 export interface PruneReport {
@@ -482,13 +494,14 @@ export class DirectoryBlobStore implements BlobStore {
    *
    * Safe beside this store's `put` and a blob server on the same directory, also in other processes:
    * an old file is first renamed aside (atomic), then looked at again; one used meanwhile (a put or a
-   * read marks it) is linked back, and a put or an upload landing meanwhile writes a new file. A read
+   * read marks it) is renamed back, and a put or an upload landing meanwhile writes a new file. A read
    * in that instant finds the blob missing (a caching store fetches it again); one already reading
    * reads on.
    */
   async prune(options: { unusedForMs: number; keep?: (digest: string) => boolean; now?: number; stop?: () => boolean }): Promise<PruneReport> {
     const cutoff = (options.now ?? Date.now()) - options.unusedForMs;
     const report: PruneReport = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0, failed: 0 };
+    await this.#removeStaleAside(Date.now());
     const kept = (size: number) => {
       report.kept++;
       report.keptBytes += size;
@@ -514,13 +527,13 @@ export class DirectoryBlobStore implements BlobStore {
   /**
    * Removes blob file `name` unless `keep`, asked about it once it is out of the way, says otherwise —
    * without ever removing a copy another writer put there meanwhile: the file is renamed aside
-   * (atomic), `keep` looks at the renamed file, and a file kept is linked back unless a newer copy is
-   * already in place. "gone": there was no such file; "failed": it could not be renamed, or was left
-   * aside (a *.tmp file, removed at the blob server's next start).
+   * (atomic), `keep` looks at the renamed file, and a file kept is renamed back (over a copy put there
+   * meanwhile, if any: the same bytes). "gone": there was no such file; "failed": it could not be
+   * renamed, or was left aside (removed by a prune an hour later, or at the blob server's next start).
    */
   async #removeUnless(name: string, keep: (aside: string) => Promise<boolean>): Promise<{ removed: boolean; size: number } | "gone" | "failed"> {
     const path = join(this.dir, name);
-    const aside = join(this.dir, `.${name}.${process.pid}.${randomBytes(6).toString("hex")}.aside${TMP_SUFFIX}`);
+    const aside = join(this.dir, `.${name}.${Date.now()}.${randomBytes(6).toString("hex")}.aside${TMP_SUFFIX}`);
     try {
       await rename(path, aside);
     } catch (error) {
@@ -529,15 +542,19 @@ export class DirectoryBlobStore implements BlobStore {
     try {
       const { size } = await stat(aside);
       const kept = await keep(aside);
-      if (kept) {
-        await link(aside, path).catch((error: NodeJS.ErrnoException) => {
-          if (error.code !== "EEXIST") throw error;
-        });
-      }
-      await unlink(aside);
+      await (kept ? rename(aside, path) : unlink(aside));
       return { removed: !kept, size };
     } catch {
       return "failed";
+    }
+  }
+
+  /** Removes the files prunes set aside and could not put back or remove, once an hour old. */
+  async #removeStaleAside(now: number): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const at = ASIDE_RE.exec(name)?.[1];
+      if (at !== undefined && now - Number(at) > ASIDE_TTL_MS) await unlink(join(this.dir, name)).catch(() => undefined);
     }
   }
 

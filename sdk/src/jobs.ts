@@ -398,8 +398,10 @@ export class JobHandle {
   readonly #receipts: ContractTransactionReceipt[] = [];
   #scannedTo: number;
   #timer?: ReturnType<typeof setInterval>;
-  /** The refresh running, if any (never rejects): the next one starts after it. */
+  /** The last refresh asked for (never rejects): the next one starts after it. */
   #refreshing: Promise<unknown> = Promise.resolve();
+  /** Whether a refresh is running: the polling of on() skips its turn rather than queue behind it. */
+  #busy = false;
   #lastProvider = "";
   #lastReveal?: { resultRoot: string; outputURI: string };
   /** Poll interval for events and `wait()`, ms. */
@@ -433,39 +435,55 @@ export class JobHandle {
 
   /**
    * Reads new events from the chain (in block ranges, so it works against public RPCs) and delivers
-   * them to listeners. A dropped RPC is retried on the next call.
+   * them to listeners. A dropped RPC is retried on the next call. Refreshes run one at a time, so
+   * overlapping calls (a listener's polling, a `wait()`) never deliver an event twice.
    * @throws {MeshworkRpcError} when the RPC fails.
+   * @throws the first error a listener threw, once every listener has had every event (the events
+   * stay read: the next refresh goes on from there).
    */
   refresh(): Promise<JobEvent[]> {
-    // One at a time (the polling of on() and a wait() overlap): two reading the same blocks would
-    // deliver their events twice.
     const run = this.#refreshing.then(() => this.#refreshOnce());
     this.#refreshing = run.catch(() => undefined);
     return run;
   }
 
   async #refreshOnce(): Promise<JobEvent[]> {
-    const { market } = this.#ctx.contracts;
-    const latest = await this.#ctx.call("blockNumber", () => this.#ctx.provider.getBlockNumber());
-    const fresh: JobEvent[] = [];
-    const address = this.#ctx.book.contracts.market;
-    for (let from = this.#scannedTo + 1; from <= latest; from += 5_000) {
-      const to = Math.min(latest, from + 4_999);
-      const logs = await this.#ctx.call("getLogs", () =>
-        this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }),
-      );
-      // Delivered range by range, as the range is marked read: a later range's failure loses nothing.
-      for (const log of logs) {
-        const e = this.#toEvent(market.interface, log);
-        if (!e) continue;
-        fresh.push(e);
-        this.#events.push(e);
-        for (const key of [e.type, "*"] as const) for (const l of this.#listeners.get(key) ?? []) l(e);
+    this.#busy = true;
+    try {
+      const { market } = this.#ctx.contracts;
+      const latest = await this.#ctx.call("blockNumber", () => this.#ctx.provider.getBlockNumber());
+      const fresh: JobEvent[] = [];
+      const failures: unknown[] = [];
+      const address = this.#ctx.book.contracts.market;
+      for (let from = this.#scannedTo + 1; from <= latest; from += 5_000) {
+        const to = Math.min(latest, from + 4_999);
+        const logs = await this.#ctx.call("getLogs", () =>
+          this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }),
+        );
+        // Range by range: recorded and marked read first (a later range's failure loses nothing, a
+        // listener's reads nothing twice), then delivered.
+        const events = logs.map((log) => this.#toEvent(market.interface, log)).filter((e): e is JobEvent => e !== undefined);
+        this.#events.push(...events);
+        fresh.push(...events);
+        this.#scannedTo = to;
+        for (const e of events) {
+          for (const key of [e.type, "*"] as const) {
+            for (const l of this.#listeners.get(key) ?? []) {
+              try {
+                l(e);
+              } catch (error) {
+                failures.push(error);
+              }
+            }
+          }
+        }
       }
-      this.#scannedTo = to;
+      if (this.done) this.#stop();
+      if (failures.length > 0) throw failures[0];
+      return fresh;
+    } finally {
+      this.#busy = false;
     }
-    if (this.done) this.#stop();
-    return fresh;
   }
 
   /** Whether the job reached an end (settled or failed). */
@@ -486,7 +504,7 @@ export class JobHandle {
     set.add(listener as (e: JobEvent) => void);
     this.#listeners.set(type, set);
     if (!this.#timer && !this.done) {
-      this.#timer = setInterval(() => void this.refresh().catch(() => undefined), this.pollMs);
+      this.#timer = setInterval(() => void (this.#busy ? undefined : this.refresh().catch(() => undefined)), this.pollMs);
       this.#timer.unref?.();
     }
     return () => {

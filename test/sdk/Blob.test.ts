@@ -284,6 +284,13 @@ describe("blob store", () => {
       });
       expect(touched).to.include({ removed: 0, failed: 0 });
       expect(await store.get(old)).to.deep.equal(utf8("used at the last moment"));
+      // A file a prune set aside and could not put back or remove goes an hour later; a younger one stays.
+      const stale = `.${old.slice(2)}.${Date.now() - 2 * 3_600_000}.0a1b.aside.tmp`;
+      const young = `.${old.slice(2)}.${Date.now() - 60_000}.0a1c.aside.tmp`;
+      for (const name of [stale, young]) await writeFile(join(where, name), "x");
+      await store.prune({ unusedForMs: 60_000 });
+      expect((await readdir(where)).filter((n) => n.startsWith("."))).to.deep.equal([young]);
+      await rm(join(where, young));
       // stop() ends it between files.
       for (const d of [old, ...digests.filter((_, i) => i % 2 === 0)]) await utimes(join(where, d.slice(2)), ago, ago);
       let asked = 0;

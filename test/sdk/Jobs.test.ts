@@ -138,6 +138,27 @@ describe("SDK: jobs", () => {
     expect(all.flat().map((e) => e.type)).to.deep.equal(expected); // the first refresh read them all
   });
 
+  it("a listener that throws gets its error back from refresh, once: every event is still read once and delivered to the others", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const created = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    await work(w, created, w.cheap);
+    const handle = await mw.jobs.get(created.jobId);
+    const seen: string[] = [];
+    const offAll = handle.on("*", (e) => seen.push(e.type));
+    const offBad = handle.on("committed", () => {
+      throw new Error("a bug in the listener");
+    });
+    await expect(handle.refresh()).to.be.rejectedWith("a bug in the listener");
+    const expected = ["queued", "claimed", "committed", "revealed", "audited", "settled"];
+    expect(types(handle.events)).to.deep.equal(expected);
+    expect(seen).to.deep.equal(expected);
+    expect(await handle.refresh()).to.deep.equal([]); // nothing read twice
+    expect(types(handle.events)).to.deep.equal(expected);
+    offAll();
+    offBad();
+  });
+
   it("iterates events asynchronously until the job ends", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.consumer);

@@ -615,6 +615,10 @@ describe("worker runtimes", function () {
       expect(revived.constructor).to.equal(Error);
       expect(revived).to.include({ name: "SystemError", message: "disk gone" });
       expect((revived.cause as Error).message).to.equal("EIO");
+      // A name that is also an Object.prototype member is just a name.
+      const odd = reviveError(serializeError(Object.assign(new Error("odd"), { name: "toString" })));
+      expect(odd.constructor).to.equal(Error);
+      expect(odd).to.include({ name: "toString", message: "odd" });
     });
   });
 

@@ -440,7 +440,8 @@ export class Worker {
     if (canonical.toLowerCase() !== String(job.request.specHash).toLowerCase()) {
       throw new JobRejectedError("spec", "the spec's canonical hash is not the job's specHash");
     }
-    if (this.#o.blobRetention) this.#specBlobs.set(canonical, specBlobs(spec));
+    // Noted for the prune's pins (trimmed to the jobs still followed at each prune), when it prunes.
+    if (this.#o.blobRetention && this.#o.blobRetention.keepSec > 0) this.#specBlobs.set(canonical, specBlobs(spec));
     if (spec.runtime !== runtime.name) throw new JobRejectedError("runtime", `the spec's runtime ${spec.runtime} is not the job's`);
     const verification = unpackVerification(BigInt(job.request.verification));
     if (verification.chunks !== spec.chunking.chunks) throw new JobRejectedError("spec", "the spec's chunking is not the job's");

@@ -93,8 +93,9 @@ const NATIVE: Record<string, ErrorConstructor> = { RangeError, TypeError, Syntax
  * its cause as a plain Error. @internal
  */
 export function reviveError(e: SerializedError): Error {
-  const kind = REVIVED[e.name] ?? (e.name.startsWith("Meshwork") ? MeshworkError : undefined);
-  const error: Error = kind ? Object.create(kind.prototype) : new (NATIVE[e.name] ?? Error)(e.message);
+  const own = <T>(table: Record<string, T>): T | undefined => (Object.hasOwn(table, e.name) ? table[e.name] : undefined); // not "toString"
+  const kind = own(REVIVED) ?? (e.name.startsWith("Meshwork") ? MeshworkError : undefined);
+  const error: Error = kind ? Object.create(kind.prototype) : new (own(NATIVE) ?? Error)(e.message);
   const hidden = (key: string, value: unknown) => Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
   hidden("message", e.message);
   hidden("stack", e.stack);
