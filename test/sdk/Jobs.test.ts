@@ -122,7 +122,8 @@ describe("SDK: jobs", () => {
     expect(cost.gasUsed > 0n).to.equal(true);
   });
 
-  it("delivers each event once when refreshes overlap (a listener's polling and a wait)", async () => {
+  /** A settled job, seen through a new handle that has read none of its events yet, with a listener to all. */
+  async function settledJobListened() {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.consumer);
     const created = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
@@ -130,27 +131,24 @@ describe("SDK: jobs", () => {
     const handle = await mw.jobs.get(created.jobId);
     const seen: string[] = [];
     const off = handle.on("*", (e) => seen.push(e.type));
+    return { handle, seen, off, expected: ["queued", "claimed", "committed", "revealed", "audited", "settled"] };
+  }
+
+  it("delivers each event once when refreshes overlap (a listener's polling and a wait)", async () => {
+    const { handle, seen, off, expected } = await settledJobListened();
     const all = await Promise.all([handle.refresh(), handle.refresh(), handle.wait({ timeoutMs: 10_000 }).then(() => [])]);
     off();
-    const expected = ["queued", "claimed", "committed", "revealed", "audited", "settled"];
     expect(types(handle.events)).to.deep.equal(expected);
     expect(seen).to.deep.equal(expected);
     expect(all.flat().map((e) => e.type)).to.deep.equal(expected); // the first refresh read them all
   });
 
   it("a listener that throws gets its error back from refresh, once: every event is still read once and delivered to the others", async () => {
-    const w = await networkHelpers.loadFixture(world);
-    const mw = await w.sdk(w.consumer);
-    const created = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
-    await work(w, created, w.cheap);
-    const handle = await mw.jobs.get(created.jobId);
-    const seen: string[] = [];
-    const offAll = handle.on("*", (e) => seen.push(e.type));
+    const { handle, seen, off: offAll, expected } = await settledJobListened();
     const offBad = handle.on("committed", () => {
       throw new Error("a bug in the listener");
     });
     await expect(handle.refresh()).to.be.rejectedWith("a bug in the listener");
-    const expected = ["queued", "claimed", "committed", "revealed", "audited", "settled"];
     expect(types(handle.events)).to.deep.equal(expected);
     expect(seen).to.deep.equal(expected);
     expect(await handle.refresh()).to.deep.equal([]); // nothing read twice
