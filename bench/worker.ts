@@ -407,25 +407,19 @@ async function benchIntKernelStall() {
  * after every layer but the last; weights scaled by fan-in so values stay on the fixed-point grid).
  */
 async function benchOverhead(f: number, mib: number, depth = 2, options: { thread?: boolean; expand?: number } = {}) {
-  const weights = (seed: number) => Float32Array.from(bytes(f * f, seed), (b) => (b - 128) / (128 * 16));
-  const layer = (l: number, inFeatures: number, outFeatures: number, last: boolean) => ({
+  // Weights in ±scale: 1/16 for the dense stacks (as always measured), 2/√fan-in for the wide blocks.
+  const layer = (l: number, inFeatures: number, outFeatures: number, last: boolean, scale: number) => ({
     inFeatures,
     outFeatures,
-    weights: Float32Array.from(bytes(inFeatures * outFeatures, 31 + l), (b) => ((b - 128) / 128) * (2 / Math.sqrt(inFeatures))),
+    weights: Float32Array.from(bytes(inFeatures * outFeatures, 31 + l), (b) => ((b - 128) / 128) * scale),
     bias: new Float32Array(outFeatures).fill(l % 2 ? -0.01 : 0.01),
     relu: !last,
   });
   const e = options.expand;
   const model = buildDenseModel({
     layers: e
-      ? Array.from({ length: 2 * depth }, (_, l) => (l % 2 ? layer(l, e * f, f, l === 2 * depth - 1) : layer(l, f, e * f, false)))
-      : Array.from({ length: depth }, (_, l) => ({
-          inFeatures: f,
-          outFeatures: f,
-          weights: weights(31 + l),
-          bias: new Float32Array(f).fill(l % 2 ? -0.01 : 0.01),
-          relu: l < depth - 1,
-        })),
+      ? Array.from({ length: 2 * depth }, (_, l) => (l % 2 ? layer(l, e * f, f, l === 2 * depth - 1, 2 / Math.sqrt(e * f)) : layer(l, f, e * f, false, 2 / Math.sqrt(f))))
+      : Array.from({ length: depth }, (_, l) => layer(l, f, f, l === depth - 1, 1 / 16)),
   });
   const parameters = e ? depth * (2 * e * f * f + e * f + f) : depth * f * (f + 1);
   const rowBytes = f * 4;

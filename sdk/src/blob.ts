@@ -579,9 +579,8 @@ export class DirectoryBlobStore implements BlobStore {
     }
     for (const name of names) {
       if (!/^[0-9a-f]{64}$/.test(name)) continue;
-      const path = join(this.dir, name);
-      const stats = await stat(path).catch(() => undefined);
-      if (stats?.isFile()) yield { name, path, stats };
+      const stats = await stat(join(this.dir, name)).catch(() => undefined);
+      if (stats?.isFile()) yield { name, stats };
     }
   }
 

@@ -245,12 +245,14 @@ export class Worker {
   }
 
   async #step(row: JobRow, state: JobStateName) {
+    // A job no longer Open is not for claiming any more: its input check, once ended, is dropped (one
+    // that failed for good is kept while the job is Open, so its inputs are not fetched again).
+    const checked = String(row.job.request.specHash);
+    if (state !== "Open" && this.#inputChecks.get(checked)?.settled) this.#inputChecks.delete(checked);
     switch (row.phase) {
       case "seen":
         return this.#consider(row, state);
       case "rejected":
-        // A check that failed for good is kept while the job is Open, so its inputs are not fetched again.
-        if (state !== "Open" && this.#inputChecks.get(String(row.job.request.specHash))?.settled) this.#inputChecks.delete(String(row.job.request.specHash));
         // Not ours to run (price, token, spec …), but still ours to audit: auditors are not paid the price.
         if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: `rejected, then ${state}` });
         if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
@@ -275,7 +277,6 @@ export class Worker {
     const { job } = row;
     const me = this.#address.toLowerCase();
     const consumer = job.consumer.toLowerCase();
-    if (state !== "Open") this.#inputChecks.delete(String(job.request.specHash)); // not for claiming any more
     if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: state });
     if (consumer === me) return this.#o.state.update(row.jobId, { phase: "done", note: "own job" });
     if (state !== "Open") {
