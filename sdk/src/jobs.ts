@@ -398,10 +398,8 @@ export class JobHandle {
   readonly #receipts: ContractTransactionReceipt[] = [];
   #scannedTo: number;
   #timer?: ReturnType<typeof setInterval>;
-  /** The last refresh asked for (never rejects): the next one starts after it. */
-  #refreshing: Promise<unknown> = Promise.resolve();
-  /** Whether a refresh is running: the polling of on() skips its turn rather than queue behind it. */
-  #busy = false;
+  /** Refreshes running: the polling of on() skips its turn while one does, rather than pile up behind a slow RPC. */
+  #inFlight = 0;
   #lastProvider = "";
   #lastReveal?: { resultRoot: string; outputURI: string };
   /** Poll interval for events and `wait()`, ms. */
@@ -435,31 +433,30 @@ export class JobHandle {
 
   /**
    * Reads new events from the chain (in block ranges, so it works against public RPCs) and delivers
-   * them to listeners. A dropped RPC is retried on the next call. Refreshes run one at a time, so
-   * overlapping calls (a listener's polling, a `wait()`) never deliver an event twice.
+   * them to listeners. A dropped RPC is retried on the next call. Overlapping calls (a listener's
+   * polling, a `wait()`) never deliver an event twice: each range is taken by the first refresh to
+   * read it, and a refresh that finds its range taken meanwhile reads on from where the other stopped.
+   * So one refresh stuck on a hung RPC call holds up no other.
+   * @returns the events this call delivered.
    * @throws {MeshworkRpcError} when the RPC fails.
    * @throws the first error a listener threw, once every listener has had every event (the events
    * stay read: the next refresh goes on from there).
    */
-  refresh(): Promise<JobEvent[]> {
-    const run = this.#refreshing.then(() => this.#refreshOnce());
-    this.#refreshing = run.catch(() => undefined);
-    return run;
-  }
-
-  async #refreshOnce(): Promise<JobEvent[]> {
-    this.#busy = true;
+  async refresh(): Promise<JobEvent[]> {
+    this.#inFlight++;
     try {
       const { market } = this.#ctx.contracts;
       const latest = await this.#ctx.call("blockNumber", () => this.#ctx.provider.getBlockNumber());
       const fresh: JobEvent[] = [];
       const failures: unknown[] = [];
       const address = this.#ctx.book.contracts.market;
-      for (let from = this.#scannedTo + 1; from <= latest; from += 5_000) {
+      while (this.#scannedTo < latest) {
+        const from = this.#scannedTo + 1;
         const to = Math.min(latest, from + 4_999);
         const logs = await this.#ctx.call("getLogs", () =>
           this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }),
         );
+        if (this.#scannedTo !== from - 1) continue; // another refresh took this range meanwhile
         // Range by range: recorded and marked read first (a later range's failure loses nothing, a
         // listener's reads nothing twice), then delivered.
         const events = logs.map((log) => this.#toEvent(market.interface, log)).filter((e): e is JobEvent => e !== undefined);
@@ -482,7 +479,7 @@ export class JobHandle {
       if (failures.length > 0) throw failures[0];
       return fresh;
     } finally {
-      this.#busy = false;
+      this.#inFlight--;
     }
   }
 
@@ -504,7 +501,7 @@ export class JobHandle {
     set.add(listener as (e: JobEvent) => void);
     this.#listeners.set(type, set);
     if (!this.#timer && !this.done) {
-      this.#timer = setInterval(() => void (this.#busy ? undefined : this.refresh().catch(() => undefined)), this.pollMs);
+      this.#timer = setInterval(() => void (this.#inFlight > 0 ? undefined : this.refresh().catch(() => undefined)), this.pollMs);
       this.#timer.unref?.();
     }
     return () => {
@@ -537,9 +534,15 @@ export class JobHandle {
    * Waits until the job settles and returns its settlement. With `enforceDeadlines`, pushes the job
    * past any expired deadline itself (a provider that timed out, a window that ended), so the job
    * reopens or settles without anyone else's help.
+   *
+   * `timeoutMs` bounds the whole wait, RPC calls included: a refresh still running at the deadline (an
+   * RPC that hangs) is left to finish in the background, its events kept by the handle, and the
+   * wait throws. An end the handle has already seen is reported first, whatever the time left.
    * @throws {MeshworkJobFailedError} when it ends without a result (`reason`: cancelled, refunded,
    * provider-slashed, reveal-missed).
-   * @throws {MeshworkTimeoutError} after `timeoutMs`.
+   * @throws {MeshworkTimeoutError} after `timeoutMs` (default one hour); `details.state` is the job's
+   * state if the chain answered within a second, and `details.lastEvent` the last event seen.
+   * @throws {MeshworkRpcError} when the RPC fails (a later `wait()` goes on where this one stopped).
    * @example
    * ```ts
    * const settled = await job.wait({ timeoutMs: 600_000, enforceDeadlines: true });
@@ -547,17 +550,25 @@ export class JobHandle {
    */
   async wait(options: { timeoutMs?: number; enforceDeadlines?: boolean } = {}): Promise<Extract<JobEvent, { type: "settled" }>> {
     const deadline = Date.now() + (options.timeoutMs ?? 3_600_000);
-    for (;;) {
-      await this.refresh();
+    const ended = () => {
       const end = this.#events.find((e) => TERMINAL.has(e.type));
-      if (end?.type === "settled") return end;
       if (end?.type === "failed") throw new MeshworkJobFailedError(this.jobId, end.reason);
-      if (options.enforceDeadlines) await this.enforceDeadline();
-      if (Date.now() > deadline) {
-        throw new MeshworkTimeoutError(`job ${this.jobId} did not finish in time`, { details: { state: await this.state() } });
-      }
-      await sleep(this.pollMs);
+      return end?.type === "settled" ? end : undefined;
+    };
+    for (;;) {
+      const settled = ended(); // events a listener's polling or an abandoned refresh brought in count too
+      if (settled) return settled;
+      if (!(await within(this.refresh(), deadline - Date.now())).done) break;
+      const now = ended();
+      if (now) return now;
+      if (options.enforceDeadlines && !(await within(this.enforceDeadline(), deadline - Date.now())).done) break;
+      if (Date.now() >= deadline) break;
+      await sleep(Math.min(this.pollMs, deadline - Date.now()));
     }
+    const state = await within(this.state(), 1_000).catch(() => ({ done: false }) as const);
+    throw new MeshworkTimeoutError(`job ${this.jobId} did not finish in time`, {
+      details: { state: state.done ? state.value : undefined, lastEvent: this.#events.at(-1)?.type, timeoutMs: options.timeoutMs ?? 3_600_000 },
+    });
   }
 
   /**
@@ -711,4 +722,21 @@ function required(options: JobOptions | undefined): JobOptions {
 
 function sleep(ms: number) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * `promise`'s outcome if it comes within `ms` (its rejection rethrown), else `{ done: false }`; a
+ * promise that loses the race goes on, its rejection handled. A result already there always wins.
+ */
+async function within<T>(promise: Promise<T>, ms: number): Promise<{ done: true; value: T } | { done: false }> {
+  promise.catch(() => undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<{ done: false }>((resolve) => {
+    timer = setTimeout(() => resolve({ done: false }), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([promise.then((value) => ({ done: true as const, value })), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

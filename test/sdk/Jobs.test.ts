@@ -13,6 +13,7 @@ import {
   MeshworkInsufficientFundsError,
   MeshworkJobFailedError,
   MeshworkRoutingError,
+  MeshworkTimeoutError,
   MeshworkValidationError,
   MeshworkVerificationError,
 } from "../../sdk/src/errors.js";
@@ -155,6 +156,37 @@ describe("SDK: jobs", () => {
     expect(types(handle.events)).to.deep.equal(expected);
     offAll();
     offBad();
+  });
+
+  it("wait() gives up at its deadline while an RPC call hangs, with a typed error, and goes on later", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    // A read-only client whose RPC stops answering getLogs (a public endpoint that hangs).
+    let hang = false;
+    const base = connection.ethers.provider;
+    const rpc = new Proxy(base, {
+      get(target, prop, receiver) {
+        if (prop === "provider") return receiver;
+        if (prop === "getLogs" && hang) return () => new Promise(() => undefined);
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const followed = await (await Meshwork.connect({ runner: rpc, addresses: w.book })).jobs.get(handle.jobId);
+    expect(types(await followed.refresh())).to.deep.equal(["queued"]);
+
+    hang = true;
+    await networkHelpers.mine(); // a block to read: the refresh's getLogs call never comes back
+    const error = await followed.wait({ timeoutMs: 300 }).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkTimeoutError);
+    expect(error.details).to.deep.equal({ state: "Open", lastEvent: "queued", timeoutMs: 300 });
+
+    hang = false; // the RPC answers again: the next wait goes on, the hung call holding nothing up
+    await handle.cancel();
+    const failed = await followed.wait({ timeoutMs: 10_000 }).catch((e) => e);
+    expect(failed).to.be.instanceOf(MeshworkJobFailedError);
+    expect(failed).to.include({ reason: "cancelled" });
+    expect(types(followed.events)).to.deep.equal(["queued", "failed"]);
   });
 
   it("iterates events asynchronously until the job ends", async () => {

@@ -106,7 +106,7 @@ describe("worker daemon", function () {
 
     await drive(w, [cheap, auditor], async () => (await settledOrFailed(int)) && (await settledOrFailed(onnx)));
     for (const job of [int, onnx]) {
-      const settled = await job.wait({ timeoutMs: 1 });
+      const settled = await job.wait({ timeoutMs: 10_000 });
       expect(settled.provider).to.equal(w.cheap.address);
       expect(job.events.map((e) => e.type)).to.include.members(["claimed", "committed", "revealed", "audited", "settled"]);
       const { chunks } = await job.result();
@@ -128,7 +128,7 @@ describe("worker daemon", function () {
 
     // The cheater claims first; then everyone follows the job to its end.
     await drive(w, [cheater, auditor, tieBreaker], () => settledOrFailed(job), 60);
-    const failure = await job.wait({ timeoutMs: 1 }).catch((e) => e);
+    const failure = await job.wait({ timeoutMs: 10_000 }).catch((e) => e);
     expect(failure).to.include({ reason: "provider-slashed" });
     expect(await job.state()).to.equal("Slashed");
     expect((await w.registry.stakeOf(w.mid.address)).active < stakeBefore).to.equal(true);
@@ -157,7 +157,7 @@ describe("worker daemon", function () {
     await networkHelpers.time.increase(601);
     await drive(w, [late, honest, auditor], () => settledOrFailed(job), 60);
     // An honest worker pushed the expired claim back to the market; one of the honest ones took it.
-    const settled = await job.wait({ timeoutMs: 1 });
+    const settled = await job.wait({ timeoutMs: 10_000 });
     expect([w.cheap.address, w.auditor.address]).to.include(settled.provider);
     expect(job.events.map((e) => e.type)).to.include("reopened");
     expect((await w.registry.countersOf(w.dear.address)).timedOut).to.equal(1n);
@@ -594,7 +594,7 @@ describe("worker daemon", function () {
 
     // B goes on to settle: its outputs were kept for the consumer and the auditor.
     await drive(w, [cheap, auditor], () => settledOrFailed(b));
-    expect((await b.wait({ timeoutMs: 1 })).provider).to.equal(w.cheap.address);
+    expect((await b.wait({ timeoutMs: 10_000 })).provider).to.equal(w.cheap.address);
     expect((await b.result()).chunks).to.have.length(CHUNKS);
 
     // A prune that fails (the blob directory cannot be listed: a file in its place) is logged, and
