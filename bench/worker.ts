@@ -67,6 +67,7 @@ import { unpackTerms } from "../sdk/src/params.js";
 import { fetchResult, publishResult } from "../sdk/src/results.js";
 import { parseJobSpec } from "../sdk/src/spec.js";
 import { IntKernelRuntime, buildInt8MatmulProgram } from "../sdk/src/worker/runtimes/intKernel.js";
+import { setRuntimeThreads } from "../sdk/src/worker/runtimes/runtimeThread.js";
 import { OnnxRuntime } from "../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel } from "../sdk/src/worker/runtimes/onnxModel.js";
 import { WorkerState } from "../sdk/src/worker/state.js";
@@ -392,10 +393,28 @@ async function benchIntKernelStall() {
   const onThread = await measure(true);
   const inline = await measure(false);
   if (onThread.output !== inline.output) throw new Error("the int-kernel output differs between the threads");
+  // Two jobs' chunks at once (a worker with concurrency 2): on one runtime thread they take turns, on
+  // two they compute side by side.
+  const twoJobs = async (threads: number) => {
+    setRuntimeThreads(threads);
+    const runtime = new IntKernelRuntime();
+    const jobs = [await runtime.load(spec, program), await runtime.load(spec, program)];
+    await Promise.all(jobs.map((job) => job.run(input, 0))); // warm both threads' kernel code
+    const t0 = now();
+    const outputs = await Promise.all(jobs.map((job) => job.run(input, 0)));
+    const ms = now() - t0;
+    await Promise.all(jobs.map((job) => job.close()));
+    if (outputs.some((out) => digestOf(out) !== inline.output)) throw new Error("an int-kernel output differs on a second runtime thread");
+    return Math.round(ms);
+  };
+  const twoJobsOneThreadMs = await twoJobs(1);
+  const twoJobsTwoThreadsMs = await twoJobs(2);
+  setRuntimeThreads(1);
   return {
     kernel: `int8-matmul ${k}×${n}, ${input.length / k} rows (${((input.length * n) / 1e9).toFixed(2)} G multiply-adds)`,
     onRuntimeThread: { chunkMs: onThread.chunkMs, longestStallMs: onThread.longestStallMs },
     onCallersThread: { chunkMs: inline.chunkMs, longestStallMs: inline.longestStallMs },
+    twoJobsAtOnce: { oneRuntimeThreadMs: twoJobsOneThreadMs, twoRuntimeThreadsMs: twoJobsTwoThreadsMs },
   };
 }
 
@@ -628,7 +647,8 @@ console.log(
 const st = intKernelStall;
 console.log(
   `${st.kernel} in one chunk: on the runtime thread ${st.onRuntimeThread.chunkMs} ms, the caller's event loop stalled at most ` +
-    `${st.onRuntimeThread.longestStallMs} ms; on the caller's thread ${st.onCallersThread.chunkMs} ms, stalled ${st.onCallersThread.longestStallMs} ms`,
+    `${st.onRuntimeThread.longestStallMs} ms; on the caller's thread ${st.onCallersThread.chunkMs} ms, stalled ${st.onCallersThread.longestStallMs} ms; ` +
+    `two such jobs at once: ${st.twoJobsAtOnce.oneRuntimeThreadMs} ms on one runtime thread, ${st.twoJobsAtOnce.twoRuntimeThreadsMs} ms on two`,
 );
 const o = overhead.details;
 console.log(

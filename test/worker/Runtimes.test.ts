@@ -20,10 +20,10 @@ import {
 } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import type { LoadedJob } from "../../sdk/src/worker/runtimes/runtime.js";
-import { reviveError, serializeError, stopRuntimeThread } from "../../sdk/src/worker/runtimes/runtimeThread.js";
+import { reviveError, runtimeThreadJobs, serializeError, setRuntimeThreads, stopRuntimeThread } from "../../sdk/src/worker/runtimes/runtimeThread.js";
 import { buildDenseModel, evalDenseModel, type DenseModelOptions } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import { RUNTIMES, detectRuntimes, probeRuntimes, runtimeBitmap, runtimeFor } from "../../sdk/src/worker/runtimes/index.js";
-import { parseWorkerConfig } from "../../sdk/src/worker/config.js";
+import { parseWorkerConfig, runtimeThreadsOf } from "../../sdk/src/worker/config.js";
 import { rejection } from "../helpers/rejection.js";
 
 const DIGEST = "0x" + "ab".repeat(32);
@@ -595,6 +595,60 @@ describe("worker runtimes", function () {
       const got = decodeFixedPoint(out.subarray(0, 2 * 64 * 4), 16);
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).to.be.below(1e-3);
       await job.close();
+    });
+  });
+
+  describe("runtime threads", function () {
+    afterEach(async function () {
+      setRuntimeThreads(1);
+      await stopRuntimeThread();
+    });
+
+    it("spread jobs over the threads set, fewest jobs first, each computing the caller's thread's bits; a failed load frees its place", async function () {
+      await stopRuntimeThread();
+      setRuntimeThreads(2);
+      const r = rng(9);
+      const program = buildInt8MatmulProgram({ k: 64, n: 32, weights: r.int8s(64 * 32), bias: new Array(32).fill(3), shift: 4, relu: true });
+      const x = r.int8s(64 * 100);
+      const input = new Uint8Array(x.buffer);
+      const want = await (await new IntKernelRuntime({ thread: false }).load(spec({}), program)).run(input, 0);
+      const threaded = new IntKernelRuntime({ inlineWork: 0 });
+      const a = await threaded.load(spec({}), program);
+      const b = await threaded.load(spec({}), program);
+      expect(runtimeThreadJobs()).to.deep.equal([1, 1]);
+      for (const out of await Promise.all([a.run(input, 0), b.run(input, 0)])) expect(Buffer.from(out).equals(Buffer.from(want))).to.equal(true);
+      await a.close();
+      expect(runtimeThreadJobs()).to.deep.equal([0, 1]);
+      const c = await threaded.load(spec({}), program); // to the thread with fewer jobs
+      expect(runtimeThreadJobs()).to.deep.equal([1, 1]);
+      expect(await rejection(new OnnxRuntime().load(onnxSpec(), utf8("not a model")))).to.be.instanceOf(MeshworkValidationError);
+      expect(runtimeThreadJobs()).to.deep.equal([1, 1]);
+      setRuntimeThreads(1); // the second thread keeps its job and takes no new one
+      const d = await threaded.load(spec({}), program);
+      expect(runtimeThreadJobs()).to.deep.equal([2, 1]);
+      expect(Buffer.from(await b.run(input, 0)).equals(Buffer.from(want))).to.equal(true);
+      await stopRuntimeThread();
+      expect(runtimeThreadJobs()).to.deep.equal([0, 0]);
+      for (const job of [b, c, d]) expect((await rejection(job.run(input, 0))).shortMessage).to.equal("the runtime thread exited since the job was loaded: load it again");
+      for (const bad of [0, 65, 1.5]) expect(() => setRuntimeThreads(bad)).to.throw(RangeError, "runtime threads: an integer from 1 to 64");
+    });
+
+    it("a worker config asks for its concurrency in threads, up to the CPUs less one, or runtimeThreads", function () {
+      const base = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };
+      expect(runtimeThreadsOf(parseWorkerConfig(base), 16)).to.equal(1); // concurrency 1
+      expect(runtimeThreadsOf(parseWorkerConfig({ ...base, concurrency: 4 }), 16)).to.equal(4);
+      expect(runtimeThreadsOf(parseWorkerConfig({ ...base, concurrency: 4 }), 2)).to.equal(1);
+      expect(runtimeThreadsOf(parseWorkerConfig({ ...base, concurrency: 4 }), 1)).to.equal(1);
+      expect(runtimeThreadsOf(parseWorkerConfig({ ...base, concurrency: 4, runtimeThreads: 2 }), 2)).to.equal(2);
+      const error = (() => {
+        try {
+          parseWorkerConfig({ ...base, runtimeThreads: 0 });
+        } catch (e) {
+          return e as MeshworkValidationError;
+        }
+      })();
+      expect(error).to.be.instanceOf(MeshworkValidationError);
+      expect(error!.issues[0].path).to.deep.equal(["runtimeThreads"]);
     });
   });
 

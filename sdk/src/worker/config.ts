@@ -2,6 +2,7 @@
  * A worker's configuration (`meshwork-worker init` writes it as JSON; the daemon validates it with
  * zod on start).
  */
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { MeshworkValidationError } from "../errors.js";
 
@@ -27,6 +28,12 @@ export const WorkerConfigSchema = z.strictObject({
   metricsPort: z.number().int().min(0).max(65535).default(9464),
   /** Jobs in flight at once (claimed, not settled). */
   concurrency: z.number().int().min(1).max(64).default(1),
+  /**
+   * Threads that compute chunks (the runtime threads), each running one job's chunk at a time; unset:
+   * `concurrency`, but no more than the CPUs less one (one thread on a 2-CPU machine). Each keeps its
+   * own copy of a model it runs.
+   */
+  runtimeThreads: z.number().int().min(1).max(64).optional(),
   /** Most collateral (smallest units) locked at once, per payment token symbol; unset = no limit. */
   maxCollateral: z.record(z.string(), bigintString).default({}),
   /** Minimum price per work unit per payment token symbol (also what `prices` posts). */
@@ -67,6 +74,11 @@ export const WorkerConfigSchema = z.strictObject({
 
 export type WorkerConfig = z.output<typeof WorkerConfigSchema>;
 export type WorkerConfigInput = z.input<typeof WorkerConfigSchema>;
+
+/** The runtime threads a config asks for: `runtimeThreads`, else `concurrency` up to the CPUs less one (at least 1). */
+export function runtimeThreadsOf(config: Pick<WorkerConfig, "runtimeThreads" | "concurrency">, cpus = availableParallelism()): number {
+  return config.runtimeThreads ?? Math.max(1, Math.min(config.concurrency, cpus - 1));
+}
 
 /** @throws {MeshworkValidationError} with zod's issues. */
 export function parseWorkerConfig(input: unknown): WorkerConfig {

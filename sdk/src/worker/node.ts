@@ -10,9 +10,9 @@ import pino, { type Logger } from "pino";
 import { DirectoryBlobStore, HttpBlobStore, normalizeDigest, startBlobServer, type BlobGetOptions, type BlobServer, type BlobStore } from "../blob.js";
 import { Meshwork } from "../client.js";
 import { MeshworkBlobError, MeshworkConfigError } from "../errors.js";
-import { parseWorkerConfig, type WorkerConfig } from "./config.js";
+import { parseWorkerConfig, runtimeThreadsOf, type WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
-import { probeRuntimes } from "./runtimes/index.js";
+import { probeRuntimes, setRuntimeThreads } from "./runtimes/index.js";
 import { WorkerState } from "./state.js";
 import { Worker, type CheatMode } from "./worker.js";
 
@@ -125,6 +125,8 @@ export async function startProviderNode(
     config.blobSources.map((url) => new HttpBlobStore(url)),
   );
   const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store });
+  const runtimeThreads = runtimeThreadsOf(config);
+  setRuntimeThreads(runtimeThreads);
   const probed = await probeRuntimes(config.runtimes, { onnx: config.onnx });
   for (const { runtime, capabilities } of probed) logger.info({ runtime: runtime.name, ...capabilities }, "runtime");
   const runtimes = probed.filter((p) => p.capabilities.available).map((p) => p.runtime);
@@ -134,7 +136,7 @@ export async function startProviderNode(
   const blobRetention = { store: local, keepSec: config.keepBlobsSec };
   const worker = new Worker({ mw, store, state, runtimes, config, logger, metrics, cheat: options.cheat, blobRetention });
   await worker.start();
-  logger.info({ blobs: blobServer.url, metrics: served?.url, chainId: String(mw.chainId) }, "provider node up");
+  logger.info({ blobs: blobServer.url, metrics: served?.url, chainId: String(mw.chainId), runtimeThreads }, "provider node up");
   return {
     worker,
     mw,

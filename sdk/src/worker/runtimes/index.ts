@@ -18,7 +18,7 @@ export type { LoadedJob, Runtime, RuntimeCapabilities } from "./runtime.js";
 export { IntKernelRuntime, type IntKernelRuntimeOptions, buildInt8MatmulProgram, buildIntKernelProgram, parseIntKernelProgram, int8Matmul, runIntKernel } from "./intKernel.js";
 export type { IntKernelProgram, Int8MatmulParams } from "./intKernel.js";
 export { OnnxRuntime, probeCuda, type OnnxLoadedJob, type OnnxRuntimeOptions } from "./onnx.js";
-export { stopRuntimeThread, stopOnnxThread } from "./runtimeThread.js";
+export { setRuntimeThreads, stopRuntimeThread, stopOnnxThread } from "./runtimeThread.js";
 export { buildDenseModel, evalDenseModel, type DenseLayer, type DenseModelOptions } from "./onnxModel.js";
 
 /** One instance of every runtime the SDK has, by name (the ONNX one with default options). */

@@ -1,8 +1,10 @@
 /**
- * The runtime thread, main side (see the `thread` option of {@link OnnxRuntime} and
- * {@link IntKernelRuntime}): one `worker_threads` thread per process hosts every loaded job of both
- * runtimes, so that a chunk's computation (ONNX Runtime's `run`, an integer kernel's loops: each holds
- * its thread for the whole chunk) never holds the caller's. This module starts it, speaks its protocol
+ * The runtime threads, main side (see the `thread` option of {@link OnnxRuntime} and
+ * {@link IntKernelRuntime}): `worker_threads` threads that host the loaded jobs of both runtimes, so
+ * that a chunk's computation (ONNX Runtime's `run`, an integer kernel's loops: each holds its thread for
+ * the whole chunk) never holds the caller's. One by default; with {@link setRuntimeThreads}(n), up to n,
+ * each load going to the thread with the fewest jobs, so that n jobs compute at once (a worker with
+ * `concurrency` above 1 on a machine with cores to spare). This module starts them, speaks their protocol
  * ({@link ThreadRequest} / {@link ThreadReply}; the thread's side is runtimeThreadEntry.ts), carries
  * errors across with their class, and loads jobs on it: an ONNX model's bytes cross once per digest
  * (a program's with every load), a chunk's input and output through two buffers shared with the thread.
@@ -109,9 +111,11 @@ export function reviveError(e: SerializedError): Error {
   return error;
 }
 
-/** The process's one runtime thread: started on first use, started again after it exits. */
+/** One runtime thread: started on first use, started again after it exits. */
 class RuntimeThread {
   #thread?: Worker;
+  /** The jobs loading or loaded on the current start of the thread, and not closed: the pool gives a load to the thread with fewest. */
+  readonly jobs = new Set<number>();
   #generation = 0;
   #nextId = 0;
   readonly #pending = new Map<number, { resolve: (reply: ThreadReply & { ok: true }) => void; reject: (error: Error) => void }>();
@@ -169,6 +173,7 @@ class RuntimeThread {
     this.#thread = undefined;
     this.#generation++;
     this.models.clear();
+    this.jobs.clear();
   }
 
   #stopping?: Worker;
@@ -206,18 +211,45 @@ class RuntimeThread {
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
-let sharedThread: RuntimeThread | undefined;
+/** The process's runtime threads; the first also answers capability probes. */
+const threads: RuntimeThread[] = [];
+let threadCount = 1;
+
+/** The first runtime thread (the one capability probes go to). */
 export function runtimeThread(): RuntimeThread {
-  return (sharedThread ??= new RuntimeThread());
+  return (threads[0] ??= new RuntimeThread());
 }
 
 /**
- * Stops the process's runtime thread, freeing its jobs (the thread never keeps a process alive, so
- * this is only for freeing memory): a chunk computing finishes first. Jobs loaded on it fail from
+ * How many runtime threads later loads spread over (default 1): each load goes to the one with the
+ * fewest jobs, so up to `count` chunks compute at once. A job stays on its thread; lowering the count
+ * moves no job (threads beyond it take no new ones, and end with {@link stopRuntimeThread}).
+ * @throws {RangeError} unless `count` is an integer from 1 to 64.
+ */
+export function setRuntimeThreads(count: number): void {
+  if (!Number.isInteger(count) || count < 1 || count > 64) throw new RangeError(`runtime threads: an integer from 1 to 64, not ${count}`);
+  threadCount = count;
+}
+
+/** The thread a new job loads on: of the first `threadCount`, the one with the fewest jobs (the lowest on a tie). */
+function threadForLoad(): RuntimeThread {
+  runtimeThread();
+  while (threads.length < threadCount) threads.push(new RuntimeThread());
+  return threads.slice(0, threadCount).reduce((best, t) => (t.jobs.size < best.jobs.size ? t : best));
+}
+
+/** How many jobs each runtime thread holds, in thread order (threads beyond the count included). @internal */
+export function runtimeThreadJobs(): number[] {
+  return threads.map((t) => t.jobs.size);
+}
+
+/**
+ * Stops the process's runtime threads, freeing their jobs (a thread never keeps a process alive, so
+ * this is only for freeing memory): a chunk computing finishes first. Jobs loaded on them fail from
  * then on; the next load starts a new thread.
  */
 export async function stopRuntimeThread(): Promise<void> {
-  await sharedThread?.stop();
+  await Promise.all(threads.map((t) => t.stop()));
 }
 
 /** @deprecated The thread runs int-kernel jobs too: {@link stopRuntimeThread}. */
@@ -251,8 +283,18 @@ let nextJob = 0;
  * that digest sends the digest alone.
  */
 export async function loadOnThread(options: ThreadRuntimeOptions, spec: JobSpec, executable: Uint8Array): Promise<LoadedJob & LoadedInfo> {
-  const thread = runtimeThread();
+  const thread = threadForLoad();
   const job = nextJob++;
+  thread.jobs.add(job); // counted from now, so that loads at once spread over the threads
+  try {
+    return await loadJob(thread, job, options, spec, executable);
+  } catch (error) {
+    thread.jobs.delete(job);
+    throw error;
+  }
+}
+
+async function loadJob(thread: RuntimeThread, job: number, options: ThreadRuntimeOptions, spec: JobSpec, executable: Uint8Array): Promise<LoadedJob & LoadedInfo> {
   const { digest } = executableOf(spec);
   const load = (withBytes: boolean) => {
     const bytes = withBytes ? (executable.slice().buffer as ArrayBuffer) : undefined; // the caller keeps its bytes
@@ -298,7 +340,9 @@ export async function loadOnThread(options: ThreadRuntimeOptions, spec: JobSpec,
       if (closed) return;
       closed = true;
       inputs = outputs = undefined;
-      if (thread.generation === generation) await thread.request({ type: "close", job });
+      if (thread.generation !== generation) return;
+      thread.jobs.delete(job);
+      await thread.request({ type: "close", job });
     },
     ...reply.loaded!.info,
   };
