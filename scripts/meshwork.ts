@@ -228,10 +228,14 @@ gov
     console.log(`proposal ${p.proposalId}`);
   });
 
+function proposalId(id: string): bigint {
+  if (!/^\d+$/.test(id)) throw new MeshworkError(`bad proposal id "${id}": expected a decimal number`);
+  return BigInt(id);
+}
+
+/** One proposal's actions and description, from its event (no other proposal's tallies are read). */
 async function proposalById(mw: Meshwork, id: string) {
-  const found = (await mw.governance.list()).find((p) => String(p.proposalId) === id);
-  if (!found) throw new MeshworkError(`no proposal ${id}`);
-  return found;
+  return mw.governance.get(proposalId(id));
 }
 
 gov
@@ -241,7 +245,7 @@ gov
   .action(async (id: string, support: string, o) => {
     if (!["for", "against", "abstain"].includes(support)) throw new MeshworkError(`support must be for, against or abstain (got ${support})`);
     const mw = await connect(g(), { signer: true });
-    await mw.governance.vote(BigInt(id), support as Support, o.reason);
+    await mw.governance.vote(proposalId(id), support as Support, o.reason);
     console.log(`voted ${support} on ${id}`);
   });
 
@@ -271,7 +275,7 @@ gov
     const list = await mw.governance.list();
     if (list.length === 0) console.log("no proposals");
     for (const p of list) {
-      const votes = `for ${formatUnits(p.votes.for, 18)}, against ${formatUnits(p.votes.against, 18)}, abstain ${formatUnits(p.votes.abstain, 18)} (quorum ${formatUnits(p.quorum, 18)})`;
+      const votes = `for ${formatUnits(p.votes.for, 18)}, against ${formatUnits(p.votes.against, 18)}, abstain ${formatUnits(p.votes.abstain, 18)} (quorum ${p.quorum === undefined ? "known once voting opens" : formatUnits(p.quorum, 18)})`;
       console.log(`${p.proposalId}  ${p.state.padEnd(9)} ${p.description}\n  ${votes}`);
     }
   });

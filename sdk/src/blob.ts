@@ -704,7 +704,7 @@ async function handle(backend: Backend, maxBytes: number, req: IncomingMessage, 
     req.resume();
     return reply(res, 405, { error: `method ${method} not allowed` }, { allow: "GET, HEAD, PUT" });
   }
-  const dm = DIGEST_RE.exec(decodeURIComponent(m[1]));
+  const dm = DIGEST_RE.exec(decodedSegment(m[1]));
   if (!dm) {
     req.resume();
     return reply(res, 400, { error: "malformed digest: expected 64 hex digits, optionally 0x-prefixed" });
@@ -734,6 +734,15 @@ async function handle(backend: Backend, maxBytes: number, req: IncomingMessage, 
   res.writeHead(200, headers);
   if (method === "HEAD") return void res.end();
   await backend.send(hex, res);
+}
+
+/** A URL path segment, decoded; "" for a bad `%` escape (which then reads as a malformed digest). */
+function decodedSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return "";
+  }
 }
 
 /** 413, then the connection is closed so an oversized upload is not read any further. */

@@ -22,6 +22,9 @@ export interface MeshworkContracts {
   timelock: MeshTimelock;
 }
 
+/** Blocks read per log query: public RPCs cap a query's range (commonly at 5,000 or 10,000 blocks). */
+export const LOG_RANGE = 5_000;
+
 export class MeshworkContext {
   constructor(
     readonly book: AddressBook,
@@ -48,6 +51,20 @@ export class MeshworkContext {
     return this.signer(action).getAddress();
   }
 
+  /** The signer's address, or undefined when the SDK was connected with a provider only. */
+  async accountIfAny(): Promise<string | undefined> {
+    const runner = this.runner as Partial<Signer>;
+    if (typeof runner.signTypedData !== "function" || typeof runner.getAddress !== "function") return undefined;
+    return this.call("getAddress", () => (this.runner as Signer).getAddress());
+  }
+
+  /** The latest block's timestamp (unix seconds): the chain's now, which a deadline is checked against. */
+  async chainTime(action: string): Promise<bigint> {
+    const latest = await this.call(action, () => this.provider.getBlock("latest"));
+    if (!latest) throw new MeshworkError(`${action}: the RPC returned no latest block`);
+    return BigInt(latest.timestamp);
+  }
+
   /** Sends a transaction and waits for it; every failure becomes a {@link MeshworkError}. */
   async send(action: string, send: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
     let receipt: ContractTransactionReceipt | null;
@@ -68,6 +85,21 @@ export class MeshworkContext {
     } catch (error) {
       throw toMeshworkError(error, this.interfaces, action);
     }
+  }
+
+  /**
+   * Everything `query` returns over `[fromBlock, latest]` (the deployment block by default), read in
+   * ranges of {@link LOG_RANGE} blocks so it works against public RPCs that cap a query's range.
+   * @throws {MeshworkRpcError} when the RPC fails; whatever else the query throws, typed as by {@link call}.
+   */
+  async logs<T>(action: string, query: (fromBlock: number, toBlock: number) => Promise<T[]>, fromBlock = this.book.deploymentBlock): Promise<T[]> {
+    const latest = await this.call("blockNumber", () => this.provider.getBlockNumber());
+    const out: T[] = [];
+    for (let from = fromBlock; from <= latest; from += LOG_RANGE) {
+      const to = Math.min(latest, from + LOG_RANGE - 1);
+      out.push(...(await this.call(action, () => query(from, to))));
+    }
+    return out;
   }
 
   /** A payment token's address from its symbol in the address book, or an address as is. */

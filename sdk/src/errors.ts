@@ -191,10 +191,28 @@ function revertData(error: unknown): string | undefined {
   return undefined;
 }
 
-/** Whether an error came from the transport, not the chain's answer. */
+/** ethers' codes for a transport failure. */
+const RPC_CODES = new Set(["NETWORK_ERROR", "SERVER_ERROR", "TIMEOUT", "UNKNOWN_ERROR"]);
+/** Node's codes for a connection that could not be made or was lost. */
+const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EPIPE", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT"]);
+
+/**
+ * Whether an error came from the transport, not the chain's answer: an ethers transport code, a
+ * socket error, or undici's "fetch failed", on the error or anywhere in its causes (`cause`,
+ * ethers' `error`, an AggregateError's `errors`).
+ */
 function isRpcFailure(error: unknown): boolean {
-  const code = (error as { code?: string })?.code;
-  return code === "NETWORK_ERROR" || code === "SERVER_ERROR" || code === "TIMEOUT" || code === "UNKNOWN_ERROR";
+  const seen = new Set<unknown>();
+  const pending: unknown[] = [error];
+  while (pending.length > 0) {
+    const current = pending.pop() as { code?: unknown; message?: unknown; name?: unknown; cause?: unknown; error?: unknown; errors?: unknown } | null;
+    if (!current || typeof current !== "object" || seen.has(current)) continue;
+    seen.add(current);
+    if (typeof current.code === "string" && (RPC_CODES.has(current.code) || SOCKET_CODES.has(current.code))) return true;
+    if (current.name === "TypeError" && current.message === "fetch failed") return true;
+    pending.push(current.cause, current.error, ...(Array.isArray(current.errors) ? current.errors : []));
+  }
+  return false;
 }
 
 /**

@@ -5,6 +5,8 @@
  */
 import { id as keccakText } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
+import type { TypedEventLog } from "../../types/ethers-contracts/common.js";
+import type { ProposalCreatedEvent } from "../../types/ethers-contracts/governance/MeshGovernor.js";
 import type { MeshworkContext } from "./context.js";
 import { MeshworkError } from "./errors.js";
 
@@ -62,11 +64,16 @@ export interface Proposal {
 export interface ProposalInfo extends Proposal {
   proposer: string;
   state: ProposalStateName;
+  /** When voting opens (the snapshot), in the governor's clock (unix seconds). */
   voteStart: bigint;
+  /** When voting ends: `proposalDeadline`, which counts a late-quorum extension. */
   voteEnd: bigint;
   votes: { against: bigint; for: bigint; abstain: bigint };
-  /** Votes needed at the snapshot (quorum). */
-  quorum: bigint;
+  /**
+   * Votes needed at the snapshot (quorum); undefined while the snapshot is still ahead (a pending
+   * proposal), when the supply it is taken over is not known yet.
+   */
+  quorum?: bigint;
 }
 
 export class Governance {
@@ -184,36 +191,66 @@ export class Governance {
   }
 
   /**
-   * Every proposal since the deployment block, newest last, with state and tallies.
+   * Every proposal since the deployment block, newest last, with state and tallies (events read in
+   * block ranges, so it works against public RPCs).
+   * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
    * for (const p of await mw.governance.list()) console.log(p.description, p.state, p.votes.for);
    * ```
    */
   async list(): Promise<ProposalInfo[]> {
-    const { governor } = this.ctx.contracts;
-    const logs = await this.ctx.call("ProposalCreated", () =>
-      governor.queryFilter(governor.filters.ProposalCreated(), this.ctx.book.deploymentBlock),
-    );
+    const clock = await this.ctx.call("clock", () => this.ctx.contracts.governor.clock());
     const out: ProposalInfo[] = [];
-    for (const log of logs) {
-      const a = log.args;
-      const [state, votes, quorum] = await this.ctx.call("proposal", () =>
-        Promise.all([governor.state(a.proposalId), governor.proposalVotes(a.proposalId), governor.quorum(a.voteStart)]),
-      );
-      out.push({
-        proposalId: a.proposalId,
-        proposer: a.proposer,
-        description: a.description,
-        actions: a.targets.map((target: string, i: number) => ({ target, value: a.values[i], data: a.calldatas[i] })),
-        state: PROPOSAL_STATES[Number(state)],
-        voteStart: a.voteStart,
-        voteEnd: a.voteEnd,
-        votes: { against: votes.againstVotes, for: votes.forVotes, abstain: votes.abstainVotes },
-        quorum,
-      });
-    }
+    for (const log of await this.#created()) out.push(await this.#info(log, clock));
     return out;
+  }
+
+  /**
+   * One proposal by id, with state and tallies: what `queue` and `execute` need (its actions and
+   * description, from its `ProposalCreated` event).
+   * @throws {MeshworkError} when no such proposal was made since the deployment block.
+   * @throws {MeshworkRpcError} when the RPC fails.
+   * @example
+   * ```ts
+   * await mw.governance.queue(await mw.governance.get(proposalId));
+   * ```
+   */
+  async get(proposalId: bigint): Promise<ProposalInfo> {
+    const log = (await this.#created()).find((l) => l.args.proposalId === proposalId);
+    if (!log) throw new MeshworkError(`no proposal ${proposalId}`, { details: { proposalId } });
+    return this.#info(log, await this.ctx.call("clock", () => this.ctx.contracts.governor.clock()));
+  }
+
+  async #created(): Promise<TypedEventLog<ProposalCreatedEvent.Event>[]> {
+    const { governor } = this.ctx.contracts;
+    return this.ctx.logs("ProposalCreated", (from, to) => governor.queryFilter(governor.filters.ProposalCreated(), from, to));
+  }
+
+  async #info(log: TypedEventLog<ProposalCreatedEvent.Event>, clock: bigint): Promise<ProposalInfo> {
+    const { governor } = this.ctx.contracts;
+    const a = log.args;
+    const [state, votes, voteEnd, quorum] = await this.ctx.call("proposal", () =>
+      Promise.all([
+        governor.state(a.proposalId),
+        governor.proposalVotes(a.proposalId),
+        governor.proposalDeadline(a.proposalId),
+        // The supply at the snapshot is known only once the snapshot has passed (ERC-5805).
+        a.voteStart < clock ? governor.quorum(a.voteStart) : undefined,
+      ]),
+    );
+    return {
+      proposalId: a.proposalId,
+      proposer: a.proposer,
+      description: a.description,
+      // `a.values` is Array.prototype.values on an ethers Result: the argument is read by position.
+      actions: a.targets.map((target: string, i: number) => ({ target, value: a[3][i], data: a.calldatas[i] })),
+      state: PROPOSAL_STATES[Number(state)],
+      voteStart: a.voteStart,
+      voteEnd,
+      votes: { against: votes.againstVotes, for: votes.forVotes, abstain: votes.abstainVotes },
+      quorum,
+    };
   }
 }
 

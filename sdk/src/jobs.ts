@@ -6,14 +6,17 @@ import { randomBytes } from "node:crypto";
 import { Contract, hexlify, verifyTypedData } from "ethers";
 import type { ContractTransactionReceipt, Log } from "ethers";
 import { Balances } from "./balances.js";
-import type { MeshworkContext } from "./context.js";
+import { LOG_RANGE, type MeshworkContext } from "./context.js";
 import {
+  MeshworkContractError,
   MeshworkError,
   MeshworkInsufficientFundsError,
   MeshworkJobFailedError,
   MeshworkRoutingError,
+  MeshworkRpcError,
   MeshworkTimeoutError,
   MeshworkValidationError,
+  toMeshworkError,
 } from "./errors.js";
 import {
   hashJob,
@@ -75,13 +78,18 @@ export interface JobOptions {
   requirements?: Partial<Omit<Requirements, "commons">>;
   /** Chunks and audit sample size default to the spec's chunking. */
   verification?: Partial<Verification>;
-  /** Latest claim time (unix seconds); default one hour from now. */
+  /** Latest claim time (unix seconds); default one hour after the latest block. */
   claimBy?: bigint;
   /** Claim → commit limit, seconds; default one hour. */
   computeWindow?: bigint;
   /** Only this provider may claim. */
   targetProvider?: string;
   nonce?: bigint;
+  /**
+   * `false` when the caller stored the spec's canonical JSON (`canonicalJson(spec)`, under its hash)
+   * where workers fetch it; `prepare` then needs no blob store. Default: `prepare` stores it.
+   */
+  storeSpec?: boolean;
 }
 
 /** A provider's EIP-712 offer for one exact job (its id commits to the whole request). */
@@ -114,6 +122,8 @@ const DEFAULT_VERIFICATION: Verification = { chunks: 16, auditChunks: 4, auditBp
 const DEFAULT_REQUIREMENTS: Requirements = { runtime: 0, minVramGB: 0, minGpuCount: 1, gpuClass: 0, region: "", renewableOnly: false };
 const ZERO_ROOT = "0x" + "00".repeat(32);
 const TERMINAL: ReadonlySet<JobEventType> = new Set(["settled", "failed"]);
+/** What `enforceDeadline` reverts with when someone else enforced the deadline first. */
+const ENFORCED_MEANWHILE: ReadonlySet<string> = new Set(["JobMarketNothingToEnforce", "JobMarketDeadlineNotReached", "JobMarketUnexpectedState"]);
 
 export class Jobs {
   constructor(private readonly ctx: MeshworkContext) {}
@@ -141,9 +151,12 @@ export class Jobs {
 
   /**
    * Validates the spec, stores its canonical JSON in the blob store (its digest is the spec hash) and
-   * builds the request. Nothing is sent.
+   * builds the request. Nothing is sent. `claimBy` defaults to an hour after the latest block.
    * @throws {MeshworkValidationError} a malformed spec, with zod's issues.
+   * @throws {MeshworkError} when no blob store is configured and `storeSpec` is not `false` (a job whose
+   * spec no worker can fetch would be posted).
    * @throws {MeshworkBlobError} the blob store failed.
+   * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
    * const prepared = await mw.jobs.prepare(spec, { token: "tUSD", price: 10_000_000n, workUnits: 10n });
@@ -151,17 +164,18 @@ export class Jobs {
    */
   async prepare(specInput: unknown, options: JobOptions): Promise<PreparedJob> {
     const spec = parseJobSpec(specInput);
-    const json = canonicalJson(spec);
     const hash = specHash(spec);
-    let specURI = blobURI(hash);
-    if (this.ctx.blobStore) {
-      const digest = await this.ctx.blobStore.put(new TextEncoder().encode(json));
+    if (options.storeSpec !== false) {
+      const store = this.ctx.blobStore;
+      if (!store) {
+        throw new MeshworkError("prepare needs a blob store to store the spec: pass blobStore to Meshwork.connect, or storeSpec: false if you stored it", {
+          details: { specHash: hash },
+        });
+      }
+      const digest = await store.put(new TextEncoder().encode(canonicalJson(spec)));
       if (digest !== hash) throw new MeshworkError("the blob store returned another digest for the spec", { details: { digest, hash } });
-      specURI = blobURI(digest);
     }
-    const now = BigInt(Math.floor(Date.now() / 1000));
-    const latest = await this.ctx.provider.getBlock("latest");
-    const chainNow = latest ? BigInt(latest.timestamp) : now;
+    const chainNow = await this.ctx.chainTime("prepare");
     const verification = { ...DEFAULT_VERIFICATION, chunks: spec.chunking.chunks, ...options.verification };
     if (options.price <= 0n) throw new MeshworkValidationError("job options", [{ code: "custom", path: ["price"], message: "must be positive", input: options.price } as never]);
     const request: JobRequestStruct = {
@@ -176,7 +190,7 @@ export class Jobs {
       targetProvider: options.targetProvider ?? "0x0000000000000000000000000000000000000000",
       nonce: options.nonce ?? BigInt(hexlify(randomBytes(8))),
     };
-    return { spec, specURI, request };
+    return { spec, specURI: blobURI(hash), request };
   }
 
   /**
@@ -237,10 +251,14 @@ export class Jobs {
 
   /**
    * Ranks candidates for `prepared` within `caps`: the given signed offers, or (without offers) every
-   * provider's posted price × work units. Each is checked on-chain (`checkEligibility`), offers also for
-   * signature and expiry. `best.offer` is set when routing offers; otherwise create the job with
+   * provider's posted price × work units. Each is checked on-chain (`checkEligibility`, for the prepared
+   * request); an offer is a candidate only if its signature, target and expiry are right, it is for the
+   * connected signer (when there is one), and its request is `prepared.request` in everything but the
+   * price (capped by `maxPrice`) and the target — otherwise it is rejected as ineligible with
+   * {@link INVALID_OFFER}. `best.offer` is set when routing offers; otherwise create the job with
    * `targetProvider: best.provider` and `price: best.price`, or leave it open at that price.
    * @throws {MeshworkRoutingError} when nothing eligible is left within the caps.
+   * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
    * const { best } = await mw.jobs.route(prepared, { maxPrice: 20_000_000n, renewableOnly: true });
@@ -261,8 +279,10 @@ export class Jobs {
   }
 
   /**
-   * A handle for an existing job, from its id (found through its `JobCreated` event).
+   * A handle for an existing job, from its id (found through its `JobCreated` event, read in block
+   * ranges so it works against public RPCs).
    * @throws {MeshworkError} when no such job was created since the deployment block.
+   * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
    * const job = await mw.jobs.get("0x1234…");
@@ -271,9 +291,7 @@ export class Jobs {
    */
   async get(jobId: string): Promise<JobHandle> {
     const { market } = this.ctx.contracts;
-    const logs = await this.ctx.call("find JobCreated", () =>
-      market.queryFilter(market.filters.JobCreated(jobId), this.ctx.book.deploymentBlock),
-    );
+    const logs = await this.ctx.logs("find JobCreated", (from, to) => market.queryFilter(market.filters.JobCreated(jobId), from, to));
     const created = logs[0];
     if (!created) throw new MeshworkError(`no job ${jobId} on this market`, { details: { jobId } });
     return new JobHandle(this.ctx, jobId, jobFromResult(created.args.job), created.blockNumber);
@@ -311,7 +329,8 @@ export class Jobs {
   }
 
   async #offerCandidates(prepared: PreparedJob, offers: SignedOffer[]): Promise<RouteCandidate[]> {
-    const now = BigInt((await this.ctx.provider.getBlock("latest"))?.timestamp ?? Math.floor(Date.now() / 1000));
+    const now = await this.ctx.chainTime("route");
+    const caller = await this.ctx.accountIfAny();
     const { domain, types } = offerTypedData(this.ctx.chainId, this.ctx.book.contracts.market);
     const out: RouteCandidate[] = [];
     for (const offer of offers) {
@@ -323,11 +342,13 @@ export class Jobs {
         signer = "";
       }
       const valid =
-        signer.toLowerCase() === offer.provider.toLowerCase() &&
-        offer.request.targetProvider.toLowerCase() === offer.provider.toLowerCase() &&
-        offer.request.specHash === prepared.request.specHash &&
+        sameAddress(signer, offer.provider) &&
+        sameAddress(offer.request.targetProvider, offer.provider) &&
+        sameRequestButPrice(offer.request, prepared.request) &&
+        (caller === undefined || sameAddress(offer.consumer, caller)) &&
         offer.expiry > now;
-      const candidate = await this.#candidate(offer.provider, offer.request, offer.request.price);
+      // Eligibility for the consumer's own request, at the offered price.
+      const candidate = await this.#candidate(offer.provider, { ...prepared.request, price: offer.request.price }, offer.request.price);
       out.push({ ...candidate, eligibility: valid ? candidate.eligibility : INVALID_OFFER, offer });
     }
     return out;
@@ -366,10 +387,10 @@ export class Jobs {
   /** Jobs `provider` claimed and has not finished, from events since the deployment block. */
   async #queueOf(provider: string): Promise<number> {
     const { market } = this.ctx.contracts;
-    const claims = await this.ctx.call("queue", () => market.queryFilter(market.filters.JobClaimed(undefined, provider), this.ctx.book.deploymentBlock));
+    const claims = await this.ctx.logs("queue", (from, to) => market.queryFilter(market.filters.JobClaimed(undefined, provider), from, to));
     let open = 0;
     for (const id of new Set(claims.map((c) => c.args.jobId))) {
-      const record = await market.jobRecord(id);
+      const record = await this.ctx.call("jobRecord", () => market.jobRecord(id));
       if (record.provider.toLowerCase() === provider.toLowerCase() && Number(record.state) < 9) open++;
     }
     return open;
@@ -381,8 +402,30 @@ export interface RouteCandidate extends RoutingCandidate {
   offer?: SignedOffer;
 }
 
-/** Eligibility code routing gives an offer whose signature, target, spec or expiry is wrong. */
+/**
+ * Eligibility code routing gives an offer whose signature, target or expiry is wrong, that is for
+ * another consumer, or whose request differs from the prepared one in anything but its price.
+ */
 export const INVALID_OFFER = 255;
+
+function sameAddress(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/**
+ * Whether an offer's request is the consumer's prepared request but for its price and target (a
+ * prepared request that names a provider takes offers from that provider only).
+ */
+function sameRequestButPrice(offered: JobRequestStruct, prepared: JobRequestStruct): boolean {
+  const numbers = ["workUnits", "requirements", "verification", "claimBy", "computeWindow", "nonce"] as const;
+  const target = String(prepared.targetProvider);
+  return (
+    sameAddress(String(offered.paymentToken), String(prepared.paymentToken)) &&
+    String(offered.specHash).toLowerCase() === String(prepared.specHash).toLowerCase() &&
+    numbers.every((k) => BigInt(offered[k]) === BigInt(prepared[k])) &&
+    (BigInt(target) === 0n || sameAddress(String(offered.targetProvider), target))
+  );
+}
 
 /**
  * One job, followed on-chain: its state, typed lifecycle events (also as an async iterator), `wait()`
@@ -452,7 +495,7 @@ export class JobHandle {
       const address = this.#ctx.book.contracts.market;
       while (this.#scannedTo < latest) {
         const from = this.#scannedTo + 1;
-        const to = Math.min(latest, from + 4_999);
+        const to = Math.min(latest, from + LOG_RANGE - 1);
         const logs = await this.#ctx.call("getLogs", () =>
           this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }),
         );
@@ -543,6 +586,11 @@ export class JobHandle {
    * @throws {MeshworkTimeoutError} after `timeoutMs` (default one hour); `details.state` is the job's
    * state if the chain answered within a second, and `details.lastEvent` the last event seen.
    * @throws {MeshworkRpcError} when the RPC fails (a later `wait()` goes on where this one stopped).
+   * @throws {MeshworkContractError} with `enforceDeadlines`, when enforcing reverts unexpectedly (see
+   * {@link JobHandle.enforceDeadline}; a deadline someone else enforced first is no error).
+   * @throws whatever a listener registered with {@link JobHandle.on} threw, as is (not a
+   * `MeshworkError`): `wait()` refreshes, and a refresh rethrows the first listener error once every
+   * listener has had every event. The events stay read; a later `wait()` goes on from there.
    * @example
    * ```ts
    * const settled = await job.wait({ timeoutMs: 600_000, enforceDeadlines: true });
@@ -573,23 +621,38 @@ export class JobHandle {
 
   /**
    * Pushes the job past an expired deadline if one has passed (anyone may); returns whether it did.
-   * @throws {MeshworkContractError} only for unexpected reverts (an unexpired deadline returns false).
+   * Returns false, sending nothing, when a simulation reverts (no deadline has passed, the job has
+   * ended), and also when someone else enforced the deadline between the simulation and this
+   * transaction (it reverts with `JobMarketNothingToEnforce`, `JobMarketDeadlineNotReached` or
+   * `JobMarketUnexpectedState`).
+   * @throws {MeshworkRpcError} when the RPC fails.
+   * @throws {MeshworkContractError} when the transaction reverts with any other error.
    */
   async enforceDeadline(): Promise<boolean> {
     const { market } = this.#ctx.contracts;
     try {
-      await market.enforceDeadline.staticCall(this.job);
-    } catch {
-      return false;
+      await this.#ctx.call("enforceDeadline", () => market.enforceDeadline.staticCall(this.job));
+    } catch (error) {
+      if (isRevert(error)) return false;
+      throw error;
     }
-    this.track(await this.#ctx.send("enforceDeadline", () => market.enforceDeadline(this.job)));
+    try {
+      this.track(await this.#ctx.send("enforceDeadline", () => market.enforceDeadline(this.job)));
+    } catch (error) {
+      if (error instanceof MeshworkContractError && ENFORCED_MEANWHILE.has(error.errorName)) return false;
+      throw error;
+    }
     return true;
   }
 
   /**
-   * Downloads the settled result and verifies every chunk against the revealed root.
-   * @throws {MeshworkVerificationError} with `chunk` set to the first bad chunk.
+   * Downloads the settled result and verifies it against the revealed root (see {@link fetchResult}:
+   * the manifest's root is checked before any chunk is downloaded, each chunk at most
+   * `maxChunkBytes`, default 256 MiB).
+   * @throws {MeshworkVerificationError} with `chunk` set to the first bad chunk (missing, tampered
+   * with, too long, or computed from other input than the spec's).
    * @throws {MeshworkError} when the job has not settled or no blob store is configured.
+   * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
    * const { bytes, chunks } = await job.result();
@@ -603,14 +666,18 @@ export class JobHandle {
     if (!store) throw new MeshworkError("result() needs a blob store: pass blobStore to Meshwork.connect");
     const inputDigests =
       options.inputDigests ?? (this.spec?.inputs.kind === "chunks" ? this.spec.inputs.chunks.map((c) => c.digest) : undefined);
-    return fetchResult(store, this.jobId, settled.resultRoot, settled.outputURI, { inputDigests }); // bytes joined when read
+    return fetchResult(store, this.jobId, settled.resultRoot, settled.outputURI, { ...options, inputDigests }); // bytes joined when read
   }
 
   /**
-   * Challenges a revealed result within its challenge window by posting the bond (approving it when
-   * needed); `chunk` names a chunk to audit first.
+   * Challenges a committed or revealed result within its challenge window by posting the bond: from
+   * the caller's market balance first, approving only what it lacks. When the balance falls short the
+   * job's state and window are read before approving, so a challenge that cannot succeed leaves no
+   * allowance behind; `chunk` names a chunk to audit first.
    * @throws {MeshworkContractError} `JobMarketChallengeWindowClosed(jobId, windowEnd)`,
-   * `JobMarketUnexpectedState`, `JobMarketChunkOutOfRange`.
+   * `JobMarketUnexpectedState(jobId, current, expected)` (both also found before approving anything),
+   * `JobMarketChunkOutOfRange`, `JobMarketConflictOfInterest`, `ERC20InsufficientBalance`.
+   * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
    * await job.challenge({ chunk: 3 });
@@ -618,12 +685,39 @@ export class JobHandle {
    */
   async challenge(options: { chunk?: number } = {}): Promise<ContractTransactionReceipt> {
     const { market } = this.#ctx.contracts;
-    const bond = (BigInt(this.job.request.price) * BigInt((await market.verificationConfig()).challengeBondBps)) / 10_000n;
-    await new Balances(this.#ctx).ensureAllowance(String(this.job.request.paymentToken), bond, "challenge");
+    const token = String(this.job.request.paymentToken);
+    const challenger = await this.#ctx.account("challenge");
+    const [config, balance] = await this.#ctx.call("challenge", () =>
+      Promise.all([market.verificationConfig(), market.balanceOf(token, challenger)]),
+    );
+    const bond = (BigInt(this.job.request.price) * BigInt(config.challengeBondBps)) / 10_000n;
+    if (balance < bond) {
+      // The transaction cannot be simulated before the approval, so its first checks are made here.
+      await this.#expectChallengeable();
+      await new Balances(this.#ctx).ensureAllowance(token, bond - balance, "challenge");
+    }
     const named = options.chunk !== undefined;
     const receipt = await this.#ctx.send("challenge", () => market.challenge(this.job, named, options.chunk ?? 0));
     this.track(receipt);
     return receipt;
+  }
+
+  /** Throws what `challenge` would revert with when the job is not in its challenge window now. */
+  async #expectChallengeable(): Promise<void> {
+    const { market } = this.#ctx.contracts;
+    const record = await this.#ctx.call("jobRecord", () => market.jobRecord(this.jobId));
+    const state = Number(record.state);
+    const committed = JOB_STATES.indexOf("Committed");
+    const revert = (name: string, args: unknown[]) =>
+      toMeshworkError({ data: market.interface.encodeErrorResult(name, args) }, this.#ctx.interfaces, "challenge");
+    if (state !== committed && state !== JOB_STATES.indexOf("Challengeable")) {
+      throw revert("JobMarketUnexpectedState", [this.jobId, state, committed]);
+    }
+    // A committed job's clock is its commit time; a challengeable one's, its window's end.
+    const windowEnd =
+      state === committed ? BigInt(record.committedAt) + BigInt(unpackTerms(BigInt(this.job.terms)).challengeWindow) : BigInt(record.committedAt);
+    // The challenge lands in a later block than the latest, a second after it at the earliest.
+    if ((await this.#ctx.chainTime("challenge")) + 1n >= windowEnd) throw revert("JobMarketChallengeWindowClosed", [this.jobId, windowEnd]);
   }
 
   /**
@@ -709,6 +803,12 @@ function safeParse(iface: { parseLog(log: { topics: readonly string[]; data: str
   } catch {
     return null;
   }
+}
+
+/** Whether a mapped error is the chain's answer (a revert), not a failure to get one. */
+function isRevert(error: unknown): boolean {
+  if (error instanceof MeshworkContractError) return true;
+  return error instanceof MeshworkError && !(error instanceof MeshworkRpcError) && (error.walk() as { code?: string })?.code === "CALL_EXCEPTION";
 }
 
 function isPrepared(value: unknown): value is PreparedJob {

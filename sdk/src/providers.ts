@@ -6,7 +6,11 @@
 import { Signature } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { MeshworkContext } from "./context.js";
+import { MeshworkError, MeshworkValidationError } from "./errors.js";
 import { regionCode, regionName } from "./params.js";
+
+/** How long a stake permit stays valid by default, in seconds after the latest block. */
+const PERMIT_VALIDITY = 3600n;
 
 export enum Energy {
   Unknown = 0,
@@ -140,8 +144,13 @@ export class Providers {
 
   /**
    * Stakes `amount` MESH for `provider` (the caller by default). With `permit` (the default) the
-   * approval is an EIP-2612 signature in the same transaction, otherwise an `approve` first.
+   * approval is an EIP-2612 signature in the same transaction, otherwise an `approve` first. The
+   * permit's `deadline` defaults to an hour after the latest block (the chain's clock, not this
+   * machine's).
+   * @throws {MeshworkValidationError} a `deadline` not after the latest block's timestamp (nothing is
+   * signed or sent).
    * @throws {MeshworkContractError} `ProviderRegistryNotRegistered`, `ERC20InsufficientBalance`, `ERC2612ExpiredSignature`.
+   * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
    * await mw.providers.stake(1_000n * 10n ** 18n);
@@ -149,17 +158,23 @@ export class Providers {
    */
   async stake(amount: bigint, options: { provider?: string; permit?: boolean; deadline?: bigint } = {}): Promise<ContractTransactionReceipt> {
     const signer = this.ctx.signer("stake");
-    const owner = await signer.getAddress();
+    const owner = await this.ctx.call("getAddress", () => signer.getAddress());
     const provider = options.provider ?? owner;
     const { mesh, registry } = this.ctx.contracts;
-    const spender = await registry.getAddress();
+    const spender = this.ctx.book.contracts.registry;
     if (options.permit === false) {
       await this.ctx.send("stake: approve", () => mesh.approve(spender, amount));
       return this.ctx.send("stake", () => registry.stake(provider, amount));
     }
-    const deadline = options.deadline ?? BigInt(Math.floor(Date.now() / 1000) + 3600);
-    const [nonce, name] = await Promise.all([mesh.nonces(owner), mesh.name()]);
-    const domain = { name, version: "1", chainId: this.ctx.chainId, verifyingContract: await mesh.getAddress() };
+    const now = await this.ctx.chainTime("stake");
+    const deadline = options.deadline ?? now + PERMIT_VALIDITY;
+    if (deadline <= now) {
+      throw new MeshworkValidationError("permit", [
+        { code: "custom", path: ["deadline"], message: `must be after the latest block's timestamp ${now}`, input: deadline } as never,
+      ], { details: { deadline, chainTime: now } });
+    }
+    const [nonce, name] = await this.ctx.call("permit", () => Promise.all([mesh.nonces(owner), mesh.name()]));
+    const domain = { name, version: "1", chainId: this.ctx.chainId, verifyingContract: this.ctx.book.contracts.mesh };
     const types = {
       Permit: [
         { name: "owner", type: "address" },
@@ -169,7 +184,8 @@ export class Providers {
         { name: "deadline", type: "uint256" },
       ],
     };
-    const sig = Signature.from(await signer.signTypedData(domain, types, { owner, spender, value: amount, nonce, deadline }));
+    const signature = await this.ctx.call("stake: sign permit", () => signer.signTypedData(domain, types, { owner, spender, value: amount, nonce, deadline }));
+    const sig = Signature.from(signature);
     return this.ctx.send("stakeWithPermit", () => registry.stakeWithPermit(provider, amount, deadline, sig.v, sig.r, sig.s));
   }
 
@@ -189,7 +205,7 @@ export class Providers {
       const parsed = registry.interface.parseLog(log);
       if (parsed?.name === "UnstakeRequested") return { entryId: parsed.args.entryId, releaseAt: parsed.args.releaseAt, receipt };
     }
-    throw new Error("UnstakeRequested not emitted");
+    throw new MeshworkError("requestUnstake: no UnstakeRequested event in the receipt");
   }
 
   /**

@@ -81,18 +81,27 @@ export async function publishResult(
   return { manifest, outputURI, root: tree.root, tree };
 }
 
+/** The longest output manifest {@link fetchResult} reads: enough for 65,536 chunks. */
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+/** The default longest output chunk {@link fetchResult} reads (a worker's default `maxBlobBytes`). */
+export const DEFAULT_MAX_CHUNK_BYTES = 256 * 1024 * 1024;
+
 export interface FetchResultOptions {
   /** The input digest the consumer expects for each chunk (from its spec); checked when given. */
   inputDigests?: string[];
+  /** The longest output chunk to download, in bytes; default 256 MiB. */
+  maxChunkBytes?: number;
 }
 
 /**
- * Downloads and verifies a result: the manifest (by the digest in `outputURI`), every output chunk (by
- * its digest; up to 8 fetched at once), and the root re-derived from them against the `root` revealed
- * on-chain. `bytes`, the chunks joined, is built when first read.
- * @throws {MeshworkVerificationError} naming the lowest bad chunk: an input digest other than expected
- * (checked before any output is fetched), bytes missing or not hashing to the manifest's digest; or a
- * root that does not match.
+ * Downloads and verifies a result: the manifest (by the digest in `outputURI`, at most 16 MiB), then
+ * the root re-derived from the manifest's digests against the `root` revealed on-chain, and only then
+ * every output chunk (by its digest, at most `maxChunkBytes` each; up to 8 fetched at once), so a
+ * result that cannot be right costs no download. `bytes`, the chunks joined, is built when first read.
+ * @throws {MeshworkVerificationError} a manifest missing, too long, malformed or for another job; an
+ * input digest other than expected (naming the lowest such chunk) or another number of chunks than
+ * `inputDigests`; a root that does not match; an output chunk missing, longer than `maxChunkBytes`
+ * (`details.maxChunkBytes`) or not hashing to the manifest's digest (naming the lowest bad chunk).
  */
 export async function fetchResult(
   store: BlobStore,
@@ -104,8 +113,9 @@ export async function fetchResult(
   let raw: Uint8Array;
   try {
     const digest = digestFromURI(outputURI);
-    raw = await store.get(digest);
-    verifyBlob(digest, raw); // never trust a store implementation to have checked
+    raw = await store.get(digest, { maxBytes: MAX_MANIFEST_BYTES });
+    checkSize(digest, raw, MAX_MANIFEST_BYTES); // never trust a store implementation to have checked
+    verifyBlob(digest, raw);
   } catch (cause) {
     throw new MeshworkVerificationError("the output manifest could not be fetched or verified", jobId, undefined, { cause, details: { outputURI } });
   }
@@ -120,6 +130,7 @@ export async function fetchResult(
   if (manifest.jobId.toLowerCase() !== jobId.toLowerCase()) {
     throw new MeshworkVerificationError("the output manifest is for another job", jobId, undefined, { details: { manifestJobId: manifest.jobId } });
   }
+  // Everything the manifest alone decides, before any output is fetched.
   for (let i = 0; i < manifest.chunks.length; i++) {
     const expected = options.inputDigests?.[i];
     if (expected !== undefined && normalizeDigest(expected) !== manifest.chunks[i].input) {
@@ -128,7 +139,6 @@ export async function fetchResult(
       });
     }
   }
-  const chunks = await fetchChunks(store, jobId, manifest);
   if (options.inputDigests && options.inputDigests.length !== manifest.chunks.length) {
     throw new MeshworkVerificationError("the result has another number of chunks than the job", jobId, undefined, {
       details: { expected: options.inputDigests.length, got: manifest.chunks.length },
@@ -140,6 +150,7 @@ export async function fetchResult(
       details: { committedRoot: root, derivedRoot: derived },
     });
   }
+  const chunks = await fetchChunks(store, jobId, manifest, options.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES);
   let bytes: Uint8Array | undefined;
   return {
     manifest,
@@ -152,7 +163,7 @@ export async function fetchResult(
 }
 
 /** Every output chunk of `manifest`, fetched and verified; the error names the lowest bad chunk. */
-async function fetchChunks(store: BlobStore, jobId: string, manifest: OutputManifest): Promise<Uint8Array[]> {
+async function fetchChunks(store: BlobStore, jobId: string, manifest: OutputManifest, maxChunkBytes: number): Promise<Uint8Array[]> {
   const n = manifest.chunks.length;
   const chunks: Uint8Array[] = new Array(n);
   let badIndex = n; // the lowest bad chunk found (n: none)
@@ -163,8 +174,9 @@ async function fetchChunks(store: BlobStore, jobId: string, manifest: OutputMani
       const i = next++;
       try {
         const digest = manifest.chunks[i].output;
-        const bytes = await store.get(digest);
-        verifyBlob(digest, bytes, { chunk: i }); // never trust a store implementation to have checked
+        const bytes = await store.get(digest, { maxBytes: maxChunkBytes });
+        checkSize(digest, bytes, maxChunkBytes, { chunk: i }); // never trust a store implementation to have checked
+        verifyBlob(digest, bytes, { chunk: i });
         chunks[i] = bytes;
       } catch (cause) {
         if (i < badIndex) [badIndex, badCause] = [i, cause];
@@ -172,6 +184,23 @@ async function fetchChunks(store: BlobStore, jobId: string, manifest: OutputMani
     }
   };
   await Promise.all(Array.from({ length: Math.min(FETCH_CONCURRENCY, n) }, fetcher));
-  if (badIndex < n) throw new MeshworkVerificationError(`output chunk ${badIndex} is missing or tampered with`, jobId, badIndex, { cause: badCause });
+  if (badIndex < n) {
+    const tooLarge = badCause instanceof MeshworkBlobError && badCause.details.reason === "too-large";
+    throw new MeshworkVerificationError(
+      tooLarge ? `output chunk ${badIndex} is longer than maxChunkBytes` : `output chunk ${badIndex} is missing or tampered with`,
+      jobId,
+      badIndex,
+      { cause: badCause, details: tooLarge ? { maxChunkBytes } : {} },
+    );
+  }
   return chunks;
+}
+
+/** Throws the blob store's "too-large" error for bytes over `maxBytes`. */
+function checkSize(digest: string, bytes: Uint8Array, maxBytes: number, details: Record<string, unknown> = {}): void {
+  if (bytes.length > maxBytes) {
+    throw new MeshworkBlobError(`blob longer than the ${maxBytes} bytes asked for`, {
+      details: { digest, reason: "too-large", maxBytes, size: bytes.length, ...details },
+    });
+  }
 }

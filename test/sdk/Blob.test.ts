@@ -464,6 +464,12 @@ describe("blob store", () => {
     it("rejects malformed digests (400), unknown paths (404) and other methods (405)", async () => {
       expect((await fetch(`${server.url}/blobs/xyz`, { method: "PUT", body: utf8("abc") })).status).to.equal(400);
       expect((await fetch(`${server.url}/blobs/${ABC}00`)).status).to.equal(400);
+      for (const bad of ["%zz", "%E0%A4%A", `${ABC.slice(0, -2)}%`]) {
+        const res = await fetch(`${server.url}/blobs/${bad}`); // a bad % escape: the client's mistake, not the server's
+        expect(res.status, bad).to.equal(400);
+        expect(await res.json(), bad).to.deep.equal({ error: "malformed digest: expected 64 hex digits, optionally 0x-prefixed" });
+        expect((await fetch(`${server.url}/blobs/${bad}`, { method: "PUT", body: utf8("abc") })).status, bad).to.equal(400);
+      }
       expect((await fetch(`${server.url}/other/${ABC}`)).status).to.equal(404);
       expect((await fetch(`${server.url}/blobs/${ABC}/x`)).status).to.equal(404);
       const del = await fetch(`${server.url}/blobs/${ABC}`, { method: "DELETE" });

@@ -141,9 +141,27 @@ describe("SDK: connect and errors", () => {
     const error = await Meshwork.connect({ runner: dead, addresses: w.book })
       .catch((e) => e)
       .finally(() => dead.destroy());
-    expect(error).to.be.instanceOf(MeshworkError);
-    expect(error.walk(MeshworkRpcError) ?? error).to.be.instanceOf(MeshworkError);
+    expect(error).to.be.instanceOf(MeshworkRpcError); // a refused connection
+    expect(error.walk()).to.include({ code: "ECONNREFUSED" });
     const mapped = toMeshworkError({ code: "NETWORK_ERROR", message: "socket hang up" }, {}, "getLogs");
     expect(mapped).to.be.instanceOf(MeshworkRpcError);
+  });
+
+  it("types a connection that fails, wherever the transport's error sits in the cause chain, as MeshworkRpcError", () => {
+    const socket = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:8545`), { code });
+    const failures: [string, unknown][] = [
+      ...["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN"].map((code): [string, unknown] => [code, socket(code)]),
+      ["undici fetch failed", new TypeError("fetch failed", { cause: socket("ECONNREFUSED") })],
+      ["fetch failed alone", new TypeError("fetch failed")],
+      ["deep in causes", new Error("request failed", { cause: new Error("wrapped", { cause: socket("ECONNRESET") }) })],
+      ["in ethers' error", { shortMessage: "could not coalesce error", error: socket("ETIMEDOUT") }],
+      ["happy eyeballs", Object.assign(new AggregateError([socket("ECONNREFUSED"), socket("ECONNREFUSED")], ""), { code: undefined })],
+    ];
+    for (const [what, failure] of failures) {
+      const mapped = toMeshworkError(failure, {}, "getLogs");
+      expect(mapped, what).to.be.instanceOf(MeshworkRpcError);
+      expect(mapped.cause, what).to.equal(failure);
+    }
+    expect(toMeshworkError(new TypeError("x is not a function"), {}, "getLogs")).to.not.be.instanceOf(MeshworkRpcError);
   });
 });

@@ -10,15 +10,26 @@ import { digestOf } from "../../sdk/src/blob.js";
 import { Meshwork } from "../../sdk/src/client.js";
 import {
   MeshworkContractError,
+  MeshworkError,
   MeshworkInsufficientFundsError,
   MeshworkJobFailedError,
   MeshworkRoutingError,
+  MeshworkRpcError,
   MeshworkTimeoutError,
   MeshworkValidationError,
   MeshworkVerificationError,
 } from "../../sdk/src/errors.js";
 import { INVALID_OFFER, type JobEvent } from "../../sdk/src/jobs.js";
-import { hashJob, receiptSigner, signReceipt, unpackRequirements } from "../../sdk/src/params.js";
+import {
+  hashJob,
+  packRequirements,
+  packVerification,
+  receiptSigner,
+  signReceipt,
+  unpackRequirements,
+  unpackTerms,
+  unpackVerification,
+} from "../../sdk/src/params.js";
 import { specHash } from "../../sdk/src/spec.js";
 import { CHUNKS, USD, compute, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
 
@@ -47,6 +58,27 @@ describe("SDK: jobs", () => {
     expect(await w.store.has(prepared.request.specHash)).to.equal(true);
     expect(prepared.request.paymentToken).to.equal(await w.usd.getAddress());
     expect(unpackRequirements(BigInt(prepared.request.requirements))).to.deep.include({ region: "DE", runtime: 0 });
+  });
+
+  it("refuses to prepare a job without a blob store for its spec, unless the caller stored the spec itself", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const storeless = await Meshwork.connect({ runner: w.consumer, addresses: w.book });
+    const spec = specOver(w.inputs);
+    const options = { token: "tUSD", price: PRICE, workUnits: UNITS };
+    const error = await storeless.jobs.prepare(spec, options).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkError);
+    expect(error.shortMessage).to.match(/needs a blob store/);
+    expect(error.details).to.deep.equal({ specHash: specHash(spec) });
+    const created = await storeless.jobs.create(spec, options).catch((e) => e);
+    expect(created).to.be.instanceOf(MeshworkError);
+    expect(await w.market.balanceOf(await w.usd.getAddress(), w.consumer.address)).to.equal(0n); // nothing escrowed
+
+    const prepared = await storeless.jobs.prepare(spec, { ...options, storeSpec: false }); // stored elsewhere
+    expect(prepared.specURI).to.equal(`blob:${specHash(spec)}`);
+    const before = await w.store.has(specHash(spec));
+    const skipped = await (await w.sdk(w.consumer)).jobs.prepare(spec, { ...options, storeSpec: false });
+    expect(skipped.specURI).to.equal(prepared.specURI);
+    expect(await w.store.has(specHash(spec))).to.equal(before);
   });
 
   it("uploads input chunks and describes them for the spec", async () => {
@@ -115,6 +147,9 @@ describe("SDK: jobs", () => {
     expect(chunks).to.have.length(CHUNKS);
     chunks.forEach((c, i) => expect(c).to.deep.equal(compute(w.inputs[i])));
     expect(bytes.length).to.equal(CHUNKS * 1024);
+    const capped = await handle.result({ maxChunkBytes: 1023 }).catch((e) => e); // each chunk is 1 KiB
+    expect(capped).to.be.instanceOf(MeshworkVerificationError);
+    expect(capped).to.include({ jobId: handle.jobId, chunk: 0 });
 
     const cost = handle.cost();
     expect(cost.price).to.equal(PRICE);
@@ -221,6 +256,51 @@ describe("SDK: jobs", () => {
     expect((await handle.result()).chunks).to.have.length(CHUNKS);
   });
 
+  it("wait({ enforceDeadlines }) still ends in a typed job failure when someone else enforces the deadline first", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const handle = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS, computeWindow: 600n });
+    handle.pollMs = 10;
+    await w.market.connect(w.mid).claim(handle.job); // and never commits
+    await networkHelpers.time.increase(3601); // past the commit deadline and claimBy: enforcing refunds
+    await connection.provider.request({ method: "evm_setAutomine", params: [false] });
+    let miner: ReturnType<typeof setInterval> | undefined;
+    try {
+      // The outsider's enforcement waits in the mempool: the consumer's simulation (on the latest
+      // block) passes, its transaction reverts behind the outsider's.
+      await w.market.connect(w.outsider).enforceDeadline(handle.job);
+      miner = setInterval(() => void networkHelpers.mine().catch(() => undefined), 50);
+      const error = await handle.wait({ timeoutMs: 20_000, enforceDeadlines: true }).catch((e) => e);
+      expect(error).to.be.instanceOf(MeshworkJobFailedError);
+      expect(error).to.include({ jobId: handle.jobId, reason: "refunded" });
+    } finally {
+      clearInterval(miner);
+      await connection.provider.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(await handle.state()).to.equal("Refunded");
+    expect(await handle.enforceDeadline()).to.equal(false);
+  });
+
+  it("enforceDeadline() types an RPC failure of its simulation instead of reporting nothing to enforce", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    let fail = false;
+    const base = connection.ethers.provider;
+    const rpc = new Proxy(base, {
+      get(target, prop, receiver) {
+        if (prop === "provider") return receiver;
+        if (prop === "call" && fail) return () => Promise.reject(Object.assign(new Error("socket hang up"), { code: "NETWORK_ERROR" }));
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const followed = await (await Meshwork.connect({ runner: rpc, addresses: w.book })).jobs.get(handle.jobId);
+    expect(await followed.enforceDeadline()).to.equal(false); // an Open job before claimBy: nothing to enforce
+    fail = true;
+    const error = await followed.enforceDeadline().catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkRpcError);
+  });
+
   it("rejects a tampered output chunk and names it", async () => {
     const w = await networkHelpers.loadFixture(world);
     const tampered = 2;
@@ -270,6 +350,69 @@ describe("SDK: jobs", () => {
     expect(again.arg("current")).to.equal(12n); // Cancelled
   });
 
+  describe("challenge", () => {
+    const ROOT = "0x" + "12".repeat(32);
+    const SALT = "0x" + "34".repeat(32);
+    /** A job `cheap` has committed to (not revealed), followed by the outsider, who has `wallet` tUSD and `deposit` in the market. */
+    async function committed(options: { wallet: bigint; deposit: bigint }) {
+      const w = await networkHelpers.loadFixture(world);
+      const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+      await w.usd.mint(w.outsider.address, options.wallet + options.deposit);
+      const challenger = await w.sdk(w.outsider);
+      if (options.deposit > 0n) await challenger.balances.deposit("tUSD", options.deposit);
+      const followed = await challenger.jobs.get(handle.jobId);
+      const usd = await w.usd.getAddress();
+      const market = await w.market.getAddress();
+      const state = async () => ({
+        wallet: await w.usd.balanceOf(w.outsider.address),
+        balance: await w.market.balanceOf(usd, w.outsider.address),
+        allowance: await w.usd.allowance(w.outsider.address, market),
+      });
+      const bond = (PRICE * BigInt((await w.market.verificationConfig()).challengeBondBps)) / 10_000n;
+      const commit = async () => {
+        await w.market.connect(w.cheap).claim(handle.job);
+        await w.market.connect(w.cheap).commit(handle.jobId, await w.market.commitmentHash(handle.jobId, w.cheap.address, ROOT, SALT));
+        await networkHelpers.mine(2); // the audit sample's randomness
+      };
+      return { w, handle, followed, state, bond, commit };
+    }
+
+    it("refuses a challenge out of state or out of its window before approving anything", async () => {
+      const { w, followed, state, commit, handle } = await committed({ wallet: 100n * USD, deposit: 0n });
+      const before = await w.ethers.provider.getBlockNumber();
+      const open = await followed.challenge().catch((e) => e);
+      expect(open).to.be.instanceOf(MeshworkContractError);
+      expect(open).to.include({ contract: "JobMarket", errorName: "JobMarketUnexpectedState" });
+      expect([open.arg("current"), open.arg("expected")]).to.deep.equal([1n, 3n]); // Open, Committed
+      expect(await w.ethers.provider.getBlockNumber()).to.equal(before); // no approval sent
+      expect((await state()).allowance).to.equal(0n);
+
+      await commit();
+      const windowEnd = (await w.market.jobRecord(handle.jobId)).committedAt + BigInt(unpackTerms(BigInt(handle.job.terms)).challengeWindow);
+      await networkHelpers.time.increaseTo(windowEnd);
+      const late = await followed.challenge().catch((e) => e);
+      expect(late).to.be.instanceOf(MeshworkContractError);
+      expect(late).to.include({ errorName: "JobMarketChallengeWindowClosed" });
+      expect(late.arg("windowEnd")).to.equal(windowEnd);
+      expect((await state()).allowance).to.equal(0n);
+    });
+
+    it("posts the bond from the market balance, approving only what it lacks", async () => {
+      const covered = await committed({ wallet: 0n, deposit: 100n * USD });
+      await covered.commit();
+      const before = await covered.state();
+      await covered.followed.challenge({ chunk: 1 });
+      expect(await covered.state()).to.deep.equal({ ...before, balance: before.balance - covered.bond }); // no approval
+      expect(await covered.handle.state()).to.equal("Audited");
+
+      const short = await committed({ wallet: 100n * USD, deposit: 1n * USD });
+      await short.commit();
+      const partly = await short.state();
+      await short.followed.challenge();
+      expect(await short.state()).to.deep.equal({ wallet: partly.wallet - (short.bond - 1n * USD), balance: 0n, allowance: 0n });
+    });
+  });
+
   it("finds an existing job by id", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.consumer);
@@ -278,6 +421,43 @@ describe("SDK: jobs", () => {
     const found = await reader.jobs.get(created.jobId);
     expect(found.job).to.deep.equal(created.job);
     await expect(reader.jobs.get("0x" + "11".repeat(32))).to.be.rejectedWith(/no job/);
+  });
+
+  it("reads whole-history events in ranges of 5,000 blocks (public RPCs cap a query's range)", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    await w.market.connect(w.cheap).claim(handle.job);
+    const dao = await w.sdk(w.deployer);
+    const proposal = await dao.governance.propose([dao.governance.setParameter("market", "FeeBps", 200n)], "capped ranges");
+    await networkHelpers.mine(12_000);
+
+    const ranges: number[] = [];
+    const base = connection.ethers.provider;
+    const capped = new Proxy(base, {
+      get(target, prop, receiver) {
+        if (prop === "provider") return receiver;
+        if (prop === "getLogs") {
+          return (filter: { fromBlock?: unknown; toBlock?: unknown }) => {
+            const { fromBlock, toBlock } = filter;
+            if (typeof fromBlock !== "number" || typeof toBlock !== "number" || toBlock - fromBlock >= 5_000) {
+              return Promise.reject(Object.assign(new Error("query exceeds the 5000-block range limit"), { code: "UNKNOWN_ERROR" }));
+            }
+            ranges.push(toBlock - fromBlock + 1);
+            return target.getLogs(filter as never);
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const reader = await Meshwork.connect({ runner: capped, addresses: w.book, blobStore: w.store });
+    expect((await reader.jobs.get(handle.jobId)).job).to.deep.equal(handle.job);
+    expect((await reader.governance.list()).map((p) => p.proposalId)).to.deep.equal([proposal.proposalId]);
+    const prepared = await reader.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    const { ranked } = await reader.jobs.route(prepared, { maxPrice: 100n * USD });
+    expect(ranked.find((c) => c.provider === w.cheap.address)?.queue).to.equal(1); // its claim, found in the history
+    expect(Math.max(...ranges)).to.equal(5_000);
   });
 
   describe("routing", () => {
@@ -341,6 +521,49 @@ describe("SDK: jobs", () => {
       expect(error).to.be.instanceOf(MeshworkContractError);
       expect(error).to.include({ errorName: "JobMarketOfferExpired" });
       expect(error.arg("expiry")).to.equal(1n);
+    });
+
+    it("drops an offer that changes the consumer's request (fewer audits, any region) or is for another consumer", async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const mw = await w.sdk(w.consumer);
+      const prepared = await mw.jobs.prepare(specOver(w.inputs), {
+        token: "tUSD",
+        price: PRICE,
+        workUnits: UNITS,
+        requirements: { region: "DE" },
+        verification: { auditBps: 2_000 },
+      });
+      const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
+      const sign = async (signer: typeof w.cheap, changes: Partial<typeof prepared.request>, consumer = w.consumer.address) =>
+        (await w.sdk(signer)).jobs.signOffer({ ...prepared.request, ...changes }, consumer, expiry);
+      const request = prepared.request;
+      const fewerAudits = await sign(w.cheap, {
+        price: 10n * USD,
+        verification: packVerification({ ...unpackVerification(BigInt(request.verification)), auditBps: 0 }),
+      });
+      const anyRegion = await sign(w.mid, {
+        price: 10n * USD,
+        requirements: packRequirements({ ...unpackRequirements(BigInt(request.requirements)), region: "" }),
+      });
+      const otherConsumer = await sign(w.auditor, { price: 10n * USD }, w.outsider.address);
+      const honest = await sign(w.dear, { price: 30n * USD });
+
+      const { best, ranked, rejected } = await mw.jobs.route(prepared, { maxPrice: 100n * USD, offers: [fewerAudits, anyRegion, otherConsumer, honest] });
+      expect(best.provider).to.equal(w.dear.address);
+      expect(ranked.map((c) => c.provider)).to.deep.equal([w.dear.address]);
+      expect(rejected.map((r) => [r.candidate.provider, r.candidate.eligibility, r.reason])).to.deep.equal([
+        [w.cheap.address, INVALID_OFFER, "ineligible"],
+        [w.mid.address, INVALID_OFFER, "ineligible"],
+        [w.auditor.address, INVALID_OFFER, "ineligible"],
+      ]);
+      const handle = await mw.jobs.createWithOffer(best.offer!);
+      expect(unpackVerification(BigInt(handle.job.request.verification)).auditBps).to.equal(2_000);
+      expect(unpackRequirements(BigInt(handle.job.request.requirements)).region).to.equal("DE");
+
+      // Nothing left but changed requests: a typed routing error.
+      const none = await mw.jobs.route(prepared, { maxPrice: 100n * USD, offers: [fewerAudits, anyRegion] }).catch((e) => e);
+      expect(none).to.be.instanceOf(MeshworkRoutingError);
+      expect(none.details).to.include({ candidates: 2 });
     });
 
     it("routes by posted prices when there are no offers, skipping providers that cannot run the job", async () => {

@@ -6,7 +6,7 @@
  */
 import { expect } from "chai";
 import { network } from "hardhat";
-import { MeshworkContractError } from "../../sdk/src/errors.js";
+import { MeshworkContractError, MeshworkError, MeshworkValidationError } from "../../sdk/src/errors.js";
 import { Energy, Runtime, reputationOf } from "../../sdk/src/providers.js";
 import { rankCandidates } from "../../sdk/src/routing.js";
 import { unpackRequirements } from "../../sdk/src/params.js";
@@ -30,6 +30,25 @@ describe("SDK: providers", () => {
     expect(cheap.prices).to.deep.equal({ tUSD: 1n * USD, MESH: 0n });
     expect(cheap.reputation).to.deep.include({ timedOut: 0, slashes: 0, reliability: 1, auditPassRate: 1 });
     expect(await w.mesh.allowance(w.cheap.address, await w.registry.getAddress())).to.equal(0n); // permit spent
+  });
+
+  it("stakes with a permit whose deadline follows the chain's clock, and refuses a deadline the chain has passed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.cheap);
+    await w.mesh.connect(w.deployer).transfer(w.cheap.address, 10n * MESH);
+    await networkHelpers.time.increase(3 * 3600); // the chain runs hours ahead of this machine's clock
+    await mw.providers.stake(5n * MESH);
+    expect((await mw.providers.get(w.cheap.address)).stake.active).to.equal(1_005n * MESH);
+
+    const chainNow = BigInt(await networkHelpers.time.latest());
+    const before = await w.ethers.provider.getBlockNumber();
+    const expired = await mw.providers.stake(5n * MESH, { deadline: chainNow }).catch((e) => e);
+    expect(expired).to.be.instanceOf(MeshworkValidationError);
+    expect(expired.issues.map((i: { path: string[] }) => i.path.join("."))).to.deep.equal(["deadline"]);
+    expect(expired.details).to.include({ deadline: chainNow, chainTime: chainNow });
+    expect(await w.ethers.provider.getBlockNumber()).to.equal(before); // nothing sent
+    await mw.providers.stake(5n * MESH, { deadline: chainNow + 60n });
+    expect((await mw.providers.get(w.cheap.address)).stake.active).to.equal(1_010n * MESH);
   });
 
   it("updates the profile and posts a commons price", async () => {
@@ -159,8 +178,45 @@ describe("SDK: governance", () => {
     const [listed] = await mw.governance.list();
     expect(listed).to.deep.include({ proposalId: proposal.proposalId, state: "Executed", description: "Lower the fee to 2%" });
     expect(listed.votes).to.deep.equal({ against: 0n, for: await w.mesh.balanceOf(w.deployer.address), abstain: 0n });
-    expect(listed.quorum > 0n).to.equal(true);
+    expect((listed.quorum ?? 0n) > 0n).to.equal(true);
     expect(() => mw.governance.setParameter("market", "NoSuch" as "FeeBps", 1n)).to.throw(/unknown market parameter/);
+  });
+
+  it("lists proposals while one is pending (no quorum before its snapshot) and finds one by id", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.deployer);
+    await mw.governance.delegate();
+    await networkHelpers.time.increase(1);
+    const first = await mw.governance.propose([mw.governance.setParameter("market", "FeeBps", 200n)], "first");
+    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
+    const second = await mw.governance.propose([mw.governance.setParameter("market", "FeeBps", 300n)], "second"); // in its voting delay
+
+    const [active, pending] = await mw.governance.list();
+    expect(active).to.deep.include({ proposalId: first.proposalId, state: "Active", quorum: await w.governor.quorum(active.voteStart) });
+    expect(pending).to.deep.include({ proposalId: second.proposalId, state: "Pending", quorum: undefined });
+    expect(pending.voteEnd).to.equal(await w.governor.proposalDeadline(second.proposalId));
+
+    const found = await mw.governance.get(second.proposalId);
+    expect(found).to.deep.include({ proposalId: second.proposalId, description: "second", state: "Pending" });
+    expect(found.actions).to.deep.equal(second.actions.map((a) => ({ ...a, value: 0n })));
+    const missing = await mw.governance.get(12345n).catch((e) => e);
+    expect(missing).to.be.instanceOf(MeshworkError);
+    expect(missing.details).to.deep.equal({ proposalId: 12345n });
+  });
+
+  it("reports a vote's end extended by late quorum", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.deployer);
+    await mw.governance.delegate();
+    await networkHelpers.time.increase(1);
+    const p = await mw.governance.propose([mw.governance.setParameter("market", "FeeBps", 200n)], "late");
+    const [{ voteEnd: original }] = await mw.governance.list();
+    await networkHelpers.time.increaseTo(original - 10n);
+    await mw.governance.vote(p.proposalId, "for"); // quorum in the vote's last seconds
+    const [listed] = await mw.governance.list();
+    const extended = await w.governor.proposalDeadline(p.proposalId);
+    expect(extended > original).to.equal(true);
+    expect(listed.voteEnd).to.equal(extended);
   });
 
   it("refuses an empty or duplicate proposal with typed errors", async () => {

@@ -101,4 +101,59 @@ describe("results: publishResult and fetchResult", () => {
     expect(error.details).to.include({ expected: inputDigests[11], got: digestOf(inputs[11]) });
     expect(gets).to.equal(1); // the manifest only
   });
+
+  /** A store over `inner` that records every get's digest and maxBytes. */
+  function recording(inner: MemoryBlobStore) {
+    const gets: { digest: string; maxBytes?: number }[] = [];
+    const store: BlobStore = {
+      put: (b, d) => inner.put(b, d),
+      has: (d) => inner.has(d),
+      get: (digest, options) => (gets.push({ digest, maxBytes: options?.maxBytes }), inner.get(digest, options)),
+    };
+    return { store, gets };
+  }
+
+  it("checks the root and the number of chunks from the manifest alone, before fetching any output", async () => {
+    const inner = new MemoryBlobStore();
+    const published = await publishResult(inner, JOB, inputs, outputs);
+    const wrongRoot = recording(inner);
+    const error = await rejection(fetchResult(wrongRoot.store, JOB, "0x" + "77".repeat(32), published.outputURI));
+    expect(error).to.be.instanceOf(MeshworkVerificationError);
+    expect(error.details).to.include({ committedRoot: "0x" + "77".repeat(32), derivedRoot: published.root });
+    expect(wrongRoot.gets).to.have.length(1); // the manifest only
+
+    const tooMany = recording(inner);
+    const inputDigests = [...inputs.map(digestOf), digestOf(new Uint8Array([1]))];
+    const count = await rejection(fetchResult(tooMany.store, JOB, published.root, published.outputURI, { inputDigests }));
+    expect(count).to.be.instanceOf(MeshworkVerificationError);
+    expect(count.details).to.include({ expected: CHUNKS + 1, got: CHUNKS });
+    expect(tooMany.gets).to.have.length(1);
+  });
+
+  it("bounds what it downloads: the manifest at 16 MiB, each chunk at maxChunkBytes (256 MiB by default)", async () => {
+    const inner = new MemoryBlobStore();
+    const published = await publishResult(inner, JOB, inputs, outputs);
+    const bounded = recording(inner);
+    await fetchResult(bounded.store, JOB, published.root, published.outputURI);
+    expect(bounded.gets[0].maxBytes).to.equal(16 * 1024 * 1024);
+    expect(bounded.gets.slice(1).map((g) => g.maxBytes)).to.deep.equal(Array(CHUNKS).fill(256 * 1024 * 1024));
+
+    const small = await rejection(fetchResult(inner, JOB, published.root, published.outputURI, { maxChunkBytes: 3 }));
+    expect(small).to.be.instanceOf(MeshworkVerificationError);
+    expect(small).to.include({ jobId: JOB, chunk: 0 });
+    expect(small.details).to.include({ maxChunkBytes: 3 });
+    expect(small.cause).to.be.instanceOf(MeshworkBlobError);
+    expect(small.cause.details).to.include({ reason: "too-large", size: 4 });
+
+    // A store that ignores maxBytes is held to it all the same.
+    const careless: BlobStore = { put: (b, d) => inner.put(b, d), has: (d) => inner.has(d), get: (d) => inner.get(d) };
+    const ignored = await rejection(fetchResult(careless, JOB, published.root, published.outputURI, { maxChunkBytes: 3 }));
+    expect(ignored).to.include({ chunk: 0 });
+    expect(ignored.cause.details).to.include({ reason: "too-large", chunk: 0 });
+
+    const huge = await inner.put(new Uint8Array(16 * 1024 * 1024 + 1)); // a "manifest" past the cap
+    const manifest = await rejection(fetchResult(careless, JOB, published.root, `blob:${huge}`));
+    expect(manifest).to.be.instanceOf(MeshworkVerificationError);
+    expect(manifest.cause.details).to.include({ reason: "too-large", maxBytes: 16 * 1024 * 1024 });
+  });
 });
