@@ -7,7 +7,7 @@ import { type AddressBook, loadAddressBook, parseAddressBook } from "./addressBo
 import { Balances } from "./balances.js";
 import type { BlobStore } from "./blob.js";
 import { Commons } from "./commons.js";
-import { MeshworkContext, type MeshworkContracts } from "./context.js";
+import { MeshworkContext, type MeshworkContracts, type SendingOptions } from "./context.js";
 import { MeshworkChainMismatchError, MeshworkConfigError, toMeshworkError } from "./errors.js";
 import { Governance } from "./governance.js";
 import { Jobs } from "./jobs.js";
@@ -33,6 +33,12 @@ export interface ConnectOptions {
   blobStore?: BlobStore;
   /** Confirmations to wait for on each transaction (default 1). */
   confirmations?: number;
+  /**
+   * A transaction not mined within `timeoutMs` (dropped from the mempool, priced under a fee spike)
+   * is sent again, same nonce, fees raised by a quarter, up to `reprices` times (default 3). Default:
+   * wait as long as it takes.
+   */
+  sending?: SendingOptions;
 }
 
 export class Meshwork {
@@ -99,7 +105,7 @@ export class Meshwork {
       MeshTimelock: contracts.timelock.interface,
       MeshToken: contracts.mesh.interface,
     };
-    const context = new MeshworkContext(book, chainId, runner, provider, contracts, interfaces, options.blobStore, options.confirmations ?? 1);
+    const context = new MeshworkContext(book, chainId, runner, provider, contracts, interfaces, options.blobStore, options.confirmations ?? 1, options.sending);
     return new Meshwork(context);
   }
 

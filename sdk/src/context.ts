@@ -2,7 +2,16 @@
  * What every SDK module shares: the connected contracts, the runner, and one way to send a
  * transaction that maps every failure to a typed error.
  */
-import type { ContractRunner, ContractTransactionReceipt, ContractTransactionResponse, Interface, Provider, Signer } from "ethers";
+import type {
+  ContractRunner,
+  ContractTransactionReceipt,
+  ContractTransactionResponse,
+  Interface,
+  Provider,
+  Signer,
+  TransactionRequest,
+  TransactionResponse,
+} from "ethers";
 import type { AddressBook } from "./addressBook.js";
 import type { BlobStore } from "./blob.js";
 import { MeshworkError, toMeshworkError } from "./errors.js";
@@ -22,6 +31,16 @@ export interface MeshworkContracts {
   timelock: MeshTimelock;
 }
 
+/** How {@link MeshworkContext.send} treats a transaction that is not mined. */
+export interface SendingOptions {
+  /** Milliseconds to wait for a transaction before sending it again with higher fees; 0 or unset: wait as long as it takes. */
+  timeoutMs?: number;
+  /** How many times a transaction is sent again (default 3). */
+  reprices?: number;
+  /** Called with the transaction not mined in time and its new copy. */
+  onReprice?: (action: string, stuck: TransactionResponse, again: TransactionResponse) => void;
+}
+
 /** Blocks read per log query: public RPCs cap a query's range (commonly at 5,000 or 10,000 blocks). */
 export const LOG_RANGE = 5_000;
 
@@ -36,6 +55,7 @@ export class MeshworkContext {
     readonly interfaces: Record<string, Interface>,
     readonly blobStore: BlobStore | undefined,
     readonly confirmations: number,
+    readonly sending: SendingOptions = {},
   ) {}
 
   /** The signer, or a typed error naming the action that needs one. */
@@ -65,17 +85,64 @@ export class MeshworkContext {
     return BigInt(latest.timestamp);
   }
 
-  /** Sends a transaction and waits for it; every failure becomes a {@link MeshworkError}. */
+  /**
+   * Sends a transaction and waits for it; every failure becomes a {@link MeshworkError}. With
+   * `sending.timeoutMs`, a transaction not mined in that time (dropped from the mempool, or priced
+   * under a fee spike) is sent again with the same nonce and fees raised by a quarter (at least to the
+   * RPC's current ones), up to `sending.reprices` times; whichever copy is mined is the receipt.
+   * @throws {MeshworkRpcError} when the RPC fails, or the last copy is not mined in time either (the
+   * nonce may still be taken by it: a later transaction waits behind it until it is mined or dropped).
+   */
   async send(action: string, send: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
     let receipt: ContractTransactionReceipt | null;
     try {
-      const tx = await send();
-      receipt = await tx.wait(this.confirmations);
+      let tx: TransactionResponse = await send();
+      for (let reprices = 0; ; ) {
+        try {
+          receipt = (await tx.wait(this.confirmations, this.sending.timeoutMs || undefined)) as ContractTransactionReceipt | null;
+          break;
+        } catch (error) {
+          const e = error as { code?: string; reason?: string; receipt?: ContractTransactionReceipt };
+          // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
+          if (e.code === "TRANSACTION_REPLACED" && e.reason === "repriced" && e.receipt) {
+            receipt = e.receipt;
+            break;
+          }
+          if (e.code !== "TIMEOUT" || reprices >= (this.sending.reprices ?? 3)) throw error;
+          reprices++;
+          const again = await this.#reprice(tx);
+          if (again !== tx) this.sending.onReprice?.(action, tx, again);
+          tx = again;
+        }
+      }
     } catch (error) {
       throw toMeshworkError(error, this.interfaces, action);
     }
     if (!receipt) throw new MeshworkError(`${action}: the transaction was dropped`);
     return receipt;
+  }
+
+  /** `tx` again, same nonce, fees a quarter higher (or the RPC's, if higher); `tx` itself if its nonce was used meanwhile. */
+  async #reprice(tx: TransactionResponse): Promise<TransactionResponse> {
+    const fees = await this.provider.getFeeData();
+    const up = (paid: bigint | null, now: bigint | null) => {
+      const raised = ((paid ?? 0n) * 5n) / 4n + 1n;
+      return now !== null && now > raised ? now : raised;
+    };
+    const request: TransactionRequest = { to: tx.to, data: tx.data, value: tx.value, nonce: tx.nonce, gasLimit: tx.gasLimit, chainId: tx.chainId, type: tx.type };
+    if (tx.maxFeePerGas !== null) {
+      request.maxFeePerGas = up(tx.maxFeePerGas, fees.maxFeePerGas);
+      const tip = up(tx.maxPriorityFeePerGas, fees.maxPriorityFeePerGas);
+      request.maxPriorityFeePerGas = tip < request.maxFeePerGas ? tip : request.maxFeePerGas;
+    } else {
+      request.gasPrice = up(tx.gasPrice, fees.gasPrice);
+    }
+    try {
+      return await this.signer("resend").sendTransaction(request);
+    } catch (error) {
+      if ((error as { code?: string }).code === "NONCE_EXPIRED") return tx; // mined meanwhile: wait for it again
+      throw error;
+    }
   }
 
   /** A read-only call with the same error mapping. */

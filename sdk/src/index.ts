@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 export { Meshwork, type ConnectOptions } from "./client.js";
+export type { SendingOptions } from "./context.js";
 export * from "./errors.js";
 export * from "./addressBook.js";
 export * from "./jobs.js";

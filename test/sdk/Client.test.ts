@@ -135,6 +135,55 @@ describe("SDK: connect and errors", () => {
     expect(count).to.be.greaterThan(80);
   });
 
+  it("sends a transaction dropped from the mempool again, same nonce, higher fees, and returns the copy's receipt; gives up typed after its reprices", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const rpc = connection.provider;
+    const reprices: string[] = [];
+    const mw = await Meshwork.connect({
+      runner: w.cheap,
+      addresses: w.book,
+      sending: { timeoutMs: 300, reprices: 2, onReprice: (action, stuck, again) => reprices.push(`${action} ${stuck.nonce}→${again.nonce}`) },
+    });
+    const pending = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", true] })) as { transactions: { hash: string; nonce: string; maxFeePerGas: string }[] }).transactions;
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      const posting = mw.providers.postPrice("tUSD", 7n * USD);
+      let sent = await pending();
+      for (let i = 0; i < 100 && sent.length === 0; i++) sent = await new Promise((r) => setTimeout(r, 20)).then(pending);
+      const [dropped] = sent;
+      expect(await rpc.request({ method: "hardhat_dropTransaction", params: [dropped.hash] })).to.equal(true);
+      let receipt: Awaited<typeof posting> | undefined;
+      void posting.then((r) => (receipt = r));
+      for (let i = 0; i < 50 && !receipt; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        await rpc.request({ method: "evm_mine", params: [] });
+      }
+      expect(receipt, "the copy was mined").to.not.equal(undefined);
+      const mined = (await connection.ethers.provider.getTransaction(receipt!.hash))!;
+      expect(mined.hash).to.not.equal(dropped.hash);
+      expect(mined.nonce).to.equal(Number(dropped.nonce));
+      expect(mined.maxFeePerGas! > BigInt(dropped.maxFeePerGas)).to.equal(true);
+      expect(reprices).to.deep.equal([`postPrice ${mined.nonce}→${mined.nonce}`]);
+      expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
+
+      // Never mined (dropped each time): after its reprices, a typed error.
+      const stuck = mw.providers.postPrice("tUSD", 8n * USD).catch((e) => e);
+      let outcome: unknown;
+      void stuck.then((e) => (outcome = e));
+      for (let i = 0; i < 100 && outcome === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        for (const tx of await pending()) await rpc.request({ method: "hardhat_dropTransaction", params: [tx.hash] });
+      }
+      expect(outcome).to.be.instanceOf(MeshworkRpcError);
+      expect((outcome as MeshworkRpcError).walk()).to.include({ code: "TIMEOUT" });
+      expect(reprices).to.have.length(3); // two more
+    } finally {
+      for (const tx of await pending()) await rpc.request({ method: "hardhat_dropTransaction", params: [tx.hash] });
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
+  });
+
   it("types a dropped RPC as MeshworkRpcError", async () => {
     const w = await networkHelpers.loadFixture(world);
     const dead = new JsonRpcProvider("http://127.0.0.1:9", undefined, { staticNetwork: true, batchMaxCount: 1 });

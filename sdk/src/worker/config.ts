@@ -40,6 +40,12 @@ export const WorkerConfigSchema = z.strictObject({
   prices: z.record(z.string(), bigintString).default({}),
   /** Blocks to wait before acting on an event (reorg safety). */
   confirmations: z.number().int().min(0).max(64).default(1),
+  /**
+   * Seconds to wait for a sent transaction before sending it again, same nonce, fees raised by a
+   * quarter (up to 3 times): a transaction dropped from the mempool or priced under a fee spike would
+   * otherwise hold every job's next step. 0: wait as long as it takes. Default 180.
+   */
+  txTimeoutSec: z.number().int().min(0).max(3600).default(180),
   /** Poll interval, ms. */
   pollMs: z.number().int().min(50).max(60_000).default(2_000),
   /** Take audits of other providers' jobs. */

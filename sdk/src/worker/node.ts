@@ -124,7 +124,12 @@ export async function startProviderNode(
     local,
     config.blobSources.map((url) => new HttpBlobStore(url)),
   );
-  const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store });
+  const sending = {
+    timeoutMs: config.txTimeoutSec * 1000,
+    onReprice: (action: string, stuck: { hash: string; nonce: number }, again: { hash: string }) =>
+      logger.warn({ action, nonce: stuck.nonce, stuck: stuck.hash, again: again.hash }, `${action} not mined in ${config.txTimeoutSec} s: sent again with higher fees`),
+  };
+  const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store, sending });
   const runtimeThreads = runtimeThreadsOf(config);
   setRuntimeThreads(runtimeThreads);
   const probed = await probeRuntimes(config.runtimes, { onnx: config.onnx });

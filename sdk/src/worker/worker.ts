@@ -24,6 +24,7 @@ import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
+import { LOG_RANGE } from "../context.js";
 import { MeshworkBlobError, MeshworkContractError, MeshworkError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
@@ -73,6 +74,8 @@ export class JobRejectedError extends MeshworkError {
 const DIGEST_MASK = (1n << 152n) - 1n;
 /** Most state reads a tick has in flight at once (many public RPCs cap a JSON-RPC batch near 50–100). */
 const READ_BATCH = 50;
+/** The fewest blocks a scan for new jobs reads at once, after RPCs refused longer ranges. */
+const MIN_SCAN_RANGE = 100;
 /** How old a tick's states may get before the jobs not yet stepped are read again (ms). */
 const STALE_STATES_MS = 1_000;
 const FINAL: ReadonlySet<JobStateName> = new Set(["Settled", "Slashed", "Refunded", "Cancelled"]);
@@ -89,6 +92,10 @@ export class Worker {
   /** Set by stop(): computations end after their current chunk, to resume after a restart. */
   #stopping = false;
   #ticking?: Promise<void>;
+  /** The chain's time this tick (read when first needed). */
+  #chainNow?: Promise<bigint>;
+  /** Blocks the scan for new jobs reads per query: a quarter after a failure, doubled after a success, up to LOG_RANGE. */
+  #scanRange = LOG_RANGE;
   /** Computations running in the background (a provider's job, an audit's sample), by job id. */
   readonly #computing = new Map<string, Promise<void>>();
   /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
@@ -161,7 +168,15 @@ export class Worker {
     this.#ticking = (async () => {
       try {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
-        await this.#scan();
+        this.#chainNow = undefined;
+        try {
+          await this.#scan();
+        } catch (error) {
+          // New jobs wait; the jobs in hand still move (a commit or reveal has its deadline).
+          this.#scanRange = Math.max(MIN_SCAN_RANGE, Math.floor(this.#scanRange / 4));
+          this.metrics.rpcErrors.inc();
+          this.#log.warn({ err: describe(error), range: this.#scanRange }, "reading new jobs failed; retrying next tick over fewer blocks");
+        }
         const active = this.#o.state.active();
         const ids = active.map((r) => r.jobId);
         let states = await this.#jobStates(ids);
@@ -218,14 +233,16 @@ export class Worker {
     const safe = (await provider.getBlockNumber()) - this.#o.config.confirmations;
     const from = Number(this.#o.state.getMeta("scannedTo") ?? this.#o.mw.book.deploymentBlock - 1) + 1;
     if (safe < from) return;
-    for (let start = from; start <= safe; start += 5_000) {
-      const end = Math.min(safe, start + 4_999);
+    for (let start = from; start <= safe; ) {
+      const end = Math.min(safe, start + this.#scanRange - 1);
       const logs = await market.queryFilter(market.filters.JobCreated(), start, end);
       for (const log of logs) {
         const job = jobFromResult(log.args.job);
         this.#o.state.see(log.args.jobId, job, log.blockNumber);
       }
       this.#o.state.setMeta("scannedTo", String(end));
+      start = end + 1;
+      this.#scanRange = Math.min(LOG_RANGE, this.#scanRange * 2); // back up after a range an RPC refused
     }
   }
 
@@ -255,6 +272,7 @@ export class Worker {
       case "rejected":
         // Not ours to run (price, token, spec …), but still ours to audit: auditors are not paid the price.
         if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: `rejected, then ${state}` });
+        if (state === "Open" && (await this.#claimWindowPassed(row.job))) return this.#o.state.update(row.jobId, { phase: "done", note: "rejected, claim window passed" });
         if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
         return;
       case "claimed":
@@ -293,6 +311,8 @@ export class Worker {
       if (state === "Claimed") await this.#enforce(row.job);
       return;
     }
+    // Nobody may claim it any more (its consumer, or anyone, refunds it): not worth another look.
+    if (await this.#claimWindowPassed(job)) return this.#o.state.update(row.jobId, { phase: "done", note: "claim window passed" });
     // Concurrency bounds the jobs being computed; committed jobs waiting out a window only hold collateral.
     if (this.#o.state.inPhase("claimed", "computed", "committing").length >= this.#o.config.concurrency) return;
     let spec: LoadedSpec;
@@ -557,6 +577,15 @@ export class Worker {
     const { market } = this.#o.mw.context.contracts;
     const job = row.job;
     if (FINAL.has(state)) return this.#finish(row, state);
+    if (state === "Claimed") {
+      // Claimed again after committing: a reorg took the commit's block. If the claim is still ours, the
+      // saved commitment (same root, same salt) is sent again.
+      const record = await market.jobRecord(row.jobId);
+      if (record.provider.toLowerCase() !== this.#address.toLowerCase()) return this.#lost(row, state);
+      this.#log.warn({ jobId: row.jobId }, "the commit is no longer on-chain (a reorg?): committing again");
+      this.#o.state.update(row.jobId, { phase: "committing" });
+      return this.#commit({ ...row, phase: "committing" }, state);
+    }
     if (state === "Committed") {
       // Draw as soon as the randomness exists (anyone may); an unaudited job then waits for its window.
       if (await succeeds(() => market.draw.staticCall(job))) await this.#send("draw", () => market.draw(job));
@@ -591,7 +620,7 @@ export class Worker {
   async #finish(row: JobRow, state: JobStateName) {
     const { market } = this.#o.mw.context.contracts;
     // A final job's record no longer names its provider: the settlement event does.
-    const settled = state === "Settled" ? await market.queryFilter(market.filters.JobSettled(row.jobId), row.createdBlock) : [];
+    const settled = state === "Settled" ? await this.#logsSince("JobSettled", row.createdBlock, (from, to) => market.queryFilter(market.filters.JobSettled(row.jobId), from, to)) : [];
     const mine = settled.some((e) => e.args.provider.toLowerCase() === this.#address.toLowerCase());
     if (mine) {
       this.metrics.jobsCompleted.inc();
@@ -733,24 +762,35 @@ export class Worker {
 
   async #auditOutcome(row: JobRow, state: JobStateName): Promise<string> {
     const { market } = this.#o.mw.context.contracts;
-    const logs = await market.queryFilter(market.filters.AuditorSlashed(row.jobId), row.createdBlock);
+    const logs = await this.#logsSince("AuditorSlashed", row.createdBlock, (from, to) => market.queryFilter(market.filters.AuditorSlashed(row.jobId), from, to));
     if (logs.some((l) => l.args.auditor.toLowerCase() === this.#address.toLowerCase())) return "slashed";
     return state === "Slashed" ? "fraud-caught" : "passed";
   }
 
   async #providerLeaves(jobId: string): Promise<string[] | undefined> {
     const { market } = this.#o.mw.context.contracts;
-    const logs = await market.queryFilter(market.filters.ResultRevealed(jobId), this.#o.state.get(jobId)?.createdBlock);
+    const logs = await this.#logsSince("ResultRevealed", this.#o.state.get(jobId)?.createdBlock, (from, to) => market.queryFilter(market.filters.ResultRevealed(jobId), from, to));
     return logs.at(-1)?.args.leaves.map(String);
   }
 
   async #auditorLeaves(jobId: string): Promise<string[]> {
     const { market } = this.#o.mw.context.contracts;
-    const logs = await market.queryFilter(market.filters.AuditRevealed(jobId), this.#o.state.get(jobId)?.createdBlock);
+    const logs = await this.#logsSince("AuditRevealed", this.#o.state.get(jobId)?.createdBlock, (from, to) => market.queryFilter(market.filters.AuditRevealed(jobId), from, to));
     return logs.at(-1)!.args.leaves.map(String);
   }
 
   /* HELPERS */
+
+  /** Whether `job` can no longer be claimed: the latest block is at or past its claimBy (read once per tick). */
+  async #claimWindowPassed(job: JobStruct): Promise<boolean> {
+    this.#chainNow ??= this.#o.mw.context.chainTime("worker");
+    return (await this.#chainNow) >= BigInt(job.request.claimBy); // a claim lands in a later block
+  }
+
+  /** A job's events from its creation block on, read in ranges (RPCs cap a query's range). */
+  #logsSince<T>(action: string, fromBlock: number | undefined, query: (from: number, to: number) => Promise<T[]>): Promise<T[]> {
+    return this.#o.mw.context.logs(action, query, fromBlock ?? this.#o.mw.book.deploymentBlock);
+  }
 
   async #enforce(job: JobStruct) {
     const { market } = this.#o.mw.context.contracts;

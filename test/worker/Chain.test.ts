@@ -1,0 +1,189 @@
+/**
+ * The worker and an unreliable chain: a transaction dropped from the mempool, an RPC that caps the
+ * block range of log queries, a commit undone by a reorg, and open jobs nobody may claim any more.
+ * None of them may hold up the other jobs, leave a job stuck, or cost an honest provider its
+ * collateral.
+ */
+import { expect } from "chai";
+import { network } from "hardhat";
+import { Meshwork } from "../../sdk/src/client.js";
+import { WorkerState } from "../../sdk/src/worker/state.js";
+import { sdkWorld, type SdkWorld } from "../sdk/fixture.js";
+import { JOB, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker-fixture.js";
+
+const connection = await network.create();
+const { networkHelpers } = connection;
+
+async function world(): Promise<SdkWorld> {
+  return sdkWorld(connection);
+}
+
+type Rpc = { request: (a: { method: string; params?: unknown[] }) => Promise<unknown> };
+const rpc = connection.provider as unknown as Rpc;
+
+/** Makes the RPC refuse `eth_getLogs` over more than `cap` blocks (as public endpoints do) while `body` runs. */
+async function withLogRangeCap<T>(cap: number, body: () => Promise<T>): Promise<{ result: T; refused: number }> {
+  const original = rpc.request.bind(rpc);
+  let refused = 0;
+  rpc.request = async (args) => {
+    if (args.method === "eth_getLogs") {
+      const filter = (args.params?.[0] ?? {}) as { fromBlock?: string; toBlock?: string };
+      const latest = Number(await original({ method: "eth_blockNumber" }));
+      const block = (b?: string) => (b === undefined || b === "latest" ? latest : Number(b));
+      if (block(filter.toBlock) - block(filter.fromBlock) >= cap) {
+        refused++;
+        throw Object.assign(new Error(`query exceeds max block range ${cap}`), { code: -32600 });
+      }
+    }
+    return original(args);
+  };
+  try {
+    return { result: await body(), refused };
+  } finally {
+    rpc.request = original;
+  }
+}
+
+/** Records the actions `mw` sends. */
+function recordSends(mw: Meshwork): string[] {
+  const sends: string[] = [];
+  const send = mw.context.send.bind(mw.context);
+  mw.context.send = async (action, fn) => {
+    sends.push(action);
+    return send(action, fn);
+  };
+  return sends;
+}
+
+describe("worker on an unreliable chain", function () {
+  it("sends a claim dropped from the mempool again: the tick ends and the job goes on to settle", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const resent: string[] = [];
+    const mw = await Meshwork.connect({
+      runner: w.cheap,
+      addresses: w.book,
+      blobStore: w.store,
+      sending: { timeoutMs: 300, onReprice: (action) => resent.push(action) },
+    });
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, mw, { state });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 13), JOB);
+    const pending = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", false] })) as { transactions: string[] }).transactions;
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      let ended = false;
+      const ticking = cheap.tick().then(() => (ended = true));
+      let sent: string[] = [];
+      for (let i = 0; i < 200 && sent.length === 0; i++) sent = await new Promise((r) => setTimeout(r, 20)).then(pending);
+      expect(await rpc.request({ method: "hardhat_dropTransaction", params: [sent[0]] })).to.equal(true);
+      for (let i = 0; i < 50 && !ended; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        await rpc.request({ method: "evm_mine", params: [] });
+      }
+      await ticking;
+      expect(ended).to.equal(true);
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(resent).to.deep.equal(["claim"]);
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    expect(await job.state()).to.equal("Claimed");
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], () => settledOrFailed(job));
+    expect((await job.wait({ timeoutMs: 10_000 })).provider).to.equal(w.cheap.address);
+  });
+
+  it("keeps stepping its jobs while reading new ones fails, and reads them over fewer blocks until the RPC answers", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 14), { ...JOB, computeWindow: 3_600n });
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "computed", 20, { finalTick: false });
+    await networkHelpers.mine(1500);
+    const later = await consumer.jobs.create(await intKernelSpec(w, 15), JOB);
+    const { refused } = await withLogRangeCap(1_000, async () => {
+      await cheap.tick(); // the scan fails (1,500 blocks at once); the commit goes out all the same
+      await cheap.idle();
+      expect(await job.state()).to.equal("Committed");
+      for (let i = 0; i < 4 && !state.get(later.jobId); i++) {
+        await networkHelpers.mine(1);
+        await cheap.tick();
+        await cheap.idle();
+      }
+    });
+    expect(refused).to.be.greaterThan(0);
+    expect(state.get(later.jobId), "a job created after the blocks the RPC refused to read at once").to.not.equal(undefined);
+  });
+
+  it("books a settled job and an audit's outcome when the RPC caps log queries at 5,000 blocks and the job began longer ago", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const providerState = new WorkerState(":memory:");
+    const auditorState = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state: providerState });
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { state: auditorState });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 12), JOB); // a newcomer's job: audited
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60, { finalTick: false });
+    expect(await job.state()).to.equal("Settled");
+    await networkHelpers.mine(6_000); // a day on a 15 s chain, hours on an L2
+    const { refused } = await withLogRangeCap(5_000, async () => {
+      for (const worker of [cheap, auditor]) {
+        await worker.tick();
+        await worker.idle();
+      }
+    });
+    expect(refused).to.equal(0);
+    expect(providerState.get(job.jobId)).to.include({ phase: "done", note: "Settled" });
+    expect(auditorState.get(job.jobId)?.phase).to.equal("done");
+    expect(Number(await cheap.metrics.jobsCompleted.get().then((m) => m.values[0]?.value ?? 0))).to.equal(1);
+  });
+
+  it("commits again when a reorg undoes its commit, instead of timing out its own job", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const state = new WorkerState(":memory:");
+    const mw = await w.sdk(w.cheap);
+    const sends = recordSends(mw);
+    const cheap = makeWorker(w, w.cheap, mw, { state });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 16), { ...JOB, computeWindow: 600n });
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "computed", 20, { finalTick: false });
+    const beforeCommit = await rpc.request({ method: "evm_snapshot", params: [] });
+    await cheap.tick();
+    expect(state.get(job.jobId)?.phase).to.equal("committed");
+    const salt = state.get(job.jobId)?.salt;
+    await rpc.request({ method: "evm_revert", params: [beforeCommit] }); // the commit's block is gone
+    expect(await job.state()).to.equal("Claimed");
+    await cheap.tick();
+    expect(await job.state()).to.equal("Committed");
+    expect(state.get(job.jobId)).to.include({ phase: "committed", salt }); // the same commitment
+    expect(sends.filter((a) => a === "commit")).to.have.length(2);
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Settled");
+    expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(0n);
+    expect(sends).to.not.include("enforceDeadline");
+  });
+
+  it("lets an open job go once its claim window has passed: no claim tried, nothing more read for it", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const now = BigInt((await connection.ethers.provider.getBlock("latest"))!.timestamp);
+    const job = await consumer.jobs.create(await intKernelSpec(w, 11), { ...JOB, claimBy: now + 120n });
+    await networkHelpers.time.increase(600); // nobody has refunded it yet
+    const mw = await w.sdk(w.cheap);
+    const sends = recordSends(mw);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, mw, { state });
+    for (let i = 0; i < 3; i++) {
+      await cheap.tick();
+      await cheap.idle();
+      await networkHelpers.mine(1);
+    }
+    expect(await job.state()).to.equal("Open");
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "claim window passed" });
+    expect(state.active().map((r) => r.jobId)).to.not.include(job.jobId);
+    expect(sends).to.deep.equal([]);
+  });
+});
