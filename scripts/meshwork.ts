@@ -5,6 +5,7 @@
  *   gov delegate|propose|vote|queue|execute|list  governance
  *   providers list                                providers and the price board
  *   stats                                         queue times, price index, utilisation, slashes
+ *   fund <address>                                local devnet: gas, MESH and tUSD for a new node
  *
  * The network is `--network` (default localhost: the network `npm start -- --keep` leaves up, found
  * through .meshwork/devnet/network.json), its RPC `--rpc` or MESHWORK_RPC_URL, the blob store `--blobs`
@@ -15,14 +16,14 @@ import "./lib/quietWarnings.js";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { JsonRpcProvider, Wallet, formatUnits, parseUnits, type ContractRunner } from "ethers";
+import { Contract, JsonRpcProvider, Wallet, formatUnits, isAddress, parseUnits, type ContractRunner, type ContractTransactionResponse } from "ethers";
 import { HttpBlobStore, digestOf } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
 import { MeshworkError } from "../sdk/src/errors.js";
 import { MARKET_PARAMETERS, REGISTRY_PARAMETERS, type MarketParameter, type RegistryParameter, type Support } from "../sdk/src/governance.js";
 import { Energy } from "../sdk/src/providers.js";
 import { runCli } from "./lib/cli.js";
-import { ROOT, devKey } from "./lib/localnet.js";
+import { devKey, devnetNetwork } from "./lib/localnet.js";
 
 interface Globals {
   network: string;
@@ -35,14 +36,8 @@ interface Globals {
 
 const providers: JsonRpcProvider[] = [];
 
-/** Defaults of the local network `npm start -- --keep` leaves up. */
-function devnetDefaults(): { rpcUrl?: string; blobs?: string; deploymentsDir?: string } {
-  const path = join(process.env.MESHWORK_DEVNET_DIR ?? join(ROOT, ".meshwork", "devnet"), "network.json");
-  return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : {};
-}
-
 async function connect(g: Globals, options: { signer: boolean }): Promise<Meshwork> {
-  const local = g.network === "localhost" ? devnetDefaults() : {};
+  const local = g.network === "localhost" ? devnetNetwork() : {};
   const rpcUrl = g.rpc ?? process.env.MESHWORK_RPC_URL ?? local.rpcUrl ?? "http://127.0.0.1:8545";
   const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1, pollingInterval: 500 });
   providers.push(provider);
@@ -278,6 +273,25 @@ gov
       const votes = `for ${formatUnits(p.votes.for, 18)}, against ${formatUnits(p.votes.against, 18)}, abstain ${formatUnits(p.votes.abstain, 18)} (quorum ${p.quorum === undefined ? "known once voting opens" : formatUnits(p.quorum, 18)})`;
       console.log(`${p.proposalId}  ${p.state.padEnd(9)} ${p.description}\n  ${votes}`);
     }
+  });
+
+/* THE LOCAL DEVNET */
+
+program
+  .command("fund <address>")
+  .description("local devnet only: send 1 ETH (gas), 2,000 MESH (to stake) and 10,000 tUSD (collateral, prices) to an address, e.g. a new provider node's")
+  .action(async (address: string) => {
+    if (!isAddress(address)) throw new MeshworkError(`not an address: ${address}`);
+    if (g().network !== "localhost") throw new MeshworkError("fund is for the local devnet only (--network localhost)");
+    const mw = await connect({ ...g(), account: g().account ?? "0" }, { signer: true }); // the deployer holds the MESH
+    const signer = mw.context.signer("fund");
+    const send = (action: string, tx: () => Promise<unknown>) => mw.context.send(action, tx as () => Promise<ContractTransactionResponse>);
+    await send("send ETH", () => signer.sendTransaction({ to: address, value: parseUnits("1", 18) }));
+    const mesh = new Contract(mw.book.contracts.mesh, ["function transfer(address to, uint256 amount) returns (bool)"], signer);
+    await send("send MESH", () => mesh.transfer(address, parseUnits("2000", 18)));
+    const tusd = new Contract(mw.context.token("tUSD"), ["function mint(address to, uint256 amount)"], signer);
+    await send("mint tUSD", () => tusd.mint(address, parseUnits("10000", 6)));
+    console.log(`funded ${address}: 1 ETH, 2000 MESH, 10000 tUSD`);
   });
 
 /* PROVIDERS AND STATS */

@@ -14,10 +14,10 @@
  * is non-zero.
  */
 import "./lib/quietWarnings.js";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
+import { Contract, JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
 import pino from "pino";
 import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
@@ -29,6 +29,7 @@ import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/wo
 import { WorkerState } from "../sdk/src/worker/state.js";
 import type { CheatMode } from "../sdk/src/worker/worker.js";
 import { runCli } from "./lib/cli.js";
+import { devnetNetwork } from "./lib/localnet.js";
 
 const DEFAULT_CONFIG = join(".meshwork", "worker", "worker.json");
 
@@ -49,8 +50,19 @@ async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: 
   return { config, mw, wallet, provider };
 }
 
-function decimals(symbol: string): number {
-  return symbol === "MESH" ? 18 : 6;
+const decimalsCache = new Map<string, Promise<number>>();
+
+/** A token's decimals, read from the token (MESH: 18), so amounts are right for any payment token. */
+function decimals(mw: Meshwork, symbol: string): Promise<number> {
+  if (symbol === "MESH") return Promise.resolve(18);
+  const address = mw.context.token(symbol); // a typed error naming the known tokens
+  let known = decimalsCache.get(address);
+  if (!known) {
+    const token = new Contract(address, ["function decimals() view returns (uint8)"], mw.context.provider);
+    known = mw.context.call(`${symbol}.decimals`, async () => Number(await token.decimals()));
+    decimalsCache.set(address, known);
+  }
+  return known;
 }
 
 function amount(value: string): string {
@@ -67,13 +79,13 @@ const program = new Command()
 program
   .command("init")
   .description("create an encrypted keystore (new key, or --key), detect the hardware and write the config")
-  .option("--rpc <url>", "JSON-RPC endpoint", "http://127.0.0.1:8545")
+  .option("--rpc <url>", "JSON-RPC endpoint (default: the local devnet's, or http://127.0.0.1:8545)")
   .option("--network <name>", "address book in deployments/", "localhost")
   .option("--data <dir>", "data directory (database, blobs)")
   .option("--key <hex>", "import this private key instead of generating one")
   .option("--blob-port <port>", "port of the local blob store", "8788")
   .option("--metrics-port <port>", "port of the Prometheus endpoint (0 = off)", "9464")
-  .option("--blob-source <url...>", "blob stores to fetch consumers' inputs from")
+  .option("--blob-source <url...>", "blob stores to fetch consumers' inputs from (default on localhost: the devnet's)")
   .option("--deployments <dir>", "directory of the address books (default: ./deployments)")
   .option("--poll-ms <ms>", "how often to poll the chain", "2000")
   .option("--force", "overwrite an existing config and keystore")
@@ -84,26 +96,36 @@ program
     mkdirSync(dataDir, { recursive: true });
     const wallet = opts.key ? new Wallet(opts.key) : Wallet.createRandom();
     const keystore = join(dataDir, "keystore.json");
+    let kept: string | undefined;
+    if (existsSync(keystore)) {
+      // The key that holds a stake and earnings is never lost to a re-init: it is kept beside.
+      kept = `${keystore}.${new Date().toISOString().replace(/[:.]/g, "-")}.bak`;
+      renameSync(keystore, kept);
+    }
     writeFileSync(keystore, await wallet.encrypt(password()), { mode: 0o600 });
     const hardware = await detectHardware();
+    // On localhost, the network `npm start -- --keep` leaves up: its RPC, blob store and address book.
+    const devnet = opts.network === "localhost" ? devnetNetwork() : {};
     const config = WorkerConfigSchema.parse({
-      rpcUrl: opts.rpc,
+      rpcUrl: opts.rpc ?? devnet.rpcUrl ?? "http://127.0.0.1:8545",
       network: opts.network,
       keystore,
       dataDir,
       blobPort: Number(opts.blobPort),
       metricsPort: Number(opts.metricsPort),
-      blobSources: opts.blobSource ?? [],
-      deploymentsDir: opts.deployments ? resolve(opts.deployments) : undefined,
+      blobSources: opts.blobSource ?? (devnet.blobs ? [devnet.blobs] : []),
+      deploymentsDir: opts.deployments ? resolve(opts.deployments) : devnet.deploymentsDir,
       pollMs: Number(opts.pollMs),
     });
     mkdirSync(dirname(configPath), { recursive: true });
     writeFileSync(configPath, JSON.stringify({ ...config, hardware }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
     console.log(`address   ${wallet.address}`);
-    console.log(`keystore  ${keystore} (encrypted with MESHWORK_PASSWORD)`);
+    console.log(`keystore  ${keystore} (encrypted with MESHWORK_PASSWORD; back it up: it holds your stake and earnings)`);
+    if (kept) console.log(`kept      the previous keystore as ${kept} (its address still holds whatever it staked and earned)`);
     console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
+    console.log(`chain     ${config.rpcUrl} (${config.network}); blobs from ${config.blobSources.join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
     console.log(`config    ${configPath}`);
-    console.log("next: fund this address with MESH and gas, then `register`, `stake`, `prices`, `start`");
+    console.log("next: fund this address with gas, MESH to stake and the payment token for collateral, then `register`, `stake`, `prices`, `start`");
   });
 
 program
@@ -155,15 +177,23 @@ program
     const { mw } = await connect(configPath);
     const raw = JSON.parse(readFileSync(configPath, "utf8"));
     raw.prices ??= {};
+    // Every price is checked before any is posted: a typo posts nothing.
+    const parsed: { symbol: string; text: string; units: bigint }[] = [];
     for (const pair of pairs) {
       const m = /^([A-Za-z0-9]+)=(\d+(?:\.\d+)?)$/.exec(pair);
       if (!m) throw new MeshworkError(`bad price "${pair}": expected TOKEN=decimal, e.g. tUSD=1.5`);
-      const units = parseUnits(m[2], decimals(m[1]));
-      await mw.providers.postPrice(m[1], units, { commons: Boolean(opts.commons) });
-      if (!opts.commons) raw.prices[m[1]] = units.toString();
-      console.log(`posted ${opts.commons ? "commons " : ""}price ${m[2]} ${m[1]} per work unit`);
+      const places = await decimals(mw, m[1]);
+      if ((m[2].split(".")[1] ?? "").length > places) throw new MeshworkError(`bad price "${pair}": ${m[1]} has ${places} decimal places`);
+      parsed.push({ symbol: m[1], text: m[2], units: parseUnits(m[2], places) });
     }
-    writeFileSync(configPath, JSON.stringify(raw, null, 2) + "\n");
+    for (const { symbol, text, units } of parsed) {
+      await mw.providers.postPrice(symbol, units, { commons: Boolean(opts.commons) });
+      if (!opts.commons) {
+        raw.prices[symbol] = units.toString();
+        writeFileSync(configPath, JSON.stringify(raw, null, 2) + "\n"); // what is on-chain is what the daemon asks
+      }
+      console.log(`posted ${opts.commons ? "commons " : ""}price ${text} ${symbol} per work unit`);
+    }
   });
 
 program
@@ -191,7 +221,8 @@ program
     console.log(`provider  ${wallet.address} (${me.active ? "active" : "inactive"})`);
     console.log(`stake     ${formatUnits(me.stake.active, 18)} MESH active, ${formatUnits(me.stake.unbonding, 18)} unbonding`);
     for (const b of await mw.balances.all(wallet.address)) {
-      console.log(`balance   ${b.symbol}: ${formatUnits(b.market, decimals(b.symbol))} in the market, ${formatUnits(b.wallet, decimals(b.symbol))} in the wallet`);
+      const places = await decimals(mw, b.symbol);
+      console.log(`balance   ${b.symbol}: ${formatUnits(b.market, places)} in the market, ${formatUnits(b.wallet, places)} in the wallet`);
     }
     console.log(`reputation reliability ${me.reputation.reliability.toFixed(3)}, audits passed ${me.reputation.auditPassRate.toFixed(3)}`);
     const blobs = await new DirectoryBlobStore(join(config.dataDir, "blobs")).usage();
@@ -213,10 +244,11 @@ program
     const symbols = token ? [token] : Object.keys(mw.book.contracts.paymentTokens);
     for (const symbol of symbols) {
       const balance = await mw.balances.of(symbol, wallet.address);
-      const wanted = value ? parseUnits(amount(value), decimals(symbol)) : balance;
+      const places = await decimals(mw, symbol);
+      const wanted = value ? parseUnits(amount(value), places) : balance;
       if (wanted === 0n) continue;
       await mw.balances.withdraw(symbol, wanted);
-      console.log(`withdrew ${formatUnits(wanted, decimals(symbol))} ${symbol}`);
+      console.log(`withdrew ${formatUnits(wanted, places)} ${symbol}`);
     }
   });
 

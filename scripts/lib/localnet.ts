@@ -21,6 +21,12 @@ delete CHILD_ENV.MESHWORK_OVERWRITE;
 const DEV_MNEMONIC = "test test test test test test test test test test test junk";
 
 /** The private key of development account `index`. */
+/** What the local devnet (`npm start -- --keep`) wrote about itself (RPC, blob store, address books), if it ran here. */
+export function devnetNetwork(): { rpcUrl?: string; blobs?: string; deploymentsDir?: string } {
+  const path = join(process.env.MESHWORK_DEVNET_DIR ?? join(ROOT, ".meshwork", "devnet"), "network.json");
+  return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : {};
+}
+
 export function devKey(index: number): string {
   return HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(DEV_MNEMONIC), `m/44'/60'/0'/0/${index}`).privateKey;
 }

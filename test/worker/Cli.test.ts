@@ -72,10 +72,15 @@ describe("worker CLI and daemon as processes", function () {
     expect(keystore.address.toLowerCase()).to.equal(address.slice(2).toLowerCase()); // encrypted JSON wallet
     expect(readFileSync(join(dir, "keystore.json"), "utf8")).to.not.contain(devKey(index).slice(2));
 
-    // The deployer funds the operator with MESH and test dollars.
-    const deployer = await provider.getSigner(0);
-    await (await MeshToken__factory.connect(book.contracts.mesh, deployer).transfer(address, 2_000n * 10n ** 18n)).wait();
-    await (await TestUSD__factory.connect(book.contracts.paymentTokens.tUSD, deployer).mint(address, 10_000n * 10n ** 6n)).wait();
+    // The devnet's deployer funds the operator with gas, MESH and test dollars (`meshwork fund`).
+    const mesh = MeshToken__factory.connect(book.contracts.mesh, provider);
+    const [meshBefore, ethBefore] = [await mesh.balanceOf(address), await provider.getBalance(address)];
+    const fund = await runScript("tsx", ["scripts/meshwork.ts", "--rpc", node.url, "--deployments", deploymentsDir, "fund", address], {}, 120_000);
+    expect(fund.code, fund.output).to.equal(0);
+    expect(fund.output).to.contain(`funded ${address}: 1 ETH, 2000 MESH, 10000 tUSD`);
+    expect((await mesh.balanceOf(address)) - meshBefore).to.equal(2_000n * 10n ** 18n);
+    expect((await provider.getBalance(address)) - ethBefore).to.equal(10n ** 18n);
+    expect(await TestUSD__factory.connect(book.contracts.paymentTokens.tUSD, provider).balanceOf(address)).to.be.at.least(10_000n * 10n ** 6n);
 
     for (const args of [["register", "--region", region, "--energy", "renewable", "--gpu-class", "3"], ["stake", "1000"], ["prices", "tUSD=1"]]) {
       const result = await cli(config, ...args);
@@ -186,8 +191,21 @@ describe("worker CLI and daemon as processes", function () {
     expect(badRegion.code).to.not.equal(0);
     expect(badRegion.output).to.match(/two capital letters/);
     const raw = JSON.parse(readFileSync(config, "utf8"));
+    // Every price is checked (decimals read from the token) before any is posted or saved.
+    const badPrice = await cli(config, "prices", "tUSD=2", "tUSD=0.0000001");
+    expect(badPrice.code).to.not.equal(0);
+    expect(badPrice.output.trim().split("\n").at(-1)).to.equal('error: bad price "tUSD=0.0000001": tUSD has 6 decimal places');
+    expect(JSON.parse(readFileSync(config, "utf8")).prices).to.deep.equal(raw.prices);
     writeFileSync(config, JSON.stringify({ ...raw, concurrency: 0 }));
     const badConfig = await cli(config, "status");
     expect(badConfig.output).to.match(/error: invalid worker config: concurrency/);
+    // A re-init never loses the key that holds a stake: the old keystore is kept beside.
+    const before = readFileSync(join(dir, "keystore.json"), "utf8");
+    const forced = await cli(config, "init", "--rpc", node.url, "--force", "--deployments", deploymentsDir);
+    expect(forced.code, forced.output).to.equal(0);
+    const kept = /kept {6}the previous keystore as (\S+)/.exec(forced.output)?.[1];
+    expect(kept, forced.output).to.be.a("string");
+    expect(readFileSync(kept!, "utf8")).to.equal(before);
+    expect(readFileSync(join(dir, "keystore.json"), "utf8")).to.not.equal(before);
   });
 });

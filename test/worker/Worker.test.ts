@@ -435,11 +435,43 @@ describe("worker daemon", function () {
     expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
     expect(gets.filter((g) => g.digest === hugeSpec)).to.deep.equal([{ digest: hugeSpec, maxBytes: MAX_SPEC_BYTES }]);
     expect(gets.filter((g) => g.digest === digestOf(raw))).to.have.length(1);
-    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(3);
+    // The missing and the too-long spec blobs may yet be had (a source may serve other bytes): asked
+    // for again later, not rejected; the spec that grows is rejected for good.
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(1);
+    expect(gets.filter((g) => g.digest === "0x" + "ee".repeat(32))).to.have.length(1); // once in 3 ticks
     expect(await counter(worker, "meshwork_rpc_errors_total")).to.equal(0);
     expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "size" })).to.equal(1);
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
     void unknown;
+  });
+
+  it("asks again, later, for a spec no source has yet, and claims the job once it can be fetched", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const state = new WorkerState(":memory:");
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state, unavailableRetryMs: 200 });
+    const spec = await intKernelSpec(w, 21);
+    const prepared = await consumer.jobs.prepare(spec, JOB);
+    const job = await consumer.jobs.create(prepared);
+    let published = false;
+    const gets: string[] = [];
+    const get = w.store.get.bind(w.store);
+    w.store.get = async (digest, options) => {
+      gets.push(digest);
+      if (digest === prepared.request.specHash && !published) throw new MeshworkBlobError("blob not found", { details: { digest } });
+      return get(digest, options);
+    };
+    try {
+      for (let i = 0; i < 3; i++) await worker.tick();
+      expect(gets.filter((d) => d === prepared.request.specHash)).to.have.length(1); // not every tick
+      expect(state.get(job.jobId)?.phase).to.equal("seen"); // not given up
+      published = true; // the consumer's blob store comes back
+      await new Promise((r) => setTimeout(r, 250));
+      await drive(w, [worker], async () => (await job.state()) === "Claimed", 10);
+    } finally {
+      w.store.get = get;
+    }
+    expect(state.get(job.jobId)?.phase).to.be.oneOf(["claimed", "computed", "committed"]);
   });
 
   it("checks every input before claiming: one shorter than declared (rejected), one longer or missing (tried again): nothing claimed", async () => {

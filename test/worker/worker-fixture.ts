@@ -52,6 +52,7 @@ export function makeWorker(
     runtimes?: Runtime[];
     store?: BlobStore;
     blobRetention?: WorkerOptions["blobRetention"];
+    unavailableRetryMs?: number;
   } = {},
 ): Worker {
   return new Worker({
@@ -72,6 +73,7 @@ export function makeWorker(
     },
     logger: quietLogger().child({ worker: signer.address.slice(0, 8) }),
     cheat: options.cheat,
+    unavailableRetryMs: options.unavailableRetryMs,
   });
 }
 

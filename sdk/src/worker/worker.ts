@@ -57,6 +57,12 @@ export interface WorkerOptions {
    * {@link Worker.pruneBlobs}. Without it, nothing is removed.
    */
   blobRetention?: { store: DirectoryBlobStore; keepSec: number; everySec?: number };
+  /**
+   * A spec or program that cannot be fetched (missing from every source, a source down) is asked for
+   * again after this long, doubling up to 15 minutes (default 30 s): never given up while its job is
+   * open, and never fetched every tick.
+   */
+  unavailableRetryMs?: number;
 }
 
 /** Why a job was not taken: the reasons the rejection metric and log lines use. */
@@ -92,6 +98,8 @@ export class Worker {
   /** Set by stop(): computations end after their current chunk, to resume after a restart. */
   #stopping = false;
   #ticking?: Promise<void>;
+  /** Specs whose spec or executable could not be fetched, by spec hash: not asked for before `retryAt`. */
+  readonly #unavailable = new Map<string, { retryAt: number; delayMs: number }>();
   /** The chain's time this tick (read when first needed). */
   #chainNow?: Promise<bigint>;
   /** Blocks the scan for new jobs reads per query: a quarter after a failure, doubled after a success, up to LOG_RANGE. */
@@ -207,6 +215,7 @@ export class Worker {
         this.metrics.rpcErrors.inc();
         this.#log.warn({ err: describe(error) }, "poll failed; retrying next tick");
       } finally {
+        for (const [hash, { retryAt }] of this.#unavailable) if (Date.now() - retryAt > INPUT_CHECK_KEEP_MS) this.#unavailable.delete(hash); // its job gone
         for (const [key, check] of this.#inputChecks) {
           if (check.settledAt !== undefined && Date.now() - check.settledAt > INPUT_CHECK_KEEP_MS) this.#inputChecks.delete(key);
         }
@@ -326,7 +335,9 @@ export class Worker {
           this.metrics.jobsRejected.inc({ reason: error.reason });
           this.#o.state.update(row.jobId, { phase: "rejected", note: error.reason });
         }
-        this.#log[permanent ? "info" : "debug"]({ jobId: row.jobId, ...error.details }, `not taking job: ${error.shortMessage}`);
+        // An unavailable spec is worth a line when it was asked for (not when it was waiting to be).
+        const loud = permanent || (error.reason === UNAVAILABLE && error.details.retryAt === undefined);
+        this.#log[loud ? "info" : "debug"]({ jobId: row.jobId, ...error.details }, `not taking job: ${error.shortMessage}`);
         return;
       }
       throw error;
@@ -445,12 +456,24 @@ export class Worker {
   /** Fetches and verifies the spec, its executable and its inputs. */
   async #loadSpec(job: JobStruct, runtime: Runtime): Promise<LoadedSpec> {
     const max = this.#o.config.maxBlobBytes;
+    const hash = String(job.request.specHash);
+    const unavailable = this.#unavailable.get(hash);
+    if (unavailable && Date.now() < unavailable.retryAt) {
+      throw new JobRejectedError(UNAVAILABLE, "spec or program unavailable: asked for again later", { retryAt: new Date(unavailable.retryAt).toISOString() });
+    }
+    // Bytes that cannot be had now (missing from every source, a source down or serving other bytes)
+    // are asked for again later; bytes that hash to the digest but are no spec are rejected for good.
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#o.store.get(hash, { maxBytes: MAX_SPEC_BYTES });
+    } catch (error) {
+      throw this.#markUnavailable(hash, "spec", error);
+    }
     let spec: JobSpec;
     try {
-      const bytes = await this.#o.store.get(String(job.request.specHash), { maxBytes: MAX_SPEC_BYTES });
       spec = parseJobSpecBytes(bytes);
     } catch (error) {
-      throw new JobRejectedError("spec", "spec missing, malformed or not matching its digest", { cause: describe(error) });
+      throw new JobRejectedError("spec", "spec malformed", { cause: describe(error) });
     }
     let canonical: string;
     try {
@@ -471,10 +494,24 @@ export class Worker {
     const total = sizes.reduce((a, b) => a + b, 0);
     if (sizes.some((s) => s > max) || total > 4 * max) throw new JobRejectedError("size", "input too large", { bytes: total, max });
     try {
-      return { spec, runtime, executable: await this.#fetchDeclared(exe) };
+      const executable = await this.#fetchDeclared(exe);
+      this.#unavailable.delete(hash);
+      return { spec, runtime, executable };
     } catch (error) {
-      throw new JobRejectedError("blob", "executable unavailable, or not the bytes or size its spec declares", { cause: describe(error) });
+      if (error instanceof MeshworkBlobError && error.details.reason === SIZE_MISMATCH) {
+        throw new JobRejectedError("blob", "the executable is not the size its spec declares", { cause: describe(error) });
+      }
+      throw this.#markUnavailable(hash, "program or model", error);
     }
+  }
+
+  /** Notes that `hash`'s spec or executable could not be fetched: asked for again after a delay, doubling. */
+  #markUnavailable(hash: string, what: string, error: unknown): JobRejectedError {
+    const first = this.#o.unavailableRetryMs ?? UNAVAILABLE_RETRY_MS;
+    const before = this.#unavailable.get(hash);
+    const delayMs = before ? Math.min(UNAVAILABLE_RETRY_MAX_MS, before.delayMs * 2) : first;
+    this.#unavailable.set(hash, { retryAt: Date.now() + delayMs, delayMs });
+    return new JobRejectedError(UNAVAILABLE, `${what} cannot be fetched now: asked for again in ${Math.round(delayMs / 1000)} s`, { cause: describe(error) });
   }
 
   async #inputs(spec: JobSpec, indices?: number[]): Promise<Map<number, Uint8Array>> {
@@ -945,6 +982,11 @@ const INPUT_CHECKS = 2;
  * leaves Open; this bounds the ones no job ever drops (an offer's that no job came of).
  */
 const INPUT_CHECK_KEEP_MS = 3_600_000;
+/** The rejection reason of a spec or executable that cannot be fetched now (tried again: not in PERMANENT). */
+const UNAVAILABLE = "unavailable";
+/** The first and the longest delay before a spec or executable that could not be fetched is asked for again. */
+const UNAVAILABLE_RETRY_MS = 30_000;
+const UNAVAILABLE_RETRY_MAX_MS = 15 * 60_000;
 /** How long a tick waits for a job's input check before going on with other jobs (ms). */
 const INPUT_CHECK_WAIT_MS = 250;
 
