@@ -166,6 +166,24 @@ describe("worker on an unreliable chain", function () {
     expect(sends).to.not.include("enforceDeadline");
   });
 
+  it("lets a claimed job go once its commit deadline has passed (a long downtime): times it out itself, computes nothing", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await w.sdk(w.cheap);
+    const sends = recordSends(mw);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, mw, { state });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 17), { ...JOB, computeWindow: 600n });
+    await cheap.tick(); // claims; the computation would start next tick
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    await networkHelpers.time.increase(700); // the node was down past the commit deadline
+    await cheap.tick();
+    await cheap.idle();
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "lost in Claimed" });
+    expect(await job.state()).to.equal("Open"); // reopened for another provider
+    expect(sends).to.deep.equal(["claim", "enforceDeadline"]);
+  });
+
   it("lets an open job go once its claim window has passed: no claim tried, nothing more read for it", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

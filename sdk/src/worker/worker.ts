@@ -549,6 +549,7 @@ export class Worker {
   async #compute(row: JobRow, state: JobStateName) {
     if (state !== "Claimed") return this.#lost(row, state);
     if (this.#o.cheat === "late") return; // test-only: never commits, to be timed out
+    if (await this.#commitTooLate(row)) return; // e.g. after a long downtime: not worth computing
     const runtime = this.#runtimeOf(row.job);
     const { spec, executable } = await this.#loadSpec(row.job, runtime);
     const started = performance.now();
@@ -595,6 +596,7 @@ export class Worker {
       }
       return this.#lost(row, state);
     }
+    if (await this.#commitTooLate(row)) return;
     // The salt is durable before the commit is sent: a restart re-sends the same commitment.
     let salt = row.salt;
     if (!salt) {
@@ -669,6 +671,21 @@ export class Worker {
     }
     this.metrics.inFlight.dec();
     this.#o.state.update(row.jobId, { phase: "done", note: state });
+  }
+
+  /**
+   * Whether the claimed job's commit deadline has passed (a commit would revert, every tick): then the
+   * job is timed out here (anyone may; the rest of the collateral comes back) and let go, so that it
+   * no longer holds a place within `concurrency`.
+   */
+  async #commitTooLate(row: JobRow): Promise<boolean> {
+    const { market } = this.#o.mw.context.contracts;
+    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#o.mw.context.chainTime("worker")]);
+    if (now < BigInt(record.commitDeadline)) return false;
+    this.#log.warn({ jobId: row.jobId, commitDeadline: String(record.commitDeadline) }, "the commit deadline has passed: the job times out");
+    await this.#enforce(row.job);
+    await this.#lost(row, "Claimed");
+    return true;
   }
 
   /** The job moved on without us (timed out and reopened, or ended). */
