@@ -6,6 +6,7 @@
  */
 import { expect } from "chai";
 import { network } from "hardhat";
+import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import { sdkWorld, type SdkWorld } from "../sdk/fixture.js";
@@ -182,6 +183,24 @@ describe("worker on an unreliable chain", function () {
     expect(state.get(job.jobId)).to.include({ phase: "done", note: "lost in Claimed" });
     expect(await job.state()).to.equal("Open"); // reopened for another provider
     expect(sends).to.deep.equal(["claim", "enforceDeadline"]);
+  });
+
+  it("says why a node takes no jobs (here: not registered), once, and shows it in a metric", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const lines: { msg: string; why?: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const mw = await w.sdk(w.outsider);
+    const outsider = makeWorker(w, w.outsider, mw, { logger });
+    await outsider.tick();
+    await outsider.tick(); // said once, not every tick
+    expect(lines.filter((l) => l.msg.startsWith("this node takes no jobs"))).to.deep.equal([
+      lines.find((l) => l.why === "not registered (`register`)"),
+    ]);
+    expect((await outsider.metrics.active.get()).values[0].value).to.equal(0);
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { logger });
+    await cheap.tick();
+    expect((await cheap.metrics.active.get()).values[0].value).to.equal(1);
+    expect(lines.filter((l) => l.msg.startsWith("this node takes no jobs"))).to.have.length(1); // nothing from an active node
   });
 
   it("lets an open job go once its claim window has passed: no claim tried, nothing more read for it", async () => {

@@ -53,6 +53,7 @@ export function makeWorker(
     store?: BlobStore;
     blobRetention?: WorkerOptions["blobRetention"];
     unavailableRetryMs?: number;
+    logger?: WorkerOptions["logger"];
   } = {},
 ): Worker {
   return new Worker({
@@ -71,7 +72,7 @@ export function makeWorker(
       maxBlobBytes: options.maxBlobBytes ?? 1 << 20,
       withdrawEverySec: 0,
     },
-    logger: quietLogger().child({ worker: signer.address.slice(0, 8) }),
+    logger: options.logger ?? quietLogger().child({ worker: signer.address.slice(0, 8) }),
     cheat: options.cheat,
     unavailableRetryMs: options.unavailableRetryMs,
   });

@@ -48,6 +48,11 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
   readonly inFlight = new Gauge({ name: "meshwork_jobs_in_flight", help: "Jobs claimed and not finished", registers: [this.registry] });
+  readonly active = new Gauge({
+    name: "meshwork_provider_active",
+    help: "1 while this node may take jobs (registered, staked at least the minimum, not jailed), 0 otherwise",
+    registers: [this.registry],
+  });
   readonly blobBytes = new Gauge({ name: "meshwork_blob_bytes", help: "Bytes in this node's blob directory at its last prune", registers: [this.registry] });
   readonly blobsPruned = new Counter({
     name: "meshwork_blobs_pruned_total",

@@ -19,7 +19,7 @@
  * ```
  */
 import { randomBytes } from "node:crypto";
-import { hexlify } from "ethers";
+import { formatUnits, hexlify } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
@@ -100,6 +100,8 @@ export class Worker {
   #ticking?: Promise<void>;
   /** Specs whose spec or executable could not be fetched, by spec hash: not asked for before `retryAt`. */
   readonly #unavailable = new Map<string, { retryAt: number; delayMs: number }>();
+  /** What the last standing check found (whether the node may take jobs), and when. */
+  readonly #standing: { checkedAt: number; active?: boolean } = { checkedAt: 0 };
   /** The chain's time this tick (read when first needed). */
   #chainNow?: Promise<bigint>;
   /** Blocks the scan for new jobs reads per query: a quarter after a failure, doubled after a success, up to LOG_RANGE. */
@@ -177,6 +179,7 @@ export class Worker {
       try {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
         this.#chainNow = undefined;
+        await this.#checkStanding();
         try {
           await this.#scan();
         } catch (error) {
@@ -680,7 +683,7 @@ export class Worker {
    */
   async #commitTooLate(row: JobRow): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
-    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#o.mw.context.chainTime("worker")]);
+    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#o.mw.context.chainTime("worker")]); // not the tick's: this runs in the background too
     if (now < BigInt(record.commitDeadline)) return false;
     this.#log.warn({ jobId: row.jobId, commitDeadline: String(record.commitDeadline) }, "the commit deadline has passed: the job times out");
     await this.#enforce(row.job);
@@ -835,10 +838,50 @@ export class Worker {
 
   /* HELPERS */
 
+  /**
+   * Every STANDING_EVERY_MS, whether this node may take jobs at all; says so in the log when that
+   * changes (and at the first tick when it may not), so that an idle node tells its operator why.
+   */
+  async #checkStanding() {
+    if (Date.now() - this.#standing.checkedAt < STANDING_EVERY_MS) return;
+    const { registry } = this.#o.mw.context.contracts;
+    let active: boolean, id: bigint, stake: { active: bigint; jailedUntil: bigint }, now: bigint;
+    try {
+      [active, id, stake, now] = await Promise.all([
+        registry.isActive(this.#address),
+        registry.idOf(this.#address),
+        registry.stakeOf(this.#address),
+        this.#chainTime(),
+      ]);
+    } catch {
+      return; // asked again next tick; the jobs in hand move on meanwhile
+    }
+    this.#standing.checkedAt = Date.now();
+    this.metrics.active.set(active ? 1 : 0);
+    if (active === this.#standing.active) return;
+    const first = this.#standing.active === undefined;
+    this.#standing.active = active;
+    if (active) {
+      if (!first) this.#log.info({ provider: this.#address }, "this node may take jobs again");
+      return;
+    }
+    const why =
+      id === 0n
+        ? "not registered (`register`)"
+        : stake.jailedUntil > now
+          ? `jailed until ${new Date(Number(stake.jailedUntil) * 1000).toISOString()}`
+          : `active stake ${formatUnits(stake.active, 18)} MESH is under the minimum (\`stake\`)`;
+    this.#log.warn({ provider: this.#address, why }, `this node takes no jobs: ${why}`);
+  }
+
+  /** The latest block's time, read once per tick. */
+  #chainTime(): Promise<bigint> {
+    return (this.#chainNow ??= this.#o.mw.context.chainTime("worker"));
+  }
+
   /** Whether `job` can no longer be claimed: the latest block is at or past its claimBy (read once per tick). */
   async #claimWindowPassed(job: JobStruct): Promise<boolean> {
-    this.#chainNow ??= this.#o.mw.context.chainTime("worker");
-    return (await this.#chainNow) >= BigInt(job.request.claimBy); // a claim lands in a later block
+    return (await this.#chainTime()) >= BigInt(job.request.claimBy); // a claim lands in a later block
   }
 
   /** A job's events from its creation block on, read in ranges (RPCs cap a query's range). */
@@ -999,6 +1042,8 @@ const INPUT_CHECKS = 2;
  * leaves Open; this bounds the ones no job ever drops (an offer's that no job came of).
  */
 const INPUT_CHECK_KEEP_MS = 3_600_000;
+/** How often the worker reads whether it may take jobs at all (registered, staked, not jailed). */
+const STANDING_EVERY_MS = 5 * 60_000;
 /** The rejection reason of a spec or executable that cannot be fetched now (tried again: not in PERMANENT). */
 const UNAVAILABLE = "unavailable";
 /** The first and the longest delay before a spec or executable that could not be fetched is asked for again. */
