@@ -22,9 +22,10 @@ import pino from "pino";
 import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
 import { MeshworkError } from "../sdk/src/errors.js";
-import { Energy, Runtime, type Profile } from "../sdk/src/providers.js";
+import { Energy, type Profile } from "../sdk/src/providers.js";
 import { WorkerConfigSchema, type WorkerConfig } from "../sdk/src/worker/config.js";
 import { detectHardware } from "../sdk/src/worker/hardware.js";
+import { detectRuntimes } from "../sdk/src/worker/runtimes/index.js";
 import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/worker/node.js";
 import { WorkerState } from "../sdk/src/worker/state.js";
 import type { CheatMode } from "../sdk/src/worker/worker.js";
@@ -139,7 +140,7 @@ program
   .option("--gpu-class <id>", "GPU class id (0 = unclassified)", "0")
   .option("--metadata <uri>", "metadata URI (emitted only)", "")
   .action(async (opts) => {
-    const { mw, wallet } = await connect(program.opts().config);
+    const { config, mw, wallet } = await connect(program.opts().config);
     const raw = JSON.parse(readFileSync(program.opts().config, "utf8"));
     const hw = raw.hardware ?? (await detectHardware());
     const energy = { grid: Energy.Grid, renewable: Energy.Renewable, unknown: Energy.Unknown }[opts.energy as string];
@@ -150,8 +151,10 @@ program
       gpuClass: Number(opts.gpuClass),
       region: opts.region,
       energy,
-      runtimes: [Runtime.IntKernels, Runtime.Onnx],
+      // What this machine runs, of the config's runtimes (all by default): what the daemon will offer.
+      runtimes: (await detectRuntimes(config.runtimes, { onnx: config.onnx })).map((r) => r.id),
     };
+    if (profile.runtimes.length === 0) throw new MeshworkError("no runtime of the config's `runtimes` is available on this machine");
     const registered = await mw.context.contracts.registry.isRegistered(wallet.address);
     if (registered) await mw.providers.updateProfile(profile, opts.metadata);
     else await mw.providers.register(profile, opts.metadata);

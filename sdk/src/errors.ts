@@ -196,23 +196,36 @@ const RPC_CODES = new Set(["NETWORK_ERROR", "SERVER_ERROR", "TIMEOUT", "UNKNOWN_
 /** Node's codes for a connection that could not be made or was lost. */
 const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENOTFOUND", "EAI_AGAIN", "EPIPE", "ECONNABORTED", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT"]);
 
-/**
- * Whether an error came from the transport, not the chain's answer: an ethers transport code, a
- * socket error, or undici's "fetch failed", on the error or anywhere in its causes (`cause`,
- * ethers' `error`, an AggregateError's `errors`).
- */
-function isRpcFailure(error: unknown): boolean {
+type Cause = { code?: unknown; message?: unknown; name?: unknown; cause?: unknown; error?: unknown; errors?: unknown };
+
+/** Whether `test` holds for the error or anywhere in its causes (`cause`, ethers' `error`, an AggregateError's `errors`). */
+function anyCause(error: unknown, test: (e: Cause) => boolean): boolean {
   const seen = new Set<unknown>();
   const pending: unknown[] = [error];
   while (pending.length > 0) {
-    const current = pending.pop() as { code?: unknown; message?: unknown; name?: unknown; cause?: unknown; error?: unknown; errors?: unknown } | null;
+    const current = pending.pop() as Cause | null;
     if (!current || typeof current !== "object" || seen.has(current)) continue;
     seen.add(current);
-    if (typeof current.code === "string" && (RPC_CODES.has(current.code) || SOCKET_CODES.has(current.code))) return true;
-    if (current.name === "TypeError" && current.message === "fetch failed") return true;
+    if (test(current)) return true;
     pending.push(current.cause, current.error, ...(Array.isArray(current.errors) ? current.errors : []));
   }
   return false;
+}
+
+/**
+ * Whether an error came from the transport, not the chain's answer: an ethers transport code, a
+ * socket error, or undici's "fetch failed", on the error or anywhere in its causes.
+ */
+function isRpcFailure(error: unknown): boolean {
+  return anyCause(
+    error,
+    (e) => (typeof e.code === "string" && (RPC_CODES.has(e.code) || SOCKET_CODES.has(e.code))) || (e.name === "TypeError" && e.message === "fetch failed"),
+  );
+}
+
+/** Whether the node refused a transaction its sender cannot pay gas for (ethers' code, or a node's own words). */
+function isOutOfGasMoney(error: unknown): boolean {
+  return anyCause(error, (e) => e.code === "INSUFFICIENT_FUNDS" || (typeof e.message === "string" && /insufficient funds|doesn't have enough funds/i.test(e.message)));
 }
 
 /**
@@ -234,6 +247,9 @@ export function toMeshworkError(error: unknown, contracts: Record<string, Interf
       if (parsed) return new MeshworkContractError(contract, parsed.name, parsed.args, { cause: error, details: { action } });
     }
     return new MeshworkError(`${action} reverted with unknown data ${data.slice(0, 10)}`, { cause: error, details: { data } });
+  }
+  if (isOutOfGasMoney(error)) {
+    return new MeshworkError(`${action}: the account cannot pay for gas: send it some of the chain's native currency`, { cause: error, details: { reason: "gas-funds" } });
   }
   if (isRpcFailure(error)) return new MeshworkRpcError(`${action}: the RPC failed`, { cause: error });
   const message = error instanceof Error ? (error as { shortMessage?: string }).shortMessage ?? error.message : String(error);

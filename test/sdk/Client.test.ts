@@ -184,6 +184,18 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
   });
 
+  it("names a sender that cannot pay for gas, rather than calling it an RPC failure", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const broke = Wallet.createRandom().connect(connection.ethers.provider);
+    const mw = await Meshwork.connect({ runner: broke, addresses: w.book });
+    const error = await mw.governance.delegate(broke.address).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkError).and.not.be.instanceOf(MeshworkRpcError);
+    expect(error.details).to.include({ reason: "gas-funds" });
+    expect(error.shortMessage).to.equal("delegate: the account cannot pay for gas: send it some of the chain's native currency");
+    const mapped = toMeshworkError({ code: "INSUFFICIENT_FUNDS", message: "insufficient funds for intrinsic transaction cost" }, {}, "claim");
+    expect(mapped.details).to.include({ reason: "gas-funds" });
+  });
+
   it("types a dropped RPC as MeshworkRpcError", async () => {
     const w = await networkHelpers.loadFixture(world);
     const dead = new JsonRpcProvider("http://127.0.0.1:9", undefined, { staticNetwork: true, batchMaxCount: 1 });

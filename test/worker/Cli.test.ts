@@ -89,6 +89,8 @@ describe("worker CLI and daemon as processes", function () {
     const status = await cli(config, "status");
     expect(status.code, status.output).to.equal(0);
     expect(status.output).to.contain("1000.0 MESH active");
+    // The profile offers what this machine runs of the config's runtimes (both, here).
+    expect((await ProviderRegistry__factory.connect(book.contracts.registry, provider).profileOf(address)).runtimes).to.equal(0b11n);
     return { config, address };
   }
 
