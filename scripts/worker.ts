@@ -23,7 +23,7 @@ import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
 import { MeshworkError } from "../sdk/src/errors.js";
 import { Energy, type Profile } from "../sdk/src/providers.js";
-import { WorkerConfigSchema, type WorkerConfig } from "../sdk/src/worker/config.js";
+import { parseWorkerConfig, type WorkerConfig } from "../sdk/src/worker/config.js";
 import { detectHardware } from "../sdk/src/worker/hardware.js";
 import { detectRuntimes } from "../sdk/src/worker/runtimes/index.js";
 import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/worker/node.js";
@@ -97,17 +97,10 @@ program
     mkdirSync(dataDir, { recursive: true });
     const wallet = opts.key ? new Wallet(opts.key) : Wallet.createRandom();
     const keystore = join(dataDir, "keystore.json");
-    let kept: string | undefined;
-    if (existsSync(keystore)) {
-      // The key that holds a stake and earnings is never lost to a re-init: it is kept beside.
-      kept = `${keystore}.${new Date().toISOString().replace(/[:.]/g, "-")}.bak`;
-      renameSync(keystore, kept);
-    }
-    writeFileSync(keystore, await wallet.encrypt(password()), { mode: 0o600 });
     const hardware = await detectHardware();
     // On localhost, the network `npm start -- --keep` leaves up: its RPC, blob store and address book.
     const devnet = opts.network === "localhost" ? devnetNetwork() : {};
-    const config = WorkerConfigSchema.parse({
+    const config = parseWorkerConfig({
       rpcUrl: opts.rpc ?? devnet.rpcUrl ?? "http://127.0.0.1:8545",
       network: opts.network,
       keystore,
@@ -118,6 +111,15 @@ program
       deploymentsDir: opts.deployments ? resolve(opts.deployments) : devnet.deploymentsDir,
       pollMs: Number(opts.pollMs),
     });
+    const encrypted = await wallet.encrypt(password());
+    // Only now, with everything checked: the key that holds a stake and earnings is never lost to a
+    // re-init, it is kept beside.
+    let kept: string | undefined;
+    if (existsSync(keystore)) {
+      kept = `${keystore}.${new Date().toISOString().replace(/[:.]/g, "-")}.bak`;
+      renameSync(keystore, kept);
+    }
+    writeFileSync(keystore, encrypted, { mode: 0o600 });
     mkdirSync(dirname(configPath), { recursive: true });
     writeFileSync(configPath, JSON.stringify({ ...config, hardware }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
     console.log(`address   ${wallet.address}`);

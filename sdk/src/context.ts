@@ -105,6 +105,7 @@ export class MeshworkContext {
           const e = error as { code?: string; reason?: string; receipt?: ContractTransactionReceipt };
           // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
           if (e.code === "TRANSACTION_REPLACED" && e.reason === "repriced" && e.receipt) {
+            if (e.receipt.status === 0) throw new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } });
             receipt = e.receipt;
             break;
           }

@@ -624,7 +624,7 @@ export class JobHandle {
    * Returns false, sending nothing, when a simulation reverts (no deadline has passed, the job has
    * ended), and also when someone else enforced the deadline between the simulation and this
    * transaction (it reverts with `JobMarketNothingToEnforce`, `JobMarketDeadlineNotReached` or
-   * `JobMarketUnexpectedState`).
+   * `JobMarketUnexpectedState`, or is mined and reverts, and nothing is left to enforce).
    * @throws {MeshworkRpcError} when the RPC fails.
    * @throws {MeshworkContractError} when the transaction reverts with any other error.
    */
@@ -640,6 +640,14 @@ export class JobHandle {
       this.track(await this.#ctx.send("enforceDeadline", () => market.enforceDeadline(this.job)));
     } catch (error) {
       if (error instanceof MeshworkContractError && ENFORCED_MEANWHILE.has(error.errorName)) return false;
+      // Mined and reverted (no reason in the receipt): someone else's landed first if nothing is left to enforce.
+      if (!(error instanceof MeshworkRpcError)) {
+        const left = await this.#ctx.call("enforceDeadline", () => market.enforceDeadline.staticCall(this.job)).then(
+          () => true,
+          (again) => !isRevert(again),
+        );
+        if (!left) return false;
+      }
       throw error;
     }
     return true;

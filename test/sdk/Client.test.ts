@@ -184,6 +184,20 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
   });
 
+  it("reports a transaction whose other copy was mined and reverted as a failure, not a receipt", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.cheap);
+    const copyMined = (status: number) => ({
+      hash: "0x" + "aa".repeat(32),
+      wait: () => Promise.reject(Object.assign(new Error("transaction was replaced"), { code: "TRANSACTION_REPLACED", reason: "repriced", receipt: { status, hash: "0x" + "bb".repeat(32) } })),
+    });
+    const reverted = await mw.context.send("claim", async () => copyMined(0) as never).catch((e) => e);
+    expect(reverted).to.be.instanceOf(MeshworkError);
+    expect(reverted.shortMessage).to.equal("claim: the transaction reverted");
+    expect(reverted.details).to.deep.equal({ hash: "0x" + "bb".repeat(32) });
+    expect((await mw.context.send("claim", async () => copyMined(1) as never)).hash).to.equal("0x" + "bb".repeat(32));
+  });
+
   it("names a sender that cannot pay for gas, rather than calling it an RPC failure", async () => {
     const w = await networkHelpers.loadFixture(world);
     const broke = Wallet.createRandom().connect(connection.ethers.provider);

@@ -8,6 +8,7 @@ import { expect } from "chai";
 import { network } from "hardhat";
 import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
+import { JOB_STATES } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import { sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { JOB, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker-fixture.js";
@@ -165,6 +166,31 @@ describe("worker on an unreliable chain", function () {
     expect(await job.state()).to.equal("Settled");
     expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(0n);
     expect(sends).to.not.include("enforceDeadline");
+  });
+
+  it("does not let a committed job go on a stale state read (a lagging RPC node says Claimed): it settles", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await w.sdk(w.cheap);
+    const sends = recordSends(mw);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, mw, { state });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 18), { ...JOB, computeWindow: 600n });
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "committed", 30, { finalTick: false });
+    const market = mw.context.contracts.market as unknown as { jobState: (id: string) => Promise<bigint> };
+    const real = market.jobState.bind(market);
+    let stale = 1;
+    market.jobState = Object.assign(async (id: string) => (id === job.jobId && stale-- > 0 ? BigInt(JOB_STATES.indexOf("Claimed")) : real(id)), {
+      staticCall: real,
+    });
+    await cheap.tick();
+    await cheap.idle();
+    market.jobState = real;
+    expect(state.get(job.jobId)?.phase).to.equal("committed");
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Settled");
+    expect(sends.filter((a) => a === "commit")).to.have.length(1);
   });
 
   it("lets a claimed job go once its commit deadline has passed (a long downtime): times it out itself, computes nothing", async () => {

@@ -6,7 +6,7 @@
  * bad input gives one clear line and a non-zero exit.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -201,8 +201,13 @@ describe("worker CLI and daemon as processes", function () {
     writeFileSync(config, JSON.stringify({ ...raw, concurrency: 0 }));
     const badConfig = await cli(config, "status");
     expect(badConfig.output).to.match(/error: invalid worker config: concurrency/);
-    // A re-init never loses the key that holds a stake: the old keystore is kept beside.
+    // A re-init never loses the key that holds a stake: a bad option changes nothing, and the old keystore is kept beside.
     const before = readFileSync(join(dir, "keystore.json"), "utf8");
+    const badInit = await cli(config, "init", "--rpc", node.url, "--force", "--poll-ms", "abc");
+    expect(badInit.code).to.not.equal(0);
+    expect(badInit.output).to.match(/error: invalid worker config: pollMs/);
+    expect(readFileSync(join(dir, "keystore.json"), "utf8")).to.equal(before);
+    expect(readdirSync(dir).filter((f) => f.endsWith(".bak"))).to.deep.equal([]);
     const forced = await cli(config, "init", "--rpc", node.url, "--force", "--deployments", deploymentsDir);
     expect(forced.code, forced.output).to.equal(0);
     const kept = /kept {6}the previous keystore as (\S+)/.exec(forced.output)?.[1];

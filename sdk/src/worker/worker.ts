@@ -380,7 +380,7 @@ export class Worker {
         .reduce((sum, j) => sum + collateralOf(j.job), 0n);
       if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
     }
-    const loaded = await this.#loadSpec(job, runtime);
+    const loaded = await this.#loadSpec(job, runtime, { throttled: !options.targeted });
     await this.#inputsChecked(loaded.spec, String(job.request.specHash), options.targeted);
     return loaded;
   }
@@ -457,11 +457,13 @@ export class Worker {
   }
 
   /** Fetches and verifies the spec, its executable and its inputs. */
-  async #loadSpec(job: JobStruct, runtime: Runtime): Promise<LoadedSpec> {
+  async #loadSpec(job: JobStruct, runtime: Runtime, options: { throttled?: boolean } = {}): Promise<LoadedSpec> {
     const max = this.#o.config.maxBlobBytes;
     const hash = String(job.request.specHash);
     const unavailable = this.#unavailable.get(hash);
-    if (unavailable && Date.now() < unavailable.retryAt) {
+    // Only the scan of open jobs waits out the delay: a claimed job or an audit has a deadline running,
+    // and a consumer asking for an offer has just published the spec.
+    if (options.throttled && unavailable && Date.now() < unavailable.retryAt) {
       throw new JobRejectedError(UNAVAILABLE, "spec or program unavailable: asked for again later", { retryAt: new Date(unavailable.retryAt).toISOString() });
     }
     // Bytes that cannot be had now (missing from every source, a source down or serving other bytes)
@@ -530,10 +532,15 @@ export class Worker {
     return out;
   }
 
-  /** Starts the job's computation in the background, unless it is running already. */
-  #startCompute(row: JobRow, state: JobStateName) {
+  /**
+   * Starts the job's computation in the background, unless it is running already, or its commit
+   * deadline has passed (after a long downtime: not worth computing).
+   */
+  async #startCompute(row: JobRow, state: JobStateName) {
     // The row may be stale: a computation that ended while this tick awaited the chain moved it on.
     if (this.#computing.has(row.jobId) || this.#o.state.get(row.jobId)?.phase !== "claimed") return;
+    if (state === "Claimed" && this.#o.cheat !== "late" && (await this.#commitTooLate(row))) return;
+    if (this.#computing.has(row.jobId) || this.#o.state.get(row.jobId)?.phase !== "claimed") return; // moved on meanwhile
     this.#inBackground(row, this.#compute(row, state));
   }
 
@@ -552,7 +559,6 @@ export class Worker {
   async #compute(row: JobRow, state: JobStateName) {
     if (state !== "Claimed") return this.#lost(row, state);
     if (this.#o.cheat === "late") return; // test-only: never commits, to be timed out
-    if (await this.#commitTooLate(row)) return; // e.g. after a long downtime: not worth computing
     const runtime = this.#runtimeOf(row.job);
     const { spec, executable } = await this.#loadSpec(row.job, runtime);
     const started = performance.now();
@@ -623,6 +629,7 @@ export class Worker {
       // Claimed again after committing: a reorg took the commit's block. If the claim is still ours, the
       // saved commitment (same root, same salt) is sent again.
       const record = await market.jobRecord(row.jobId);
+      if (JOB_STATES[Number(record.state)] !== "Claimed") return; // the state read was stale (a lagging RPC node)
       if (record.provider.toLowerCase() !== this.#address.toLowerCase()) return this.#lost(row, state);
       this.#log.warn({ jobId: row.jobId }, "the commit is no longer on-chain (a reorg?): committing again");
       this.#o.state.update(row.jobId, { phase: "committing" });
@@ -683,8 +690,11 @@ export class Worker {
    */
   async #commitTooLate(row: JobRow): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
-    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#o.mw.context.chainTime("worker")]); // not the tick's: this runs in the background too
-    if (now < BigInt(record.commitDeadline)) return false;
+    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#o.mw.context.chainTime("worker")]);
+    // Only a job still Claimed by us has a commit deadline (0 in the record otherwise: a commit that
+    // landed since the state was read is no reason to let go). Strictly past: blocks may share a time.
+    if (JOB_STATES[Number(record.state)] !== "Claimed" || record.provider.toLowerCase() !== this.#address.toLowerCase()) return false;
+    if (now <= BigInt(record.commitDeadline)) return false;
     this.#log.warn({ jobId: row.jobId, commitDeadline: String(record.commitDeadline) }, "the commit deadline has passed: the job times out");
     await this.#enforce(row.job);
     await this.#lost(row, "Claimed");
