@@ -262,7 +262,7 @@ program
   .description("start unbonding MESH (decimal amount), or --withdraw released stake")
   .option("--withdraw", "withdraw stake whose unbonding period has passed")
   .action(async (value: string | undefined, opts) => {
-    const { mw } = await connect(program.opts().config);
+    const { mw, wallet } = await connect(program.opts().config);
     if (opts.withdraw) {
       await mw.providers.withdrawStake();
       console.log("withdrew released stake");
@@ -271,6 +271,8 @@ program
     if (!value) throw new MeshworkError("give an amount to unstake, or --withdraw");
     const { releaseAt } = await mw.providers.requestUnstake(parseUnits(amount(value), 18));
     console.log(`unbonding ${value} MESH until ${new Date(Number(releaseAt) * 1000).toISOString()} (slashable until then)`);
+    const me = await mw.providers.get(wallet.address);
+    if (!me.active) console.log(`note: active stake is now ${formatUnits(me.stake.active, 18)} MESH, under the minimum: this node takes no new jobs`);
   });
 
 await runCli(program, () => {

@@ -165,6 +165,15 @@ describe("worker CLI and daemon as processes", function () {
     // The job's spec, program, inputs, manifest and outputs are in its blob directory, kept a week.
     expect(status.output).to.match(/blobs {5}(\d+) in .*blobs, [\d.]+ MiB \(removed once unused for 168 h\)/);
     expect(Number(/blobs {5}(\d+)/.exec(status.output)![1])).to.be.at.least(11);
+
+    // Earnings out of the market; then half the stake unbonding, and the node says it takes no new jobs.
+    const withdrew = await cli(a.config, "withdraw");
+    expect(withdrew.code, withdrew.output).to.equal(0);
+    expect(await market.balanceOf(book.contracts.paymentTokens.tUSD, a.address)).to.equal(0n);
+    const unstaked = await cli(a.config, "unstake", "500");
+    expect(unstaked.code, unstaked.output).to.equal(0);
+    expect(unstaked.output).to.match(/unbonding 500 MESH until \S+ \(slashable until then\)/);
+    expect(unstaked.output).to.contain("note: active stake is now 500.0 MESH, under the minimum: this node takes no new jobs");
   });
 
   it("prints one clear line and exits non-zero on bad input, spending nothing", async () => {
