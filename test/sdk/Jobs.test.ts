@@ -47,6 +47,28 @@ function types(events: readonly JobEvent[]): string[] {
   return events.map((e) => e.type);
 }
 
+/** The consumer's job over the fixture's inputs, for providers in Germany only. */
+function preparedInGermany(mw: Meshwork, w: SdkWorld, verification?: { auditBps: number }) {
+  return mw.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS, requirements: { region: "DE" }, verification });
+}
+
+/**
+ * The test chain's provider, but for the methods `replace` answers for (a hang, a dropped connection, a
+ * capped range): a public RPC misbehaving, for a client connected to it read-only.
+ */
+function misbehaving(replace: (method: string | symbol, provider: typeof connection.ethers.provider) => unknown): typeof connection.ethers.provider {
+  const base = connection.ethers.provider;
+  return new Proxy(base, {
+    get(target, prop, receiver) {
+      if (prop === "provider") return receiver;
+      const replaced = replace(prop, target);
+      if (replaced) return replaced;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 describe("SDK: jobs", () => {
   it("prepares a job: the canonical spec goes to the blob store under its hash", async () => {
     const w = await networkHelpers.loadFixture(world);
@@ -198,15 +220,7 @@ describe("SDK: jobs", () => {
     const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
     // A read-only client whose RPC stops answering getLogs (a public endpoint that hangs).
     let hang = false;
-    const base = connection.ethers.provider;
-    const rpc = new Proxy(base, {
-      get(target, prop, receiver) {
-        if (prop === "provider") return receiver;
-        if (prop === "getLogs" && hang) return () => new Promise(() => undefined);
-        const value = Reflect.get(target, prop, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const rpc = misbehaving((method) => (method === "getLogs" && hang ? () => new Promise(() => undefined) : undefined));
     const followed = await (await Meshwork.connect({ runner: rpc, addresses: w.book })).jobs.get(handle.jobId);
     expect(types(await followed.refresh())).to.deep.equal(["queued"]);
 
@@ -285,15 +299,9 @@ describe("SDK: jobs", () => {
     const w = await networkHelpers.loadFixture(world);
     const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
     let fail = false;
-    const base = connection.ethers.provider;
-    const rpc = new Proxy(base, {
-      get(target, prop, receiver) {
-        if (prop === "provider") return receiver;
-        if (prop === "call" && fail) return () => Promise.reject(Object.assign(new Error("socket hang up"), { code: "NETWORK_ERROR" }));
-        const value = Reflect.get(target, prop, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const rpc = misbehaving((method) =>
+      method === "call" && fail ? () => Promise.reject(Object.assign(new Error("socket hang up"), { code: "NETWORK_ERROR" })) : undefined,
+    );
     const followed = await (await Meshwork.connect({ runner: rpc, addresses: w.book })).jobs.get(handle.jobId);
     expect(await followed.enforceDeadline()).to.equal(false); // an Open job before claimBy: nothing to enforce
     fail = true;
@@ -433,24 +441,18 @@ describe("SDK: jobs", () => {
     await networkHelpers.mine(12_000);
 
     const ranges: number[] = [];
-    const base = connection.ethers.provider;
-    const capped = new Proxy(base, {
-      get(target, prop, receiver) {
-        if (prop === "provider") return receiver;
-        if (prop === "getLogs") {
-          return (filter: { fromBlock?: unknown; toBlock?: unknown }) => {
+    const capped = misbehaving((method, target) =>
+      method === "getLogs"
+        ? (filter: { fromBlock?: unknown; toBlock?: unknown }) => {
             const { fromBlock, toBlock } = filter;
             if (typeof fromBlock !== "number" || typeof toBlock !== "number" || toBlock - fromBlock >= 5_000) {
               return Promise.reject(Object.assign(new Error("query exceeds the 5000-block range limit"), { code: "UNKNOWN_ERROR" }));
             }
             ranges.push(toBlock - fromBlock + 1);
             return target.getLogs(filter as never);
-          };
-        }
-        const value = Reflect.get(target, prop, target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+          }
+        : undefined,
+    );
     const reader = await Meshwork.connect({ runner: capped, addresses: w.book, blobStore: w.store });
     expect((await reader.jobs.get(handle.jobId)).job).to.deep.equal(handle.job);
     expect((await reader.governance.list()).map((p) => p.proposalId)).to.deep.equal([proposal.proposalId]);
@@ -526,13 +528,7 @@ describe("SDK: jobs", () => {
     it("drops an offer that changes the consumer's request (fewer audits, any region) or is for another consumer", async () => {
       const w = await networkHelpers.loadFixture(world);
       const mw = await w.sdk(w.consumer);
-      const prepared = await mw.jobs.prepare(specOver(w.inputs), {
-        token: "tUSD",
-        price: PRICE,
-        workUnits: UNITS,
-        requirements: { region: "DE" },
-        verification: { auditBps: 2_000 },
-      });
+      const prepared = await preparedInGermany(mw, w, { auditBps: 2_000 });
       const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
       const sign = async (signer: typeof w.cheap, changes: Partial<typeof prepared.request>, consumer = w.consumer.address) =>
         (await w.sdk(signer)).jobs.signOffer({ ...prepared.request, ...changes }, consumer, expiry);
@@ -569,12 +565,7 @@ describe("SDK: jobs", () => {
     it("routes by posted prices when there are no offers, skipping providers that cannot run the job", async () => {
       const w = await networkHelpers.loadFixture(world);
       const mw = await w.sdk(w.consumer);
-      const prepared = await mw.jobs.prepare(specOver(w.inputs), {
-        token: "tUSD",
-        price: PRICE,
-        workUnits: UNITS,
-        requirements: { region: "DE" },
-      });
+      const prepared = await preparedInGermany(mw, w);
       const { best, ranked, rejected } = await mw.jobs.route(prepared, { maxPrice: 100n * USD });
       // cheap and the auditor post 1 tUSD/unit in DE; mid is in KE (ineligible); dear costs 3.
       expect(best.price).to.equal(10n * USD);

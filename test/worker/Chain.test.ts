@@ -57,6 +57,17 @@ function recordSends(mw: Meshwork): string[] {
   return sends;
 }
 
+/** The cheap provider's worker (its sends recorded, its state in memory) and a consumer's int-kernel job (spec `seed`). */
+async function cheapWorkerAndJob(w: SdkWorld, seed: number, options: { computeWindow: bigint }) {
+  const consumer = await w.sdk(w.consumer);
+  const mw = await w.sdk(w.cheap);
+  const sends = recordSends(mw);
+  const state = new WorkerState(":memory:");
+  const cheap = makeWorker(w, w.cheap, mw, { state });
+  const job = await consumer.jobs.create(await intKernelSpec(w, seed), { ...JOB, ...options });
+  return { mw, sends, state, cheap, job };
+}
+
 describe("worker on an unreliable chain", function () {
   it("sends a claim dropped from the mempool again: the tick ends and the job goes on to settle", async () => {
     const w = await networkHelpers.loadFixture(world);
@@ -144,12 +155,7 @@ describe("worker on an unreliable chain", function () {
 
   it("commits again when a reorg undoes its commit, instead of timing out its own job", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const consumer = await w.sdk(w.consumer);
-    const state = new WorkerState(":memory:");
-    const mw = await w.sdk(w.cheap);
-    const sends = recordSends(mw);
-    const cheap = makeWorker(w, w.cheap, mw, { state });
-    const job = await consumer.jobs.create(await intKernelSpec(w, 16), { ...JOB, computeWindow: 600n });
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 16, { computeWindow: 600n });
     await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "computed", 20, { finalTick: false });
     const beforeCommit = await rpc.request({ method: "evm_snapshot", params: [] });
     await cheap.tick();
@@ -170,12 +176,7 @@ describe("worker on an unreliable chain", function () {
 
   it("does not let a committed job go on a stale state read (a lagging RPC node says Claimed): it settles", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const consumer = await w.sdk(w.consumer);
-    const mw = await w.sdk(w.cheap);
-    const sends = recordSends(mw);
-    const state = new WorkerState(":memory:");
-    const cheap = makeWorker(w, w.cheap, mw, { state });
-    const job = await consumer.jobs.create(await intKernelSpec(w, 18), { ...JOB, computeWindow: 600n });
+    const { mw, sends, state, cheap, job } = await cheapWorkerAndJob(w, 18, { computeWindow: 600n });
     await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "committed", 30, { finalTick: false });
     const market = mw.context.contracts.market as unknown as { jobState: (id: string) => Promise<bigint> };
     const real = market.jobState.bind(market);
@@ -195,12 +196,7 @@ describe("worker on an unreliable chain", function () {
 
   it("lets a claimed job go once its commit deadline has passed (a long downtime): times it out itself, computes nothing", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const consumer = await w.sdk(w.consumer);
-    const mw = await w.sdk(w.cheap);
-    const sends = recordSends(mw);
-    const state = new WorkerState(":memory:");
-    const cheap = makeWorker(w, w.cheap, mw, { state });
-    const job = await consumer.jobs.create(await intKernelSpec(w, 17), { ...JOB, computeWindow: 600n });
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 17, { computeWindow: 600n });
     await cheap.tick(); // claims; the computation would start next tick
     expect(state.get(job.jobId)?.phase).to.equal("claimed");
     await networkHelpers.time.increase(700); // the node was down past the commit deadline
