@@ -128,7 +128,7 @@ job
       spec = { version: 1, runtime: o.runtime, [o.runtime === "onnx" ? "model" : "program"]: { digest: digestOf(exe), size: exe.length }, inputs, chunking, output };
     }
     const symbol = o.token as string;
-    const price = parseUnits(o.price, symbol === "MESH" ? 18 : 6);
+    const price = parseUnits(o.price, await mw.balances.decimals(symbol));
     const parsed = spec as { chunking?: { chunks?: number }; runtime?: string };
     const handle = await mw.jobs.create(spec, {
       token: symbol,
@@ -290,7 +290,7 @@ program
     const mesh = new Contract(mw.book.contracts.mesh, ["function transfer(address to, uint256 amount) returns (bool)"], signer);
     await send("send MESH", () => mesh.transfer(address, parseUnits("2000", 18)));
     const tusd = new Contract(mw.context.token("tUSD"), ["function mint(address to, uint256 amount)"], signer);
-    await send("mint tUSD", () => tusd.mint(address, parseUnits("10000", 6)));
+    await send("mint tUSD", async () => tusd.mint(address, parseUnits("10000", await mw.balances.decimals("tUSD"))));
     console.log(`funded ${address}: 1 ETH, 2000 MESH, 10000 tUSD`);
   });
 
@@ -308,10 +308,9 @@ program
     const list = await mw.providers.list({ region: o.region, renewableOnly: Boolean(o.renewable) });
     if (list.length === 0) console.log("no providers");
     for (const p of list) {
-      const prices = Object.entries(p.prices)
-        .filter(([, v]) => v > 0n)
-        .map(([s, v]) => `${formatUnits(v, s === "MESH" ? 18 : 6)} ${s}/unit`)
-        .join(", ");
+      const posted: string[] = [];
+      for (const [s, v] of Object.entries(p.prices)) if (v > 0n) posted.push(`${formatUnits(v, await mw.balances.decimals(s))} ${s}/unit`);
+      const prices = posted.join(", ");
       console.log(
         `${p.address}  ${p.profile.region || "--"} ${Energy[p.profile.energy].toLowerCase().padEnd(9)} ${p.profile.gpuCount}×${p.profile.vramGB} GB  ` +
           `${p.active ? "active  " : "inactive"}  ${prices || "no price"}  reliability ${p.reputation.reliability.toFixed(2)}`,
@@ -330,7 +329,7 @@ program
     console.log(`queue time  p50 ${q.p50 ?? "-"} s, p90 ${q.p90 ?? "-"} s, p99 ${q.p99 ?? "-"} s over ${q.count} jobs`);
     for (const [token, index] of Object.entries(s.priceIndex)) {
       const symbol = Object.entries(mw.book.contracts.paymentTokens).find(([, a]) => a.toLowerCase() === token.toLowerCase())?.[0] ?? token;
-      console.log(`price index ${symbol}: ${formatUnits(index.pricePerUnit, symbol === "MESH" ? 18 : 6)} per unit over ${index.jobs} jobs`);
+      console.log(`price index ${symbol}: ${formatUnits(index.pricePerUnit, await mw.balances.decimals(symbol))} per unit over ${index.jobs} jobs`);
     }
     console.log(`utilisation ${(s.utilisation.utilisation * 100).toFixed(1)}% of provider time`);
     console.log(`slashes     ${s.slashes.length}${s.slashes.length ? ": " + s.slashes.map((x) => `${x.reason} ${x.provider.slice(0, 10)}`).join(", ") : ""}`);

@@ -17,7 +17,7 @@ import "./lib/quietWarnings.js";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { Contract, JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
+import { JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
 import pino from "pino";
 import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
@@ -49,21 +49,6 @@ async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: 
   const wallet = (await openKeystore(config.keystore, password())).connect(provider);
   const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir });
   return { config, mw, wallet, provider };
-}
-
-const decimalsCache = new Map<string, Promise<number>>();
-
-/** A token's decimals, read from the token (MESH: 18), so amounts are right for any payment token. */
-function decimals(mw: Meshwork, symbol: string): Promise<number> {
-  if (symbol === "MESH") return Promise.resolve(18);
-  const address = mw.context.token(symbol); // a typed error naming the known tokens
-  let known = decimalsCache.get(address);
-  if (!known) {
-    const token = new Contract(address, ["function decimals() view returns (uint8)"], mw.context.provider);
-    known = mw.context.call(`${symbol}.decimals`, async () => Number(await token.decimals()));
-    decimalsCache.set(address, known);
-  }
-  return known;
 }
 
 function amount(value: string): string {
@@ -187,7 +172,7 @@ program
     for (const pair of pairs) {
       const m = /^([A-Za-z0-9]+)=(\d+(?:\.\d+)?)$/.exec(pair);
       if (!m) throw new MeshworkError(`bad price "${pair}": expected TOKEN=decimal, e.g. tUSD=1.5`);
-      const places = await decimals(mw, m[1]);
+      const places = await mw.balances.decimals(m[1]);
       if ((m[2].split(".")[1] ?? "").length > places) throw new MeshworkError(`bad price "${pair}": ${m[1]} has ${places} decimal places`);
       parsed.push({ symbol: m[1], text: m[2], units: parseUnits(m[2], places) });
     }
@@ -226,7 +211,7 @@ program
     console.log(`provider  ${wallet.address} (${me.active ? "active" : "inactive"})`);
     console.log(`stake     ${formatUnits(me.stake.active, 18)} MESH active, ${formatUnits(me.stake.unbonding, 18)} unbonding`);
     for (const b of await mw.balances.all(wallet.address)) {
-      const places = await decimals(mw, b.symbol);
+      const places = await mw.balances.decimals(b.symbol);
       console.log(`balance   ${b.symbol}: ${formatUnits(b.market, places)} in the market, ${formatUnits(b.wallet, places)} in the wallet`);
     }
     console.log(`reputation reliability ${me.reputation.reliability.toFixed(3)}, audits passed ${me.reputation.auditPassRate.toFixed(3)}`);
@@ -249,7 +234,7 @@ program
     const symbols = token ? [token] : Object.keys(mw.book.contracts.paymentTokens);
     for (const symbol of symbols) {
       const balance = await mw.balances.of(symbol, wallet.address);
-      const places = await decimals(mw, symbol);
+      const places = await mw.balances.decimals(symbol);
       const wanted = value ? parseUnits(amount(value), places) : balance;
       if (wanted === 0n) continue;
       await mw.balances.withdraw(symbol, wanted);

@@ -10,6 +10,7 @@ const ERC20_ABI = [
   "function allowance(address owner, address spender) view returns (uint256)",
   "function approve(address spender, uint256 amount) returns (bool)",
   "function balanceOf(address account) view returns (uint256)",
+  "function decimals() view returns (uint8)",
 ];
 
 export interface TokenBalance {
@@ -22,7 +23,31 @@ export interface TokenBalance {
 }
 
 export class Balances {
+  /** Decimals by token address, read once each. */
+  readonly #decimals = new Map<string, Promise<number>>();
+
   constructor(private readonly ctx: MeshworkContext) {}
+
+  /**
+   * A token's decimals (a payment token's symbol or address, or "MESH"), read from the token once: what
+   * amounts the user types are scaled by.
+   * @throws {MeshworkError} for an unknown symbol; {@link MeshworkRpcError} when the RPC fails.
+   * @example
+   * ```ts
+   * const price = parseUnits("1.5", await mw.balances.decimals("tUSD"));
+   * ```
+   */
+  decimals(token: string): Promise<number> {
+    const address = (token === "MESH" ? this.ctx.book.contracts.mesh : this.ctx.token(token)).toLowerCase();
+    let known = this.#decimals.get(address);
+    if (!known) {
+      const erc20 = new Contract(address, ERC20_ABI, this.ctx.runner);
+      known = this.ctx.call(`${token} decimals`, async () => Number(await erc20.decimals()));
+      known.catch(() => this.#decimals.delete(address)); // a failed read is tried again
+      this.#decimals.set(address, known);
+    }
+    return known;
+  }
 
   /**
    * Deposits `amount` of `token` (symbol or address) into `account`'s market balance (the caller's by

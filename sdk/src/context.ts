@@ -60,11 +60,13 @@ export class MeshworkContext {
 
   /** The signer, or a typed error naming the action that needs one. */
   signer(action: string): Signer {
-    const runner = this.runner as Partial<Signer>;
-    if (typeof runner.signTypedData !== "function" || typeof runner.getAddress !== "function") {
-      throw new MeshworkError(`${action} needs a signer, but the SDK was connected with a provider only`);
-    }
+    if (!this.#hasSigner()) throw new MeshworkError(`${action} needs a signer, but the SDK was connected with a provider only`);
     return this.runner as Signer;
+  }
+
+  #hasSigner(): boolean {
+    const runner = this.runner as Partial<Signer>;
+    return typeof runner.signTypedData === "function" && typeof runner.getAddress === "function";
   }
 
   async account(action: string): Promise<string> {
@@ -73,9 +75,7 @@ export class MeshworkContext {
 
   /** The signer's address, or undefined when the SDK was connected with a provider only. */
   async accountIfAny(): Promise<string | undefined> {
-    const runner = this.runner as Partial<Signer>;
-    if (typeof runner.signTypedData !== "function" || typeof runner.getAddress !== "function") return undefined;
-    return this.call("getAddress", () => (this.runner as Signer).getAddress());
+    return this.#hasSigner() ? this.call("getAddress", () => (this.runner as Signer).getAddress()) : undefined;
   }
 
   /** The latest block's timestamp (unix seconds): the chain's now, which a deadline is checked against. */

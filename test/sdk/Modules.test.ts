@@ -148,6 +148,8 @@ describe("SDK: balances", () => {
       ["tUSD", 30n * USD, 100_000n * USD - 50n * USD],
       ["MESH", 3n * MESH, 0n],
     ]);
+    // What amounts typed by a user scale by, read from each token.
+    expect([await mw.balances.decimals("tUSD"), await mw.balances.decimals(await w.usd.getAddress()), await mw.balances.decimals("MESH")]).to.deep.equal([6, 6, 18]);
   });
 });
 
