@@ -47,6 +47,14 @@ function types(events: readonly JobEvent[]): string[] {
   return events.map((e) => e.type);
 }
 
+/** The consumer's job (10-minute compute window, polled every 10 ms), claimed by `mid`, which never commits. */
+async function claimedByMidNeverCommitted(w: SdkWorld) {
+  const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS, computeWindow: 600n });
+  handle.pollMs = 10;
+  await w.market.connect(w.mid).claim(handle.job);
+  return handle;
+}
+
 /** The consumer's job over the fixture's inputs, for providers in Germany only. */
 function preparedInGermany(mw: Meshwork, w: SdkWorld, verification?: { auditBps: number }) {
   return mw.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS, requirements: { region: "DE" }, verification });
@@ -252,10 +260,7 @@ describe("SDK: jobs", () => {
 
   it("follows a job whose provider timed out through reopen to settlement, with the same handle", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const mw = await w.sdk(w.consumer);
-    const handle = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS, computeWindow: 600n });
-    handle.pollMs = 10;
-    await w.market.connect(w.mid).claim(handle.job); // and never commits
+    const handle = await claimedByMidNeverCommitted(w);
     await networkHelpers.time.increase(601);
     expect(await handle.enforceDeadline()).to.equal(true); // the consumer pushes it on
     expect(await handle.enforceDeadline()).to.equal(false); // nothing more to enforce
@@ -272,10 +277,7 @@ describe("SDK: jobs", () => {
 
   it("wait({ enforceDeadlines }) still ends in a typed job failure when someone else enforces the deadline first", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const mw = await w.sdk(w.consumer);
-    const handle = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS, computeWindow: 600n });
-    handle.pollMs = 10;
-    await w.market.connect(w.mid).claim(handle.job); // and never commits
+    const handle = await claimedByMidNeverCommitted(w);
     await networkHelpers.time.increase(3601); // past the commit deadline and claimBy: enforcing refunds
     await connection.provider.request({ method: "evm_setAutomine", params: [false] });
     let miner: ReturnType<typeof setInterval> | undefined;
