@@ -225,6 +225,59 @@ describe("worker on an unreliable chain", function () {
     expect(lines.filter((l) => l.msg.startsWith("this node takes no jobs"))).to.have.length(1); // nothing from an active node
   });
 
+  it("leaves a draw to the job's provider: an auditor draws only when the provider has not, for its grace in chain time", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 19, { computeWindow: 600n });
+    const auditorMw = await w.sdk(w.auditor);
+    const auditorSends = recordSends(auditorMw);
+    const auditor = makeWorker(w, w.auditor, auditorMw);
+    await cheap.tick(); // claims (the auditor is a provider too)
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    // The auditor ticks first each round, so without its grace it would draw before the provider does.
+    await drive(w, [auditor, cheap], () => settledOrFailed(job), 30);
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "Settled" });
+    expect(sends.filter((a) => a === "draw")).to.have.length(1);
+    expect(auditorSends).to.not.include("draw");
+
+    // The provider goes offline after its commit: the auditor draws, after 30 s plus its stagger (< 30 s).
+    const { state: offlineState, cheap: offline, job: second } = await cheapWorkerAndJob(w, 20, { computeWindow: 600n });
+    await drive(w, [offline], async () => offlineState.get(second.jobId)?.phase === "committed", 30, { finalTick: false });
+    await networkHelpers.mine(1); // the draw's randomness exists
+    await auditor.tick();
+    expect(await second.state()).to.equal("Committed");
+    await networkHelpers.time.increase(25);
+    await auditor.tick();
+    expect(await second.state()).to.equal("Committed");
+    await networkHelpers.time.increase(35);
+    await auditor.tick();
+    expect(await second.state()).to.equal("Audited"); // the provider's probation: always audited
+    expect(auditorSends.filter((a) => a === "draw")).to.have.length(1);
+  });
+
+  it("times out another provider's overdue claim only after its grace, then may claim the reopened job itself", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 21, { computeWindow: 600n });
+    await cheap.tick(); // claims, then goes offline
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    await networkHelpers.time.increase(700); // past the commit deadline
+    const auditorMw = await w.sdk(w.auditor);
+    const auditorSends = recordSends(auditorMw);
+    const auditor = makeWorker(w, w.auditor, auditorMw);
+    await auditor.tick();
+    await auditor.idle();
+    expect(await job.state()).to.equal("Claimed");
+    expect(auditorSends).to.deep.equal([]);
+    await networkHelpers.time.increase(60);
+    await auditor.tick();
+    await auditor.idle();
+    expect(auditorSends[0]).to.equal("enforceDeadline");
+    expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(1n);
+    expect(sends).to.deep.equal(["claim"]);
+    await drive(w, [auditor], async () => (await job.state()) === "Committed", 20);
+    expect((await auditorMw.context.contracts.market.jobRecord(job.jobId)).provider).to.equal(w.auditor.address);
+    expect(auditorSends.filter((a) => a === "claim")).to.have.length(1);
+  });
+
   it("lets an open job go once its claim window has passed: no claim tried, nothing more read for it", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

@@ -53,6 +53,7 @@ export function makeWorker(
     store?: BlobStore;
     blobRetention?: WorkerOptions["blobRetention"];
     unavailableRetryMs?: number;
+    othersGraceSec?: number;
     logger?: WorkerOptions["logger"];
   } = {},
 ): Worker {
@@ -75,6 +76,7 @@ export function makeWorker(
     logger: options.logger ?? quietLogger().child({ worker: signer.address.slice(0, 8) }),
     cheat: options.cheat,
     unavailableRetryMs: options.unavailableRetryMs,
+    othersGraceSec: options.othersGraceSec,
   });
 }
 

@@ -19,7 +19,7 @@
  * ```
  */
 import { randomBytes } from "node:crypto";
-import { formatUnits, hexlify } from "ethers";
+import { formatUnits, hexlify, solidityPackedKeccak256 } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
@@ -63,6 +63,14 @@ export interface WorkerOptions {
    * open, and never fetched every tick.
    */
   unavailableRetryMs?: number;
+  /**
+   * How long, in chain time, a step that someone else is due to take (drawing another provider's
+   * audit, timing out another provider's claim) must have been possible before this node takes it,
+   * plus a stagger of up to as long again drawn from this node's address and the job (default 30 s):
+   * the party acts first and, of the others, usually one, so nobody pays gas for a transaction that
+   * reverts because another landed first. 0: at once.
+   */
+  othersGraceSec?: number;
 }
 
 /** Why a job was not taken: the reasons the rejection metric and log lines use. */
@@ -118,6 +126,8 @@ export class Worker {
   #pruning?: Promise<void>;
   /** The program or model and input digests of each spec read, by spec hash, for the prune's pins. */
   readonly #specBlobs = new Map<string, string[]>();
+  /** Steps due from someone else, by `action:jobId`: the chain time they were first seen possible. */
+  readonly #othersDue = new Map<string, bigint>();
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -319,8 +329,9 @@ export class Worker {
         return;
       }
       if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
-      // Another provider sat on the job past its commit deadline: push it back to the market.
-      if (state === "Claimed") await this.#enforce(row.job);
+      // Another provider sat on the job past its commit deadline: push it back to the market (its
+      // consumer's SDK usually has; after a grace, this node may, as it may claim the job then).
+      if (state === "Claimed" && (await this.#othersTurn("enforceDeadline", row))) await this.#enforce(row.job);
       return;
     }
     // Nobody may claim it any more (its consumer, or anyone, refunds it): not worth another look.
@@ -718,7 +729,9 @@ export class Worker {
     const record = await market.jobRecord(row.jobId);
     if (record.provider.toLowerCase() === this.#address.toLowerCase()) return; // ours (tracked as provider)
     if (state === "Committed") {
-      if (await succeeds(() => market.draw.staticCall(job))) await this.#send("draw", () => market.draw(job));
+      // The provider draws as soon as it can; an auditor only when the provider has not (offline, or
+      // holding back a draw that could send its job to audit).
+      if (await this.#othersTurn("draw", row)) await this.#send("draw", () => market.draw(job));
       return;
     }
     const audit = await market.auditOf(job);
@@ -899,6 +912,32 @@ export class Worker {
     return this.#o.mw.context.logs(action, query, fromBlock ?? this.#o.mw.book.deploymentBlock);
   }
 
+  /**
+   * Whether this node takes `action` (draw or enforceDeadline) on a job another party is due to move:
+   * once its eth_call has succeeded for `othersGraceSec` of chain time plus this node's stagger (see
+   * {@link WorkerOptions.othersGraceSec}). A step someone else took meanwhile fails its eth_call and
+   * is forgotten.
+   */
+  async #othersTurn(action: "draw" | "enforceDeadline", row: JobRow): Promise<boolean> {
+    const { market } = this.#o.mw.context.contracts;
+    const key = `${action}:${row.jobId}`;
+    if (!(await succeeds(() => market[action].staticCall(row.job)))) {
+      this.#othersDue.delete(key);
+      return false;
+    }
+    const grace = BigInt(this.#o.othersGraceSec ?? OTHERS_GRACE_SEC);
+    const now = await this.#chainTime();
+    const since = this.#othersDue.get(key) ?? now;
+    this.#othersDue.set(key, since);
+    // A job looked at again takes its step or loses it within 2 × grace: older entries are of jobs that
+    // moved on (one entry per such job, dropped here so the map stays small).
+    if (this.#othersDue.size > 256) for (const [k, t] of this.#othersDue) if (t + 2n * grace + 3600n < now) this.#othersDue.delete(k);
+    const stagger = grace === 0n ? 0n : BigInt(solidityPackedKeccak256(["address", "bytes32"], [this.#address, row.jobId])) % grace;
+    if (now < since + grace + stagger) return false;
+    this.#othersDue.delete(key);
+    return true;
+  }
+
   async #enforce(job: JobStruct) {
     const { market } = this.#o.mw.context.contracts;
     if (await succeeds(() => market.enforceDeadline.staticCall(job))) await this.#send("enforceDeadline", () => market.enforceDeadline(job));
@@ -1059,6 +1098,8 @@ const UNAVAILABLE = "unavailable";
 /** The first and the longest delay before a spec or executable that could not be fetched is asked for again. */
 const UNAVAILABLE_RETRY_MS = 30_000;
 const UNAVAILABLE_RETRY_MAX_MS = 15 * 60_000;
+/** The default {@link WorkerOptions.othersGraceSec}. */
+const OTHERS_GRACE_SEC = 30;
 /** How long a tick waits for a job's input check before going on with other jobs (ms). */
 const INPUT_CHECK_WAIT_MS = 250;
 
