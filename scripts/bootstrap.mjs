@@ -110,7 +110,9 @@ function ensurePackages(nodePath, env) {
   const npm = process.env.npm_execpath?.endsWith(".js") ? [nodePath, process.env.npm_execpath] : ["npm"];
   const status = run(npm[0], [...npm.slice(1), "install", "--no-audit", "--no-fund"], env);
   if (status !== 0) throw new Error("npm install failed");
-  writeFileSync(stampFile, stamp);
+  // Of the files as the install left them: npm may rewrite package-lock.json (e.g. adding other
+  // platforms' optional packages), which would otherwise make the next command install again.
+  writeFileSync(stampFile, installStamp(nodePath));
 }
 
 function main() {
