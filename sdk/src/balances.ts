@@ -2,9 +2,10 @@
  * Internal balances in the market: what consumers pre-fund jobs from and what providers, auditors and
  * refunds are paid into (pull payments: nothing is sent until its owner withdraws).
  */
-import { Contract } from "ethers";
+import { Contract, Interface } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { MeshworkContext } from "./context.js";
+import { MeshworkRpcError } from "./errors.js";
 
 const ERC20_ABI = [
   "function allowance(address owner, address spender) view returns (uint256)",
@@ -12,6 +13,7 @@ const ERC20_ABI = [
   "function balanceOf(address account) view returns (uint256)",
   "function decimals() view returns (uint8)",
 ];
+const APPROVE = new Interface(ERC20_ABI);
 
 export interface TokenBalance {
   token: string;
@@ -119,15 +121,38 @@ export class Balances {
   }
 
   /**
-   * Makes sure the market may pull `amount` of `token` from the caller: approves exactly `amount` when
-   * the allowance is short (what the market takes beyond the internal balance it pulls by transferFrom).
+   * Makes sure the market (or `options.spender`) may pull `amount` of `token` (a symbol or an address)
+   * from the caller, with one approval when the allowance is short: of exactly `amount` (what the
+   * market takes beyond the internal balance), or of `options.approve` when that is more — a budget
+   * that covers later pulls too, as a worker's `maxCollateral` does. A token that refuses to change one non-zero allowance to
+   * another (USDT and its kind) has its allowance set to 0 first.
+   * @throws {MeshworkContractError} the token refuses the approval; {@link MeshworkRpcError}.
    */
-  async ensureAllowance(token: string, amount: bigint, action: string, spender?: string): Promise<void> {
+  async ensureAllowance(token: string, amount: bigint, action: string, options: { spender?: string; approve?: bigint } = {}): Promise<void> {
     const owner = await this.ctx.account(action);
-    const to = spender ?? this.ctx.book.contracts.market;
-    const erc20 = new Contract(token, ERC20_ABI, this.ctx.runner);
+    const to = options.spender ?? this.ctx.book.contracts.market;
+    const address = this.ctx.token(token);
+    const erc20 = new Contract(address, ERC20_ABI, this.ctx.runner);
     const allowance: bigint = await this.ctx.call(action, () => erc20.allowance(owner, to));
     if (allowance >= amount) return;
-    await this.ctx.send(`${action}: approve`, () => erc20.approve(to, amount));
+    const value = options.approve !== undefined && options.approve > amount ? options.approve : amount;
+    if (allowance > 0n && !(await this.#approves(address, owner, to, value, action))) {
+      await this.ctx.send(`${action}: approve 0`, () => erc20.approve(to, 0n));
+    }
+    await this.ctx.send(`${action}: approve`, () => erc20.approve(to, value));
+  }
+
+  /** Whether `owner`'s `approve(spender, value)` would go through now: not if it reverts or returns false. */
+  async #approves(token: string, owner: string, spender: string, value: bigint, action: string): Promise<boolean> {
+    const data = APPROVE.encodeFunctionData("approve", [spender, value]);
+    let result: string;
+    try {
+      result = await this.ctx.call(action, () => this.ctx.provider.call({ from: owner, to: token, data }));
+    } catch (error) {
+      if (error instanceof MeshworkRpcError) throw error;
+      return false; // reverted (with or without a reason)
+    }
+    // Tokens that return nothing (USDT) succeed by not reverting.
+    return result === "0x" || BigInt(result.slice(0, 66)) !== 0n;
   }
 }

@@ -151,6 +151,28 @@ describe("SDK: balances", () => {
     // What amounts typed by a user scale by, read from each token.
     expect([await mw.balances.decimals("tUSD"), await mw.balances.decimals(await w.usd.getAddress()), await mw.balances.decimals("MESH")]).to.deep.equal([6, 6, 18]);
   });
+  it("approves a budget when asked; a token that refuses to change one non-zero allowance to another (USDT) is set to 0 first", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const sends: string[] = [];
+    const send = mw.context.send.bind(mw.context);
+    mw.context.send = async (action, fn) => (sends.push(action), send(action, fn));
+    const market = await w.market.getAddress();
+    const usdt = await connection.ethers.deployContract("ApproveFromZeroToken");
+    const token = await usdt.getAddress();
+    await mw.balances.ensureAllowance(token, 10n, "fund", { approve: 100n }); // a budget for later pulls
+    await mw.balances.ensureAllowance(token, 60n, "fund"); // covered: nothing sent
+    expect(await usdt.allowance(w.consumer.address, market)).to.equal(100n);
+    await mw.balances.ensureAllowance(token, 150n, "fund");
+    expect(await usdt.allowance(w.consumer.address, market)).to.equal(150n);
+    expect(sends).to.deep.equal(["fund: approve", "fund: approve 0", "fund: approve"]);
+    // A token that changes allowances freely gets one approval.
+    sends.length = 0;
+    await w.usd.connect(w.consumer).approve(market, 5n);
+    await mw.balances.ensureAllowance("tUSD", 10n, "fund");
+    expect(await w.usd.allowance(w.consumer.address, market)).to.equal(10n);
+    expect(sends).to.deep.equal(["fund: approve"]);
+  });
 });
 
 describe("SDK: governance", () => {

@@ -10,7 +10,7 @@ import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
 import { JOB_STATES } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
-import { sdkWorld, type SdkWorld } from "../sdk/fixture.js";
+import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { JOB, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker-fixture.js";
 
 const connection = await network.create();
@@ -276,6 +276,24 @@ describe("worker on an unreliable chain", function () {
     await drive(w, [auditor], async () => (await job.state()) === "Committed", 20);
     expect((await auditorMw.context.contracts.market.jobRecord(job.jobId)).provider).to.equal(w.auditor.address);
     expect(auditorSends.filter((a) => a === "claim")).to.have.length(1);
+  });
+
+  it("approves its collateral budget (maxCollateral) once, not the shortfall at every claim", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await w.sdk(w.cheap);
+    const sends = recordSends(mw);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, mw, { state, maxCollateral: { tUSD: 300n * USD } });
+    await mw.balances.withdraw("tUSD", await mw.balances.of("tUSD")); // every claim's collateral comes from the wallet
+    const jobs = [await consumer.jobs.create(await intKernelSpec(w, 22), JOB), await consumer.jobs.create(await intKernelSpec(w, 23), JOB)];
+    expect(await mw.balances.of("tUSD")).to.equal(0n);
+    await drive(w, [cheap], async () => jobs.every((j) => state.get(j.jobId)?.phase === "committed"), 20, { finalTick: false });
+    expect(sends.filter((a) => a === "claim")).to.have.length(2);
+    expect(sends.filter((a) => a.endsWith("approve"))).to.deep.equal(["claim: approve"]);
+    const market = await w.market.getAddress();
+    const collateral = 2n * (await w.market.collateralOf(jobs[0].job));
+    expect(await w.usd.allowance(w.cheap.address, market)).to.equal(300n * USD - collateral);
   });
 
   it("lets an open job go once its claim window has passed: no claim tried, nothing more read for it", async () => {

@@ -54,6 +54,7 @@ export function makeWorker(
     blobRetention?: WorkerOptions["blobRetention"];
     unavailableRetryMs?: number;
     othersGraceSec?: number;
+    maxCollateral?: Record<string, bigint>;
     logger?: WorkerOptions["logger"];
   } = {},
 ): Worker {
@@ -65,7 +66,7 @@ export function makeWorker(
     runtimes: options.runtimes ?? runtimes,
     config: {
       concurrency: 2,
-      maxCollateral: {},
+      maxCollateral: options.maxCollateral ?? {},
       prices: { tUSD: 1n * USD },
       confirmations: 0,
       pollMs: 50,

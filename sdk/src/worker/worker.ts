@@ -947,7 +947,9 @@ export class Worker {
     const { market } = this.#o.mw.context.contracts;
     const balance = await market.balanceOf(token, this.#address);
     if (balance >= amount) return;
-    await this.#o.mw.balances.ensureAllowance(String(token), amount - balance, action);
+    // One approval of the operator's collateral budget for the token covers the claims after it.
+    const budget = this.#o.config.maxCollateral[this.#symbolOf(token) ?? ""];
+    await this.#o.mw.balances.ensureAllowance(String(token), amount - balance, action, { approve: budget });
   }
 
   async #maybeWithdraw() {
