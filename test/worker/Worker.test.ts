@@ -568,6 +568,28 @@ describe("worker daemon", function () {
     }
   });
 
+  it("forgets the jobs finished 30 days ago (its database does not grow forever), and never takes them up again", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    const job = await consumer.jobs.create(await intKernelSpec(w, 24), JOB);
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "Settled" });
+    const open = await consumer.jobs.create(await intKernelSpec(w, 25), { ...JOB, price: 1n }); // under its price: followed, not done
+    await cheap.tick();
+    expect(state.get(open.jobId)?.phase).to.equal("rejected");
+    expect(state.forgetDone(Date.now() - 30 * 24 * 3600_000)).to.equal(0); // finished just now
+    expect(state.forgetDone(Date.now() + 1)).to.equal(1);
+    expect(state.get(job.jobId)).to.equal(undefined);
+    await cheap.tick();
+    await networkHelpers.mine(1);
+    await cheap.tick();
+    expect(state.get(job.jobId)).to.equal(undefined);
+    expect(state.get(open.jobId)?.phase).to.equal("rejected");
+  });
+
   it("prunes its blob directory: a finished job's blobs and inputs checked for an offer go once unused for keepBlobsSec; a followed job's stay", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

@@ -124,6 +124,15 @@ export class WorkerState {
     return this.#db.prepare(`SELECT * FROM jobs WHERE phase IN (${marks}) ORDER BY created_block`).all(...phases).map(toRow);
   }
 
+  /**
+   * Deletes the jobs finished (`done`) before `before` (unix ms), so the database does not grow with
+   * every job the node has ever seen; returns how many. A job is only recorded when the scan first
+   * reads its creation, so a forgotten job is never seen again.
+   */
+  forgetDone(before: number): number {
+    return Number(this.#db.prepare("DELETE FROM jobs WHERE phase = 'done' AND updated_at < ?").run(before).changes);
+  }
+
   /** Counts by role and phase (for `status`). */
   summary(): { role: Role; phase: Phase; count: number }[] {
     return this.#db.prepare("SELECT role, phase, COUNT(*) AS count FROM jobs GROUP BY role, phase ORDER BY role, phase").all() as never;

@@ -123,6 +123,8 @@ export class Worker {
   #lastWithdraw = Date.now();
   /** When the blob directory was last pruned (0: at the first tick), and the prune running, if any. */
   #lastPrune = 0;
+  /** When finished jobs were last forgotten (0: at the first tick). */
+  #lastForget = 0;
   #pruning?: Promise<void>;
   /** The program or model and input digests of each spec read, by spec hash, for the prune's pins. */
   readonly #specBlobs = new Map<string, string[]>();
@@ -233,6 +235,7 @@ export class Worker {
           if (check.settledAt !== undefined && Date.now() - check.settledAt > INPUT_CHECK_KEEP_MS) this.#inputChecks.delete(key);
         }
         this.#maybePrune(); // also while the chain cannot be reached: the disk still fills
+        this.#maybeForget();
         this.#ticking = undefined;
       }
     })();
@@ -983,6 +986,14 @@ export class Worker {
       .finally(() => (this.#pruning = undefined));
   }
 
+  /** Hourly: forgets the jobs finished more than DONE_KEEP_MS ago (see {@link WorkerState.forgetDone}). */
+  #maybeForget() {
+    if (Date.now() - this.#lastForget < FORGET_EVERY_MS) return;
+    this.#lastForget = Date.now();
+    const forgotten = this.#o.state.forgetDone(Date.now() - DONE_KEEP_MS);
+    if (forgotten > 0) this.#log.debug({ forgotten }, "forgot jobs finished more than 30 days ago");
+  }
+
   /**
    * Removes from this node's blob directory ({@link WorkerOptions.blobRetention}) every blob unused for
    * `keepSec`, except those of the jobs this worker still follows (not `done` in its state: the spec,
@@ -1100,6 +1111,9 @@ const UNAVAILABLE = "unavailable";
 /** The first and the longest delay before a spec or executable that could not be fetched is asked for again. */
 const UNAVAILABLE_RETRY_MS = 30_000;
 const UNAVAILABLE_RETRY_MAX_MS = 15 * 60_000;
+/** How long a finished job stays in the worker's database (for `status`), and how often older ones go. */
+const DONE_KEEP_MS = 30 * 24 * 3600_000;
+const FORGET_EVERY_MS = 3600_000;
 /** The default {@link WorkerOptions.othersGraceSec}. */
 const OTHERS_GRACE_SEC = 30;
 /** How long a tick waits for a job's input check before going on with other jobs (ms). */
