@@ -14,7 +14,7 @@ import type {
 } from "ethers";
 import type { AddressBook } from "./addressBook.js";
 import type { BlobStore } from "./blob.js";
-import { MeshworkError, toMeshworkError } from "./errors.js";
+import { MeshworkError, MeshworkRpcError, toMeshworkError } from "./errors.js";
 import type { IComputeCommons } from "../../types/ethers-contracts/interfaces/IComputeCommons.js";
 import type { IJobMarket } from "../../types/ethers-contracts/interfaces/IJobMarket.js";
 import type { IProviderRegistry } from "../../types/ethers-contracts/interfaces/IProviderRegistry.js";
@@ -43,6 +43,8 @@ export interface SendingOptions {
 
 /** Blocks read per log query: public RPCs cap a query's range (commonly at 5,000 or 10,000 blocks). */
 export const LOG_RANGE = 5_000;
+/** How many log queries in a row must go through before {@link MeshworkContext.logRange} doubles back. */
+const LOG_RANGE_BACK_AFTER = 16;
 
 export class MeshworkContext {
   constructor(
@@ -156,16 +158,41 @@ export class MeshworkContext {
   }
 
   /**
-   * Everything `query` returns over `[fromBlock, latest]` (the deployment block by default), read in
-   * ranges of {@link LOG_RANGE} blocks so it works against public RPCs that cap a query's range.
-   * @throws {MeshworkRpcError} when the RPC fails; whatever else the query throws, typed as by {@link call}.
+   * Blocks per log query: {@link LOG_RANGE}; a quarter as many after the RPC answered a query with an
+   * error (a cap on a query's range or result count: some RPCs cap at 10 blocks), down to 1; doubled
+   * again after LOG_RANGE_BACK_AFTER queries in a row went through.
    */
-  async logs<T>(action: string, query: (fromBlock: number, toBlock: number) => Promise<T[]>, fromBlock = this.book.deploymentBlock): Promise<T[]> {
-    const latest = await this.call("blockNumber", () => this.provider.getBlockNumber());
+  logRange = LOG_RANGE;
+  #logsInARow = 0;
+
+  /**
+   * Everything `query` returns over `[fromBlock, toBlock]` (the deployment block and the latest by
+   * default), read in ranges of {@link MeshworkContext.logRange} blocks, one after the other, so it
+   * works against public RPCs that cap a query's range.
+   * @throws {MeshworkRpcError} when the RPC fails; whatever else the query throws, typed as by
+   * {@link call}, once a range of one block fails.
+   */
+  async logs<T>(action: string, query: (fromBlock: number, toBlock: number) => Promise<T[]>, fromBlock = this.book.deploymentBlock, toBlock?: number): Promise<T[]> {
+    const latest = toBlock ?? (await this.call("blockNumber", () => this.provider.getBlockNumber()));
     const out: T[] = [];
-    for (let from = fromBlock; from <= latest; from += LOG_RANGE) {
-      const to = Math.min(latest, from + LOG_RANGE - 1);
-      out.push(...(await this.call(action, () => query(from, to))));
+    for (let from = fromBlock; from <= latest; ) {
+      const to = Math.min(latest, from + this.logRange - 1);
+      let part: T[];
+      try {
+        part = await this.call(action, () => query(from, to));
+      } catch (error) {
+        // A transport failure says nothing about the range; the node's own error most often does.
+        if (error instanceof MeshworkRpcError || this.logRange === 1) throw error;
+        this.logRange = Math.max(1, Math.floor(this.logRange / 4));
+        this.#logsInARow = 0;
+        continue;
+      }
+      out.push(...part);
+      from = to + 1;
+      if (++this.#logsInARow >= LOG_RANGE_BACK_AFTER && this.logRange < LOG_RANGE) {
+        this.logRange = Math.min(LOG_RANGE, this.logRange * 2);
+        this.#logsInARow = 0;
+      }
     }
     return out;
   }

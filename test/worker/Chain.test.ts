@@ -153,6 +153,22 @@ describe("worker on an unreliable chain", function () {
     expect(Number(await cheap.metrics.jobsCompleted.get().then((m) => m.values[0]?.value ?? 0))).to.equal(1);
   });
 
+  it("follows the chain through an RPC that caps log queries at 10 blocks: finds new jobs and books their settlement", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const providerState = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state: providerState });
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await networkHelpers.mine(300);
+    const { refused } = await withLogRangeCap(10, async () => {
+      const job = await consumer.jobs.create(await intKernelSpec(w, 26), JOB);
+      await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+      expect(await job.state()).to.equal("Settled");
+      expect(providerState.get(job.jobId)).to.include({ phase: "done", note: "Settled" });
+    });
+    expect(refused).to.be.greaterThan(0);
+  });
+
   it("commits again when a reorg undoes its commit, instead of timing out its own job", async () => {
     const w = await networkHelpers.loadFixture(world);
     const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 16, { computeWindow: 600n });

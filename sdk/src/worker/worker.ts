@@ -24,7 +24,6 @@ import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
-import { LOG_RANGE } from "../context.js";
 import { MeshworkBlobError, MeshworkContractError, MeshworkError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
@@ -88,8 +87,6 @@ export class JobRejectedError extends MeshworkError {
 const DIGEST_MASK = (1n << 152n) - 1n;
 /** Most state reads a tick has in flight at once (many public RPCs cap a JSON-RPC batch near 50–100). */
 const READ_BATCH = 50;
-/** The fewest blocks a scan for new jobs reads at once, after RPCs refused longer ranges. */
-const MIN_SCAN_RANGE = 100;
 /** How old a tick's states may get before the jobs not yet stepped are read again (ms). */
 const STALE_STATES_MS = 1_000;
 const FINAL: ReadonlySet<JobStateName> = new Set(["Settled", "Slashed", "Refunded", "Cancelled"]);
@@ -112,8 +109,6 @@ export class Worker {
   readonly #standing: { checkedAt: number; active?: boolean } = { checkedAt: 0 };
   /** The chain's time this tick (read when first needed). */
   #chainNow?: Promise<bigint>;
-  /** Blocks the scan for new jobs reads per query: a quarter after a failure, doubled after a success, up to LOG_RANGE. */
-  #scanRange = LOG_RANGE;
   /** Computations running in the background (a provider's job, an audit's sample), by job id. */
   readonly #computing = new Map<string, Promise<void>>();
   /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
@@ -196,9 +191,8 @@ export class Worker {
           await this.#scan();
         } catch (error) {
           // New jobs wait; the jobs in hand still move (a commit or reveal has its deadline).
-          this.#scanRange = Math.max(MIN_SCAN_RANGE, Math.floor(this.#scanRange / 4));
           this.metrics.rpcErrors.inc();
-          this.#log.warn({ err: describe(error), range: this.#scanRange }, "reading new jobs failed; retrying next tick over fewer blocks");
+          this.#log.warn({ err: describe(error), range: this.#o.mw.context.logRange }, "reading new jobs failed; retrying next tick");
         }
         const active = this.#o.state.active();
         const ids = active.map((r) => r.jobId);
@@ -258,17 +252,18 @@ export class Worker {
     const safe = (await provider.getBlockNumber()) - this.#o.config.confirmations;
     const from = Number(this.#o.state.getMeta("scannedTo") ?? this.#o.mw.book.deploymentBlock - 1) + 1;
     if (safe < from) return;
-    for (let start = from; start <= safe; ) {
-      const end = Math.min(safe, start + this.#scanRange - 1);
-      const logs = await market.queryFilter(market.filters.JobCreated(), start, end);
-      for (const log of logs) {
-        const job = jobFromResult(log.args.job);
-        this.#o.state.see(log.args.jobId, job, log.blockNumber);
-      }
-      this.#o.state.setMeta("scannedTo", String(end));
-      start = end + 1;
-      this.#scanRange = Math.min(LOG_RANGE, this.#scanRange * 2); // back up after a range an RPC refused
-    }
+    // Range by range (fewer blocks at once where the RPC refuses a range), each recorded as read.
+    await this.#o.mw.context.logs(
+      "scan",
+      async (start, end) => {
+        const logs = await market.queryFilter(market.filters.JobCreated(), start, end);
+        for (const log of logs) this.#o.state.see(log.args.jobId, jobFromResult(log.args.job), log.blockNumber);
+        this.#o.state.setMeta("scannedTo", String(end));
+        return [];
+      },
+      from,
+      safe,
+    );
   }
 
   /**
