@@ -653,7 +653,7 @@ describe("worker runtimes", function () {
   });
 
   describe("runtime thread errors", function () {
-    it("come back as their own class: Meshwork errors with details and issues, JavaScript's with instanceof, others as Error", function () {
+    it("come back as their own class: Meshwork errors with details and issues, JavaScript's with instanceof (an AggregateError with its errors), others as Error", function () {
       const encoding = new MeshworkEncodingError("bad element", { details: { index: 3 } });
       const back = reviveError(serializeError(encoding));
       expect(back).to.be.instanceOf(MeshworkEncodingError).and.instanceOf(MeshworkError);
@@ -669,6 +669,9 @@ describe("worker runtimes", function () {
       expect(revived.constructor).to.equal(Error);
       expect(revived).to.include({ name: "SystemError", message: "disk gone" });
       expect((revived.cause as Error).message).to.equal("EIO");
+      const several = reviveError(serializeError(new AggregateError([new Error("first"), new RangeError("second")], "both failed")));
+      expect(several).to.be.instanceOf(AggregateError).and.include({ name: "AggregateError", message: "both failed" });
+      expect((several as AggregateError).errors.map((x: Error) => x.message)).to.deep.equal(["first", "second"]);
       // A name that is also an Object.prototype member is just a name.
       const odd = reviveError(serializeError(Object.assign(new Error("odd"), { name: "toString" })));
       expect(odd.constructor).to.equal(Error);

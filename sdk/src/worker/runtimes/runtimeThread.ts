@@ -57,6 +57,8 @@ export interface SerializedError {
   issues?: unknown[];
   stack?: string;
   cause?: string;
+  /** An AggregateError's errors, each by its first line. */
+  errors?: string[];
 }
 
 /** @internal */
@@ -77,6 +79,7 @@ export function serializeError(error: unknown): SerializedError {
     issues: e?.issues === undefined ? undefined : copy(e.issues as unknown[], []),
     stack: e?.stack,
     cause: e?.cause === undefined ? undefined : firstLine(e.cause),
+    errors: error instanceof AggregateError ? error.errors.map(firstLine) : undefined,
   };
 }
 
@@ -92,12 +95,16 @@ const NATIVE: Record<string, ErrorConstructor> = { RangeError, TypeError, Syntax
 /**
  * The error the runtime thread threw, as the same class (another Meshwork error as MeshworkError, a
  * JavaScript one as itself, any other as Error) with the same name, message, details, issues and stack;
- * its cause as a plain Error. @internal
+ * its cause, and an AggregateError's errors, as plain Errors. @internal
  */
 export function reviveError(e: SerializedError): Error {
   const own = <T>(table: Record<string, T>): T | undefined => (Object.hasOwn(table, e.name) ? table[e.name] : undefined); // not "toString"
   const kind = own(REVIVED) ?? (e.name.startsWith("Meshwork") ? MeshworkError : undefined);
-  const error: Error = kind ? Object.create(kind.prototype) : new (own(NATIVE) ?? Error)(e.message);
+  const error: Error = kind
+    ? Object.create(kind.prototype)
+    : e.errors
+      ? new AggregateError(e.errors.map((m) => new Error(m)), e.message)
+      : new (own(NATIVE) ?? Error)(e.message);
   const hidden = (key: string, value: unknown) => Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
   hidden("message", e.message);
   hidden("stack", e.stack);
