@@ -14,7 +14,7 @@ import type {
 } from "ethers";
 import type { AddressBook } from "./addressBook.js";
 import type { BlobStore } from "./blob.js";
-import { MeshworkError, MeshworkRpcError, toMeshworkError } from "./errors.js";
+import { MeshworkError, MeshworkRpcError, isNodeAnswer, toMeshworkError } from "./errors.js";
 import type { IComputeCommons } from "../../types/ethers-contracts/interfaces/IComputeCommons.js";
 import type { IJobMarket } from "../../types/ethers-contracts/interfaces/IJobMarket.js";
 import type { IProviderRegistry } from "../../types/ethers-contracts/interfaces/IProviderRegistry.js";
@@ -158,9 +158,9 @@ export class MeshworkContext {
   }
 
   /**
-   * Blocks per log query: {@link LOG_RANGE}; a quarter as many after the RPC answered a query with an
+   * Blocks per log query: {@link LOG_RANGE}; a quarter as many after the node answered a query with an
    * error (a cap on a query's range or result count: some RPCs cap at 10 blocks), down to 1; doubled
-   * again after LOG_RANGE_BACK_AFTER queries in a row went through.
+   * again after 16 queries in a row went through. Shared by every reader of this connection.
    */
   logRange = LOG_RANGE;
   #logsInARow = 0;
@@ -181,20 +181,34 @@ export class MeshworkContext {
       try {
         part = await this.call(action, () => query(from, to));
       } catch (error) {
-        // A transport failure says nothing about the range; the node's own error most often does.
-        if (error instanceof MeshworkRpcError || this.logRange === 1) throw error;
-        this.logRange = Math.max(1, Math.floor(this.logRange / 4));
-        this.#logsInARow = 0;
+        if (!this.narrowLogRange(error)) throw error;
         continue;
       }
       out.push(...part);
       from = to + 1;
-      if (++this.#logsInARow >= LOG_RANGE_BACK_AFTER && this.logRange < LOG_RANGE) {
-        this.logRange = Math.min(LOG_RANGE, this.logRange * 2);
-        this.#logsInARow = 0;
-      }
+      this.logRangeWorked();
     }
     return out;
+  }
+
+  /**
+   * After a log query failed: narrows {@link MeshworkContext.logRange} and answers true (query again),
+   * unless the transport failed (which says nothing about the range) or the range is one block already.
+   * @internal
+   */
+  narrowLogRange(error: unknown): boolean {
+    if ((error instanceof MeshworkRpcError && !isNodeAnswer(error)) || this.logRange === 1) return false;
+    this.logRange = Math.max(1, Math.floor(this.logRange / 4));
+    this.#logsInARow = 0;
+    return true;
+  }
+
+  /** After a log query went through: widens {@link MeshworkContext.logRange} again, now and then. @internal */
+  logRangeWorked(): void {
+    if (++this.#logsInARow >= LOG_RANGE_BACK_AFTER && this.logRange < LOG_RANGE) {
+      this.logRange = Math.min(LOG_RANGE, this.logRange * 2);
+      this.#logsInARow = 0;
+    }
   }
 
   /** A payment token's address from its symbol in the address book, or an address as is. */

@@ -223,6 +223,15 @@ function isRpcFailure(error: unknown): boolean {
   );
 }
 
+/**
+ * Whether the node itself answered with an error (a JSON-RPC error object, whose code is a number,
+ * on the error or in its causes: ethers wraps one it does not know as UNKNOWN_ERROR), rather than the
+ * transport failing to get an answer. @internal
+ */
+export function isNodeAnswer(error: unknown): boolean {
+  return anyCause(error, (e) => typeof e.code === "number");
+}
+
 /** Whether the node refused a transaction its sender cannot pay gas for (ethers' code, or a node's own words). */
 function isOutOfGasMoney(error: unknown): boolean {
   return anyCause(error, (e) => e.code === "INSUFFICIENT_FUNDS" || (typeof e.message === "string" && /insufficient funds|doesn't have enough funds/i.test(e.message)));

@@ -3,10 +3,10 @@
  * signed offer), and follow a job to its result with a {@link JobHandle}.
  */
 import { randomBytes } from "node:crypto";
-import { Contract, hexlify, verifyTypedData } from "ethers";
+import { Contract, Interface, TypedDataEncoder, hexlify, recoverAddress } from "ethers";
 import type { ContractTransactionReceipt, Log } from "ethers";
 import { Balances } from "./balances.js";
-import { LOG_RANGE, type MeshworkContext } from "./context.js";
+import type { MeshworkContext } from "./context.js";
 import {
   MeshworkContractError,
   MeshworkError,
@@ -195,10 +195,11 @@ export class Jobs {
 
   /**
    * Creates an open-market job: escrows the price (internal balance first, then by `transferFrom`,
-   * approving exactly what is needed) and returns its handle.
+   * approving exactly what is needed) and returns its handle. Before approving, the job is simulated,
+   * so a job the market refuses leaves no allowance behind.
    * @throws {MeshworkValidationError} a malformed spec or options.
    * @throws {MeshworkContractError} e.g. `JobMarketTokenNotAllowed`, `JobMarketInvalidRequest(field)`,
-   * `JobMarketComputeWindowOutOfBounds`, `JobMarketPaused(until)`.
+   * `JobMarketComputeWindowOutOfBounds`, `JobMarketPaused(until)` (all found before approving anything).
    * @throws {MeshworkInsufficientFundsError} market balance plus wallet below the price (nothing sent).
    * @example
    * ```ts
@@ -209,15 +210,20 @@ export class Jobs {
   async create(specOrPrepared: unknown, options?: JobOptions): Promise<JobHandle> {
     const prepared = isPrepared(specOrPrepared) ? specOrPrepared : await this.prepare(specOrPrepared, required(options));
     const { request, specURI } = prepared;
-    const handle = await this.#send(request, "createJob", () => this.ctx.contracts.market.createJob(request, specURI));
+    const { market } = this.ctx.contracts;
+    const handle = await this.#send(request, "createJob", {
+      simulate: () => market.createJob.staticCall(request, specURI),
+      send: () => market.createJob(request, specURI),
+    });
     handle.spec = prepared.spec;
     return handle;
   }
 
   /**
-   * Creates a job from a provider's signed offer and assigns it at once.
+   * Creates a job from a provider's signed offer and assigns it at once (escrowing the price as
+   * {@link Jobs.create} does, simulated before approving anything).
    * @throws {MeshworkContractError} `JobMarketOfferExpired(jobId, expiry)`, `JobMarketInvalidSignature`,
-   * `JobMarketIneligible(jobId, provider, reason)`.
+   * `JobMarketIneligible(jobId, provider, reason)` (all found before approving anything).
    * @example
    * ```ts
    * const { best } = await mw.jobs.route(prepared, { maxPrice: 20_000_000n, offers });
@@ -226,9 +232,11 @@ export class Jobs {
    */
   async createWithOffer(offer: SignedOffer, specURI?: string): Promise<JobHandle> {
     const uri = specURI ?? blobURI(offer.request.specHash);
-    return this.#send(offer.request, "createJobWithOffer", () =>
-      this.ctx.contracts.market.createJobWithOffer(offer.request, uri, offer.expiry, offer.signature),
-    );
+    const { market } = this.ctx.contracts;
+    return this.#send(offer.request, "createJobWithOffer", {
+      simulate: () => market.createJobWithOffer.staticCall(offer.request, uri, offer.expiry, offer.signature),
+      send: () => market.createJobWithOffer(offer.request, uri, offer.expiry, offer.signature),
+    });
   }
 
   /**
@@ -252,9 +260,10 @@ export class Jobs {
   /**
    * Ranks candidates for `prepared` within `caps`: the given signed offers, or (without offers) every
    * provider's posted price × work units. Each is checked on-chain (`checkEligibility`, for the prepared
-   * request); an offer is a candidate only if its signature, target and expiry are right, it is for the
-   * connected signer (when there is one), and its request is `prepared.request` in everything but the
-   * price (capped by `maxPrice`) and the target — otherwise it is rejected as ineligible with
+   * request); an offer is a candidate only if its signature (checked as the market checks it: a
+   * smart-contract wallet's through ERC-1271 `isValidSignature`), target and expiry are right, it is
+   * for the connected signer (when there is one), and its request is `prepared.request` in everything
+   * but the price (capped by `maxPrice`) and the target — otherwise it is rejected as ineligible with
    * {@link INVALID_OFFER}. `best.offer` is set when routing offers; otherwise create the job with
    * `targetProvider: best.provider` and `price: best.price`, or leave it open at that price.
    * @throws {MeshworkRoutingError} when nothing eligible is left within the caps.
@@ -297,7 +306,17 @@ export class Jobs {
     return new JobHandle(this.ctx, jobId, jobFromResult(created.args.job), created.blockNumber);
   }
 
-  async #send(request: JobRequestStruct, action: string, send: () => ReturnType<MeshworkContext["contracts"]["market"]["createJob"]>) {
+  /**
+   * Escrows the price (internal balance first, then by `transferFrom`) and sends the transaction. When
+   * the balance falls short, the transaction is simulated before approving the rest: a job the market
+   * refuses (its own `JobMarket…` error, raised before it collects the price) throws that error and
+   * leaves no allowance behind; only the token refusing to transfer without the approval goes on.
+   */
+  async #send(
+    request: JobRequestStruct,
+    action: string,
+    tx: { simulate: () => Promise<unknown>; send: () => ReturnType<MeshworkContext["contracts"]["market"]["createJob"]> },
+  ) {
     const consumer = await this.ctx.account(action);
     const available = await this.ctx.call(action, () => this.ctx.contracts.market.balanceOf(request.paymentToken, consumer));
     if (available < request.price) {
@@ -308,9 +327,10 @@ export class Jobs {
       if (available + wallet < BigInt(request.price)) {
         throw new MeshworkInsufficientFundsError(String(request.paymentToken), BigInt(request.price), available + wallet);
       }
+      await this.#expectAccepted(action, tx.simulate);
       await new Balances(this.ctx).ensureAllowance(request.paymentToken, request.price - available, action);
     }
-    const receipt = await this.ctx.send(action, send);
+    const receipt = await this.ctx.send(action, tx.send);
     const { market } = this.ctx.contracts;
     for (const log of receipt.logs) {
       const parsed = safeParse(market.interface, log);
@@ -321,6 +341,23 @@ export class Jobs {
       }
     }
     throw new MeshworkError(`${action}: no JobCreated event in the receipt`);
+  }
+
+  /**
+   * Throws what the market reverts with when it refuses the job itself (paused, a token not allowed, an
+   * invalid request, a compute window out of bounds, an offer expired or badly signed, an ineligible
+   * provider): the market checks all that before it collects the price, so the simulation finds it
+   * although the allowance is still short. Any other revert is taken for the token refusing the
+   * transfer the approval is for (however the token or the node words it); sending tells the rest.
+   * @throws {MeshworkContractError} the market's own `JobMarket…` error.
+   * @throws {MeshworkRpcError} when the RPC fails.
+   */
+  async #expectAccepted(action: string, simulate: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.ctx.call(action, simulate);
+    } catch (error) {
+      if (error instanceof MeshworkRpcError || isMarketRefusal(error)) throw error;
+    }
   }
 
   async #jobOf(consumer: string, request: JobRequestStruct): Promise<JobStruct> {
@@ -335,23 +372,42 @@ export class Jobs {
     const out: RouteCandidate[] = [];
     for (const offer of offers) {
       const job = await this.#jobOf(offer.consumer, offer.request);
-      let signer = "";
-      try {
-        signer = verifyTypedData(domain, types, { jobId: hashJob(job), expiry: offer.expiry }, offer.signature);
-      } catch {
-        signer = "";
-      }
+      // What the market's `offerDigest(jobId, expiry)` returns, computed here.
+      const digest = TypedDataEncoder.hash(domain, types, { jobId: hashJob(job), expiry: offer.expiry });
       const valid =
-        sameAddress(signer, offer.provider) &&
         sameAddress(offer.request.targetProvider, offer.provider) &&
         sameRequestButPrice(offer.request, prepared.request) &&
         (caller === undefined || sameAddress(offer.consumer, caller)) &&
-        offer.expiry > now;
+        offer.expiry > now &&
+        (await this.#signedBy(offer.provider, digest, offer.signature));
       // Eligibility for the consumer's own request, at the offered price.
-      const candidate = await this.#candidate(offer.provider, { ...prepared.request, price: offer.request.price }, offer.request.price);
+      const candidate = await this.#candidate(offer.provider, { ...prepared.request, price: offer.request.price }, offer.request.price, false);
       out.push({ ...candidate, eligibility: valid ? candidate.eligibility : INVALID_OFFER, offer });
     }
     return out;
+  }
+
+  /**
+   * Whether `signature` over `digest` is `provider`'s as the market checks it (OpenZeppelin's
+   * `SignatureChecker`): an account with code (a smart-contract wallet) must answer ERC-1271's
+   * `isValidSignature(digest, signature)` with its magic value, a revert or any other answer refusing
+   * it; any other account must be the ECDSA signer.
+   * @throws {MeshworkRpcError} when the RPC fails.
+   */
+  async #signedBy(provider: string, digest: string, signature: string): Promise<boolean> {
+    const code = await this.ctx.call("route: getCode", () => this.ctx.provider.getCode(provider));
+    if (code === "0x") return recovers(digest, signature, provider);
+    const data = ERC1271.encodeFunctionData("isValidSignature", [digest, signature]);
+    try {
+      const answer = await this.ctx.call("route: isValidSignature", () => this.ctx.provider.call({ to: provider, data }));
+      // The market reads the first word of the answer whole: the selector, zero-padded.
+      return answer.slice(0, 66).toLowerCase() === ERC1271_MAGIC;
+    } catch (error) {
+      // A failure to get an answer is the RPC's; anything else is the wallet's (a revert, whatever the
+      // node makes of one without reason data), which the market takes for a bad signature.
+      if (error instanceof MeshworkRpcError) throw error;
+      return false;
+    }
   }
 
   async #postedCandidates(prepared: PreparedJob): Promise<RouteCandidate[]> {
@@ -362,16 +418,21 @@ export class Jobs {
       const provider = await this.ctx.call("providerById", () => registry.providerById(id));
       const posted = await this.ctx.call("postedPrice", () => registry.postedPrice(provider, prepared.request.paymentToken));
       if (posted === 0n) continue;
-      out.push(await this.#candidate(provider, prepared.request, posted * BigInt(prepared.request.workUnits)));
+      out.push(await this.#candidate(provider, prepared.request, posted * BigInt(prepared.request.workUnits), true));
     }
     return out;
   }
 
-  async #candidate(provider: string, request: JobRequestStruct, price: bigint): Promise<RouteCandidate> {
+  /**
+   * `provider` as a candidate for `request` at `price`. The posted price is checked only for a job
+   * routed by posted prices: a signed offer is the provider's consent to its own price, and the market
+   * does not check the posted one for it either.
+   */
+  async #candidate(provider: string, request: JobRequestStruct, price: bigint, checkPostedPrice: boolean): Promise<RouteCandidate> {
     const { registry } = this.ctx.contracts;
     const info = await new Providers(this.ctx).get(provider);
     const [eligibility] = await this.ctx.call("checkEligibility", () =>
-      registry.checkEligibility(provider, request.paymentToken, request.requirements, price, request.workUnits, true),
+      registry.checkEligibility(provider, request.paymentToken, request.requirements, price, request.workUnits, checkPostedPrice),
     );
     return {
       provider,
@@ -407,6 +468,20 @@ export interface RouteCandidate extends RoutingCandidate {
  * another consumer, or whose request differs from the prepared one in anything but its price.
  */
 export const INVALID_OFFER = 255;
+
+/** ERC-1271's interface: what a smart-contract wallet answers for its signatures. */
+const ERC1271 = new Interface(["function isValidSignature(bytes32 hash, bytes signature) view returns (bytes4)"]);
+/** A wallet's answer for a valid signature: `isValidSignature.selector` (0x1626ba7e) as the whole returned word. */
+const ERC1271_MAGIC = "0x1626ba7e" + "00".repeat(28);
+
+/** Whether `signature` over `digest` recovers to `signer` (a malformed signature recovers to no one). */
+function recovers(digest: string, signature: string, signer: string): boolean {
+  try {
+    return sameAddress(recoverAddress(digest, signature), signer);
+  } catch {
+    return false;
+  }
+}
 
 function sameAddress(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
@@ -495,10 +570,15 @@ export class JobHandle {
       const address = this.#ctx.book.contracts.market;
       while (this.#scannedTo < latest) {
         const from = this.#scannedTo + 1;
-        const to = Math.min(latest, from + LOG_RANGE - 1);
-        const logs = await this.#ctx.call("getLogs", () =>
-          this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }),
-        );
+        const to = Math.min(latest, from + this.#ctx.logRange - 1);
+        let logs: Log[];
+        try {
+          logs = await this.#ctx.call("getLogs", () => this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }));
+        } catch (error) {
+          if (!this.#ctx.narrowLogRange(error)) throw error;
+          continue; // fewer blocks at once: the RPC caps a query's range
+        }
+        this.#ctx.logRangeWorked();
         if (this.#scannedTo !== from - 1) continue; // another refresh took this range meanwhile
         // Range by range: recorded and marked read first (a later range's failure loses nothing, a
         // listener's reads nothing twice), then delivered.
@@ -811,6 +891,11 @@ function safeParse(iface: { parseLog(log: { topics: readonly string[]; data: str
   } catch {
     return null;
   }
+}
+
+/** Whether a mapped error is one of the market's own (`JobMarket…`), not a token's it called. */
+function isMarketRefusal(error: unknown): error is MeshworkContractError {
+  return error instanceof MeshworkContractError && error.contract === "JobMarket" && error.errorName.startsWith("JobMarket");
 }
 
 /** Whether a mapped error is the chain's answer (a revert), not a failure to get one. */

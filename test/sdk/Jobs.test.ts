@@ -19,9 +19,10 @@ import {
   MeshworkValidationError,
   MeshworkVerificationError,
 } from "../../sdk/src/errors.js";
-import { INVALID_OFFER, type JobEvent } from "../../sdk/src/jobs.js";
+import { INVALID_OFFER, type JobEvent, type SignedOffer } from "../../sdk/src/jobs.js";
 import {
   hashJob,
+  offerTypedData,
   packRequirements,
   packVerification,
   receiptSigner,
@@ -29,9 +30,10 @@ import {
   unpackRequirements,
   unpackTerms,
   unpackVerification,
+  type JobRequestStruct,
 } from "../../sdk/src/params.js";
 import { specHash } from "../../sdk/src/spec.js";
-import { CHUNKS, USD, compute, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
+import { CHUNKS, MESH, PROFILE, USD, compute, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
 
 const connection = await network.create();
 const { networkHelpers } = connection;
@@ -153,6 +155,31 @@ describe("SDK: jobs", () => {
     expect(error).to.be.instanceOf(MeshworkValidationError);
     expect((error as MeshworkValidationError).issues.map((i) => i.path.join("."))).to.include("inputs.chunks");
     expect(await w.ethers.provider.getBlockNumber()).to.equal(before);
+  });
+
+  it("refuses a job the market would revert before approving anything, with the market's typed error", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer); // 100,000 tUSD in its wallet, nothing in the market: create() must approve
+    const market = await w.market.getAddress();
+    const allowance = () => w.usd.allowance(w.consumer.address, market);
+    const options = { token: "tUSD", price: PRICE, workUnits: UNITS };
+    const { maxComputeWindow } = await w.market.config();
+    const before = await w.ethers.provider.getBlockNumber();
+
+    const tooLong = await mw.jobs.create(specOver(w.inputs), { ...options, computeWindow: maxComputeWindow + 1n }).catch((e) => e);
+    expect(tooLong).to.be.instanceOf(MeshworkContractError);
+    expect(tooLong).to.include({ contract: "JobMarket", errorName: "JobMarketComputeWindowOutOfBounds" });
+    expect(tooLong.arg("computeWindow")).to.equal(maxComputeWindow + 1n);
+    const late = await mw.jobs.create(specOver(w.inputs), { ...options, claimBy: 1n }).catch((e) => e);
+    expect(late).to.be.instanceOf(MeshworkContractError);
+    expect(late).to.include({ errorName: "JobMarketInvalidRequest" });
+    expect(late.arg("field")).to.equal("claimBy");
+    expect(await allowance()).to.equal(0n); // no approval left behind
+    expect(await w.ethers.provider.getBlockNumber()).to.equal(before); // nothing sent
+
+    const handle = await mw.jobs.create(specOver(w.inputs), options); // a job the market takes still approves and escrows
+    expect(await handle.state()).to.equal("Open");
+    expect(await allowance()).to.equal(0n);
   });
 
   it("follows a job from creation to a verified result, with typed events and a cost summary", async () => {
@@ -464,6 +491,40 @@ describe("SDK: jobs", () => {
     expect(Math.max(...ranges)).to.equal(5_000);
   });
 
+  it("reads through an RPC capping a query at 10 blocks (ethers' UNKNOWN_ERROR around the node's answer): fewer blocks at once; a dead RPC is still a MeshworkRpcError", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    await networkHelpers.mine(200);
+    await w.market.connect(w.cheap).claim(handle.job);
+    let refused = 0;
+    let down = false;
+    const capped = misbehaving((method, target) =>
+      method === "getLogs"
+        ? (filter: { fromBlock?: unknown; toBlock?: unknown }) => {
+            if (down) return Promise.reject(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8545"), { code: "ECONNREFUSED" }));
+            const { fromBlock, toBlock } = filter;
+            if (typeof fromBlock !== "number" || typeof toBlock !== "number" || toBlock - fromBlock >= 10) {
+              refused++;
+              // What ethers' JsonRpcProvider makes of a JSON-RPC error it does not know.
+              const answer = { code: -32005, message: "query exceeds max block range 10" };
+              return Promise.reject(Object.assign(new Error("could not coalesce error"), { code: "UNKNOWN_ERROR", error: answer }));
+            }
+            return target.getLogs(filter as never);
+          }
+        : undefined,
+    );
+    const reader = await Meshwork.connect({ runner: capped, addresses: w.book, blobStore: w.store });
+    const found = await reader.jobs.get(handle.jobId);
+    expect(found.job).to.deep.equal(handle.job);
+    expect((await found.refresh()).map((e) => e.type)).to.deep.equal(["queued", "claimed"]);
+    expect(refused).to.be.greaterThan(0);
+    expect(reader.context.logRange).to.be.lessThan(10);
+    down = true;
+    await networkHelpers.mine(1);
+    expect(await found.refresh().catch((e) => e)).to.be.instanceOf(MeshworkRpcError);
+  });
+
   describe("routing", () => {
     async function offers(w: SdkWorld) {
       const mw = await w.sdk(w.consumer);
@@ -492,6 +553,17 @@ describe("SDK: jobs", () => {
       expect((await w.market.jobRecord(handle.jobId)).provider).to.equal(w.cheap.address);
       await work(w, handle, w.cheap, { claimed: true });
       expect((await handle.wait({ timeoutMs: 10_000 })).provider).to.equal(w.cheap.address);
+    });
+
+    it("takes an offer under the provider's posted price, as the market does: the signed price is its consent", async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const o = await offers(w);
+      const posted = await w.registry.postedPrice(w.dear.address, w.book.contracts.paymentTokens.tUSD);
+      const under = await (await w.sdk(w.dear)).jobs.signOffer({ ...o.prepared.request, price: (posted / 2n) * UNITS }, w.consumer.address, o.expiry);
+      const { best } = await o.mw.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [under] });
+      expect(best).to.include({ provider: w.dear.address, price: (posted / 2n) * UNITS });
+      const handle = await o.mw.jobs.createWithOffer(best.offer!);
+      expect((await w.market.jobRecord(handle.jobId)).provider).to.equal(w.dear.address);
     });
 
     it("respects the price cap, the region and renewable-only", async () => {
@@ -525,6 +597,97 @@ describe("SDK: jobs", () => {
       expect(error).to.be.instanceOf(MeshworkContractError);
       expect(error).to.include({ errorName: "JobMarketOfferExpired" });
       expect(error.arg("expiry")).to.equal(1n);
+    });
+
+    /**
+     * A provider that is a smart-contract wallet (ERC-1271: its owner's signatures are its own),
+     * onboarded like the fixture's providers (0.5 tUSD/unit, DE, renewable), by the wallet itself.
+     */
+    async function walletProvider(w: SdkWorld) {
+      const owner = (await w.ethers.getSigners())[7];
+      const wallet = await w.ethers.deployContract("ERC1271Wallet", [owner.address]);
+      const address = await wallet.getAddress();
+      await networkHelpers.impersonateAccount(address);
+      await networkHelpers.setBalance(address, 10n ** 18n);
+      const signer = await w.ethers.getSigner(address);
+      const asWallet = await w.sdk(signer);
+      await asWallet.providers.register(PROFILE, "ipfs://meta");
+      // Staked without the SDK's permit: a wallet signs no EIP-2612 permit with a key of its own.
+      await w.mesh.connect(w.deployer).transfer(address, 1_000n * MESH);
+      await w.mesh.connect(signer).approve(await w.registry.getAddress(), 1_000n * MESH);
+      await w.registry.connect(signer).stake(address, 1_000n * MESH);
+      await asWallet.providers.postPrice("tUSD", USD / 2n);
+      await w.usd.mint(address, 100_000n * USD);
+      await asWallet.balances.deposit("tUSD", 100_000n * USD);
+      return { owner, address };
+    }
+
+    /** An offer from `provider` for the consumer's request at `price`, signed by `signer` (a wallet's owner signs for it). */
+    async function offerFor(
+      w: SdkWorld,
+      provider: string,
+      signer: SdkWorld["cheap"],
+      request: JobRequestStruct,
+      price: bigint,
+      expiry: bigint,
+    ): Promise<SignedOffer> {
+      const targeted = { ...request, price, targetProvider: provider };
+      const jobId = hashJob({ consumer: w.consumer.address, request: targeted, terms: await w.market.currentTerms() });
+      const { domain, types } = offerTypedData(BigInt(w.book.chainId), w.book.contracts.market);
+      const signature = await signer.signTypedData(domain, types, { jobId, expiry });
+      return { provider, request: targeted, consumer: w.consumer.address, expiry, signature };
+    }
+
+    it("takes a smart-contract wallet's offer through ERC-1271 and creates the job assigned to the wallet", async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const { owner, address } = await walletProvider(w);
+      const o = await offers(w);
+      const fromWallet = await offerFor(w, address, owner, o.prepared.request, 5n * USD, o.expiry);
+      const { best, ranked } = await o.mw.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [o.mid, fromWallet, o.cheap] });
+      expect(best.provider).to.equal(address);
+      expect(ranked.map((c) => c.provider)).to.deep.equal([address, w.cheap.address, w.mid.address]);
+      const handle = await o.mw.jobs.createWithOffer(best.offer!);
+      expect(await handle.state()).to.equal("Claimed");
+      expect((await w.market.jobRecord(handle.jobId)).provider).to.equal(address);
+    });
+
+    it("drops an offer a wallet does not accept (another key's signature, a contract without ERC-1271), as the market does", async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const { address } = await walletProvider(w);
+      const o = await offers(w);
+      const stranger = await offerFor(w, address, w.outsider, o.prepared.request, 5n * USD, o.expiry); // not the wallet's owner
+      const token = await w.usd.getAddress(); // a contract that reverts on isValidSignature
+      const notAWallet = await offerFor(w, token, w.outsider, o.prepared.request, 5n * USD, o.expiry);
+      const { ranked, rejected } = await o.mw.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [stranger, notAWallet, o.mid] });
+      expect(ranked.map((c) => c.provider)).to.deep.equal([w.mid.address]);
+      expect(rejected.map((r) => [r.candidate.provider, r.candidate.eligibility])).to.deep.equal([
+        [address, INVALID_OFFER],
+        [token, INVALID_OFFER],
+      ]);
+      const error = await o.mw.jobs.createWithOffer(stranger).catch((e) => e);
+      expect(error).to.be.instanceOf(MeshworkContractError);
+      expect(error).to.include({ errorName: "JobMarketInvalidSignature" });
+      expect(error.arg("signer")).to.equal(address);
+      expect(await w.usd.allowance(w.consumer.address, await w.market.getAddress())).to.equal(0n); // refused before approving
+    });
+
+    it("types an RPC failure of a wallet's ERC-1271 check instead of dropping its offer", async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const { owner, address } = await walletProvider(w);
+      const o = await offers(w);
+      const fromWallet = await offerFor(w, address, owner, o.prepared.request, 5n * USD, o.expiry);
+      const dropping = misbehaving((method, target) =>
+        method === "call"
+          ? (tx: { to?: unknown }) =>
+              typeof tx.to === "string" && tx.to.toLowerCase() === address.toLowerCase()
+                ? Promise.reject(Object.assign(new Error("connection reset"), { code: "NETWORK_ERROR" }))
+                : target.call(tx as never)
+          : undefined,
+      );
+      const reader = await Meshwork.connect({ runner: dropping, addresses: w.book, blobStore: w.store });
+      const error = await reader.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [fromWallet, o.cheap] }).catch((e) => e);
+      expect(error).to.be.instanceOf(MeshworkRpcError);
+      expect(error.shortMessage).to.match(/isValidSignature/);
     });
 
     it("drops an offer that changes the consumer's request (fewer audits, any region) or is for another consumer", async () => {
