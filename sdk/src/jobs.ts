@@ -3,7 +3,7 @@
  * signed offer), and follow a job to its result with a {@link JobHandle}.
  */
 import { randomBytes } from "node:crypto";
-import { Contract, Interface, TypedDataEncoder, hexlify, recoverAddress } from "ethers";
+import { Contract, Interface, TypedDataEncoder, getBytes, hexlify, recoverAddress } from "ethers";
 import type { ContractTransactionReceipt, Log } from "ethers";
 import { Balances } from "./balances.js";
 import type { MeshworkContext } from "./context.js";
@@ -474,9 +474,18 @@ const ERC1271 = new Interface(["function isValidSignature(bytes32 hash, bytes si
 /** A wallet's answer for a valid signature: `isValidSignature.selector` (0x1626ba7e) as the whole returned word. */
 const ERC1271_MAGIC = "0x1626ba7e" + "00".repeat(28);
 
-/** Whether `signature` over `digest` recovers to `signer` (a malformed signature recovers to no one). */
+/** The largest `s` OpenZeppelin's ECDSA accepts (half the curve order: the other half is malleable). */
+const HALF_CURVE_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+/**
+ * Whether `signature` over `digest` recovers to `signer` as OpenZeppelin's ECDSA recovers it: 65 bytes,
+ * `s` in the lower half, `v` 27 or 28 (ethers would also take a 64-byte, high-`s` or `v` 0/1 form, which
+ * the market refuses). A malformed signature recovers to no one.
+ */
 function recovers(digest: string, signature: string, signer: string): boolean {
   try {
+    const raw = getBytes(signature);
+    if (raw.length !== 65 || BigInt(hexlify(raw.subarray(32, 64))) > HALF_CURVE_ORDER || (raw[64] !== 27 && raw[64] !== 28)) return false;
     return sameAddress(recoverAddress(digest, signature), signer);
   } catch {
     return false;

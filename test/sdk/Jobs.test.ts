@@ -4,6 +4,7 @@
  * reopen to settlement by the same handle, a tampered chunk named, cancel, cost summary, routing.
  */
 import { expect } from "chai";
+import { Signature, verifyTypedData } from "ethers";
 import { network } from "hardhat";
 import type { BlobStore } from "../../sdk/src/blob.js";
 import { digestOf } from "../../sdk/src/blob.js";
@@ -586,12 +587,26 @@ describe("SDK: jobs", () => {
       const o = await offers(w);
       const forged = { ...o.cheap, signature: o.mid.signature };
       const expired = await (await w.sdk(w.dear)).jobs.signOffer(o.dear.request, w.consumer.address, 1n);
-      const { ranked, rejected } = await o.mw.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [forged, expired, o.mid] });
+      // The same signature with v as 0/1, or in EIP-2098's 64-byte form: ethers recovers the signer from
+      // either, OpenZeppelin's ECDSA (the market's) refuses both.
+      const sig = o.dear.signature;
+      const vZero = { ...o.dear, signature: sig.slice(0, 130) + (sig.endsWith("1b") ? "00" : "01") };
+      const compact = { ...o.dear, signature: Signature.from(sig).compactSerialized };
+      const { domain, types } = offerTypedData(BigInt(w.book.chainId), w.book.contracts.market);
+      const dearJobId = hashJob({ consumer: w.consumer.address, request: o.dear.request, terms: await w.market.currentTerms() });
+      for (const other of [vZero, compact]) expect(verifyTypedData(domain, types, { jobId: dearJobId, expiry: o.dear.expiry }, other.signature)).to.equal(w.dear.address);
+      const { ranked, rejected } = await o.mw.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [forged, expired, vZero, compact, o.mid] });
       expect(ranked.map((c) => c.provider)).to.deep.equal([w.mid.address]);
       expect(rejected.map((r) => [r.candidate.provider, r.candidate.eligibility])).to.deep.equal([
         [w.cheap.address, INVALID_OFFER],
         [w.dear.address, INVALID_OFFER],
+        [w.dear.address, INVALID_OFFER],
+        [w.dear.address, INVALID_OFFER],
       ]);
+      for (const other of [vZero, compact]) {
+        const onChain = await o.mw.jobs.createWithOffer(other).catch((e) => e); // the market refuses them too
+        expect(onChain).to.include({ errorName: "JobMarketInvalidSignature" });
+      }
       // The market agrees: an expired offer reverts with a typed error.
       const error = await o.mw.jobs.createWithOffer(expired).catch((e) => e);
       expect(error).to.be.instanceOf(MeshworkContractError);
