@@ -21,7 +21,8 @@ import { JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
 import pino from "pino";
 import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
-import { MeshworkError } from "../sdk/src/errors.js";
+import { loadAddressBook, type AddressBook } from "../sdk/src/addressBook.js";
+import { MeshworkChainMismatchError, MeshworkError } from "../sdk/src/errors.js";
 import { Energy, type Profile } from "../sdk/src/providers.js";
 import { parseWorkerConfig, type WorkerConfig } from "../sdk/src/worker/config.js";
 import { detectHardware } from "../sdk/src/worker/hardware.js";
@@ -49,6 +50,25 @@ async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: 
   const wallet = (await openKeystore(config.keystore, password())).connect(provider);
   const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir });
   return { config, mw, wallet, provider };
+}
+
+/** How long `init` waits for the RPC to say which chain it is on. */
+const CHAIN_CHECK_MS = 5_000;
+
+/** The chain id the JSON-RPC endpoint at `url` reports, or undefined when it does not answer in time. */
+async function chainIdAt(url: string): Promise<bigint | undefined> {
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
+      signal: AbortSignal.timeout(CHAIN_CHECK_MS),
+    });
+    const { result } = (await res.json()) as { result?: string };
+    return result === undefined ? undefined : BigInt(result);
+  } catch {
+    return undefined;
+  }
 }
 
 function amount(value: string): string {
@@ -96,6 +116,20 @@ program
       deploymentsDir: opts.deployments ? resolve(opts.deployments) : devnet.deploymentsDir,
       pollMs: Number(opts.pollMs),
     });
+    // The chain and its address book, before anything is written: a config for a chain without one, or
+    // an RPC on another chain, would only fail at `register`.
+    let book: AddressBook;
+    try {
+      book = loadAddressBook(config.network, config.deploymentsDir);
+    } catch (error) {
+      const where = (error as MeshworkError).details?.path ?? config.network;
+      const hint = config.network === "localhost" ? "start the local network first (`npm start -- --keep`)" : "pass --deployments <dir> where it is";
+      throw new MeshworkError(`${(error as MeshworkError).shortMessage ?? error} (${where}): ${hint}`, { cause: error });
+    }
+    const chainId = await chainIdAt(config.rpcUrl);
+    if (chainId !== undefined && chainId !== BigInt(book.chainId)) {
+      throw new MeshworkChainMismatchError(BigInt(book.chainId), chainId, { details: { network: book.network, rpcUrl: config.rpcUrl } });
+    }
     const encrypted = await wallet.encrypt(password());
     // Only now, with everything checked: the key that holds a stake and earnings is never lost to a
     // re-init, it is kept beside.
@@ -111,7 +145,8 @@ program
     console.log(`keystore  ${keystore} (encrypted with MESHWORK_PASSWORD; back it up: it holds your stake and earnings)`);
     if (kept) console.log(`kept      the previous keystore as ${kept} (its address still holds whatever it staked and earned)`);
     console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
-    console.log(`chain     ${config.rpcUrl} (${config.network}); blobs from ${config.blobSources.join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
+    const reached = chainId === undefined ? `did not answer within ${CHAIN_CHECK_MS / 1000} s: check --rpc before \`register\`` : `chain id ${chainId}`;
+    console.log(`chain     ${config.rpcUrl} (${config.network}, ${reached}); blobs from ${config.blobSources.join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
     console.log(`config    ${configPath}`);
     console.log("next: fund this address with gas, MESH to stake and the payment token for collateral, then `register`, `stake`, `prices`, `start`");
   });

@@ -6,7 +6,7 @@
  * bad input gives one clear line and a non-zero exit.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
@@ -184,8 +184,22 @@ describe("worker CLI and daemon as processes", function () {
     expect(missing.code).to.not.equal(0);
     expect(missing.output.trim().split("\n").at(-1)).to.match(/^error: cannot read worker config/);
 
+    // The address book and the RPC's chain are checked before anything is written.
+    const noBook = await cli(config, "init", "--rpc", node.url, "--network", "nowhere", "--deployments", deploymentsDir);
+    expect(noBook.output.trim().split("\n").at(-1)).to.match(/^error: no address book for network "nowhere" \(.*nowhere\.json\): pass --deployments <dir> where it is$/);
+    const otherChain = join(dir, "other-chain");
+    mkdirSync(otherChain);
+    writeFileSync(join(otherChain, "localhost.json"), JSON.stringify({ ...book, chainId: 11155111 }));
+    const mismatch = await cli(config, "init", "--rpc", node.url, "--deployments", otherChain);
+    expect(mismatch.output.trim().split("\n").at(-1)).to.equal("error: connected to chain 31337, but the address book is for chain 11155111");
+    expect(readdirSync(dir).sort()).to.deep.equal(["other-chain"]); // nothing written
+    const silent = await cli(join(dir, "offline", "worker.json"), "init", "--rpc", `http://127.0.0.1:${await freePort()}`, "--deployments", deploymentsDir);
+    expect(silent.code, silent.output).to.equal(0); // an RPC that does not answer yet is worth a warning, not a refusal
+    expect(silent.output).to.match(/chain {5}http:\/\/127\.0\.0\.1:\d+ \(localhost, did not answer within 5 s: check --rpc before `register`\)/);
+
     const init = await cli(config, "init", "--rpc", node.url, "--key", devKey(14), "--deployments", deploymentsDir);
     expect(init.code, init.output).to.equal(0);
+    expect(init.output).to.contain(`(localhost, chain id ${book.chainId})`);
     const again = await cli(config, "init", "--rpc", node.url);
     expect(again.code).to.not.equal(0);
     expect(again.output).to.match(/error: .* exists; pass --force/);
