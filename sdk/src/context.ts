@@ -43,6 +43,8 @@ export interface SendingOptions {
 
 /** Blocks read per log query: public RPCs cap a query's range (commonly at 5,000 or 10,000 blocks). */
 export const LOG_RANGE = 5_000;
+/** A transaction given up on is not repriced past this many times the fees the RPC quotes (it is still waited for). */
+const UNSTICK_FEE_CAP = 4n;
 /** How many log queries in a row must go through before {@link MeshworkContext.logRange} doubles back. */
 const LOG_RANGE_BACK_AFTER = 16;
 
@@ -92,10 +94,15 @@ export class MeshworkContext {
    * `sending.timeoutMs`, a transaction not mined in that time (dropped from the mempool, or priced
    * under a fee spike) is sent again with the same nonce and fees raised by a quarter (at least to the
    * RPC's current ones), up to `sending.reprices` times; whichever copy is mined is the receipt.
-   * @throws {MeshworkRpcError} when the RPC fails, or the last copy is not mined in time either (the
-   * nonce may still be taken by it: a later transaction waits behind it until it is mined or dropped).
+   * A transaction given up on that way may still hold its nonce: the next send first sends it again
+   * (fees a quarter higher) and waits for it, and sends nothing behind it while it is not mined.
+   * @throws {MeshworkRpcError} when the RPC fails, or the last copy is not mined in time either;
+   * `details.reason` "stuck" when a transaction given up on before is still not mined (this one was
+   * not sent).
    */
   async send(action: string, send: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
+    // Nothing is queued behind a transaction given up on: it goes first (concurrent sends wait for one try).
+    if (this.#givenUp) await (this.#unsticking ??= this.#unstick().finally(() => (this.#unsticking = undefined)));
     let receipt: ContractTransactionReceipt | null;
     try {
       let tx: TransactionResponse = await send();
@@ -111,7 +118,11 @@ export class MeshworkContext {
             receipt = e.receipt;
             break;
           }
-          if (e.code !== "TIMEOUT" || reprices >= (this.sending.reprices ?? 3)) throw error;
+          if (e.code !== "TIMEOUT") throw error;
+          if (reprices >= (this.sending.reprices ?? 3)) {
+            this.#givenUp = { action, tx };
+            throw error;
+          }
           reprices++;
           const again = await this.#reprice(tx);
           if (again !== tx) this.sending.onReprice?.(action, tx, again);
@@ -123,6 +134,45 @@ export class MeshworkContext {
     }
     if (!receipt) throw new MeshworkError(`${action}: the transaction was dropped`);
     return receipt;
+  }
+
+  /** The last copy of a transaction given up on after its reprices, while its nonce may still be taken. */
+  #givenUp?: { action: string; tx: TransactionResponse };
+  #unsticking?: Promise<void>;
+
+  /**
+   * Before anything else is sent: the transaction given up on is sent once more, same nonce, fees a
+   * quarter higher (unless they are already UNSTICK_FEE_CAP times what the RPC quotes now), and waited
+   * for. Resolves when its nonce is used (by any copy).
+   * @throws {MeshworkRpcError} `details.reason` "stuck" when it is still not mined: nothing is sent
+   * behind it (it would only wait in the mempool too); the next send tries again.
+   */
+  async #unstick(): Promise<void> {
+    const { action, tx } = this.#givenUp!;
+    const mined = await this.call(action, () => this.provider.getTransactionCount(tx.from, "latest"));
+    if (mined > tx.nonce) return void (this.#givenUp = undefined);
+    const fees = await this.call(action, () => this.provider.getFeeData());
+    const paid = tx.maxFeePerGas ?? tx.gasPrice ?? 0n;
+    const quoted = fees.maxFeePerGas ?? fees.gasPrice ?? 0n;
+    let copy = tx;
+    if (quoted === 0n || paid < quoted * UNSTICK_FEE_CAP) {
+      copy = await this.call(action, () => this.#reprice(tx));
+      if (copy !== tx) this.sending.onReprice?.(action, tx, copy);
+      this.#givenUp = { action, tx: copy };
+    }
+    try {
+      await copy.wait(1, this.sending.timeoutMs || undefined); // (0 would not wait at all)
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "TIMEOUT") {
+        throw new MeshworkRpcError(`an earlier transaction (${action}, nonce ${tx.nonce}) is still not mined; nothing is sent behind it until it is`, {
+          cause: error,
+          details: { reason: "stuck", action, nonce: tx.nonce, hash: copy.hash },
+        });
+      }
+      if (code !== "TRANSACTION_REPLACED") throw toMeshworkError(error, this.interfaces, action); // replaced: the nonce is used
+    }
+    this.#givenUp = undefined;
   }
 
   /** `tx` again, same nonce, fees a quarter higher (or the RPC's, if higher); `tx` itself if its nonce was used meanwhile. */

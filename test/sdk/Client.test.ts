@@ -184,6 +184,37 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
   });
 
+  it("sends nothing behind a transaction it gave up on: that one goes again first, and the next send waits for it", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const rpc = connection.provider;
+    const reprices: string[] = [];
+    const mw = await Meshwork.connect({
+      runner: w.cheap,
+      addresses: w.book,
+      sending: { timeoutMs: 300, reprices: 1, onReprice: (action, stuck, again) => reprices.push(`${action} ${stuck.nonce}→${again.nonce}`) },
+    });
+    const pending = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", true] })) as { transactions: { nonce: string }[] }).transactions;
+    const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
+    await rpc.request({ method: "evm_setAutomine", params: [false] }); // nothing is mined: the mempool holds every copy
+    try {
+      const given = await mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e);
+      expect(given).to.be.instanceOf(MeshworkRpcError);
+      expect(given.walk()).to.include({ code: "TIMEOUT" });
+      const behind = await mw.providers.postPrice("tUSD", 8n * USD).catch((e) => e);
+      expect(behind).to.be.instanceOf(MeshworkRpcError);
+      expect(behind.details, behind.message).to.include({ reason: "stuck", action: "postPrice", nonce });
+      expect((await pending()).map((tx) => Number(tx.nonce))).to.deep.equal([nonce]); // nothing queued behind it
+      expect(reprices).to.deep.equal([`postPrice ${nonce}→${nonce}`, `postPrice ${nonce}→${nonce}`]);
+      await rpc.request({ method: "evm_mine", params: [] });
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
+    await mw.providers.postPrice("tUSD", 9n * USD); // the nonce was used: sent at once
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(9n * USD);
+    expect(reprices).to.have.length(2);
+  });
+
   it("reports a transaction whose other copy was mined and reverted as a failure, not a receipt", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.cheap);
