@@ -128,7 +128,8 @@ export class Balances {
    * another (USDT and its kind) has its allowance set to 0 first.
    * @throws {MeshworkContractError} the token refuses the approval; {@link MeshworkRpcError}.
    */
-  async ensureAllowance(token: string, amount: bigint, action: string, options: { spender?: string; approve?: bigint } = {}): Promise<void> {
+  async ensureAllowance(token: string, amount: bigint, action: string, options: string | { spender?: string; approve?: bigint } = {}): Promise<void> {
+    if (typeof options === "string") options = { spender: options }; // the spender, as the 4th argument used to be
     const owner = await this.ctx.account(action);
     const to = options.spender ?? this.ctx.book.contracts.market;
     const address = this.ctx.token(token);

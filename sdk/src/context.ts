@@ -14,7 +14,7 @@ import type {
 } from "ethers";
 import type { AddressBook } from "./addressBook.js";
 import type { BlobStore } from "./blob.js";
-import { MeshworkError, MeshworkRpcError, isNodeAnswer, toMeshworkError } from "./errors.js";
+import { MeshworkError, MeshworkRpcError, isRangeRefusal, toMeshworkError } from "./errors.js";
 import type { IComputeCommons } from "../../types/ethers-contracts/interfaces/IComputeCommons.js";
 import type { IJobMarket } from "../../types/ethers-contracts/interfaces/IJobMarket.js";
 import type { IProviderRegistry } from "../../types/ethers-contracts/interfaces/IProviderRegistry.js";
@@ -231,7 +231,7 @@ export class MeshworkContext {
       try {
         part = await this.call(action, () => query(from, to));
       } catch (error) {
-        if (!this.narrowLogRange(error)) throw error;
+        if (!this.narrowLogRange(error, to - from + 1)) throw error;
         continue;
       }
       out.push(...part);
@@ -242,13 +242,14 @@ export class MeshworkContext {
   }
 
   /**
-   * After a log query failed: narrows {@link MeshworkContext.logRange} and answers true (query again),
-   * unless the transport failed (which says nothing about the range) or the range is one block already.
+   * After a log query over `blocks` blocks failed: narrows {@link MeshworkContext.logRange} to a quarter
+   * of that and answers true (query again), unless the query was lost rather than refused (see
+   * {@link isRangeRefusal}: a dead RPC says nothing about the range) or it was one block already.
    * @internal
    */
-  narrowLogRange(error: unknown): boolean {
-    if ((error instanceof MeshworkRpcError && !isNodeAnswer(error)) || this.logRange === 1) return false;
-    this.logRange = Math.max(1, Math.floor(this.logRange / 4));
+  narrowLogRange(error: unknown, blocks: number): boolean {
+    if (!isRangeRefusal(error) || blocks <= 1) return false;
+    this.logRange = Math.min(this.logRange, Math.max(1, Math.floor(blocks / 4)));
     this.#logsInARow = 0;
     return true;
   }

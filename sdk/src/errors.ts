@@ -224,13 +224,22 @@ function isRpcFailure(error: unknown): boolean {
 }
 
 /**
- * Whether the node itself answered with an error (a JSON-RPC error object, whose code is a number,
- * on the error or in its causes: ethers wraps one it does not know as UNKNOWN_ERROR), rather than the
- * transport failing to get an answer. @internal
+ * Whether a query was refused rather than lost: the node answered with a JSON-RPC error object (its
+ * code a number, on the error or in its causes; ethers wraps one it does not know as UNKNOWN_ERROR),
+ * or the endpoint with an HTTP 4xx other than 429 (some answer a range over their cap with 413), or its
+ * words say a limit was hit. A refused log query may go through over fewer blocks; a lost one would
+ * not. @internal
  */
-export function isNodeAnswer(error: unknown): boolean {
-  return anyCause(error, (e) => typeof e.code === "number");
+export function isRangeRefusal(error: unknown): boolean {
+  return anyCause(error, (e) => {
+    if (typeof e.code === "number") return true;
+    const info = (e as { info?: { responseStatus?: unknown; responseBody?: unknown } }).info;
+    const status = Number(String(info?.responseStatus ?? "").split(" ")[0]);
+    if (status >= 400 && status < 500 && status !== 429) return true;
+    return LIMIT_WORDS.test(`${typeof e.message === "string" ? e.message : ""} ${typeof info?.responseBody === "string" ? info.responseBody : ""}`);
+  });
 }
+const LIMIT_WORDS = /block range|range (limit|too)|exceed|too (many|large)|max(imum)? (block|range|results)|response size|more than \d+ results/i;
 
 /** Whether the node refused a transaction its sender cannot pay gas for (ethers' code, or a node's own words). */
 function isOutOfGasMoney(error: unknown): boolean {

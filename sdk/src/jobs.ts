@@ -399,7 +399,9 @@ export class Jobs {
     if (code === "0x") return recovers(digest, signature, provider);
     const data = ERC1271.encodeFunctionData("isValidSignature", [digest, signature]);
     try {
-      const answer = await this.ctx.call("route: isValidSignature", () => this.ctx.provider.call({ to: provider, data }));
+      // Asked as the market asks it (a wallet may answer by its caller).
+      const from = this.ctx.book.contracts.market;
+      const answer = await this.ctx.call("route: isValidSignature", () => this.ctx.provider.call({ from, to: provider, data }));
       // The market reads the first word of the answer whole: the selector, zero-padded.
       return answer.slice(0, 66).toLowerCase() === ERC1271_MAGIC;
     } catch (error) {
@@ -584,7 +586,7 @@ export class JobHandle {
         try {
           logs = await this.#ctx.call("getLogs", () => this.#ctx.provider.getLogs({ address, topics: [null, this.jobId], fromBlock: from, toBlock: to }));
         } catch (error) {
-          if (!this.#ctx.narrowLogRange(error)) throw error;
+          if (!this.#ctx.narrowLogRange(error, to - from + 1)) throw error;
           continue; // fewer blocks at once: the RPC caps a query's range
         }
         this.#ctx.logRangeWorked();

@@ -492,38 +492,47 @@ describe("SDK: jobs", () => {
     expect(Math.max(...ranges)).to.equal(5_000);
   });
 
-  it("reads through an RPC capping a query at 10 blocks (ethers' UNKNOWN_ERROR around the node's answer): fewer blocks at once; a dead RPC is still a MeshworkRpcError", async () => {
+  it("reads through an RPC capping a query at 10 blocks, whether it answers with a JSON-RPC error or an HTTP 413: fewer blocks at once; a dead RPC is still a MeshworkRpcError", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
     await networkHelpers.mine(200);
     await w.market.connect(w.cheap).claim(handle.job);
-    let refused = 0;
-    let down = false;
-    const capped = misbehaving((method, target) =>
-      method === "getLogs"
-        ? (filter: { fromBlock?: unknown; toBlock?: unknown }) => {
-            if (down) return Promise.reject(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8545"), { code: "ECONNREFUSED" }));
-            const { fromBlock, toBlock } = filter;
-            if (typeof fromBlock !== "number" || typeof toBlock !== "number" || toBlock - fromBlock >= 10) {
-              refused++;
-              // What ethers' JsonRpcProvider makes of a JSON-RPC error it does not know.
-              const answer = { code: -32005, message: "query exceeds max block range 10" };
-              return Promise.reject(Object.assign(new Error("could not coalesce error"), { code: "UNKNOWN_ERROR", error: answer }));
+    // What ethers' JsonRpcProvider makes of each answer: a JSON-RPC error it does not know, and an HTTP error status.
+    const refusals = {
+      jsonRpc: () => Object.assign(new Error("could not coalesce error"), { code: "UNKNOWN_ERROR", error: { code: -32005, message: "query exceeds max block range 10" } }),
+      http413: () =>
+        Object.assign(new Error("server response 413 Payload Too Large"), {
+          code: "SERVER_ERROR",
+          info: { responseStatus: "413 Payload Too Large", responseBody: '{"jsonrpc":"2.0","id":1,"error":{"code":-32614,"message":"eth_getLogs is limited to a 10 range"}}' },
+        }),
+    };
+    for (const [shape, refusal] of Object.entries(refusals)) {
+      let refused = 0;
+      let down = false;
+      const capped = misbehaving((method, target) =>
+        method === "getLogs"
+          ? (filter: { fromBlock?: unknown; toBlock?: unknown }) => {
+              if (down) return Promise.reject(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8545"), { code: "ECONNREFUSED" }));
+              const { fromBlock, toBlock } = filter;
+              if (typeof fromBlock !== "number" || typeof toBlock !== "number" || toBlock - fromBlock >= 10) {
+                refused++;
+                return Promise.reject(refusal());
+              }
+              return target.getLogs(filter as never);
             }
-            return target.getLogs(filter as never);
-          }
-        : undefined,
-    );
-    const reader = await Meshwork.connect({ runner: capped, addresses: w.book, blobStore: w.store });
-    const found = await reader.jobs.get(handle.jobId);
-    expect(found.job).to.deep.equal(handle.job);
-    expect((await found.refresh()).map((e) => e.type)).to.deep.equal(["queued", "claimed"]);
-    expect(refused).to.be.greaterThan(0);
-    expect(reader.context.logRange).to.be.lessThan(10);
-    down = true;
-    await networkHelpers.mine(1);
-    expect(await found.refresh().catch((e) => e)).to.be.instanceOf(MeshworkRpcError);
+          : undefined,
+      );
+      const reader = await Meshwork.connect({ runner: capped, addresses: w.book, blobStore: w.store });
+      const found = await reader.jobs.get(handle.jobId);
+      expect(found.job, shape).to.deep.equal(handle.job);
+      expect((await found.refresh()).map((e) => e.type), shape).to.deep.equal(["queued", "claimed"]);
+      expect(refused, shape).to.be.greaterThan(0);
+      expect(reader.context.logRange, shape).to.be.lessThan(10);
+      down = true;
+      await networkHelpers.mine(1);
+      expect(await found.refresh().catch((e) => e), shape).to.be.instanceOf(MeshworkRpcError);
+    }
   });
 
   describe("routing", () => {

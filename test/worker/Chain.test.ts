@@ -241,7 +241,7 @@ describe("worker on an unreliable chain", function () {
     expect(lines.filter((l) => l.msg.startsWith("this node takes no jobs"))).to.have.length(1); // nothing from an active node
   });
 
-  it("leaves a draw to the job's provider: an auditor draws only when the provider has not, for its grace in chain time", async () => {
+  it("leaves a draw to the job's provider: an auditor draws only when the provider has not for 16 blocks (plus its stagger) after the commit", async () => {
     const w = await networkHelpers.loadFixture(world);
     const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 19, { computeWindow: 600n });
     const auditorMw = await w.sdk(w.auditor);
@@ -255,22 +255,22 @@ describe("worker on an unreliable chain", function () {
     expect(sends.filter((a) => a === "draw")).to.have.length(1);
     expect(auditorSends).to.not.include("draw");
 
-    // The provider goes offline after its commit: the auditor draws, after 30 s plus its stagger (< 30 s).
+    // The provider goes offline after its commit: the auditor draws once 16 blocks and its stagger (< 16) have passed.
     const { state: offlineState, cheap: offline, job: second } = await cheapWorkerAndJob(w, 20, { computeWindow: 600n });
     await drive(w, [offline], async () => offlineState.get(second.jobId)?.phase === "committed", 30, { finalTick: false });
-    await networkHelpers.mine(1); // the draw's randomness exists
+    await networkHelpers.mine(10);
     await auditor.tick();
     expect(await second.state()).to.equal("Committed");
-    await networkHelpers.time.increase(25);
+    await networkHelpers.time.increase(3_600); // time alone does not count: blocks do (the randomness lasts 256)
     await auditor.tick();
     expect(await second.state()).to.equal("Committed");
-    await networkHelpers.time.increase(35);
+    await networkHelpers.mine(22);
     await auditor.tick();
     expect(await second.state()).to.equal("Audited"); // the provider's probation: always audited
     expect(auditorSends.filter((a) => a === "draw")).to.have.length(1);
   });
 
-  it("times out another provider's overdue claim only after its grace, then may claim the reopened job itself", async () => {
+  it("takes over another provider's overdue claim with its own claim; a node that will not take the job times it out only after a grace", async () => {
     const w = await networkHelpers.loadFixture(world);
     const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 21, { computeWindow: 600n });
     await cheap.tick(); // claims, then goes offline
@@ -281,17 +281,27 @@ describe("worker on an unreliable chain", function () {
     const auditor = makeWorker(w, w.auditor, auditorMw);
     await auditor.tick();
     await auditor.idle();
-    expect(await job.state()).to.equal("Claimed");
-    expect(auditorSends).to.deep.equal([]);
-    await networkHelpers.time.increase(60);
-    await auditor.tick();
-    await auditor.idle();
-    expect(auditorSends[0]).to.equal("enforceDeadline");
+    expect(auditorSends.filter((a) => !a.endsWith("approve"))).to.deep.equal(["claim"]); // the market timed the other out in it
+    expect((await auditorMw.context.contracts.market.jobRecord(job.jobId)).provider).to.equal(w.auditor.address);
     expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(1n);
     expect(sends).to.deep.equal(["claim"]);
-    await drive(w, [auditor], async () => (await job.state()) === "Committed", 20);
-    expect((await auditorMw.context.contracts.market.jobRecord(job.jobId)).provider).to.equal(w.auditor.address);
-    expect(auditorSends.filter((a) => a === "claim")).to.have.length(1);
+    await drive(w, [auditor], async () => (await job.state()) === "Committed", 20, { finalTick: false });
+
+    // A node whose collateral limit keeps it from the job leaves the timeout to the consumer for 30 s (plus its stagger).
+    const { cheap: again, state: againState, job: second } = await cheapWorkerAndJob(w, 27, { computeWindow: 600n });
+    await again.tick();
+    expect(againState.get(second.jobId)?.phase).to.equal("claimed");
+    await networkHelpers.time.increase(610); // just past the commit deadline
+    const limitedMw = await w.sdk(w.dear);
+    const limitedSends = recordSends(limitedMw);
+    const limited = makeWorker(w, w.dear, limitedMw, { maxCollateral: { tUSD: 1n } });
+    await limited.tick();
+    expect(await second.state()).to.equal("Claimed");
+    expect(limitedSends).to.deep.equal([]);
+    await networkHelpers.time.increase(60);
+    await limited.tick();
+    expect(limitedSends).to.deep.equal(["enforceDeadline"]);
+    expect(await second.state()).to.equal("Open"); // reopened for whoever takes it
   });
 
   it("approves its collateral budget (maxCollateral) once, not the shortfall at every claim", async () => {

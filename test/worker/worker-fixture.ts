@@ -53,7 +53,7 @@ export function makeWorker(
     store?: BlobStore;
     blobRetention?: WorkerOptions["blobRetention"];
     unavailableRetryMs?: number;
-    othersGraceSec?: number;
+    othersGrace?: WorkerOptions["othersGrace"];
     maxCollateral?: Record<string, bigint>;
     logger?: WorkerOptions["logger"];
   } = {},
@@ -77,7 +77,7 @@ export function makeWorker(
     logger: options.logger ?? quietLogger().child({ worker: signer.address.slice(0, 8) }),
     cheat: options.cheat,
     unavailableRetryMs: options.unavailableRetryMs,
-    othersGraceSec: options.othersGraceSec,
+    othersGrace: options.othersGrace,
   });
 }
 

@@ -63,13 +63,14 @@ export interface WorkerOptions {
    */
   unavailableRetryMs?: number;
   /**
-   * How long, in chain time, a step that someone else is due to take (drawing another provider's
-   * audit, timing out another provider's claim) must have been possible before this node takes it,
-   * plus a stagger of up to as long again drawn from this node's address and the job (default 30 s):
-   * the party acts first and, of the others, usually one, so nobody pays gas for a transaction that
-   * reverts because another landed first. 0: at once.
+   * How long a step that another party is due to take must have been possible before this node takes
+   * it, plus a stagger of up to as long again drawn from this node's address and the job, counted from
+   * when the chain made it possible: `blocks` for drawing another provider's audit (default 16: well
+   * inside the 256 blocks its randomness lasts), `seconds` for timing out a claim this node does not
+   * take over itself (default 30). The party acts first and, of the others, usually one, so nobody
+   * pays gas for a transaction that reverts because another landed first. 0: at once.
    */
-  othersGraceSec?: number;
+  othersGrace?: { blocks?: number; seconds?: number };
 }
 
 /** Why a job was not taken: the reasons the rejection metric and log lines use. */
@@ -83,6 +84,9 @@ export class JobRejectedError extends MeshworkError {
     super(message, { details: { reason, ...details } });
   }
 }
+
+/** A job's record as the market returns it. */
+type JobRecord = Awaited<ReturnType<Meshwork["context"]["contracts"]["market"]["jobRecord"]>>;
 
 const DIGEST_MASK = (1n << 152n) - 1n;
 /** Most state reads a tick has in flight at once (many public RPCs cap a JSON-RPC batch near 50–100). */
@@ -107,8 +111,8 @@ export class Worker {
   readonly #unavailable = new Map<string, { retryAt: number; delayMs: number }>();
   /** What the last standing check found (whether the node may take jobs), and when. */
   readonly #standing: { checkedAt: number; active?: boolean } = { checkedAt: 0 };
-  /** The chain's time this tick (read when first needed). */
-  #chainNow?: Promise<bigint>;
+  /** The latest block this tick, its number and time (read when first needed). */
+  #latest?: Promise<{ number: bigint; time: bigint }>;
   /** Computations running in the background (a provider's job, an audit's sample), by job id. */
   readonly #computing = new Map<string, Promise<void>>();
   /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
@@ -123,8 +127,6 @@ export class Worker {
   #pruning?: Promise<void>;
   /** The program or model and input digests of each spec read, by spec hash, for the prune's pins. */
   readonly #specBlobs = new Map<string, string[]>();
-  /** Steps due from someone else, by `action:jobId`: the chain time they were first seen possible. */
-  readonly #othersDue = new Map<string, bigint>();
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -185,7 +187,7 @@ export class Worker {
     this.#ticking = (async () => {
       try {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
-        this.#chainNow = undefined;
+        this.#latest = undefined;
         await this.#checkStanding();
         try {
           await this.#scan();
@@ -317,6 +319,8 @@ export class Worker {
     const consumer = job.consumer.toLowerCase();
     if (FINAL.has(state)) return this.#o.state.update(row.jobId, { phase: "done", note: state });
     if (consumer === me) return this.#o.state.update(row.jobId, { phase: "done", note: "own job" });
+    /** Set when the job is Claimed by another provider past its commit deadline: the chain time it is overdue from. */
+    let overdue: bigint | undefined;
     if (state !== "Open") {
       // A claim sent before a crash may have landed: then the job is ours to finish.
       const record = await this.#o.mw.context.contracts.market.jobRecord(row.jobId);
@@ -326,21 +330,26 @@ export class Worker {
         this.#log.info({ jobId: row.jobId }, "resumed a claim that landed before a restart");
         return;
       }
-      if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state);
-      // Another provider sat on the job past its commit deadline: push it back to the market (its
-      // consumer's SDK usually has; after a grace, this node may, as it may claim the job then).
-      if (state === "Claimed" && (await this.#othersTurn("enforceDeadline", row))) await this.#enforce(row.job);
-      return;
+      if (state === "Committed" || state === "Audited" || state === "Disputed") return this.#considerAudit(row, state, record);
+      // Another provider sat on the job past its commit deadline: a claim times it out and takes its
+      // place (this node's own step), below; a node that does not take the job pushes it back to the
+      // market, after a grace (the consumer's SDK usually has by then).
+      if (state !== "Claimed" || (await this.#chainTime()) <= BigInt(record.commitDeadline)) return;
+      overdue = BigInt(record.commitDeadline) + 1n;
     }
     // Nobody may claim it any more (its consumer, or anyone, refunds it): not worth another look.
     if (await this.#claimWindowPassed(job)) return this.#o.state.update(row.jobId, { phase: "done", note: "claim window passed" });
     // Concurrency bounds the jobs being computed; committed jobs waiting out a window only hold collateral.
-    if (this.#o.state.inPhase("claimed", "computed", "committing").length >= this.#o.config.concurrency) return;
+    if (this.#o.state.inPhase("claimed", "computed", "committing").length >= this.#o.config.concurrency) {
+      if (overdue !== undefined) await this.#timeOutOthers(row, overdue);
+      return;
+    }
     let spec: LoadedSpec;
     try {
       spec = await this.#evaluate(job, { targeted: false });
     } catch (error) {
       if (error instanceof JobRejectedError) {
+        if (overdue !== undefined) await this.#timeOutOthers(row, overdue);
         // Our own limits change (concurrency, collateral): only permanent reasons end the job for us.
         const permanent = PERMANENT.has(error.reason);
         if (permanent) {
@@ -360,7 +369,15 @@ export class Worker {
     this.#inputChecks.delete(String(job.request.specHash)); // the computation reads the inputs again (from the cache)
     this.metrics.jobsClaimed.inc();
     this.metrics.inFlight.inc();
-    this.#log.info({ jobId: row.jobId, price: String(job.request.price), chunks: spec.spec.chunking.chunks, block: receipt.blockNumber }, "claimed job");
+    this.#log.info(
+      { jobId: row.jobId, price: String(job.request.price), chunks: spec.spec.chunking.chunks, block: receipt.blockNumber, ...(overdue !== undefined ? { tookOverFromOverdueClaim: true } : {}) },
+      "claimed job",
+    );
+  }
+
+  /** Times out another provider's claim overdue since `since` (chain time), when it is this node's turn. */
+  async #timeOutOthers(row: JobRow, since: bigint) {
+    if (await this.#othersTurn("enforceDeadline", row, since)) await this.#enforce(row.job);
   }
 
   /**
@@ -720,16 +737,17 @@ export class Worker {
 
   /* AUDITOR */
 
-  async #considerAudit(row: JobRow, state: JobStateName) {
+  async #considerAudit(row: JobRow, state: JobStateName, known?: JobRecord) {
     if (!this.#o.config.audit) return;
     const { market } = this.#o.mw.context.contracts;
     const job = row.job;
-    const record = await market.jobRecord(row.jobId);
+    const record = known ?? (await market.jobRecord(row.jobId));
     if (record.provider.toLowerCase() === this.#address.toLowerCase()) return; // ours (tracked as provider)
     if (state === "Committed") {
-      // The provider draws as soon as it can; an auditor only when the provider has not (offline, or
-      // holding back a draw that could send its job to audit).
-      if (await this.#othersTurn("draw", row)) await this.#send("draw", () => market.draw(job));
+      // The provider draws as soon as the randomness exists (the block after its commit's); an auditor
+      // only when the provider has not (offline, or holding back a draw that could send its job to
+      // audit), within the 256 blocks the randomness lasts.
+      if (await this.#othersTurn("draw", row, BigInt(record.commitBlock) + 1n)) await this.#send("draw", () => market.draw(job));
       return;
     }
     const audit = await market.auditOf(job);
@@ -896,8 +914,17 @@ export class Worker {
   }
 
   /** The latest block's time, read once per tick. */
-  #chainTime(): Promise<bigint> {
-    return (this.#chainNow ??= this.#o.mw.context.chainTime("worker"));
+  async #chainTime(): Promise<bigint> {
+    return (await this.#latestBlock()).time;
+  }
+
+  /** The latest block's number and time, read once per tick. */
+  #latestBlock(): Promise<{ number: bigint; time: bigint }> {
+    return (this.#latest ??= this.#o.mw.context.call("worker", async () => {
+      const block = await this.#o.mw.context.provider.getBlock("latest");
+      if (!block) throw new MeshworkError("the RPC returned no latest block");
+      return { number: BigInt(block.number), time: BigInt(block.timestamp) };
+    }));
   }
 
   /** Whether `job` can no longer be claimed: the latest block is at or past its claimBy (read once per tick). */
@@ -911,29 +938,19 @@ export class Worker {
   }
 
   /**
-   * Whether this node takes `action` (draw or enforceDeadline) on a job another party is due to move:
-   * once its eth_call has succeeded for `othersGraceSec` of chain time plus this node's stagger (see
-   * {@link WorkerOptions.othersGraceSec}). A step someone else took meanwhile fails its eth_call and
-   * is forgotten.
+   * Whether this node takes `action` on a job another party is due to move: once the chain made it
+   * possible at `since` (a block number for a draw, a time for a timeout, from the job's record, so
+   * every node and every restart counts from the same point), plus the grace and this node's stagger
+   * (see {@link WorkerOptions.othersGrace}), and its eth_call goes through.
    */
-  async #othersTurn(action: "draw" | "enforceDeadline", row: JobRow): Promise<boolean> {
+  async #othersTurn(action: "draw" | "enforceDeadline", row: JobRow, since: bigint): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
-    const key = `${action}:${row.jobId}`;
-    if (!(await succeeds(() => market[action].staticCall(row.job)))) {
-      this.#othersDue.delete(key);
-      return false;
-    }
-    const grace = BigInt(this.#o.othersGraceSec ?? OTHERS_GRACE_SEC);
-    const now = await this.#chainTime();
-    const since = this.#othersDue.get(key) ?? now;
-    this.#othersDue.set(key, since);
-    // A job looked at again takes its step or loses it within 2 × grace: older entries are of jobs that
-    // moved on (one entry per such job, dropped here so the map stays small).
-    if (this.#othersDue.size > 256) for (const [k, t] of this.#othersDue) if (t + 2n * grace + 3600n < now) this.#othersDue.delete(k);
+    const inBlocks = action === "draw";
+    const grace = BigInt(inBlocks ? (this.#o.othersGrace?.blocks ?? OTHERS_GRACE_BLOCKS) : (this.#o.othersGrace?.seconds ?? OTHERS_GRACE_SEC));
     const stagger = grace === 0n ? 0n : BigInt(solidityPackedKeccak256(["address", "bytes32"], [this.#address, row.jobId])) % grace;
-    if (now < since + grace + stagger) return false;
-    this.#othersDue.delete(key);
-    return true;
+    const latest = await this.#latestBlock();
+    if ((inBlocks ? latest.number : latest.time) < since + grace + stagger) return false;
+    return succeeds(() => market[action].staticCall(row.job));
   }
 
   async #enforce(job: JobStruct) {
@@ -985,8 +1002,12 @@ export class Worker {
   #maybeForget() {
     if (Date.now() - this.#lastForget < FORGET_EVERY_MS) return;
     this.#lastForget = Date.now();
-    const forgotten = this.#o.state.forgetDone(Date.now() - DONE_KEEP_MS);
-    if (forgotten > 0) this.#log.debug({ forgotten }, "forgot jobs finished more than 30 days ago");
+    try {
+      const forgotten = this.#o.state.forgetDone(Date.now() - DONE_KEEP_MS);
+      if (forgotten > 0) this.#log.debug({ forgotten }, "forgot jobs finished more than 30 days ago");
+    } catch (error) {
+      this.#log.warn({ err: describe(error) }, "forgetting finished jobs failed; tried again in an hour");
+    }
   }
 
   /**
@@ -1109,7 +1130,8 @@ const UNAVAILABLE_RETRY_MAX_MS = 15 * 60_000;
 /** How long a finished job stays in the worker's database (for `status`), and how often older ones go. */
 const DONE_KEEP_MS = 30 * 24 * 3600_000;
 const FORGET_EVERY_MS = 3600_000;
-/** The default {@link WorkerOptions.othersGraceSec}. */
+/** The defaults of {@link WorkerOptions.othersGrace}. */
+const OTHERS_GRACE_BLOCKS = 16;
 const OTHERS_GRACE_SEC = 30;
 /** How long a tick waits for a job's input check before going on with other jobs (ms). */
 const INPUT_CHECK_WAIT_MS = 250;
