@@ -42,6 +42,24 @@ function sample(t: ParamType, i: number): unknown {
   return BigInt(i + 1); // uint/int, enums
 }
 
+/**
+ * The cheap provider's SDK resending a transaction not mined in 300 ms up to `reprices` times (each
+ * resend recorded as "action nonce→nonce"), and the transactions the chain holds unmined.
+ */
+async function repricing(reprices: number) {
+  const w = await networkHelpers.loadFixture(world);
+  const rpc = connection.provider;
+  const resent: string[] = [];
+  const mw = await Meshwork.connect({
+    runner: w.cheap,
+    addresses: w.book,
+    sending: { timeoutMs: 300, reprices, onReprice: (action, stuck, again) => resent.push(`${action} ${stuck.nonce}→${again.nonce}`) },
+  });
+  const pending = async () =>
+    ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", true] })) as { transactions: { hash: string; nonce: string; maxFeePerGas: string }[] }).transactions;
+  return { w, rpc, reprices: resent, mw, pending };
+}
+
 describe("SDK: connect and errors", () => {
   it("connects with a passed address book and with deployments/<network>.json", async () => {
     const w = await networkHelpers.loadFixture(world);
@@ -136,15 +154,7 @@ describe("SDK: connect and errors", () => {
   });
 
   it("sends a transaction dropped from the mempool again, same nonce, higher fees, and returns the copy's receipt; gives up typed after its reprices", async () => {
-    const w = await networkHelpers.loadFixture(world);
-    const rpc = connection.provider;
-    const reprices: string[] = [];
-    const mw = await Meshwork.connect({
-      runner: w.cheap,
-      addresses: w.book,
-      sending: { timeoutMs: 300, reprices: 2, onReprice: (action, stuck, again) => reprices.push(`${action} ${stuck.nonce}→${again.nonce}`) },
-    });
-    const pending = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", true] })) as { transactions: { hash: string; nonce: string; maxFeePerGas: string }[] }).transactions;
+    const { w, rpc, reprices, mw, pending } = await repricing(2);
     await rpc.request({ method: "evm_setAutomine", params: [false] });
     try {
       const posting = mw.providers.postPrice("tUSD", 7n * USD);
@@ -185,15 +195,7 @@ describe("SDK: connect and errors", () => {
   });
 
   it("sends nothing behind a transaction it gave up on: that one goes again first, and the next send waits for it", async () => {
-    const w = await networkHelpers.loadFixture(world);
-    const rpc = connection.provider;
-    const reprices: string[] = [];
-    const mw = await Meshwork.connect({
-      runner: w.cheap,
-      addresses: w.book,
-      sending: { timeoutMs: 300, reprices: 1, onReprice: (action, stuck, again) => reprices.push(`${action} ${stuck.nonce}→${again.nonce}`) },
-    });
-    const pending = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", true] })) as { transactions: { nonce: string }[] }).transactions;
+    const { w, rpc, reprices, mw, pending } = await repricing(1);
     const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
     await rpc.request({ method: "evm_setAutomine", params: [false] }); // nothing is mined: the mempool holds every copy
     try {
