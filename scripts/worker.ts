@@ -17,7 +17,7 @@ import "./lib/quietWarnings.js";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
+import { FetchRequest, JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
 import pino from "pino";
 import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
@@ -55,20 +55,30 @@ async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: 
 /** How long `init` waits for the RPC to say which chain it is on. */
 const CHAIN_CHECK_MS = 5_000;
 
-/** The chain id the JSON-RPC endpoint at `url` reports, or undefined when it does not answer in time. */
-async function chainIdAt(url: string): Promise<bigint | undefined> {
+/**
+ * The chain id the JSON-RPC endpoint at `url` reports, or what went wrong asking (it did not answer
+ * in time, or answered with an error): a warning for `init`, which may run before the RPC is up.
+ * Asked through ethers' FetchRequest, which, as the worker does, takes credentials in the URL.
+ */
+async function chainAt(url: string): Promise<{ id?: bigint; problem?: string }> {
+  const request = new FetchRequest(url);
+  request.timeout = CHAIN_CHECK_MS;
+  request.setHeader("content-type", "application/json");
+  request.body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] });
   try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-      signal: AbortSignal.timeout(CHAIN_CHECK_MS),
-    });
-    const { result } = (await res.json()) as { result?: string };
-    return result === undefined ? undefined : BigInt(result);
-  } catch {
-    return undefined;
+    const response = await request.send();
+    if (!response.ok()) return { problem: `answered HTTP ${response.statusCode} ${response.statusMessage}` };
+    const answer = response.bodyJson as { result?: string; error?: { message?: string } };
+    if (typeof answer?.result === "string") return { id: BigInt(answer.result) };
+    return { problem: `answered ${answer?.error?.message ? `"${answer.error.message}"` : "no chain id"}` };
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    return { problem: code === "TIMEOUT" ? `did not answer within ${CHAIN_CHECK_MS / 1000} s` : `could not be reached (${firstLineOf(error)})` };
   }
+}
+
+function firstLineOf(error: unknown): string {
+  return String((error as Error)?.message ?? error).split("\n")[0].slice(0, 120);
 }
 
 function amount(value: string): string {
@@ -99,7 +109,6 @@ program
     const configPath = resolve(program.opts().config);
     if (existsSync(configPath) && !opts.force) throw new MeshworkError(`${configPath} exists; pass --force to replace it`);
     const dataDir = resolve(opts.data ?? dirname(configPath));
-    mkdirSync(dataDir, { recursive: true });
     const wallet = opts.key ? new Wallet(opts.key) : Wallet.createRandom();
     const keystore = join(dataDir, "keystore.json");
     const hardware = await detectHardware();
@@ -122,15 +131,16 @@ program
     try {
       book = loadAddressBook(config.network, config.deploymentsDir);
     } catch (error) {
-      const where = (error as MeshworkError).details?.path ?? config.network;
+      if (!(error instanceof MeshworkError) || !error.shortMessage.startsWith("no address book")) throw error; // one that is there but bad says so itself
       const hint = config.network === "localhost" ? "start the local network first (`npm start -- --keep`)" : "pass --deployments <dir> where it is";
-      throw new MeshworkError(`${(error as MeshworkError).shortMessage ?? error} (${where}): ${hint}`, { cause: error });
+      throw new MeshworkError(`${error.shortMessage} (${error.details.path ?? config.network}): ${hint}`, { cause: error });
     }
-    const chainId = await chainIdAt(config.rpcUrl);
-    if (chainId !== undefined && chainId !== BigInt(book.chainId)) {
-      throw new MeshworkChainMismatchError(BigInt(book.chainId), chainId, { details: { network: book.network, rpcUrl: config.rpcUrl } });
+    const chain = await chainAt(config.rpcUrl);
+    if (chain.id !== undefined && chain.id !== BigInt(book.chainId)) {
+      throw new MeshworkChainMismatchError(BigInt(book.chainId), chain.id, { details: { network: book.network } });
     }
     const encrypted = await wallet.encrypt(password());
+    mkdirSync(dataDir, { recursive: true });
     // Only now, with everything checked: the key that holds a stake and earnings is never lost to a
     // re-init, it is kept beside.
     let kept: string | undefined;
@@ -145,7 +155,7 @@ program
     console.log(`keystore  ${keystore} (encrypted with MESHWORK_PASSWORD; back it up: it holds your stake and earnings)`);
     if (kept) console.log(`kept      the previous keystore as ${kept} (its address still holds whatever it staked and earned)`);
     console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
-    const reached = chainId === undefined ? `did not answer within ${CHAIN_CHECK_MS / 1000} s: check --rpc before \`register\`` : `chain id ${chainId}`;
+    const reached = chain.id === undefined ? `${chain.problem}: check --rpc before \`register\`` : `chain id ${chain.id}`;
     console.log(`chain     ${config.rpcUrl} (${config.network}, ${reached}); blobs from ${config.blobSources.join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
     console.log(`config    ${configPath}`);
     console.log("next: fund this address with gas, MESH to stake and the payment token for collateral, then `register`, `stake`, `prices`, `start`");

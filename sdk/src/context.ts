@@ -45,6 +45,8 @@ export interface SendingOptions {
 export const LOG_RANGE = 5_000;
 /** A transaction given up on is not repriced past this many times the fees the RPC quotes (it is still waited for). */
 const UNSTICK_FEE_CAP = 4n;
+/** The fewest blocks a refused log query must have asked for to be taken as refused for its range. */
+const NARROWED_FROM_BLOCKS = 8;
 /** How many log queries in a row must go through before {@link MeshworkContext.logRange} doubles back. */
 const LOG_RANGE_BACK_AFTER = 16;
 
@@ -104,8 +106,9 @@ export class MeshworkContext {
     // Nothing is queued behind a transaction given up on: it goes first (concurrent sends wait for one try).
     if (this.#givenUp) await (this.#unsticking ??= this.#unstick().finally(() => (this.#unsticking = undefined)));
     let receipt: ContractTransactionReceipt | null;
+    let tx: TransactionResponse | undefined;
     try {
-      let tx: TransactionResponse = await send();
+      tx = await send();
       for (let reprices = 0; ; ) {
         try {
           receipt = (await tx.wait(this.confirmations, this.sending.timeoutMs || undefined)) as ContractTransactionReceipt | null;
@@ -114,22 +117,20 @@ export class MeshworkContext {
           const e = error as { code?: string; reason?: string; receipt?: ContractTransactionReceipt };
           // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
           if (e.code === "TRANSACTION_REPLACED" && e.reason === "repriced" && e.receipt) {
-            if (e.receipt.status === 0) throw new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } });
+            if (e.receipt.status === 0) throw Object.assign(new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } }), { receipt: e.receipt });
             receipt = e.receipt;
             break;
           }
-          if (e.code !== "TIMEOUT") throw error;
-          if (reprices >= (this.sending.reprices ?? 3)) {
-            this.#givenUp = { action, tx };
-            throw error;
-          }
+          if (e.code !== "TIMEOUT" || reprices >= (this.sending.reprices ?? 3)) throw error;
           reprices++;
-          const again = await this.#reprice(tx);
+          const again: TransactionResponse = await this.#reprice(tx);
           if (again !== tx) this.sending.onReprice?.(action, tx, again);
           tx = again;
         }
       }
     } catch (error) {
+      // Sent but not known to be mined (given up on, or a resend or a wait that failed): it may hold its nonce.
+      if (tx && !(error as { receipt?: unknown }).receipt) this.#giveUp(action, tx);
       throw toMeshworkError(error, this.interfaces, action);
     }
     if (!receipt) throw new MeshworkError(`${action}: the transaction was dropped`);
@@ -147,13 +148,19 @@ export class MeshworkContext {
    * @throws {MeshworkRpcError} `details.reason` "stuck" when it is still not mined: nothing is sent
    * behind it (it would only wait in the mempool too); the next send tries again.
    */
+  /** Remembers `tx` as given up on, unless one with a lower nonce is (that one must be mined first). */
+  #giveUp(action: string, tx: TransactionResponse) {
+    if (!this.#givenUp || tx.nonce < this.#givenUp.tx.nonce) this.#givenUp = { action, tx };
+  }
+
   async #unstick(): Promise<void> {
     const { action, tx } = this.#givenUp!;
     const mined = await this.call(action, () => this.provider.getTransactionCount(tx.from, "latest"));
     if (mined > tx.nonce) return void (this.#givenUp = undefined);
     const fees = await this.call(action, () => this.provider.getFeeData());
+    // Like for like: an EIP-1559 transaction's fee cap against the quoted one, a legacy one's gas price against the gas price.
     const paid = tx.maxFeePerGas ?? tx.gasPrice ?? 0n;
-    const quoted = fees.maxFeePerGas ?? fees.gasPrice ?? 0n;
+    const quoted = (tx.maxFeePerGas !== null ? fees.maxFeePerGas : fees.gasPrice) ?? 0n;
     let copy = tx;
     if (quoted === 0n || paid < quoted * UNSTICK_FEE_CAP) {
       copy = await this.call(action, () => this.#reprice(tx));
@@ -170,7 +177,9 @@ export class MeshworkContext {
           details: { reason: "stuck", action, nonce: tx.nonce, hash: copy.hash },
         });
       }
-      if (code !== "TRANSACTION_REPLACED") throw toMeshworkError(error, this.interfaces, action); // replaced: the nonce is used
+      // Mined, even reverted (that was the earlier transaction's outcome, not this send's), or replaced:
+      // the nonce is used.
+      if (code !== "TRANSACTION_REPLACED" && !(error as { receipt?: unknown }).receipt) throw toMeshworkError(error, this.interfaces, action);
     }
     this.#givenUp = undefined;
   }
@@ -243,12 +252,14 @@ export class MeshworkContext {
 
   /**
    * After a log query over `blocks` blocks failed: narrows {@link MeshworkContext.logRange} to a quarter
-   * of that and answers true (query again), unless the query was lost rather than refused (see
-   * {@link isRangeRefusal}: a dead RPC says nothing about the range) or it was one block already.
+   * of that and answers true (query again), unless the query was lost or throttled rather than
+   * refused (see {@link isRangeRefusal}: a dead RPC says nothing about the range) or was under 8 blocks.
    * @internal
    */
   narrowLogRange(error: unknown, blocks: number): boolean {
-    if (!isRangeRefusal(error) || blocks <= 1) return false;
+    // No RPC caps a query under 10 blocks: a shorter one refused (a scan of the last few blocks, say)
+    // was refused for something else ("header not found" from a lagging node) and says nothing of the range.
+    if (!isRangeRefusal(error) || blocks < NARROWED_FROM_BLOCKS) return false;
     this.logRange = Math.min(this.logRange, Math.max(1, Math.floor(blocks / 4)));
     this.#logsInARow = 0;
     return true;

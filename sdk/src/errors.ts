@@ -224,22 +224,28 @@ function isRpcFailure(error: unknown): boolean {
 }
 
 /**
- * Whether a query was refused rather than lost: the node answered with a JSON-RPC error object (its
- * code a number, on the error or in its causes; ethers wraps one it does not know as UNKNOWN_ERROR),
- * or the endpoint with an HTTP 4xx other than 429 (some answer a range over their cap with 413), or its
- * words say a limit was hit. A refused log query may go through over fewer blocks; a lost one would
- * not. @internal
+ * Whether a query was refused for what it asked, rather than lost or throttled: the node answered with
+ * a JSON-RPC error object (its code a number, on the error or in its causes; ethers wraps one it does
+ * not know as UNKNOWN_ERROR), or the endpoint with an HTTP 4xx (some answer a range over their cap
+ * with 413), or its words say a limit was hit — unless anything says it was throttled or not
+ * authorised (401, 403, 404, 429, a rate, a quota, credits). A refused log query may go through over
+ * fewer blocks; a lost or throttled one would not. @internal
  */
 export function isRangeRefusal(error: unknown): boolean {
-  return anyCause(error, (e) => {
-    if (typeof e.code === "number") return true;
+  let refused = false;
+  let throttled = false;
+  anyCause(error, (e) => {
     const info = (e as { info?: { responseStatus?: unknown; responseBody?: unknown } }).info;
     const status = Number(String(info?.responseStatus ?? "").split(" ")[0]);
-    if (status >= 400 && status < 500 && status !== 429) return true;
-    return LIMIT_WORDS.test(`${typeof e.message === "string" ? e.message : ""} ${typeof info?.responseBody === "string" ? info.responseBody : ""}`);
+    const words = `${typeof e.message === "string" ? e.message : ""} ${typeof info?.responseBody === "string" ? info.responseBody : ""}`;
+    if ([401, 403, 404, 429].includes(status) || THROTTLE_WORDS.test(words)) throttled = true;
+    if (typeof e.code === "number" || (status >= 400 && status < 500) || LIMIT_WORDS.test(words)) refused = true;
+    return false; // every cause is looked at
   });
+  return refused && !throttled;
 }
 const LIMIT_WORDS = /block range|range (limit|too)|exceed|too (many|large)|max(imum)? (block|range|results)|response size|more than \d+ results/i;
+const THROTTLE_WORDS = /rate|too many requests|quota|credits|capacity|daily|unauthori[sz]ed|forbidden|api key/i;
 
 /** Whether the node refused a transaction its sender cannot pay gas for (ethers' code, or a node's own words). */
 function isOutOfGasMoney(error: unknown): boolean {

@@ -17,6 +17,7 @@ import {
   MeshworkError,
   MeshworkRpcError,
   MeshworkValidationError,
+  isRangeRefusal,
   toMeshworkError,
 } from "../../sdk/src/errors.js";
 import { USD, sdkWorld, type SdkWorld } from "./fixture.js";
@@ -217,6 +218,30 @@ describe("SDK: connect and errors", () => {
     expect(reprices).to.have.length(2);
   });
 
+  it("remembers a transaction whose resend failed (the RPC dropped): the next send still sends nothing behind it", async () => {
+    const { w, rpc, mw, pending } = await repricing(1);
+    const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
+    const provider = mw.context.provider as { getFeeData: () => Promise<unknown> };
+    const getFeeData = provider.getFeeData;
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      provider.getFeeData = () => Promise.reject(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
+      const failed = await mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e);
+      expect(failed).to.be.instanceOf(MeshworkRpcError);
+      provider.getFeeData = getFeeData;
+      const behind = await mw.providers.postPrice("tUSD", 8n * USD).catch((e) => e);
+      expect(behind.details, behind.message).to.include({ reason: "stuck", nonce });
+      expect((await pending()).map((tx) => Number(tx.nonce))).to.deep.equal([nonce]);
+      await rpc.request({ method: "evm_mine", params: [] });
+    } finally {
+      provider.getFeeData = getFeeData;
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
+    await mw.providers.postPrice("tUSD", 9n * USD);
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(9n * USD);
+  });
+
   it("reports a transaction whose other copy was mined and reverted as a failure, not a receipt", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.cheap);
@@ -241,6 +266,26 @@ describe("SDK: connect and errors", () => {
     expect(error.shortMessage).to.equal("delegate: the account cannot pay for gas: send it some of the chain's native currency");
     const mapped = toMeshworkError({ code: "INSUFFICIENT_FUNDS", message: "insufficient funds for intrinsic transaction cost" }, {}, "claim");
     expect(mapped.details).to.include({ reason: "gas-funds" });
+  });
+
+  it("tells a log query refused for its range from one lost or throttled (only the first is read again over fewer blocks)", () => {
+    const http = (status: string, body = "") => Object.assign(new Error(`server response ${status}`), { code: "SERVER_ERROR", info: { responseStatus: status, responseBody: body } });
+    const jsonRpc = (code: number, message: string) => Object.assign(new Error("could not coalesce error"), { code: "UNKNOWN_ERROR", error: { code, message } });
+    const refused = [
+      jsonRpc(-32005, "query returned more than 10000 results"),
+      jsonRpc(-32600, "eth_getLogs is limited to a 10 block range"),
+      http("413 Payload Too Large", '{"error":{"code":-32614,"message":"eth_getLogs is limited to a 10,000 range"}}'),
+      new MeshworkRpcError("getLogs: the RPC failed", { cause: jsonRpc(-32602, "block range too large") }),
+    ];
+    const notRefused = [
+      http("429 Too Many Requests"),
+      jsonRpc(-32005, "daily request count exceeded, request rate limited"),
+      http("401 Unauthorized", '{"error":{"code":-32600,"message":"invalid API key"}}'),
+      Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8545"), { code: "ECONNREFUSED" }),
+      Object.assign(new Error("request timeout"), { code: "TIMEOUT" }),
+    ];
+    expect(refused.map(isRangeRefusal)).to.deep.equal(refused.map(() => true));
+    expect(notRefused.map(isRangeRefusal)).to.deep.equal(notRefused.map(() => false));
   });
 
   it("types a dropped RPC as MeshworkRpcError", async () => {

@@ -304,6 +304,23 @@ describe("worker on an unreliable chain", function () {
     expect(await second.state()).to.equal("Open"); // reopened for whoever takes it
   });
 
+  it("does not claim a job targeted at another provider (the market would refuse it): rejected once, nothing sent", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await w.sdk(w.cheap);
+    const sends = recordSends(mw);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, mw, { state });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 28), { ...JOB, targetProvider: w.mid.address });
+    for (let i = 0; i < 3; i++) {
+      await cheap.tick();
+      await cheap.idle();
+      await networkHelpers.mine(1);
+    }
+    expect(state.get(job.jobId)).to.include({ phase: "rejected", note: "target" });
+    expect(sends).to.deep.equal([]);
+  });
+
   it("approves its collateral budget (maxCollateral) once, not the shortfall at every claim", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

@@ -195,7 +195,7 @@ describe("worker CLI and daemon as processes", function () {
     expect(readdirSync(dir).sort()).to.deep.equal(["other-chain"]); // nothing written
     const silent = await cli(join(dir, "offline", "worker.json"), "init", "--rpc", `http://127.0.0.1:${await freePort()}`, "--deployments", deploymentsDir);
     expect(silent.code, silent.output).to.equal(0); // an RPC that does not answer yet is worth a warning, not a refusal
-    expect(silent.output).to.match(/chain {5}http:\/\/127\.0\.0\.1:\d+ \(localhost, did not answer within 5 s: check --rpc before `register`\)/);
+    expect(silent.output).to.match(/chain {5}http:\/\/127\.0\.0\.1:\d+ \(localhost, could not be reached \(.+\): check --rpc before `register`\)/);
 
     const init = await cli(config, "init", "--rpc", node.url, "--key", devKey(14), "--deployments", deploymentsDir);
     expect(init.code, init.output).to.equal(0);

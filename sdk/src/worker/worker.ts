@@ -337,8 +337,12 @@ export class Worker {
       if (state !== "Claimed" || (await this.#chainTime()) <= BigInt(record.commitDeadline)) return;
       overdue = BigInt(record.commitDeadline) + 1n;
     }
-    // Nobody may claim it any more (its consumer, or anyone, refunds it): not worth another look.
-    if (await this.#claimWindowPassed(job)) return this.#o.state.update(row.jobId, { phase: "done", note: "claim window passed" });
+    // Nobody may claim it any more (its consumer, or anyone, refunds it): not worth another look, but
+    // for an overdue claim, which nobody may refund before it is timed out.
+    if (await this.#claimWindowPassed(job)) {
+      if (overdue !== undefined) return this.#timeOutOthers(row, overdue);
+      return this.#o.state.update(row.jobId, { phase: "done", note: "claim window passed" });
+    }
     // Concurrency bounds the jobs being computed; committed jobs waiting out a window only hold collateral.
     if (this.#o.state.inPhase("claimed", "computed", "committing").length >= this.#o.config.concurrency) {
       if (overdue !== undefined) await this.#timeOutOthers(row, overdue);
@@ -387,6 +391,9 @@ export class Worker {
   async #evaluate(job: JobStruct, options: { targeted: boolean }): Promise<LoadedSpec> {
     const { registry } = this.#o.mw.context.contracts;
     const r = job.request;
+    if (!options.targeted && BigInt(r.targetProvider) !== 0n && String(r.targetProvider).toLowerCase() !== this.#address.toLowerCase()) {
+      throw new JobRejectedError("target", "the job is for another provider", { targetProvider: String(r.targetProvider) });
+    }
     const requirements = unpackRequirements(BigInt(r.requirements));
     const runtime = this.#o.runtimes.find((x) => x.id === requirements.runtime);
     if (!runtime) throw new JobRejectedError("runtime", `runtime ${runtimeName(requirements.runtime) ?? requirements.runtime} is not offered`);
@@ -1112,7 +1119,7 @@ interface LoadedSpec {
 }
 
 /** Rejections that do not change with time; the others (limits, eligibility) are re-tried. */
-const PERMANENT = new Set(["runtime", "token", "price", "spec", "size", "blob"]);
+const PERMANENT = new Set(["runtime", "token", "price", "spec", "size", "blob", "target"]);
 /** Most input checks (downloads before a claim) running at once. */
 const INPUT_CHECKS = 2;
 /**
