@@ -137,9 +137,14 @@ export class MeshworkContext {
     return receipt;
   }
 
-  /** The last copy of a transaction given up on after its reprices, while its nonce may still be taken. */
+  /** The last copy of a transaction sent and not known to be mined (given up on), while its nonce may still be taken. */
   #givenUp?: { action: string; tx: TransactionResponse };
   #unsticking?: Promise<void>;
+
+  /** Remembers `tx` as given up on, unless one with a lower nonce is (that one must be mined first). */
+  #giveUp(action: string, tx: TransactionResponse) {
+    if (!this.#givenUp || tx.nonce < this.#givenUp.tx.nonce) this.#givenUp = { action, tx };
+  }
 
   /**
    * Before anything else is sent: the transaction given up on is sent once more, same nonce, fees a
@@ -148,11 +153,6 @@ export class MeshworkContext {
    * @throws {MeshworkRpcError} `details.reason` "stuck" when it is still not mined: nothing is sent
    * behind it (it would only wait in the mempool too); the next send tries again.
    */
-  /** Remembers `tx` as given up on, unless one with a lower nonce is (that one must be mined first). */
-  #giveUp(action: string, tx: TransactionResponse) {
-    if (!this.#givenUp || tx.nonce < this.#givenUp.tx.nonce) this.#givenUp = { action, tx };
-  }
-
   async #unstick(): Promise<void> {
     const { action, tx } = this.#givenUp!;
     const mined = await this.call(action, () => this.provider.getTransactionCount(tx.from, "latest"));
