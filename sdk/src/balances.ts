@@ -124,8 +124,8 @@ export class Balances {
    * Makes sure the market (or `options.spender`) may pull `amount` of `token` (a symbol or an address)
    * from the caller, with one approval when the allowance is short: of exactly `amount` (what the
    * market takes beyond the internal balance), or of `options.approve` when that is more — a budget
-   * that covers later pulls too, as a worker's `maxCollateral` does. A token that refuses to change one non-zero allowance to
-   * another (USDT and its kind) has its allowance set to 0 first.
+   * that covers later pulls too, as a worker's `maxCollateral` does. A token that refuses to change one
+   * non-zero allowance to another (USDT and its kind) has its allowance set to 0 first.
    * @throws {MeshworkContractError} the token refuses the approval; {@link MeshworkRpcError}.
    */
   async ensureAllowance(token: string, amount: bigint, action: string, options: string | { spender?: string; approve?: bigint } = {}): Promise<void> {

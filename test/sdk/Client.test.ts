@@ -276,10 +276,12 @@ describe("SDK: connect and errors", () => {
       jsonRpc(-32600, "eth_getLogs is limited to a 10 block range"),
       http("413 Payload Too Large", '{"error":{"code":-32614,"message":"eth_getLogs is limited to a 10,000 range"}}'),
       new MeshworkRpcError("getLogs: the RPC failed", { cause: jsonRpc(-32602, "block range too large") }),
+      jsonRpc(-32000, "Log response size exceeded: the range generated more than 10000 logs"), // "generated" is no rate
     ];
     const notRefused = [
       http("429 Too Many Requests"),
       jsonRpc(-32005, "daily request count exceeded, request rate limited"),
+      jsonRpc(-32005, "Your app has exceeded its compute units per second capacity"),
       http("401 Unauthorized", '{"error":{"code":-32600,"message":"invalid API key"}}'),
       Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:8545"), { code: "ECONNREFUSED" }),
       Object.assign(new Error("request timeout"), { code: "TIMEOUT" }),
