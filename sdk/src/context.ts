@@ -86,9 +86,14 @@ export class MeshworkContext {
 
   /** The latest block's timestamp (unix seconds): the chain's now, which a deadline is checked against. */
   async chainTime(action: string): Promise<bigint> {
+    return (await this.latestBlock(action)).time;
+  }
+
+  /** The latest block's number and time. */
+  async latestBlock(action: string): Promise<{ number: bigint; time: bigint }> {
     const latest = await this.call(action, () => this.provider.getBlock("latest"));
     if (!latest) throw new MeshworkError(`${action}: the RPC returned no latest block`);
-    return BigInt(latest.timestamp);
+    return { number: BigInt(latest.number), time: BigInt(latest.timestamp) };
   }
 
   /**

@@ -723,7 +723,7 @@ export class Worker {
    */
   async #commitTooLate(row: JobRow): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
-    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#o.mw.context.chainTime("worker")]);
+    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#chainTime()]);
     // Only a job still Claimed by us has a commit deadline (0 in the record otherwise: a commit that
     // landed since the state was read is no reason to let go). Strictly past: blocks may share a time.
     if (JOB_STATES[Number(record.state)] !== "Claimed" || record.provider.toLowerCase() !== this.#address.toLowerCase()) return false;
@@ -927,11 +927,7 @@ export class Worker {
 
   /** The latest block's number and time, read once per tick. */
   #latestBlock(): Promise<{ number: bigint; time: bigint }> {
-    return (this.#latest ??= this.#o.mw.context.call("worker", async () => {
-      const block = await this.#o.mw.context.provider.getBlock("latest");
-      if (!block) throw new MeshworkError("the RPC returned no latest block");
-      return { number: BigInt(block.number), time: BigInt(block.timestamp) };
-    }));
+    return (this.#latest ??= this.#o.mw.context.latestBlock("worker"));
   }
 
   /** Whether `job` can no longer be claimed: the latest block is at or past its claimBy (read once per tick). */
