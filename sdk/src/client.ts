@@ -31,7 +31,7 @@ export interface ConnectOptions {
   deploymentsDir?: string;
   /** Where specs go and results come from. */
   blobStore?: BlobStore;
-  /** Confirmations to wait for on each transaction (default 1). */
+  /** Confirmations to wait for on each transaction (default 1; 0 is taken as 1: a transaction is always waited for until mined). */
   confirmations?: number;
   /**
    * A transaction not mined within `timeoutMs` (dropped from the mempool, priced under a fee spike)

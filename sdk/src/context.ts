@@ -116,7 +116,8 @@ export class MeshworkContext {
       tx = await send();
       for (let reprices = 0; ; ) {
         try {
-          receipt = (await tx.wait(this.confirmations, this.sending.timeoutMs || undefined)) as ContractTransactionReceipt | null;
+          // At least 1: ethers' wait(0) does not wait, it answers null for a transaction not yet mined.
+          receipt = (await tx.wait(Math.max(1, this.confirmations), this.sending.timeoutMs || undefined)) as ContractTransactionReceipt | null;
           break;
         } catch (error) {
           const e = error as { code?: string; reason?: string; receipt?: ContractTransactionReceipt };

@@ -242,6 +242,78 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(9n * USD);
   });
 
+  it("lets the next send go once the transaction it gave up on is mined, even reverted (that was the earlier send's outcome)", async () => {
+    const { w, rpc, mw } = await repricing(1);
+    const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
+    // Reverts when mined (only the market may pause claims); the gas limit is given, so nothing estimates it first.
+    const reverting = () => w.cheap.sendTransaction({ to: w.book.contracts.registry, data: w.registry.interface.encodeFunctionData("pauseClaims", [0n]), gasLimit: 100_000n });
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let receipt: { status: number | null; blockNumber: number } | undefined;
+    try {
+      const given = await mw.context.send("pauseClaims", reverting as never).catch((e) => e);
+      expect(given).to.be.instanceOf(MeshworkRpcError);
+      expect(given.walk()).to.include({ code: "TIMEOUT" });
+      const next = mw.providers.postPrice("tUSD", 7n * USD);
+      void next.catch(() => {});
+      for (let i = 0; i < 50 && !receipt; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        await rpc.request({ method: "evm_mine", params: [] });
+        receipt = await Promise.race([next, new Promise<undefined>((r) => setTimeout(r, 10, undefined))]);
+      }
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(receipt, "the next send went through").to.include({ status: 1 });
+    const first = (await connection.ethers.provider.getBlock(receipt!.blockNumber - 1, true))!;
+    const earlier = await connection.ethers.provider.getTransactionReceipt(first.transactions[0]);
+    expect({ nonce: first.prefetchedTransactions[0].nonce, status: earlier!.status }).to.deep.equal({ nonce, status: 0 });
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
+  });
+
+  it("of two transactions given up on at once, holds back behind the lower nonce", async () => {
+    const { w, rpc, mw, pending } = await repricing(0);
+    const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      // Sent one after the other, given up on together: the higher nonce gives up last.
+      const first = mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e);
+      for (let i = 0; i < 100 && (await pending()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const second = mw.providers.postPrice("tUSD", 8n * USD).catch((e) => e);
+      const given = await Promise.all([first, second]);
+      for (const e of given) expect(e.walk(), e.message).to.include({ code: "TIMEOUT" });
+      expect((await pending()).map((tx) => Number(tx.nonce))).to.deep.equal([nonce, nonce + 1]);
+      const behind = await mw.providers.postPrice("tUSD", 9n * USD).catch((e) => e);
+      expect(behind.details, behind.message).to.include({ reason: "stuck", nonce });
+      await rpc.request({ method: "evm_mine", params: [] });
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(8n * USD);
+  });
+
+  it("with confirmations 0, still waits for the transaction to be mined", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const rpc = connection.provider;
+    const mw = await Meshwork.connect({ runner: w.cheap, addresses: w.book, confirmations: 0 });
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let outcome: unknown;
+    try {
+      const posting = mw.providers.postPrice("tUSD", 7n * USD).then(
+        (r) => (outcome = r),
+        (e) => (outcome = e),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      expect(outcome, "nothing is mined yet").to.equal(undefined);
+      await rpc.request({ method: "evm_mine", params: [] });
+      await posting;
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(outcome).to.not.be.instanceOf(Error);
+    expect(outcome).to.include({ status: 1 });
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
+  });
+
   it("reports a transaction whose other copy was mined and reverted as a failure, not a receipt", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.cheap);
