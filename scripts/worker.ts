@@ -86,6 +86,12 @@ function amount(value: string): string {
   return value;
 }
 
+/** A decimal amount (checked by {@link amount}) in the token's smallest units. */
+function unitsOf(value: string, places: number, symbol: string): bigint {
+  if ((value.split(".")[1] ?? "").length > places) throw new MeshworkError(`bad amount ${value}: ${symbol} has ${places} decimal places`);
+  return parseUnits(value, places);
+}
+
 const program = new Command()
   .name("meshwork-worker")
   .description("Run a Meshwork provider node: stake, price and rent out your GPU")
@@ -198,7 +204,10 @@ program
   .description("stake MESH (decimal amount) with an EIP-2612 permit")
   .action(async (value: string) => {
     const { mw, wallet } = await connect(program.opts().config);
-    await mw.providers.stake(parseUnits(amount(value), 18));
+    const wanted = unitsOf(amount(value), 18, "MESH");
+    const held = await mw.context.call("balanceOf", () => mw.context.contracts.mesh.balanceOf(wallet.address));
+    if (held < wanted) throw new MeshworkError(`stake ${value} MESH: ${wallet.address} holds ${formatUnits(held, 18)} MESH; send it MESH first`);
+    await mw.providers.stake(wanted);
     const { active } = (await mw.providers.get(wallet.address)).stake;
     console.log(`staked ${value} MESH; active stake ${formatUnits(active, 18)} MESH`);
   });
@@ -280,7 +289,8 @@ program
     for (const symbol of symbols) {
       const balance = await mw.balances.of(symbol, wallet.address);
       const places = await mw.balances.decimals(symbol);
-      const wanted = value ? parseUnits(amount(value), places) : balance;
+      const wanted = value ? unitsOf(amount(value), places, symbol) : balance;
+      if (wanted > balance) throw new MeshworkError(`withdraw ${value} ${symbol}: this node has ${formatUnits(balance, places)} ${symbol} in the market`);
       if (wanted === 0n) continue;
       await mw.balances.withdraw(symbol, wanted);
       console.log(`withdrew ${formatUnits(wanted, places)} ${symbol}`);
@@ -299,7 +309,10 @@ program
       return;
     }
     if (!value) throw new MeshworkError("give an amount to unstake, or --withdraw");
-    const { releaseAt } = await mw.providers.requestUnstake(parseUnits(amount(value), 18));
+    const wanted = unitsOf(amount(value), 18, "MESH");
+    const { active } = (await mw.providers.get(wallet.address)).stake;
+    if (wanted > active) throw new MeshworkError(`unstake ${value} MESH: ${formatUnits(active, 18)} MESH is staked and not unbonding`);
+    const { releaseAt } = await mw.providers.requestUnstake(wanted);
     console.log(`unbonding ${value} MESH until ${new Date(Number(releaseAt) * 1000).toISOString()} (slashable until then)`);
     const me = await mw.providers.get(wallet.address);
     if (!me.active) console.log(`note: active stake is now ${formatUnits(me.stake.active, 18)} MESH, under the minimum: this node takes no new jobs`);

@@ -209,7 +209,16 @@ describe("worker CLI and daemon as processes", function () {
     expect(badAmount.output).to.match(/positive decimal amount/);
     const noMesh = await cli(config, "stake", "5");
     expect(noMesh.code).to.not.equal(0);
-    expect(noMesh.output.trim().split("\n").at(-1)).to.match(/^error: ERC20InsufficientBalance\(0x/); // holds no MESH
+    const address = new Wallet(devKey(14)).address;
+    expect(noMesh.output.trim().split("\n").at(-1)).to.equal(`error: stake 5 MESH: ${address} holds 0.0 MESH; send it MESH first`);
+    // Amounts in the token's units, checked against what there is before anything is sent.
+    const noStake = await cli(config, "unstake", "2.5");
+    expect([noStake.code, noStake.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: unstake 2.5 MESH: 0.0 MESH is staked and not unbonding"]);
+    const noEarnings = await cli(config, "withdraw", "tUSD", "3");
+    expect([noEarnings.code, noEarnings.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: withdraw 3 tUSD: this node has 0.0 tUSD in the market"]);
+    const tooPrecise = await cli(config, "withdraw", "tUSD", "0.0000001");
+    expect([tooPrecise.code, tooPrecise.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: bad amount 0.0000001: tUSD has 6 decimal places"]);
+    expect(await provider.getTransactionCount(address)).to.equal(0); // nothing sent
     const wrongPassword = await runScript("tsx", ["scripts/worker.ts", "--config", config, "status"], { MESHWORK_PASSWORD: "nope" }, 60_000);
     expect(wrongPassword.output).to.match(/error: cannot decrypt the keystore/);
     const badRegion = await cli(config, "register", "--region", "germany");
