@@ -446,6 +446,40 @@ describe("worker daemon", function () {
     void unknown;
   });
 
+  it("loads the program or model before claiming: one its runtime cannot run is rejected for good, nothing claimed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    // 1. An int-kernel "program" that is no kernel (not JSON): the spec is well formed, its digest right.
+    const good = await intKernelSpec(w, 21);
+    const prose = utf8("double every byte");
+    await w.store.put(prose);
+    const notAProgram = await consumer.jobs.create({ ...good, program: { digest: digestOf(prose), size: prose.length } }, JOB);
+    // 2. An ONNX model of 8 float32 features (32-byte rows) over input chunks of 40 bytes.
+    const onnx = await onnxSpec(w, 22);
+    const odd = await Promise.all(Array.from({ length: CHUNKS }, async (_, i) => {
+      const chunk = new Uint8Array(40).fill(i + 1);
+      return { digest: await w.store.put(chunk), size: chunk.length };
+    }));
+    const notRows = await consumer.jobs.create({ ...onnx, inputs: { kind: "chunks", chunks: odd } }, JOB);
+    const balance = await w.market.balanceOf(w.usd, w.cheap.address);
+    for (let i = 0; i < 3; i++) {
+      await worker.tick();
+      await worker.idle();
+    }
+    for (const job of [notAProgram, notRows]) expect(await job.state()).to.equal("Open");
+    expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(2); // once each, for good
+    expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
+    expect(await counter(worker, "meshwork_rpc_errors_total")).to.equal(0);
+    // A job it can run is still claimed.
+    const runnable = await consumer.jobs.create(good, JOB);
+    await worker.tick();
+    await worker.idle();
+    await worker.tick();
+    expect(await runnable.state()).to.not.equal("Open");
+  });
+
   it("asks again, later, for a spec no source has yet, and claims the job once it can be fetched", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

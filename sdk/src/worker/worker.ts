@@ -24,7 +24,7 @@ import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
-import { MeshworkBlobError, MeshworkContractError, MeshworkError } from "../errors.js";
+import { MeshworkBlobError, MeshworkContractError, MeshworkError, MeshworkValidationError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
@@ -414,7 +414,7 @@ export class Worker {
       if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
     }
     const loaded = await this.#loadSpec(job, runtime, { throttled: !options.targeted });
-    await this.#inputsChecked(loaded.spec, String(job.request.specHash), options.targeted);
+    await this.#inputsChecked(loaded, String(job.request.specHash), options.targeted);
     return loaded;
   }
 
@@ -424,13 +424,13 @@ export class Worker {
    * tick waits for it INPUT_CHECK_WAIT_MS at most (`wait`, for an offer a consumer asked for: until it
    * ends), then moves on to other jobs and finds it done on a later tick ("fetching", retried).
    */
-  async #inputsChecked(spec: JobSpec, key: string, wait: boolean): Promise<void> {
+  async #inputsChecked(loaded: LoadedSpec, key: string, wait: boolean): Promise<void> {
     let check = this.#inputChecks.get(key);
     if (!check) {
       const running = [...this.#inputChecks.values()].filter((c) => !c.settled).length;
       if (running >= INPUT_CHECKS && !wait) throw new JobRejectedError("fetching", "waiting to fetch its inputs: other jobs' are being fetched");
       const entry: InputCheck = { settled: false, done: Promise.resolve() };
-      entry.done = this.#checkInputs(spec, !wait).then(
+      entry.done = this.#checkInputs(loaded, !wait).then(
         () => void Object.assign(entry, { settled: true, settledAt: Date.now() }),
         (error: JobRejectedError) => void Object.assign(entry, { settled: true, settledAt: Date.now(), error }),
       );
@@ -450,14 +450,22 @@ export class Worker {
   }
 
   /**
-   * Fetches every input, one at a time, and checks it is the size its spec declares (the store checks
-   * its digest), before a claim: a job whose inputs are unavailable or misdeclared cannot be computed,
-   * and once claimed would end in a timeout penalty. A caching store keeps them for the computation.
-   * Inputs that cannot be fetched now, or not within their declared size, are "inputs-unavailable"
-   * (tried again); bytes, verified, shorter than declared are "blob" (for good: the spec is wrong). A
-   * `stoppable` check ends early when the worker stops.
+   * Before a claim, since a claimed job that cannot be computed ends in a timeout penalty: loads the
+   * program or model into its runtime, which checks it against the spec (a program that does not
+   * parse, a model whose inputs the chunks are no whole rows of: "spec", for good; the runtime failing
+   * otherwise: "load", tried again), then fetches every input, one at a time, and checks it is the
+   * size its spec declares (the store checks its digest). A caching store keeps them for the
+   * computation. Inputs that cannot be fetched now, or not within their declared size, are
+   * "inputs-unavailable" (tried again); bytes, verified, shorter than declared are "blob" (for good: the
+   * spec is wrong). A `stoppable` check ends early when the worker stops.
    */
-  async #checkInputs(spec: JobSpec, stoppable: boolean): Promise<void> {
+  async #checkInputs({ spec, runtime, executable }: LoadedSpec, stoppable: boolean): Promise<void> {
+    try {
+      await (await runtime.load(spec, executable)).close();
+    } catch (error) {
+      if (error instanceof MeshworkValidationError) throw new JobRejectedError("spec", `the ${runtime.name} runtime cannot run the job: ${error.shortMessage}`, { cause: describe(error) });
+      throw new JobRejectedError("load", `the ${runtime.name} runtime failed to load the job`, { cause: describe(error) });
+    }
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
     for (const [i, ref] of refs.entries()) {
       if (stoppable && this.#stopping) throw new JobRejectedError("fetching", "stopping");
