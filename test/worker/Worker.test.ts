@@ -104,6 +104,11 @@ describe("worker daemon", function () {
     await w.market.connect(w.deployer).fundAuditPool(w.usd, 100n * USD); // audits are paid from the pool
     const auditorBefore = await w.market.balanceOf(w.usd, w.auditor.address);
 
+    // The provider claims both (before claiming it loads each job's program or model, in the background).
+    for (let round = 0; round < 20 && ((await int.state()) === "Open" || (await onnx.state()) === "Open"); round++) {
+      await cheap.tick();
+      await cheap.idle();
+    }
     await drive(w, [cheap, auditor], async () => (await settledOrFailed(int)) && (await settledOrFailed(onnx)));
     for (const job of [int, onnx]) {
       const settled = await job.wait({ timeoutMs: 10_000 });
