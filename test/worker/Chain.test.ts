@@ -15,6 +15,7 @@ import { JOB, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker
 
 const connection = await network.create();
 const { networkHelpers } = connection;
+const ZERO = "0x0000000000000000000000000000000000000000";
 
 async function world(): Promise<SdkWorld> {
   return sdkWorld(connection);
@@ -105,6 +106,44 @@ describe("worker on an unreliable chain", function () {
     const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
     await drive(w, [cheap, auditor], () => settledOrFailed(job));
     expect((await job.wait({ timeoutMs: 10_000 })).provider).to.equal(w.cheap.address);
+  });
+
+  it("keeps an audit claim it gave up on: when the claim is mined later, it still reveals and is paid (not slashed)", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { cheap, job } = await cheapWorkerAndJob(w, 14, { computeWindow: 600n });
+    const auditorMw = await Meshwork.connect({ runner: w.auditor, addresses: w.book, blobStore: w.store, sending: { timeoutMs: 300, reprices: 0 } });
+    const auditorState = new WorkerState(":memory:");
+    const auditor = makeWorker(w, w.auditor, auditorMw, { state: auditorState });
+    // The chain stops mining just as the auditor sends its claim: the send is given up on, unmined.
+    const send = auditorMw.context.send.bind(auditorMw.context);
+    const audits: string[] = [];
+    auditorMw.context.send = async (action, fn) => {
+      if (action === "audit" && audits.push(action) === 1) await rpc.request({ method: "evm_setAutomine", params: [false] });
+      return send(action, fn);
+    };
+    try {
+      for (let round = 0; round < 40 && audits.length === 0; round++) {
+        await cheap.tick();
+        await cheap.idle();
+        await auditor.tick();
+        await auditor.idle();
+        if (audits.length === 0) await networkHelpers.mine(1);
+      }
+      expect(audits).to.have.length(1);
+      expect((await w.market.auditOf(job.job)).auditor).to.equal(ZERO);
+      expect(auditorState.get(job.jobId)).to.include({ role: "auditor", phase: "auditing" });
+      await auditor.tick(); // the claim is still to be had, its leaves kept: the claim given up on goes first, still unmined
+      expect(auditorState.get(job.jobId)).to.include({ role: "auditor", phase: "auditing" });
+      await rpc.request({ method: "evm_mine", params: [] }); // ... and is mined now
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect((await w.market.auditOf(job.job)).auditor).to.equal(w.auditor.address);
+    await drive(w, [cheap, auditor], () => settledOrFailed(job));
+    expect(await job.state()).to.equal("Settled");
+    expect((await w.market.queryFilter(w.market.filters.AuditPassed(job.jobId)))[0].args.auditor).to.equal(w.auditor.address);
+    expect(await w.market.queryFilter(w.market.filters.AuditorSlashed(job.jobId))).to.deep.equal([]);
+    expect(auditorState.get(job.jobId)).to.include({ phase: "done", note: "Settled: passed" });
   });
 
   it("keeps stepping its jobs while reading new ones fails, and reads them over fewer blocks until the RPC answers", async () => {

@@ -769,30 +769,34 @@ export class Worker {
     const phase = Number(audit.phase);
     const runtime = this.#o.runtimes.find((x) => x.id === unpackRequirements(BigInt(job.request.requirements)).runtime);
     if (!runtime) return;
-    if (state === "Audited" && phase === 1 /* AwaitingAuditor */) {
-      const leaves = this.#sampledLeaves(row, runtime, "audit", audit.sample.map(Number));
-      if (!leaves) return; // computing in the background
-      const commitment = auditorCommitment(row.jobId, this.#address, leaves);
+    const role = state === "Audited" && phase === 1 /* AwaitingAuditor */ ? "auditor" : state === "Disputed" && phase === 4 /* AwaitingTieBreaker */ ? "tieBreaker" : undefined;
+    if (!role) return;
+    const leaves = this.#sampledLeaves(row, runtime, role === "auditor" ? "audit" : "tieBreak", audit.sample.map(Number));
+    if (!leaves) return; // computing in the background
+    await this.#claimAudit(row, role, leaves);
+  }
+
+  /**
+   * Claims the audit (blind commitment to `leaves`) or the tie-break of `row`'s job, unless the market
+   * would refuse it (ineligible, or taken). The leaves are saved before the claim is sent, so the
+   * reveal can follow whenever it lands: after a crash, or after a send given up on is mined later.
+   */
+  async #claimAudit(row: JobRow, role: "auditor" | "tieBreaker", leaves: string[]) {
+    const { market } = this.#o.mw.context.contracts;
+    const job = row.job;
+    const commitment = auditorCommitment(row.jobId, this.#address, leaves);
+    if (role === "auditor") {
       const auditCollateral = (BigInt(job.request.price) * BigInt(unpackTerms(BigInt(job.terms)).auditCollateralBps)) / 10_000n;
       await this.#ensureFunds(job.request.paymentToken, auditCollateral, "audit");
-      if (!(await succeeds(() => market.audit.staticCall(job, commitment)))) return; // ineligible or taken
-      this.#o.state.update(row.jobId, { role: "auditor", phase: "auditing", data: JSON.stringify(leaves) });
-      await this.#send("audit", () => market.audit(job, commitment));
-      this.#sampled.delete(row.jobId);
-      this.#o.state.update(row.jobId, { phase: "audit-committed" });
-      this.#log.info({ jobId: row.jobId, sample: audit.sample.map(Number) }, "claimed audit (blind commitment)");
-      return;
     }
-    if (state === "Disputed" && phase === 4 /* AwaitingTieBreaker */) {
-      const leaves = this.#sampledLeaves(row, runtime, "tieBreak", audit.sample.map(Number));
-      if (!leaves) return; // computing in the background
-      if (!(await succeeds(() => market.tieBreak.staticCall(job)))) return;
-      this.#o.state.update(row.jobId, { role: "tieBreaker", phase: "auditing", data: JSON.stringify(leaves) });
-      await this.#send("tieBreak", () => market.tieBreak(job));
-      this.#sampled.delete(row.jobId);
-      this.#o.state.update(row.jobId, { phase: "audit-committed" });
-      this.#log.info({ jobId: row.jobId }, "claimed tie-break");
-    }
+    const claim = () => (role === "auditor" ? market.audit(job, commitment) : market.tieBreak(job));
+    if (!(await succeeds(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job))))) return;
+    this.#o.state.update(row.jobId, { role, phase: "auditing", data: JSON.stringify(leaves) });
+    await this.#send(role === "auditor" ? "audit" : "tieBreak", claim);
+    this.#sampled.delete(row.jobId);
+    this.#o.state.update(row.jobId, { phase: "audit-committed" });
+    if (role === "auditor") this.#log.info({ jobId: row.jobId }, "claimed audit (blind commitment)");
+    else this.#log.info({ jobId: row.jobId }, "claimed tie-break");
   }
 
   /**
@@ -846,10 +850,18 @@ export class Worker {
       return;
     }
     if (row.phase === "auditing") {
-      // Crashed between saving the leaves and the claim landing: did it land?
+      // The leaves were saved and the claim sent, and then the node crashed or the send was given up
+      // on (it may still be mined, even later): did it land?
       const audit = await market.auditOf(job);
       const ours = [audit.auditor, audit.tieBreaker].some((a) => a.toLowerCase() === this.#address.toLowerCase());
-      this.#o.state.update(row.jobId, ours ? { phase: "audit-committed" } : { phase: "seen", role: "none", data: undefined });
+      if (ours) return this.#o.state.update(row.jobId, { phase: "audit-committed" });
+      const phase = Number(audit.phase);
+      const open = row.role === "auditor" ? state === "Audited" && phase === 1 /* AwaitingAuditor */ : state === "Disputed" && phase === 4; /* AwaitingTieBreaker */
+      // Still to be had: claimed again with the saved leaves (a send given up on goes first; if it
+      // lands, this claim is refused and the next tick finds the audit ours). Taken by another node:
+      // considered afresh.
+      if (open) return this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves);
+      this.#o.state.update(row.jobId, { phase: "seen", role: "none", data: undefined });
       return;
     }
     const audit = await market.auditOf(job);
