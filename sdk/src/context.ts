@@ -103,9 +103,11 @@ export class MeshworkContext {
    * RPC's current ones), up to `sending.reprices` times; whichever copy is mined is the receipt.
    * A transaction given up on that way may still hold its nonce: the next send first sends it again
    * (fees a quarter higher) and waits for it, and sends nothing behind it while it is not mined.
-   * @throws {MeshworkRpcError} when the RPC fails, or the last copy is not mined in time either;
-   * `details.reason` "stuck" when a transaction given up on before is still not mined (this one was
-   * not sent).
+   * A transaction whose nonce another transaction took (one sent with the same key from elsewhere) is
+   * reported at once, as a {@link MeshworkError} with `details.reason` "replaced" or "cancelled".
+   * @throws {MeshworkRpcError} when the RPC fails; `details.reason` "given-up" (with its `hash` and
+   * `nonce`) when the last copy is not mined in time either; "stuck" when a transaction given up on
+   * before is still not mined (this one was not sent).
    */
   async send(action: string, send: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
     // Nothing is queued behind a transaction given up on: it goes first (concurrent sends wait for one try).
@@ -113,7 +115,10 @@ export class MeshworkContext {
     let receipt: ContractTransactionReceipt | null;
     let tx: TransactionResponse | undefined;
     try {
-      tx = await send();
+      // The block it is sent after: waiting from there, ethers notices another transaction taking its
+      // nonce (a contract call's response, as sent, does not).
+      const before = await this.provider.getBlockNumber();
+      tx = (await send()).replaceableTransaction(before);
       for (let reprices = 0; ; ) {
         try {
           // At least 1: ethers' wait(0) does not wait, it answers null for a transaction not yet mined.
@@ -121,22 +126,41 @@ export class MeshworkContext {
           break;
         } catch (error) {
           const e = error as { code?: string; reason?: string; receipt?: ContractTransactionReceipt };
-          // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
-          if (e.code === "TRANSACTION_REPLACED" && e.reason === "repriced" && e.receipt) {
-            if (e.receipt.status === 0) throw Object.assign(new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } }), { receipt: e.receipt });
-            receipt = e.receipt;
-            break;
+          if (e.code === "TRANSACTION_REPLACED" && e.receipt) {
+            // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
+            if (e.reason === "repriced") {
+              if (e.receipt.status === 0) throw Object.assign(new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } }), { receipt: e.receipt });
+              receipt = e.receipt;
+              break;
+            }
+            // Another transaction took its nonce (sent from elsewhere with the same key): this one never runs.
+            throw Object.assign(
+              new MeshworkError(`${action}: the transaction was ${e.reason === "cancelled" ? "cancelled" : "replaced"} by another with its nonce`, {
+                cause: error,
+                details: { reason: e.reason, hash: tx.hash, nonce: tx.nonce, replacement: e.receipt.hash },
+              }),
+              { receipt: e.receipt },
+            );
           }
           if (e.code !== "TIMEOUT" || reprices >= (this.sending.reprices ?? 3)) throw error;
           reprices++;
           const again: TransactionResponse = await this.#reprice(tx);
-          if (again !== tx) this.sending.onReprice?.(action, tx, again);
+          if (again !== tx) this.#onReprice(action, tx, again);
           tx = again;
         }
       }
     } catch (error) {
       // Sent but not known to be mined (given up on, or a resend or a wait that failed): it may hold its nonce.
-      if (tx && !(error as { receipt?: unknown }).receipt) this.#giveUp(action, tx);
+      if (tx && !(error as { receipt?: unknown }).receipt) {
+        this.#giveUp(action, tx);
+        // Not mined in time: say which transaction, since it may still be (retrying the action now could do it twice).
+        if ((error as { code?: string }).code === "TIMEOUT") {
+          throw new MeshworkRpcError(`${action}: the transaction (nonce ${tx.nonce}) was not mined in time; it may still be, and the next send waits for it`, {
+            cause: error,
+            details: { reason: "given-up", hash: tx.hash, nonce: tx.nonce },
+          });
+        }
+      }
       throw toMeshworkError(error, this.interfaces, action);
     }
     if (!receipt) throw new MeshworkError(`${action}: the transaction was dropped`);
@@ -170,7 +194,7 @@ export class MeshworkContext {
     let copy = tx;
     if (quoted === 0n || paid < quoted * UNSTICK_FEE_CAP) {
       copy = await this.call(action, () => this.#reprice(tx));
-      if (copy !== tx) this.sending.onReprice?.(action, tx, copy);
+      if (copy !== tx) this.#onReprice(action, tx, copy);
       this.#givenUp = { action, tx: copy };
     }
     try {
@@ -188,6 +212,15 @@ export class MeshworkContext {
       if (code !== "TRANSACTION_REPLACED" && !(error as { receipt?: unknown }).receipt) throw toMeshworkError(error, this.interfaces, action);
     }
     this.#givenUp = undefined;
+  }
+
+  /** Tells `sending.onReprice`; what it throws is not this send's failure (the copy is sent already). */
+  #onReprice(action: string, stuck: TransactionResponse, again: TransactionResponse) {
+    try {
+      this.sending.onReprice?.(action, stuck, again);
+    } catch {
+      // the caller's callback: its error is its own
+    }
   }
 
   /** `tx` again, same nonce, fees a quarter higher (or the RPC's, if higher); `tx` itself if its nonce was used meanwhile. */

@@ -203,6 +203,8 @@ describe("SDK: connect and errors", () => {
       const given = await mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e);
       expect(given).to.be.instanceOf(MeshworkRpcError);
       expect(given.walk()).to.include({ code: "TIMEOUT" });
+      expect(given.details).to.include({ reason: "given-up", nonce }); // which transaction may still be mined
+      expect((await pending()).map((tx) => tx.hash)).to.deep.equal([given.details.hash]);
       const behind = await mw.providers.postPrice("tUSD", 8n * USD).catch((e) => e);
       expect(behind).to.be.instanceOf(MeshworkRpcError);
       expect(behind.details, behind.message).to.include({ reason: "stuck", action: "postPrice", nonce });
@@ -291,6 +293,66 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(8n * USD);
   });
 
+  it("reports a transaction whose nonce another transaction took (sent with the same key elsewhere) at once, and holds nothing back for it", async () => {
+    const { w, rpc, reprices, mw, pending } = await repricing(1);
+    const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
+    const price = await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD);
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let outcome: unknown;
+    try {
+      const posting = mw.providers.postPrice("tUSD", 7n * USD).then(
+        (r) => (outcome = r),
+        (e) => (outcome = e),
+      );
+      let sent = await pending();
+      for (let i = 0; i < 100 && sent.length === 0; i++) sent = await new Promise((r) => setTimeout(r, 10)).then(pending);
+      await rpc.request({ method: "hardhat_dropTransaction", params: [sent[0].hash] });
+      await w.cheap.sendTransaction({ to: w.cheap.address, value: 0n, nonce }); // a wallet elsewhere cancels it
+      await rpc.request({ method: "evm_mine", params: [] });
+      await posting;
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(outcome).to.be.instanceOf(MeshworkError);
+    const e = outcome as MeshworkError;
+    expect(e.shortMessage).to.equal("postPrice: the transaction was cancelled by another with its nonce");
+    expect(e.details).to.include({ reason: "cancelled", nonce });
+    expect(reprices).to.deep.equal([]); // noticed before its timeout, not sent again
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(price);
+    await mw.providers.postPrice("tUSD", 9n * USD); // nothing held back
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(9n * USD);
+  });
+
+  it("sends a transaction again even when the onReprice callback throws, and returns the copy's receipt", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const rpc = connection.provider;
+    const mw = await Meshwork.connect({
+      runner: w.cheap,
+      addresses: w.book,
+      sending: {
+        timeoutMs: 300,
+        onReprice: () => {
+          throw new Error("a broken callback");
+        },
+      },
+    });
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let receipt: { status: number | null } | undefined;
+    try {
+      const posting = mw.providers.postPrice("tUSD", 7n * USD);
+      void posting.catch(() => {});
+      await new Promise((r) => setTimeout(r, 500)); // past the timeout: sent again
+      for (let i = 0; i < 20 && !receipt; i++) {
+        await rpc.request({ method: "evm_mine", params: [] });
+        receipt = await Promise.race([posting, new Promise<undefined>((r) => setTimeout(r, 50, undefined))]);
+      }
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(receipt).to.include({ status: 1 });
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
+  });
+
   it("with confirmations 0, still waits for the transaction to be mined", async () => {
     const w = await networkHelpers.loadFixture(world);
     const rpc = connection.provider;
@@ -319,6 +381,9 @@ describe("SDK: connect and errors", () => {
     const mw = await w.sdk(w.cheap);
     const copyMined = (status: number) => ({
       hash: "0x" + "aa".repeat(32),
+      replaceableTransaction() {
+        return this;
+      },
       wait: () => Promise.reject(Object.assign(new Error("transaction was replaced"), { code: "TRANSACTION_REPLACED", reason: "repriced", receipt: { status, hash: "0x" + "bb".repeat(32) } })),
     });
     const reverted = await mw.context.send("claim", async () => copyMined(0) as never).catch((e) => e);
