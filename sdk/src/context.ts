@@ -111,7 +111,7 @@ export class MeshworkContext {
    */
   async send(action: string, send: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
     // Nothing is queued behind a transaction given up on: it goes first (concurrent sends wait for one try).
-    if (this.#givenUp) await (this.#unsticking ??= this.#unstick().finally(() => (this.#unsticking = undefined)));
+    if (this.#givenUp.size > 0) await (this.#unsticking ??= this.#unstick().finally(() => (this.#unsticking = undefined)));
     let receipt: ContractTransactionReceipt | null;
     let tx: TransactionResponse | undefined;
     try {
@@ -167,51 +167,55 @@ export class MeshworkContext {
     return receipt;
   }
 
-  /** The last copy of a transaction sent and not known to be mined (given up on), while its nonce may still be taken. */
-  #givenUp?: { action: string; tx: TransactionResponse };
+  /** By nonce: the last copy of each transaction sent and not known to be mined (given up on), while its nonce may still be taken. */
+  readonly #givenUp = new Map<number, { action: string; tx: TransactionResponse }>();
   #unsticking?: Promise<void>;
 
-  /** Remembers `tx` as given up on, unless one with a lower nonce is (that one must be mined first). */
+  /** Remembers `tx` as given up on (its copy replaces an earlier one of the same nonce). */
   #giveUp(action: string, tx: TransactionResponse) {
-    if (!this.#givenUp || tx.nonce < this.#givenUp.tx.nonce) this.#givenUp = { action, tx };
+    this.#givenUp.set(tx.nonce, { action, tx });
   }
 
   /**
-   * Before anything else is sent: the transaction given up on is sent once more, same nonce, fees a
-   * quarter higher (unless they are already UNSTICK_FEE_CAP times what the RPC quotes now), and waited
-   * for. Resolves when its nonce is used (by any copy).
-   * @throws {MeshworkRpcError} `details.reason` "stuck" when it is still not mined: nothing is sent
+   * Before anything else is sent: each transaction given up on, lowest nonce first, is sent once more,
+   * same nonce, fees a quarter higher (unless they are already UNSTICK_FEE_CAP times what the RPC
+   * quotes now), and waited for. Resolves when every nonce given up on is used (by any copy).
+   * @throws {MeshworkRpcError} `details.reason` "stuck" when one is still not mined: nothing is sent
    * behind it (it would only wait in the mempool too); the next send tries again.
    */
   async #unstick(): Promise<void> {
-    const { action, tx } = this.#givenUp!;
-    const mined = await this.call(action, () => this.provider.getTransactionCount(tx.from, "latest"));
-    if (mined > tx.nonce) return void (this.#givenUp = undefined);
-    const fees = await this.call(action, () => this.provider.getFeeData());
-    // Like for like: an EIP-1559 transaction's fee cap against the quoted one, a legacy one's gas price against the gas price.
-    const paid = tx.maxFeePerGas ?? tx.gasPrice ?? 0n;
-    const quoted = (tx.maxFeePerGas !== null ? fees.maxFeePerGas : fees.gasPrice) ?? 0n;
-    let copy = tx;
-    if (quoted === 0n || paid < quoted * UNSTICK_FEE_CAP) {
-      copy = await this.call(action, () => this.#reprice(tx));
-      if (copy !== tx) this.#onReprice(action, tx, copy);
-      this.#givenUp = { action, tx: copy };
-    }
-    try {
-      await copy.wait(1, this.sending.timeoutMs || undefined); // (0 would not wait at all)
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === "TIMEOUT") {
-        throw new MeshworkRpcError(`an earlier transaction (${action}, nonce ${tx.nonce}) is still not mined; nothing is sent behind it until it is`, {
-          cause: error,
-          details: { reason: "stuck", action, nonce: tx.nonce, hash: copy.hash },
-        });
+    while (this.#givenUp.size > 0) {
+      const lowest = Math.min(...this.#givenUp.keys());
+      const { action, tx } = this.#givenUp.get(lowest)!;
+      const mined = await this.call(action, () => this.provider.getTransactionCount(tx.from, "latest"));
+      for (const nonce of [...this.#givenUp.keys()]) if (nonce < mined) this.#givenUp.delete(nonce);
+      if (!this.#givenUp.has(lowest)) continue;
+      const fees = await this.call(action, () => this.provider.getFeeData());
+      // Like for like: an EIP-1559 transaction's fee cap against the quoted one, a legacy one's gas price against the gas price.
+      const paid = tx.maxFeePerGas ?? tx.gasPrice ?? 0n;
+      const quoted = (tx.maxFeePerGas !== null ? fees.maxFeePerGas : fees.gasPrice) ?? 0n;
+      let copy = tx;
+      if (quoted === 0n || paid < quoted * UNSTICK_FEE_CAP) {
+        copy = await this.call(action, () => this.#reprice(tx));
+        if (copy !== tx) this.#onReprice(action, tx, copy);
+        this.#givenUp.set(lowest, { action, tx: copy });
       }
-      // Mined, even reverted (that was the earlier transaction's outcome, not this send's), or replaced:
-      // the nonce is used.
-      if (code !== "TRANSACTION_REPLACED" && !(error as { receipt?: unknown }).receipt) throw toMeshworkError(error, this.interfaces, action);
+      try {
+        await copy.wait(1, this.sending.timeoutMs || undefined); // (0 would not wait at all)
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === "TIMEOUT") {
+          throw new MeshworkRpcError(`an earlier transaction (${action}, nonce ${tx.nonce}) is still not mined; nothing is sent behind it until it is`, {
+            cause: error,
+            details: { reason: "stuck", action, nonce: tx.nonce, hash: copy.hash },
+          });
+        }
+        // Mined, even reverted (that was the earlier transaction's outcome, not this send's), or replaced:
+        // the nonce is used.
+        if (code !== "TRANSACTION_REPLACED" && !(error as { receipt?: unknown }).receipt) throw toMeshworkError(error, this.interfaces, action);
+      }
+      this.#givenUp.delete(lowest);
     }
-    this.#givenUp = undefined;
   }
 
   /** Tells `sending.onReprice`; what it throws is not this send's failure (the copy is sent already). */

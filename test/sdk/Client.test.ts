@@ -353,6 +353,39 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
   });
 
+  it("sends again every transaction it gave up on, lowest nonce first, before anything behind them", async () => {
+    const { w, rpc, reprices, mw, pending } = await repricing(0);
+    const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
+    const gas = await w.registry.connect(w.cheap).postPrice.estimateGas(w.book.contracts.paymentTokens.tUSD, 9n * USD);
+    const { gasLimit } = (await connection.ethers.provider.getBlock("latest"))!;
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let outcome: unknown;
+    try {
+      const first = mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e);
+      for (let i = 0; i < 100 && (await pending()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const second = mw.providers.postPrice("tUSD", 8n * USD).catch((e) => e);
+      for (const e of await Promise.all([first, second])) expect(e.details, e.message).to.include({ reason: "given-up" });
+      // One transaction per block from now: the lower nonce is mined while the higher still waits.
+      await rpc.request({ method: "evm_setBlockGasLimit", params: ["0x" + ((gas * 3n) / 2n).toString(16)] });
+      const third = mw.providers.postPrice("tUSD", 9n * USD).then(
+        (r) => (outcome = r),
+        (e) => (outcome = e),
+      );
+      for (let i = 0; i < 50 && outcome === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        await rpc.request({ method: "evm_mine", params: [] });
+      }
+      await third;
+    } finally {
+      await rpc.request({ method: "evm_setBlockGasLimit", params: ["0x" + gasLimit.toString(16)] });
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(outcome, String(outcome)).to.include({ status: 1 });
+    expect(reprices).to.deep.equal([`postPrice ${nonce}→${nonce}`, `postPrice ${nonce + 1}→${nonce + 1}`]);
+    expect((await connection.ethers.provider.getTransaction((outcome as { hash: string }).hash))!.nonce).to.equal(nonce + 2);
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(9n * USD);
+  });
+
   it("with confirmations 0, still waits for the transaction to be mined", async () => {
     const w = await networkHelpers.loadFixture(world);
     const rpc = connection.provider;
