@@ -146,6 +146,40 @@ describe("worker on an unreliable chain", function () {
     expect(auditorState.get(job.jobId)).to.include({ phase: "done", note: "Settled: passed" });
   });
 
+  it("sends nothing more in a tick once a transaction was given up on: the other jobs wait for the next tick, not a timeout each", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await Meshwork.connect({ runner: w.cheap, addresses: w.book, blobStore: w.store, sending: { timeoutMs: 300, reprices: 0 } });
+    const sends = recordSends(mw);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, mw, { state });
+    const jobs = [await consumer.jobs.create(await intKernelSpec(w, 15), JOB), await consumer.jobs.create(await intKernelSpec(w, 16), JOB)];
+    for (let i = 0; i < 2; i++) {
+      await cheap.tick(); // claims both (concurrency 2), then computes them
+      await cheap.idle();
+    }
+    expect(jobs.map((j) => state.get(j.jobId)?.phase)).to.deep.equal(["computed", "computed"]);
+    sends.length = 0;
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    const pending = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", false] })) as { transactions: string[] }).transactions;
+    try {
+      await cheap.tick(); // the first commit is not mined in time: given up on; the second job's is not sent
+      expect(sends).to.deep.equal(["commit"]);
+      expect(await pending()).to.have.length(1);
+      await cheap.tick(); // still stuck: the commit given up on goes first and is still not mined; nothing else is sent
+      expect(sends).to.deep.equal(["commit", "commit"]);
+      expect(await pending()).to.have.length(1);
+      await rpc.request({ method: "evm_mine", params: [] });
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(await Promise.all(jobs.map((j) => j.state()))).to.have.members(["Committed", "Claimed"]);
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], async () => (await settledOrFailed(jobs[0])) && (await settledOrFailed(jobs[1])));
+    expect(await Promise.all(jobs.map((j) => j.state()))).to.deep.equal(["Settled", "Settled"]);
+    expect(sends.filter((a) => a === "commit")).to.have.length(3); // the first once more (found mined), the second once
+  });
+
   it("keeps stepping its jobs while reading new ones fails, and reads them over fewer blocks until the RPC answers", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

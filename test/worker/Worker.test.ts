@@ -25,7 +25,7 @@ import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
-import { CHUNKS, JOB, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
+import { CHUNKS, JOB, counter, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
 
 const connection = await network.create();
 const { networkHelpers, ethers } = connection;
@@ -41,12 +41,6 @@ async function workersFor(w: SdkWorld, ...signers: SdkWorld["cheap"][]): Promise
 }
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
-
-async function counter(worker: Worker, name: string, labels?: Record<string, string>): Promise<number> {
-  const metric = (await worker.metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
-  const values = (metric?.values ?? []) as { value: number; labels: Record<string, string> }[];
-  return values.filter((v) => !labels || Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
-}
 
 /** The int-kernel runtime, except that the first chunk run of `spec`'s job waits until `release()`; `runs` lists that job's chunks run. */
 function holdingRuntime(spec: JobSpecInput) {

@@ -124,6 +124,13 @@ export async function onnxSpec(w: SdkWorld, seed = 2): Promise<JobSpecInput> {
 
 export const JOB: Omit<JobOptions, "requirements"> = { token: "tUSD", price: 40n * USD, workUnits: 10n, verification: { chunks: CHUNKS, auditChunks: 2 } };
 
+/** The sum of a worker's metric `name` over the series whose labels include `labels`. */
+export async function counter(worker: Worker, name: string, labels?: Record<string, string>): Promise<number> {
+  const metric = (await worker.metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const values = (metric?.values ?? []) as { value: number; labels: Record<string, string> }[];
+  return values.filter((v) => !labels || Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((s, v) => s + v.value, 0);
+}
+
 /** Ticks every worker and mines a block, until `done()` or `rounds` rounds. */
 export async function drive(w: SdkWorld, workers: Worker[], done: () => Promise<boolean>, rounds = 40, options: { finalTick?: boolean } = {}): Promise<number> {
   for (let round = 1; round <= rounds; round++) {

@@ -24,7 +24,7 @@ import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
-import { MeshworkBlobError, MeshworkContractError, MeshworkError, MeshworkValidationError } from "../errors.js";
+import { MeshworkBlobError, MeshworkContractError, MeshworkError, MeshworkRpcError, MeshworkValidationError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
@@ -113,6 +113,8 @@ export class Worker {
   readonly #standing: { checkedAt: number; active?: boolean } = { checkedAt: 0 };
   /** The latest block this tick, its number and time (read when first needed). */
   #latest?: Promise<{ number: bigint; time: bigint }>;
+  /** This tick's send that found this node's transactions stuck (see {@link Worker.#sending}). */
+  #stuck?: MeshworkRpcError;
   /** Computations running in the background (a provider's job, an audit's sample), by job id. */
   readonly #computing = new Map<string, Promise<void>>();
   /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
@@ -188,6 +190,7 @@ export class Worker {
       try {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
         this.#latest = undefined;
+        this.#stuck = undefined;
         await this.#checkStanding();
         try {
           await this.#scan();
@@ -987,7 +990,7 @@ export class Worker {
     if (balance >= amount) return;
     // One approval of the operator's collateral budget for the token covers the claims after it.
     const budget = this.#o.config.maxCollateral[this.#symbolOf(token) ?? ""];
-    await this.#o.mw.balances.ensureAllowance(String(token), amount - balance, action, { approve: budget });
+    await this.#sending(action, () => this.#o.mw.balances.ensureAllowance(String(token), amount - balance, action, { approve: budget }));
   }
 
   async #maybeWithdraw() {
@@ -1091,9 +1094,29 @@ export class Worker {
   }
 
   async #send(action: string, send: () => Promise<import("ethers").ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
-    const receipt = await this.#o.mw.context.send(action, send);
+    const receipt = await this.#sending(action, () => this.#o.mw.context.send(action, send));
     this.metrics.gasSpent.inc(Number(receipt.gasUsed * (receipt.gasPrice ?? 0n)));
     return receipt;
+  }
+
+  /**
+   * Runs `send` (what sends this node's transactions), unless a send this tick found them stuck (one
+   * given up on, still not mined): then the tick's other steps send nothing, since each would wait as
+   * long again behind it, and are tried next tick.
+   */
+  async #sending<T>(action: string, send: () => Promise<T>): Promise<T> {
+    if (this.#stuck) {
+      throw new MeshworkRpcError(`${action}: not sent this tick, behind a transaction not mined (${this.#stuck.shortMessage})`, {
+        cause: this.#stuck,
+        details: { reason: "held", nonce: this.#stuck.details.nonce },
+      });
+    }
+    try {
+      return await send();
+    } catch (error) {
+      if (error instanceof MeshworkRpcError && (error.details.reason === "stuck" || error.details.reason === "given-up")) this.#stuck = error;
+      throw error;
+    }
   }
 
   #runtimeOf(job: JobStruct): Runtime {
