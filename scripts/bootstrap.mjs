@@ -3,8 +3,9 @@
 //
 //   node scripts/bootstrap.mjs <task> [args...]      (npm test / npm start / npm run bench:gas call this)
 //
-// 1. Hardhat 3 needs Node >= 22. When the system Node is older, the npm package `node@22` (a real Node
-//    binary from the registry) is installed once into .tools/ and used for everything below.
+// 1. Hardhat 3 needs Node >= 22, and the worker's database `node:sqlite` (without a flag) 22.13. When
+//    the system Node is older, the npm package `node@22` (a real Node binary from the registry) is
+//    installed once into .tools/ and used for everything below.
 // 2. `npm install` runs under that Node 22 (an install under Node 20 silently skips EDR's native
 //    package), once: a stamp in node_modules records the package files it installed from.
 // 3. The task runs under Node 22 with .tools first on PATH, so child processes use it too.
@@ -20,6 +21,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const toolsBin = join(root, ".tools", "node_modules", ".bin");
 const stampFile = join(root, "node_modules", ".meshwork-install-stamp");
 const MIN_NODE_MAJOR = 22;
+/** The oldest Node this project runs on: [major, minor]. */
+const MIN_NODE = [MIN_NODE_MAJOR, 13];
 
 /**
  * Task name -> [script under node_modules/.bin or a repository path, ...fixed arguments], or a list of
@@ -56,17 +59,27 @@ function run(command, args, env) {
   return result.status ?? 1;
 }
 
-function nodeMajor(nodePath) {
+function nodeVersion(nodePath) {
   const out = spawnSync(nodePath, ["-p", "process.versions.node"], { encoding: "utf8" });
-  return out.status === 0 ? Number(out.stdout.trim().split(".")[0]) : 0;
+  return out.status === 0 ? out.stdout.trim() : "0.0.0";
 }
 
-/** The path of a Node >= 22 binary, installing `node@22` into .tools/ when the system one is older. */
+function nodeMajor(nodePath) {
+  return Number(nodeVersion(nodePath).split(".")[0]);
+}
+
+/** Whether a Node version ("22.13.1") is MIN_NODE or later. */
+function recentEnough(version) {
+  const [major, minor] = version.split(".").map(Number);
+  return major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+}
+
+/** The path of a Node >= 22.13 binary, installing `node@22` into .tools/ when the system one is older. */
 function ensureNode() {
-  if (Number(process.versions.node.split(".")[0]) >= MIN_NODE_MAJOR) return process.execPath;
+  if (recentEnough(process.versions.node)) return process.execPath;
   const local = join(toolsBin, "node");
-  if (existsSync(local) && nodeMajor(local) >= MIN_NODE_MAJOR) return local;
-  log(`Node ${process.versions.node} is older than ${MIN_NODE_MAJOR}: installing node@${MIN_NODE_MAJOR} into .tools/`);
+  if (existsSync(local) && recentEnough(nodeVersion(local))) return local;
+  log(`Node ${process.versions.node} is older than ${MIN_NODE.join(".")}: installing node@${MIN_NODE_MAJOR} into .tools/`);
   const status = run(npmCommand(), [
     ...npmArgs(),
     "install",
@@ -78,7 +91,7 @@ function ensureNode() {
     join(root, ".tools"),
     `node@${MIN_NODE_MAJOR}`,
   ]);
-  if (status !== 0 || nodeMajor(local) < MIN_NODE_MAJOR) {
+  if (status !== 0 || !recentEnough(nodeVersion(local))) {
     throw new Error(`could not install node@${MIN_NODE_MAJOR} from the npm registry`);
   }
   return local;
