@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs a project task with everything it needs installed, on any machine with Node >= 18 and npm.
+// Runs a project task with everything it needs installed, on any machine with Node >= 20 (package.json engines) and npm.
 //
 //   node scripts/bootstrap.mjs <task> [args...]      (npm test / npm start / npm run bench:gas call this)
 //
