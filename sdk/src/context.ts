@@ -9,12 +9,13 @@ import type {
   Interface,
   Provider,
   Signer,
+  TransactionReceipt,
   TransactionRequest,
   TransactionResponse,
 } from "ethers";
 import type { AddressBook } from "./addressBook.js";
 import type { BlobStore } from "./blob.js";
-import { MeshworkError, MeshworkRpcError, isRangeRefusal, toMeshworkError } from "./errors.js";
+import { MeshworkContractError, MeshworkError, MeshworkRpcError, isRangeRefusal, toMeshworkError } from "./errors.js";
 import type { IComputeCommons } from "../../types/ethers-contracts/interfaces/IComputeCommons.js";
 import type { IJobMarket } from "../../types/ethers-contracts/interfaces/IJobMarket.js";
 import type { IProviderRegistry } from "../../types/ethers-contracts/interfaces/IProviderRegistry.js";
@@ -103,6 +104,8 @@ export class MeshworkContext {
    * RPC's current ones), up to `sending.reprices` times; whichever copy is mined is the receipt.
    * A transaction given up on that way may still hold its nonce: the next send first sends it again
    * (fees a quarter higher) and waits for it, and sends nothing behind it while it is not mined.
+   * A transaction mined and reverted throws the {@link MeshworkContractError} its call throws when run
+   * again on the state its block left (`details.hash`: the transaction), where there is one.
    * A transaction whose nonce another transaction took (one sent with the same key from elsewhere) is
    * reported at once, as a {@link MeshworkError} with `details.reason` "replaced" or "cancelled".
    * @throws {MeshworkRpcError} when the RPC fails; `details.reason` "given-up" (with its `hash` and
@@ -129,7 +132,12 @@ export class MeshworkContext {
           if (e.code === "TRANSACTION_REPLACED" && e.receipt) {
             // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
             if (e.reason === "repriced") {
-              if (e.receipt.status === 0) throw Object.assign(new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } }), { receipt: e.receipt });
+              if (e.receipt.status === 0) {
+                throw (
+                  (await this.#revertOf(action, tx, e.receipt)) ??
+                  Object.assign(new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } }), { receipt: e.receipt })
+                );
+              }
               receipt = e.receipt;
               break;
             }
@@ -150,8 +158,12 @@ export class MeshworkContext {
         }
       }
     } catch (error) {
+      const mined = (error as { receipt?: TransactionReceipt | null }).receipt;
+      // Mined and reverted (its call went through when estimated, then state changed: another node's
+      // claim in the same block, say): the revert's reason, found by running the call again on that block.
+      if (tx && mined?.status === 0 && mined.hash === tx.hash) throw (await this.#revertOf(action, tx, mined)) ?? toMeshworkError(error, this.interfaces, action);
       // Sent but not known to be mined (given up on, or a resend or a wait that failed): it may hold its nonce.
-      if (tx && !(error as { receipt?: unknown }).receipt) {
+      if (tx && !mined) {
         this.#giveUp(action, tx);
         // Not mined in time: say which transaction, since it may still be (retrying the action now could do it twice).
         if ((error as { code?: string }).code === "TIMEOUT") {
@@ -215,6 +227,22 @@ export class MeshworkContext {
         if (code !== "TRANSACTION_REPLACED" && !(error as { receipt?: unknown }).receipt) throw toMeshworkError(error, this.interfaces, action);
       }
       this.#givenUp.delete(lowest);
+    }
+  }
+
+  /**
+   * Why `tx`, mined in `receipt`, reverted: its call run again on the state its block left, as a
+   * {@link MeshworkContractError}; undefined when that goes through or fails otherwise.
+   */
+  async #revertOf(action: string, tx: TransactionResponse, receipt: TransactionReceipt): Promise<MeshworkError | undefined> {
+    try {
+      await this.provider.call({ to: tx.to, from: tx.from, data: tx.data, value: tx.value, blockTag: receipt.blockNumber });
+      return undefined;
+    } catch (error) {
+      const typed = toMeshworkError(error, this.interfaces, action);
+      if (!(typed instanceof MeshworkContractError)) return undefined;
+      typed.details.hash = receipt.hash;
+      return Object.assign(typed, { receipt });
     }
   }
 

@@ -409,6 +409,31 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
   });
 
+  it("names the error a transaction mined and reverted with (its call run again on its block), with its hash", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.cheap);
+    // Sent with a gas limit, so nothing estimates it (and finds the revert) first: it is mined, and reverts.
+    const sent = () => w.cheap.sendTransaction({ to: w.book.contracts.registry, data: w.registry.interface.encodeFunctionData("pauseClaims", [0n]), gasLimit: 100_000n });
+    const rpc = connection.provider;
+    // (Mined by hand: with automine, the in-process chain throws the revert at sending, as no live chain does.)
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let reverted;
+    try {
+      const sending = mw.context.send("pauseClaims", sent as never).catch((e) => e);
+      const pending = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", false] })) as { transactions: string[] }).transactions;
+      for (let i = 0; i < 100 && (await pending()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await rpc.request({ method: "evm_mine", params: [] });
+      reverted = await sending;
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(reverted).to.be.instanceOf(MeshworkContractError);
+    expect([reverted.contract, reverted.errorName, [...reverted.args]]).to.deep.equal(["ProviderRegistry", "ProviderRegistryUnauthorized", [w.cheap.address]]);
+    const receipt = await connection.ethers.provider.getTransactionReceipt(reverted.details.hash);
+    expect(receipt?.status).to.equal(0);
+    await mw.providers.postPrice("tUSD", 3n * USD); // nothing held back: the nonce was used
+  });
+
   it("reports a transaction whose other copy was mined and reverted as a failure, not a receipt", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.cheap);
