@@ -75,10 +75,73 @@ export async function publishResult(
     const input = options.inputDigests?.[i] !== undefined ? normalizeDigest(options.inputDigests[i]) : digestOf(inputs[i]);
     chunks.push({ input, output: await store.put(outputs[i]) });
   }
-  const manifest: OutputManifest = { version: 1, jobId: jobId.toLowerCase(), chunks };
+  return publishManifest(store, jobId, chunks);
+}
+
+/**
+ * The second half of {@link publishResult}, for output chunks already stored (a worker stores each as
+ * it is computed): stores the manifest of `chunks` (per chunk, the digests of its input and output
+ * bytes) and returns it, its `outputURI` and the result root.
+ */
+export async function publishManifest(
+  store: BlobStore,
+  jobId: string,
+  chunks: { input: string; output: string }[],
+): Promise<{ manifest: OutputManifest; outputURI: string; root: string; tree: MerkleTree }> {
+  const manifest: OutputManifest = {
+    version: 1,
+    jobId: jobId.toLowerCase(),
+    chunks: chunks.map((c) => ({ input: normalizeDigest(c.input), output: normalizeDigest(c.output) })),
+  };
   const outputURI = blobURI(await store.put(manifestBytes(manifest)));
   const tree = new MerkleTree(manifest.chunks.map((c, i) => leafHash(manifest.jobId, i, c.input, c.output)));
   return { manifest, outputURI, root: tree.root, tree };
+}
+
+/**
+ * {@link publishResult} spread over a computation: each output chunk is stored as soon as it is
+ * computed (in the blob store's own time: a directory's writes, an upload), at most `inFlight` at a
+ * time, while the next one computes; `finish` then stores the manifest. What a worker uses, so its
+ * commitment is ready soon after the last chunk rather than after storing every chunk.
+ * @example
+ * ```ts
+ * const writer = new ResultWriter(store, jobId);
+ * for (const input of inputs) await writer.add(await run(input));
+ * const { outputURI, root } = await writer.finish(inputs.map((input) => digestOf(input)));
+ * ```
+ */
+export class ResultWriter {
+  readonly #puts: Promise<string>[] = [];
+
+  constructor(
+    readonly store: BlobStore,
+    readonly jobId: string,
+    /** Output chunks being stored at once, at most (`add` waits for the oldest beyond that). */
+    readonly inFlight = 4,
+  ) {}
+
+  /** Starts storing the next output chunk, once fewer than `inFlight` are being stored. @throws what the store threw for an earlier chunk */
+  async add(output: Uint8Array): Promise<void> {
+    if (this.#puts.length >= this.inFlight) await this.#puts[this.#puts.length - this.inFlight];
+    const put = this.store.put(output);
+    put.catch(() => undefined); // read by finish() or settled()
+    this.#puts.push(put);
+  }
+
+  /**
+   * Waits for every output chunk to be stored, then stores the manifest (`inputDigests`: chunk i's input
+   * digest, one per chunk added). @throws what the store threw for any chunk
+   */
+  async finish(inputDigests: string[]): Promise<{ manifest: OutputManifest; outputURI: string; root: string; tree: MerkleTree }> {
+    if (inputDigests.length !== this.#puts.length) throw new RangeError(`${inputDigests.length} input digests but ${this.#puts.length} output chunks`);
+    const outputs = await Promise.all(this.#puts);
+    return publishManifest(this.store, this.jobId, outputs.map((output, i) => ({ input: inputDigests[i], output })));
+  }
+
+  /** Waits for the chunks being stored, whatever comes of them (a computation given up). */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.#puts);
+  }
 }
 
 /** The longest output manifest {@link fetchResult} reads: enough for 65,536 chunks. */

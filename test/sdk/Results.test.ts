@@ -8,7 +8,7 @@ import { MemoryBlobStore, digestOf, type BlobStore } from "../../sdk/src/blob.js
 import { concatBytes } from "../../sdk/src/encoding.js";
 import { MeshworkBlobError, MeshworkVerificationError } from "../../sdk/src/errors.js";
 import { MerkleTree, chunkLeaf } from "../../sdk/src/merkle.js";
-import { fetchResult, publishResult } from "../../sdk/src/results.js";
+import { ResultWriter, fetchResult, publishResult } from "../../sdk/src/results.js";
 import { rejection } from "../helpers/rejection.js";
 
 const JOB = "0x" + "ab".repeat(32);
@@ -50,6 +50,68 @@ describe("results: publishResult and fetchResult", () => {
     expect(fetched.chunks).to.deep.equal(outputs);
     expect(fetched.bytes).to.deep.equal(concatBytes(outputs));
     expect(fetched.bytes).to.equal(fetched.bytes);
+  });
+
+  it("ResultWriter stores each chunk as it is added, at most inFlight at once, and gives publishResult's manifest and root", async () => {
+    const inner = new MemoryBlobStore();
+    let storing = 0;
+    let most = 0;
+    const release: (() => void)[] = [];
+    const store: BlobStore = {
+      put: async (bytes, digest) => {
+        most = Math.max(most, ++storing);
+        await new Promise<void>((resolve) => release.push(resolve));
+        storing--;
+        return inner.put(bytes, digest);
+      },
+      has: (digest) => inner.has(digest),
+      get: (digest, options) => inner.get(digest, options),
+    };
+    const writer = new ResultWriter(store, JOB, 3);
+    for (let i = 0; i < 3; i++) await writer.add(outputs[i]); // started at once, none stored yet
+    expect([storing, inner.size]).to.deep.equal([3, 0]);
+    const fourth = writer.add(outputs[3]);
+    await sleep(10);
+    expect(storing).to.equal(3); // the fourth waits for the first
+    release.shift()!();
+    await fourth;
+    for (let i = 4; i < CHUNKS; i++) {
+      const adding = writer.add(outputs[i]);
+      release.shift()!();
+      await adding;
+    }
+    const finishing = writer.finish(inputs.map((input) => digestOf(input)));
+    while (inner.size < CHUNKS + 1) {
+      release.shift()?.();
+      await sleep(1);
+    }
+    const written = await finishing;
+    expect(most).to.equal(3);
+    const published = await publishResult(new MemoryBlobStore(), JOB, inputs, outputs);
+    expect([written.root, written.outputURI, written.manifest]).to.deep.equal([published.root, published.outputURI, published.manifest]);
+    expect((await fetchResult(inner, JOB, written.root, written.outputURI)).chunks).to.deep.equal(outputs);
+  });
+
+  it("ResultWriter reports a chunk the store failed to keep, and waits for the rest when given up", async () => {
+    const inner = new MemoryBlobStore();
+    const failing: BlobStore = {
+      put: async (bytes, digest) => {
+        if (bytes[0] === 1) throw new MeshworkBlobError("disk full", { details: { reason: "io" } });
+        await sleep(5);
+        return inner.put(bytes, digest);
+      },
+      has: (digest) => inner.has(digest),
+      get: (digest, options) => inner.get(digest, options),
+    };
+    const writer = new ResultWriter(failing, JOB, 2);
+    for (let i = 0; i < 3; i++) await writer.add(outputs[i]);
+    expect(await rejection(writer.add(outputs[3]))).to.be.instanceOf(MeshworkBlobError); // chunk 1's failure, when its turn comes
+    expect(await rejection(writer.finish(inputs.slice(0, 3).map((input) => digestOf(input))))).to.be.instanceOf(MeshworkBlobError);
+    const abandoned = new ResultWriter(failing, JOB);
+    for (const i of [0, 2, 3]) await abandoned.add(outputs[i]);
+    await abandoned.settled();
+    expect(await Promise.all([0, 2, 3].map((i) => inner.has(digestOf(outputs[i]))))).to.deep.equal([true, true, true]);
+    expect(await rejection(abandoned.finish([digestOf(inputs[0])]))).to.be.instanceOf(RangeError);
   });
 
   it("fetches at most 8 chunks at once", async () => {

@@ -42,8 +42,8 @@ async function workersFor(w: SdkWorld, ...signers: SdkWorld["cheap"][]): Promise
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
-/** The int-kernel runtime, except that the first chunk run of `spec`'s job waits until `release()`; `runs` lists that job's chunks run. */
-function holdingRuntime(spec: JobSpecInput) {
+/** The int-kernel runtime, except that the `holdAt`-th chunk run (default: the first) of `spec`'s job waits until `release()`; `runs` lists that job's chunks run. */
+function holdingRuntime(spec: JobSpecInput, holdAt = 1) {
   const first = spec.inputs.kind === "chunks" ? spec.inputs.chunks[0].digest : "";
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
@@ -59,7 +59,7 @@ function holdingRuntime(spec: JobSpecInput) {
       return {
         async run(input, index) {
           if (held) runs.push(index);
-          if (held && runs.length === 1) await gate;
+          if (held && runs.length === holdAt) await gate;
           return loaded.run(input, index);
         },
         close: () => loaded.close(),
@@ -240,6 +240,33 @@ describe("worker daemon", function () {
     expect(await slow.state()).to.equal("Settled");
     expect(holding.runs).to.deep.equal([0, 1, 2, 3]); // computed once: no tick started it again
     expect(await w.market.queryFilter(w.market.filters.JobCommitted(slow.jobId))).to.have.length(1);
+  });
+
+  it("stores each output chunk while the next one computes: the first is in the blob store before the last is computed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const spec = await intKernelSpec(w, 25);
+    const holding = holdingRuntime(spec, CHUNKS);
+    const state = new WorkerState(":memory:");
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [holding.runtime], state });
+    const job = await consumer.jobs.create(spec, JOB);
+    // The first chunk's output, computed here.
+    const parsed = parseJobSpec(spec);
+    const loaded = await new IntKernelRuntime().load(parsed, await w.store.get(executableOf(parsed).digest));
+    const first = digestOf(await loaded.run(await w.store.get(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks[0].digest : ""), 0));
+    await loaded.close();
+    expect(await w.store.has(first)).to.equal(false);
+    for (let round = 0; round < 5 && holding.runs.length < CHUNKS; round++) {
+      await worker.tick();
+      await networkHelpers.mine(1);
+      for (let i = 0; i < 50 && holding.runs.length > 0 && holding.runs.length < CHUNKS; i++) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(holding.runs).to.deep.equal([0, 1, 2, 3]); // the last chunk is computing (held)
+    expect(await w.store.has(first)).to.equal(true);
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    holding.release();
+    await worker.idle();
+    expect(state.get(job.jobId)?.phase).to.equal("computed");
   });
 
   it("never computes a job twice when its computation ends while a tick is reading the chain", async () => {

@@ -22,14 +22,14 @@ import { randomBytes } from "node:crypto";
 import { formatUnits, hexlify, solidityPackedKeccak256 } from "ethers";
 import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
-import { normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
+import { digestOf, normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
 import { MeshworkBlobError, MeshworkContractError, MeshworkError, MeshworkRpcError, MeshworkValidationError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
 import { collateralOf, jobFromResult, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
-import { digestFromURI, publishResult, type OutputManifest, manifestRoot } from "../results.js";
+import { ResultWriter, digestFromURI, type OutputManifest, manifestRoot } from "../results.js";
 import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
 import type { WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
@@ -608,7 +608,9 @@ export class Worker {
     const started = performance.now();
     const inputs = await this.#inputs(spec);
     const loaded = await runtime.load(spec, executable);
-    const outputs: Uint8Array[] = [];
+    // Each output chunk is stored (written, uploaded to the blob sources) while the next one computes.
+    const writer = new ResultWriter(this.#o.store, row.jobId);
+    let computed = false;
     try {
       for (let i = 0; i < spec.chunking.chunks; i++) {
         if (this.#stopping) {
@@ -616,19 +618,20 @@ export class Worker {
           return;
         }
         const output = await loaded.run(inputs.get(i)!, i);
-        outputs.push(this.#o.cheat === "fabricate" ? new Uint8Array(randomBytes(output.length || 1)) : output);
+        await writer.add(this.#o.cheat === "fabricate" ? new Uint8Array(randomBytes(output.length || 1)) : output);
         if ((i + 1) % Math.max(1, Math.floor(spec.chunking.chunks / 4)) === 0 || i + 1 === spec.chunking.chunks) {
           this.#log.info({ jobId: row.jobId, progress: `${i + 1}/${spec.chunking.chunks}` }, "computing");
         }
       }
+      computed = true;
     } finally {
       await loaded.close();
+      if (!computed) await writer.settled(); // stopped or failed: nothing left storing behind it
     }
     this.metrics.computeDuration.observe((performance.now() - started) / 1000);
-    const inputList = [...inputs.keys()].sort((a, b) => a - b).map((i) => inputs.get(i)!);
-    // Input chunks listed in the spec were fetched by digest and verified: no need to hash them again.
-    const inputDigests = spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.digest) : undefined;
-    const { manifest, outputURI, root } = await publishResult(this.#o.store, row.jobId, inputList, outputs, { inputDigests });
+    // Input chunks listed in the spec were fetched by digest and verified: not hashed again.
+    const inputDigests = spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.digest) : [...inputs.keys()].sort((a, b) => a - b).map((i) => digestOf(inputs.get(i)!));
+    const { manifest, outputURI, root } = await writer.finish(inputDigests);
     if (this.#o.state.get(row.jobId)?.phase !== "claimed") return; // never step a job back
     this.#o.state.update(row.jobId, { phase: "computed", root, outputURI, data: JSON.stringify(manifest) });
     this.#log.info({ jobId: row.jobId, root, outputURI }, "computed and published");
