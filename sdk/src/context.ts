@@ -2,9 +2,9 @@
  * What every SDK module shares: the connected contracts, the runner, and one way to send a
  * transaction that maps every failure to a typed error.
  */
+import { ContractTransactionReceipt } from "ethers";
 import type {
   ContractRunner,
-  ContractTransactionReceipt,
   ContractTransactionResponse,
   Interface,
   Provider,
@@ -115,7 +115,7 @@ export class MeshworkContext {
   async send(action: string, send: () => Promise<ContractTransactionResponse>): Promise<ContractTransactionReceipt> {
     // Nothing is queued behind a transaction given up on: it goes first (concurrent sends wait for one try).
     if (this.#givenUp.size > 0) await (this.#unsticking ??= this.#unstick().finally(() => (this.#unsticking = undefined)));
-    let receipt: ContractTransactionReceipt | null;
+    let receipt: TransactionReceipt | null;
     let tx: TransactionResponse | undefined;
     try {
       // The block it is sent after: waiting from there, ethers notices another transaction taking its
@@ -125,10 +125,10 @@ export class MeshworkContext {
       for (let reprices = 0; ; ) {
         try {
           // At least 1: ethers' wait(0) does not wait, it answers null for a transaction not yet mined.
-          receipt = (await tx.wait(Math.max(1, this.confirmations), this.sending.timeoutMs || undefined)) as ContractTransactionReceipt | null;
+          receipt = await tx.wait(Math.max(1, this.confirmations), this.sending.timeoutMs || undefined);
           break;
         } catch (error) {
-          const e = error as { code?: string; reason?: string; receipt?: ContractTransactionReceipt };
+          const e = error as { code?: string; reason?: string; receipt?: TransactionReceipt };
           if (e.code === "TRANSACTION_REPLACED" && e.receipt) {
             // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
             if (e.reason === "repriced") {
@@ -176,7 +176,19 @@ export class MeshworkContext {
       throw toMeshworkError(error, this.interfaces, action);
     }
     if (!receipt) throw new MeshworkError(`${action}: the transaction was dropped`);
-    return receipt;
+    return this.#decoded(receipt);
+  }
+
+  /**
+   * `receipt` as a contract call's, its logs decoded by the ABI of the Meshwork contract it called (by
+   * the MESH token's, standard ERC-20 events, for another address), as ethers decodes them: the
+   * receipt of a copy, or of a transaction waited for as replaceable, is a plain one.
+   */
+  #decoded(receipt: TransactionReceipt): ContractTransactionReceipt {
+    if (receipt instanceof ContractTransactionReceipt) return receipt;
+    const to = receipt.to?.toLowerCase();
+    const contract = Object.values(this.contracts).find((c) => String(c.target).toLowerCase() === to) ?? this.contracts.mesh;
+    return new ContractTransactionReceipt(contract.interface, this.provider, receipt);
   }
 
   /** By nonce: the last copy of each transaction sent and not known to be mined (given up on), while its nonce may still be taken. */
@@ -249,7 +261,8 @@ export class MeshworkContext {
   /** Tells `sending.onReprice`; what it throws is not this send's failure (the copy is sent already). */
   #onReprice(action: string, stuck: TransactionResponse, again: TransactionResponse) {
     try {
-      this.sending.onReprice?.(action, stuck, again);
+      const result: unknown = this.sending.onReprice?.(action, stuck, again);
+      if (result instanceof Promise) result.catch(() => undefined); // an async callback's rejection too
     } catch {
       // the caller's callback: its error is its own
     }

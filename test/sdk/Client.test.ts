@@ -7,7 +7,7 @@ import { expect } from "chai";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AbiCoder, ErrorFragment, JsonRpcProvider, ParamType, Wallet, ZeroAddress } from "ethers";
+import { AbiCoder, ErrorFragment, JsonRpcProvider, ParamType, TransactionReceipt, Wallet, ZeroAddress, type EventLog } from "ethers";
 import { network } from "hardhat";
 import { Meshwork } from "../../sdk/src/client.js";
 import {
@@ -44,17 +44,17 @@ function sample(t: ParamType, i: number): unknown {
 }
 
 /**
- * The cheap provider's SDK resending a transaction not mined in 300 ms up to `reprices` times (each
+ * The cheap provider's SDK resending a transaction not mined in `timeoutMs` (300) up to `reprices` times (each
  * resend recorded as "action nonce→nonce"), and the transactions the chain holds unmined.
  */
-async function repricing(reprices: number) {
+async function repricing(reprices: number, timeoutMs = 300) {
   const w = await networkHelpers.loadFixture(world);
   const rpc = connection.provider;
   const resent: string[] = [];
   const mw = await Meshwork.connect({
     runner: w.cheap,
     addresses: w.book,
-    sending: { timeoutMs: 300, reprices, onReprice: (action, stuck, again) => resent.push(`${action} ${stuck.nonce}→${again.nonce}`) },
+    sending: { timeoutMs, reprices, onReprice: (action, stuck, again) => resent.push(`${action} ${stuck.nonce}→${again.nonce}`) },
   });
   const pending = async () =>
     ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", true] })) as { transactions: { hash: string; nonce: string; maxFeePerGas: string }[] }).transactions;
@@ -175,6 +175,7 @@ describe("SDK: connect and errors", () => {
       expect(mined.nonce).to.equal(Number(dropped.nonce));
       expect(mined.maxFeePerGas! > BigInt(dropped.maxFeePerGas)).to.equal(true);
       expect(reprices).to.deep.equal([`postPrice ${mined.nonce}→${mined.nonce}`]);
+      expect((receipt!.logs[0] as EventLog).eventName, "the copy's logs decoded as the contract's").to.equal("PricePosted");
       expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
 
       // Never mined (dropped each time): after its reprices, a typed error.
@@ -266,9 +267,13 @@ describe("SDK: connect and errors", () => {
       await rpc.request({ method: "evm_setAutomine", params: [true] });
     }
     expect(receipt, "the next send went through").to.include({ status: 1 });
-    const first = (await connection.ethers.provider.getBlock(receipt!.blockNumber - 1, true))!;
-    const earlier = await connection.ethers.provider.getTransactionReceipt(first.transactions[0]);
-    expect({ nonce: first.prefetchedTransactions[0].nonce, status: earlier!.status }).to.deep.equal({ nonce, status: 0 });
+    // The transaction given up on (a copy of it) was mined before, and reverted.
+    let earlier: { nonce: number; status: number | null } | undefined;
+    for (let b = receipt!.blockNumber - 1; b > 0 && !earlier; b--) {
+      const tx = (await connection.ethers.provider.getBlock(b, true))!.prefetchedTransactions.find((t) => t.from === w.cheap.address && t.nonce === nonce);
+      if (tx) earlier = { nonce: tx.nonce, status: (await connection.ethers.provider.getTransactionReceipt(tx.hash))!.status };
+    }
+    expect(earlier).to.deep.equal({ nonce, status: 0 });
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
   });
 
@@ -294,7 +299,7 @@ describe("SDK: connect and errors", () => {
   });
 
   it("reports a transaction whose nonce another transaction took (sent with the same key elsewhere) at once, and holds nothing back for it", async () => {
-    const { w, rpc, reprices, mw, pending } = await repricing(1);
+    const { w, rpc, reprices, mw, pending } = await repricing(1, 10_000); // noticed long before it would be sent again
     const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
     const price = await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD);
     await rpc.request({ method: "evm_setAutomine", params: [false] });
@@ -326,12 +331,14 @@ describe("SDK: connect and errors", () => {
   it("sends a transaction again even when the onReprice callback throws, and returns the copy's receipt", async () => {
     const w = await networkHelpers.loadFixture(world);
     const rpc = connection.provider;
+    let calls = 0;
     const mw = await Meshwork.connect({
       runner: w.cheap,
       addresses: w.book,
       sending: {
         timeoutMs: 300,
         onReprice: () => {
+          calls++;
           throw new Error("a broken callback");
         },
       },
@@ -341,7 +348,7 @@ describe("SDK: connect and errors", () => {
     try {
       const posting = mw.providers.postPrice("tUSD", 7n * USD);
       void posting.catch(() => {});
-      await new Promise((r) => setTimeout(r, 500)); // past the timeout: sent again
+      for (let i = 0; i < 250 && calls === 0; i++) await new Promise((r) => setTimeout(r, 20)); // past the timeout: sent again
       for (let i = 0; i < 20 && !receipt; i++) {
         await rpc.request({ method: "evm_mine", params: [] });
         receipt = await Promise.race([posting, new Promise<undefined>((r) => setTimeout(r, 50, undefined))]);
@@ -350,6 +357,7 @@ describe("SDK: connect and errors", () => {
       await rpc.request({ method: "evm_setAutomine", params: [true] });
     }
     expect(receipt).to.include({ status: 1 });
+    expect(calls, "sent again").to.be.at.least(1);
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
   });
 
@@ -371,9 +379,15 @@ describe("SDK: connect and errors", () => {
         (r) => (outcome = r),
         (e) => (outcome = e),
       );
-      for (let i = 0; i < 50 && outcome === undefined; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        await rpc.request({ method: "evm_mine", params: [] });
+      // A block (one transaction) each time a copy is sent again, or once anything is sent behind them.
+      let mined = 0;
+      for (let i = 0; i < 200 && outcome === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const behind = (await pending()).some((tx) => Number(tx.nonce) === nonce + 2);
+        if (reprices.length > mined || behind) {
+          mined = reprices.length;
+          await rpc.request({ method: "evm_mine", params: [] });
+        }
       }
       await third;
     } finally {
@@ -431,7 +445,8 @@ describe("SDK: connect and errors", () => {
     expect([reverted.contract, reverted.errorName, [...reverted.args]]).to.deep.equal(["ProviderRegistry", "ProviderRegistryUnauthorized", [w.cheap.address]]);
     const receipt = await connection.ethers.provider.getTransactionReceipt(reverted.details.hash);
     expect(receipt?.status).to.equal(0);
-    await mw.providers.postPrice("tUSD", 3n * USD); // nothing held back: the nonce was used
+    const next = await mw.providers.postPrice("tUSD", 3n * USD); // nothing held back: the nonce was used
+    expect((next.logs[0] as EventLog).args.pricePerUnit).to.equal(3n * USD); // decoded, as ethers decodes a contract call's
   });
 
   it("reports a transaction whose other copy was mined and reverted as a failure, not a receipt", async () => {
@@ -442,8 +457,29 @@ describe("SDK: connect and errors", () => {
       replaceableTransaction() {
         return this;
       },
-      wait: () => Promise.reject(Object.assign(new Error("transaction was replaced"), { code: "TRANSACTION_REPLACED", reason: "repriced", receipt: { status, hash: "0x" + "bb".repeat(32) } })),
+      wait: () => Promise.reject(Object.assign(new Error("transaction was replaced"), { code: "TRANSACTION_REPLACED", reason: "repriced", receipt: receipt(status) })),
     });
+    const receipt = (status: number) =>
+      new TransactionReceipt(
+        {
+          to: w.book.contracts.market,
+          from: w.cheap.address,
+          contractAddress: null,
+          hash: "0x" + "bb".repeat(32),
+          index: 0,
+          blockHash: "0x" + "cc".repeat(32),
+          blockNumber: 1,
+          logsBloom: "0x" + "00".repeat(256),
+          logs: [],
+          gasUsed: 21_000n,
+          cumulativeGasUsed: 21_000n,
+          gasPrice: 1n,
+          type: 2,
+          status,
+          root: null,
+        },
+        connection.ethers.provider,
+      );
     const reverted = await mw.context.send("claim", async () => copyMined(0) as never).catch((e) => e);
     expect(reverted).to.be.instanceOf(MeshworkError);
     expect(reverted.shortMessage).to.equal("claim: the transaction reverted");
