@@ -21,8 +21,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const toolsBin = join(root, ".tools", "node_modules", ".bin");
 const stampFile = join(root, "node_modules", ".meshwork-install-stamp");
 const MIN_NODE_MAJOR = 22;
-/** The oldest Node this project runs on: [major, minor]. */
+/** The oldest Node of each major line this project runs on ([major, minor]); later majors all do. */
 const MIN_NODE = [MIN_NODE_MAJOR, 13];
+const MIN_NODE_23 = [23, 4]; // node:sqlite without a flag from 22.13 and 23.4
 
 /**
  * Task name -> [script under node_modules/.bin or a repository path, ...fixed arguments], or a list of
@@ -68,10 +69,11 @@ function nodeMajor(nodePath) {
   return Number(nodeVersion(nodePath).split(".")[0]);
 }
 
-/** Whether a Node version ("22.13.1") is MIN_NODE or later. */
+/** Whether a Node version ("22.13.1") is MIN_NODE or later (on the 23 line, MIN_NODE_23 or later). */
 function recentEnough(version) {
   const [major, minor] = version.split(".").map(Number);
-  return major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+  const least = major === MIN_NODE_23[0] ? MIN_NODE_23 : MIN_NODE;
+  return major > least[0] || (major === least[0] && minor >= least[1]);
 }
 
 /** The path of a Node >= 22.13 binary, installing `node@22` into .tools/ when the system one is older. */

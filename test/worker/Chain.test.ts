@@ -11,7 +11,7 @@ import { Meshwork } from "../../sdk/src/client.js";
 import { JOB_STATES } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
-import { JOB, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker-fixture.js";
+import { JOB, counter, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker-fixture.js";
 
 const connection = await network.create();
 const { networkHelpers } = connection;
@@ -69,6 +69,37 @@ async function cheapWorkerAndJob(w: SdkWorld, seed: number, options: { computeWi
   return { mw, sends, state, cheap, job };
 }
 
+/**
+ * A provider fabricating its outputs (`cheap`), its job (spec `seed`, always audited: probation), and an
+ * auditor whose audit claim was sent just as the chain stopped mining: given up on, unmined, its row
+ * "auditing". Automine is left off.
+ */
+async function givenUpAudit(w: SdkWorld, seed: number) {
+  const consumer = await w.sdk(w.consumer);
+  const cheater = makeWorker(w, w.cheap, await w.sdk(w.cheap), { cheat: "fabricate" });
+  const job = await consumer.jobs.create(await intKernelSpec(w, seed), { ...JOB, computeWindow: 600n });
+  const auditorMw = await Meshwork.connect({ runner: w.auditor, addresses: w.book, blobStore: w.store, sending: { timeoutMs: 300, reprices: 0 } });
+  const auditorState = new WorkerState(":memory:");
+  const auditor = makeWorker(w, w.auditor, auditorMw, { state: auditorState });
+  const send = auditorMw.context.send.bind(auditorMw.context);
+  const audits: string[] = [];
+  auditorMw.context.send = async (action, fn) => {
+    if (action === "audit" && audits.push(action) === 1) await rpc.request({ method: "evm_setAutomine", params: [false] });
+    return send(action, fn);
+  };
+  for (let round = 0; round < 40 && audits.length === 0; round++) {
+    await cheater.tick();
+    await cheater.idle();
+    await auditor.tick();
+    await auditor.idle();
+    if (audits.length === 0) await networkHelpers.mine(1);
+  }
+  expect(audits).to.have.length(1);
+  expect((await w.market.auditOf(job.job)).auditor).to.equal(ZERO);
+  expect(auditorState.get(job.jobId)).to.include({ role: "auditor", phase: "auditing" });
+  return { cheater, job, auditor, auditorState };
+}
+
 describe("worker on an unreliable chain", function () {
   it("sends a claim dropped from the mempool again: the tick ends and the job goes on to settle", async () => {
     const w = await networkHelpers.loadFixture(world);
@@ -108,30 +139,10 @@ describe("worker on an unreliable chain", function () {
     expect((await job.wait({ timeoutMs: 10_000 })).provider).to.equal(w.cheap.address);
   });
 
-  it("keeps an audit claim it gave up on: when the claim is mined later, it still reveals and is paid (not slashed)", async () => {
+  it("keeps an audit claim it gave up on: mined later, it still proves the provider's fraud and is paid (not slashed)", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const { cheap, job } = await cheapWorkerAndJob(w, 14, { computeWindow: 600n });
-    const auditorMw = await Meshwork.connect({ runner: w.auditor, addresses: w.book, blobStore: w.store, sending: { timeoutMs: 300, reprices: 0 } });
-    const auditorState = new WorkerState(":memory:");
-    const auditor = makeWorker(w, w.auditor, auditorMw, { state: auditorState });
-    // The chain stops mining just as the auditor sends its claim: the send is given up on, unmined.
-    const send = auditorMw.context.send.bind(auditorMw.context);
-    const audits: string[] = [];
-    auditorMw.context.send = async (action, fn) => {
-      if (action === "audit" && audits.push(action) === 1) await rpc.request({ method: "evm_setAutomine", params: [false] });
-      return send(action, fn);
-    };
+    const { cheater, job, auditor, auditorState } = await givenUpAudit(w, 14);
     try {
-      for (let round = 0; round < 40 && audits.length === 0; round++) {
-        await cheap.tick();
-        await cheap.idle();
-        await auditor.tick();
-        await auditor.idle();
-        if (audits.length === 0) await networkHelpers.mine(1);
-      }
-      expect(audits).to.have.length(1);
-      expect((await w.market.auditOf(job.job)).auditor).to.equal(ZERO);
-      expect(auditorState.get(job.jobId)).to.include({ role: "auditor", phase: "auditing" });
       await auditor.tick(); // the claim is still to be had, its leaves kept: the claim given up on goes first, still unmined
       expect(auditorState.get(job.jobId)).to.include({ role: "auditor", phase: "auditing" });
       await rpc.request({ method: "evm_mine", params: [] }); // ... and is mined now
@@ -139,11 +150,28 @@ describe("worker on an unreliable chain", function () {
       await rpc.request({ method: "evm_setAutomine", params: [true] });
     }
     expect((await w.market.auditOf(job.job)).auditor).to.equal(w.auditor.address);
-    await drive(w, [cheap, auditor], () => settledOrFailed(job));
-    expect(await job.state()).to.equal("Settled");
-    expect((await w.market.queryFilter(w.market.filters.AuditPassed(job.jobId)))[0].args.auditor).to.equal(w.auditor.address);
+    const tieBreaker = makeWorker(w, w.dear, await w.sdk(w.dear));
+    await drive(w, [cheater, auditor, tieBreaker], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Slashed");
+    expect(await counter(auditor, "meshwork_audits_total", { role: "auditor", outcome: "fraud-caught" })).to.equal(1);
     expect(await w.market.queryFilter(w.market.filters.AuditorSlashed(job.jobId))).to.deep.equal([]);
-    expect(auditorState.get(job.jobId)).to.include({ phase: "done", note: "Settled: passed" });
+    expect(auditorState.get(job.jobId)).to.include({ phase: "done", note: "Slashed: fraud-caught" });
+  });
+
+  it("lets an audit claim it gave up on go once the market would refuse it (its deadline passed): the job is considered afresh", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { job, auditor, auditorState } = await givenUpAudit(w, 18);
+    try {
+      for (const tx of ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", false] })) as { transactions: string[] }).transactions) {
+        await rpc.request({ method: "hardhat_dropTransaction", params: [tx] }); // lost: it will never be mined
+      }
+      await networkHelpers.time.increaseTo((await w.market.auditOf(job.job)).deadline + 1n);
+      await auditor.tick();
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(auditorState.get(job.jobId)).to.include({ role: "none", phase: "seen" });
+    expect((await w.market.auditOf(job.job)).auditor).to.equal(ZERO);
   });
 
   it("sends nothing more in a tick once a transaction was given up on: the other jobs wait for the next tick, not a timeout each", async () => {
@@ -177,7 +205,35 @@ describe("worker on an unreliable chain", function () {
     const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
     await drive(w, [cheap, auditor], async () => (await settledOrFailed(jobs[0])) && (await settledOrFailed(jobs[1])));
     expect(await Promise.all(jobs.map((j) => j.state()))).to.deep.equal(["Settled", "Settled"]);
-    expect(sends.filter((a) => a === "commit")).to.have.length(3); // the first once more (found mined), the second once
+    expect(sends.filter((a) => a === "commit")).to.have.length(3); // the first twice (given up on, then unstuck), the second once
+  });
+
+  it("leaves its scheduled withdrawal for the next tick when a transaction is stuck, rather than for a whole period", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await Meshwork.connect({ runner: w.cheap, addresses: w.book, blobStore: w.store, sending: { timeoutMs: 300, reprices: 0 } });
+    const sends = recordSends(mw);
+    const cheap = makeWorker(w, w.cheap, mw, { withdrawEverySec: 1 });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 22), JOB);
+    for (let i = 0; i < 2; i++) {
+      await cheap.tick(); // claims (its balance is all collateral: nothing to withdraw), then computes
+      await cheap.idle();
+    }
+    expect(sends).to.deep.equal(["claim"]);
+    await consumer.balances.deposit("tUSD", 5n * USD, w.cheap.address); // earnings to withdraw
+    await new Promise((r) => setTimeout(r, 1_100)); // the next withdrawal is due
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      await cheap.tick(); // the commit is given up on: nothing more is sent, the withdrawal waits
+      expect(sends).to.deep.equal(["claim", "commit"]);
+      await rpc.request({ method: "evm_mine", params: [] });
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    await cheap.tick(); // the next tick, not the next period
+    expect(sends.slice(2)).to.deep.equal(["withdraw"]);
+    expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(0n);
+    expect(await job.state()).to.equal("Committed");
   });
 
   it("keeps stepping its jobs while reading new ones fails, and reads them over fewer blocks until the RPC answers", async () => {

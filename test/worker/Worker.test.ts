@@ -472,10 +472,10 @@ describe("worker daemon", function () {
     void unknown;
   });
 
-  it("loads the program or model before claiming: one its runtime cannot run is rejected for good, nothing claimed", async () => {
+  it("loads the program or model before claiming: one its runtime cannot run is rejected for good, one ONNX Runtime cannot load now asked for later; nothing claimed", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { unavailableRetryMs: 3_600_000 });
     // 1. An int-kernel "program" that is no kernel (not JSON): the spec is well formed, its digest right.
     const good = await intKernelSpec(w, 21);
     const prose = utf8("double every byte");
@@ -488,12 +488,25 @@ describe("worker daemon", function () {
       return { digest: await w.store.put(chunk), size: chunk.length };
     }));
     const notRows = await consumer.jobs.create({ ...onnx, inputs: { kind: "chunks", chunks: odd } }, JOB);
+    // 3. A "model" ONNX Runtime refuses to load: not ONNX — or, which it does not tell apart, out of
+    //    memory now (a GPU full of another job's): asked for again after a delay, not rejected for good.
+    const notOnnx = utf8("not a model");
+    await w.store.put(notOnnx);
+    const refused = await consumer.jobs.create({ ...onnx, model: { digest: digestOf(notOnnx), size: notOnnx.length } }, JOB);
+    const gets: string[] = [];
+    const get = w.store.get.bind(w.store);
+    w.store.get = (digest, options) => (gets.push(digest), get(digest, options));
     const balance = await w.market.balanceOf(w.usd, w.cheap.address);
-    for (let i = 0; i < 3; i++) {
-      await worker.tick();
-      await worker.idle();
+    try {
+      for (let i = 0; i < 3; i++) {
+        await worker.tick();
+        await worker.idle();
+      }
+    } finally {
+      w.store.get = get;
     }
-    for (const job of [notAProgram, notRows]) expect(await job.state()).to.equal("Open");
+    for (const job of [notAProgram, notRows, refused]) expect(await job.state()).to.equal("Open");
+    expect(gets.filter((d) => d === digestOf(notOnnx))).to.have.length(1); // not again before the delay
     expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(balance);
     expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(2); // once each, for good
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);

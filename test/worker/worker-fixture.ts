@@ -55,6 +55,7 @@ export function makeWorker(
     unavailableRetryMs?: number;
     othersGrace?: WorkerOptions["othersGrace"];
     maxCollateral?: Record<string, bigint>;
+    withdrawEverySec?: number;
     logger?: WorkerOptions["logger"];
   } = {},
 ): Worker {
@@ -72,7 +73,7 @@ export function makeWorker(
       pollMs: 50,
       audit: true,
       maxBlobBytes: options.maxBlobBytes ?? 1 << 20,
-      withdrawEverySec: 0,
+      withdrawEverySec: options.withdrawEverySec ?? 0,
     },
     logger: options.logger ?? quietLogger().child({ worker: signer.address.slice(0, 8) }),
     cheat: options.cheat,

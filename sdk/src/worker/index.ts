@@ -11,4 +11,4 @@ export { WorkerConfigSchema, parseWorkerConfig, runtimeThreadsOf, type WorkerCon
 export { CachingBlobStore, loadWorkerConfig, openKeystore, startProviderNode, type ProviderNode } from "./node.js";
 export { detectHardware, parseNvidiaSmi } from "./hardware.js";
 export * from "./runtimes/index.js";
-export type { LoadedJob, Runtime, RuntimeCapabilities } from "./runtimes/runtime.js";
+export { SESSION_FAILED, type LoadedJob, type Runtime, type RuntimeCapabilities } from "./runtimes/runtime.js";

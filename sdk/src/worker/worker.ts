@@ -33,7 +33,7 @@ import { ResultWriter, digestFromURI, type OutputManifest, manifestRoot } from "
 import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
 import type { WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
-import type { LoadedJob, Runtime } from "./runtimes/runtime.js";
+import { SESSION_FAILED, type LoadedJob, type Runtime } from "./runtimes/runtime.js";
 import type { JobRow, WorkerState } from "./state.js";
 
 /** Test-only ways to cheat, to prove they are caught: never set outside tests and the demo. */
@@ -433,7 +433,7 @@ export class Worker {
       const running = [...this.#inputChecks.values()].filter((c) => !c.settled).length;
       if (running >= INPUT_CHECKS && !wait) throw new JobRejectedError("fetching", "waiting to fetch its inputs: other jobs' are being fetched");
       const entry: InputCheck = { settled: false, done: Promise.resolve() };
-      entry.done = this.#checkInputs(loaded, !wait).then(
+      entry.done = this.#checkInputs(loaded, key, !wait).then(
         () => void Object.assign(entry, { settled: true, settledAt: Date.now() }),
         (error: JobRejectedError) => void Object.assign(entry, { settled: true, settledAt: Date.now(), error }),
       );
@@ -455,19 +455,22 @@ export class Worker {
   /**
    * Before a claim, since a claimed job that cannot be computed ends in a timeout penalty: loads the
    * program or model into its runtime, which checks it against the spec (a program that does not
-   * parse, a model whose inputs the chunks are no whole rows of: "spec", for good; the runtime failing
-   * otherwise: "load", tried again), then fetches every input, one at a time, and checks it is the
+   * parse, a model whose inputs the chunks are no whole rows of: "spec", for good; a model ONNX
+   * Runtime cannot load — no ONNX, or out of memory now — or the runtime failing otherwise: tried again
+   * after a delay, as a spec that cannot be fetched), then fetches every input, one at a time, and checks it is the
    * size its spec declares (the store checks its digest). A caching store keeps them for the
    * computation. Inputs that cannot be fetched now, or not within their declared size, are
    * "inputs-unavailable" (tried again); bytes, verified, shorter than declared are "blob" (for good: the
    * spec is wrong). A `stoppable` check ends early when the worker stops.
    */
-  async #checkInputs({ spec, runtime, executable }: LoadedSpec, stoppable: boolean): Promise<void> {
+  async #checkInputs({ spec, runtime, executable }: LoadedSpec, specHash: string, stoppable: boolean): Promise<void> {
     try {
       await (await runtime.load(spec, executable)).close();
     } catch (error) {
-      if (error instanceof MeshworkValidationError) throw new JobRejectedError("spec", `the ${runtime.name} runtime cannot run the job: ${error.shortMessage}`, { cause: describe(error) });
-      throw new JobRejectedError("load", `the ${runtime.name} runtime failed to load the job`, { cause: describe(error) });
+      if (error instanceof MeshworkValidationError && error.details.reason !== SESSION_FAILED) {
+        throw new JobRejectedError("spec", `the ${runtime.name} runtime cannot run the job: ${error.shortMessage}`, { cause: describe(error) });
+      }
+      throw this.#markUnavailable(specHash, `the ${runtime.name} runtime cannot load the job's ${spec.runtime === "onnx" ? "model" : "program"} now`, error);
     }
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
     for (const [i, ref] of refs.entries()) {
@@ -516,7 +519,7 @@ export class Worker {
     try {
       bytes = await this.#o.store.get(hash, { maxBytes: MAX_SPEC_BYTES });
     } catch (error) {
-      throw this.#markUnavailable(hash, "spec", error);
+      throw this.#markUnavailable(hash, "spec cannot be fetched now", error);
     }
     let spec: JobSpec;
     try {
@@ -550,17 +553,20 @@ export class Worker {
       if (error instanceof MeshworkBlobError && error.details.reason === SIZE_MISMATCH) {
         throw new JobRejectedError("blob", "the executable is not the size its spec declares", { cause: describe(error) });
       }
-      throw this.#markUnavailable(hash, "program or model", error);
+      throw this.#markUnavailable(hash, "program or model cannot be fetched now", error);
     }
   }
 
-  /** Notes that `hash`'s spec or executable could not be fetched: asked for again after a delay, doubling. */
-  #markUnavailable(hash: string, what: string, error: unknown): JobRejectedError {
+  /**
+   * Notes that `hash`'s spec or executable could not be fetched (or loaded): asked for again after a
+   * delay, doubling. `problem`: what went wrong, e.g. "spec cannot be fetched now".
+   */
+  #markUnavailable(hash: string, problem: string, error: unknown): JobRejectedError {
     const first = this.#o.unavailableRetryMs ?? UNAVAILABLE_RETRY_MS;
     const before = this.#unavailable.get(hash);
     const delayMs = before ? Math.min(UNAVAILABLE_RETRY_MAX_MS, before.delayMs * 2) : first;
     this.#unavailable.set(hash, { retryAt: Date.now() + delayMs, delayMs });
-    return new JobRejectedError(UNAVAILABLE, `${what} cannot be fetched now: asked for again in ${Math.round(delayMs / 1000)} s`, { cause: describe(error) });
+    return new JobRejectedError(UNAVAILABLE, `${problem}: asked for again in ${Math.round(delayMs / 1000)} s`, { cause: describe(error) });
   }
 
   async #inputs(spec: JobSpec, indices?: number[]): Promise<Map<number, Uint8Array>> {
@@ -784,10 +790,11 @@ export class Worker {
 
   /**
    * Claims the audit (blind commitment to `leaves`) or the tie-break of `row`'s job, unless the market
-   * would refuse it (ineligible, or taken). The leaves are saved before the claim is sent, so the
-   * reveal can follow whenever it lands: after a crash, or after a send given up on is mined later.
+   * would refuse it (ineligible, taken, past its deadline): then answers false. The leaves are saved
+   * before the claim is sent, so the reveal can follow whenever it lands: after a crash, or after a
+   * send given up on is mined later.
    */
-  async #claimAudit(row: JobRow, role: "auditor" | "tieBreaker", leaves: string[]) {
+  async #claimAudit(row: JobRow, role: "auditor" | "tieBreaker", leaves: string[]): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
     const job = row.job;
     const commitment = auditorCommitment(row.jobId, this.#address, leaves);
@@ -796,13 +803,14 @@ export class Worker {
       await this.#ensureFunds(job.request.paymentToken, auditCollateral, "audit");
     }
     const claim = () => (role === "auditor" ? market.audit(job, commitment) : market.tieBreak(job));
-    if (!(await succeeds(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job))))) return;
+    if (!(await succeeds(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job))))) return false;
     this.#o.state.update(row.jobId, { role, phase: "auditing", data: JSON.stringify(leaves) });
     await this.#send(role === "auditor" ? "audit" : "tieBreak", claim);
     this.#sampled.delete(row.jobId);
     this.#o.state.update(row.jobId, { phase: "audit-committed" });
     if (role === "auditor") this.#log.info({ jobId: row.jobId }, "claimed audit (blind commitment)");
     else this.#log.info({ jobId: row.jobId }, "claimed tie-break");
+    return true;
   }
 
   /**
@@ -866,7 +874,9 @@ export class Worker {
       // Still to be had: claimed again with the saved leaves (a send given up on goes first; if it
       // lands, this claim is refused and the next tick finds the audit ours). Taken by another node:
       // considered afresh.
-      if (open) return this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves);
+      if (open && (await this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves))) return;
+      // Taken, or refused now (its deadline passed, the node no longer eligible): the claim given up
+      // on would be refused too. Considered afresh, as any other node's job.
       this.#o.state.update(row.jobId, { phase: "seen", role: "none", data: undefined });
       return;
     }
@@ -1002,7 +1012,8 @@ export class Worker {
     const tokens = Object.entries(this.#o.mw.book.contracts.paymentTokens);
     const balances = await Promise.all(tokens.map(([, token]) => market.balanceOf(token, this.#address)));
     for (const [i, [symbol]] of tokens.entries()) this.metrics.earnings.set({ token: symbol }, Number(balances[i]));
-    if (every === 0 || Date.now() - this.#lastWithdraw < every * 1000) return;
+    // Not behind a transaction found stuck this tick: the withdrawal would only be held (until the next period).
+    if (every === 0 || Date.now() - this.#lastWithdraw < every * 1000 || this.#stuck) return;
     this.#lastWithdraw = Date.now();
     // Keep what the in-flight jobs may need as collateral; withdraw the rest.
     for (const [symbol, token] of Object.entries(this.#o.mw.book.contracts.paymentTokens)) {

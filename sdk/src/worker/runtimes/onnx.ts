@@ -39,7 +39,7 @@ import { RUNTIME_IDS, type JobSpec } from "../../spec.js";
 import { detectGpus } from "../hardware.js";
 import { inputChunkLengths } from "./intKernel.js";
 import { buildDenseModel } from "./onnxModel.js";
-import type { LoadedJob, Runtime, RuntimeCapabilities } from "./runtime.js";
+import { SESSION_FAILED, type LoadedJob, type Runtime, type RuntimeCapabilities } from "./runtime.js";
 import { firstLine, loadOnThread, probeOnThread, type ThreadRuntimeOptions } from "./runtimeThread.js";
 
 type OrtModule = typeof Ort;
@@ -295,14 +295,14 @@ export class OnnxRuntime implements Runtime {
       session = await create(useCuda);
     } catch (error) {
       if (!useCuda || this.options.device === "cuda") {
-        throw invalid("ONNX model", [], `ONNX Runtime cannot load the model: ${firstLine(error)}`, { cause: error });
+        throw invalid("ONNX model", [], `ONNX Runtime cannot load the model: ${firstLine(error)}`, { cause: error, details: { reason: SESSION_FAILED } });
       }
       // `auto`: a CUDA session that fails (out of GPU memory, an op CUDA lacks) falls back to the CPU.
       useCuda = false;
       try {
         session = await create(false);
       } catch (cpuError) {
-        throw invalid("ONNX model", [], `ONNX Runtime cannot load the model: ${firstLine(cpuError)}`, { cause: cpuError });
+        throw invalid("ONNX model", [], `ONNX Runtime cannot load the model: ${firstLine(cpuError)}`, { cause: cpuError, details: { reason: SESSION_FAILED } });
       }
     }
     try {

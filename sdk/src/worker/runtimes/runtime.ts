@@ -5,6 +5,14 @@
  */
 import type { JobSpec, RuntimeName } from "../../spec.js";
 
+/**
+ * `details.reason` of the {@link MeshworkValidationError} a runtime's `load` throws when it could not
+ * load an executable that may yet load (an ONNX model ONNX Runtime refused: no ONNX, or out of memory
+ * now, GPU memory included, which it does not tell apart); without it, the executable cannot run the
+ * job, ever.
+ */
+export const SESSION_FAILED = "session-failed";
+
 export interface RuntimeCapabilities {
   /** Whether this machine can run the runtime at all. */
   available: boolean;
@@ -33,7 +41,8 @@ export interface Runtime {
   capabilities(): Promise<RuntimeCapabilities>;
   /**
    * Prepares a job: parses the program or loads the model (`executable` is the verified blob the spec
-   * names). Throws a `MeshworkError` subclass for an executable it cannot run.
+   * names). Throws a `MeshworkError` subclass for an executable it cannot run: a
+   * `MeshworkValidationError`, with `details.reason` {@link SESSION_FAILED} where it may yet run.
    */
   load(spec: JobSpec, executable: Uint8Array): Promise<LoadedJob>;
 }
