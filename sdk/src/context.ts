@@ -42,6 +42,11 @@ export interface SendingOptions {
   onReprice?: (action: string, stuck: TransactionResponse, again: TransactionResponse) => void;
 }
 
+/** A transaction request for `tx`'s call with its nonce (fees left to set). */
+function sameCall(tx: TransactionResponse): TransactionRequest {
+  return { to: tx.to, data: tx.data, value: tx.value, nonce: tx.nonce, gasLimit: tx.gasLimit, chainId: tx.chainId, type: tx.type };
+}
+
 /** Blocks read per log query: public RPCs cap a query's range (commonly at 5,000 or 10,000 blocks). */
 export const LOG_RANGE = 5_000;
 /** A transaction given up on is not repriced past this many times the fees the RPC quotes (it is still waited for). */
@@ -202,8 +207,8 @@ export class MeshworkContext {
 
   /**
    * Before anything else is sent: each transaction given up on, lowest nonce first, is sent once more,
-   * same nonce, fees a quarter higher (unless they are already UNSTICK_FEE_CAP times what the RPC
-   * quotes now), and waited for. Resolves when every nonce given up on is used (by any copy).
+   * same nonce, fees a quarter higher (as it is, once they are UNSTICK_FEE_CAP times what the RPC
+   * quotes now: a node may have dropped it), and waited for. Resolves when every nonce given up on is used (by any copy).
    * @throws {MeshworkRpcError} `details.reason` "stuck" when one is still not mined: nothing is sent
    * behind it (it would only wait in the mempool too); the next send tries again.
    */
@@ -223,6 +228,8 @@ export class MeshworkContext {
         copy = await this.call(action, () => this.#reprice(tx));
         if (copy !== tx) this.#onReprice(action, tx, copy);
         this.#givenUp.set(lowest, { action, tx: copy });
+      } else {
+        await this.#rebroadcast(tx);
       }
       try {
         await copy.wait(1, this.sending.timeoutMs || undefined); // (0 would not wait at all)
@@ -275,7 +282,7 @@ export class MeshworkContext {
       const raised = ((paid ?? 0n) * 5n) / 4n + 1n;
       return now !== null && now > raised ? now : raised;
     };
-    const request: TransactionRequest = { to: tx.to, data: tx.data, value: tx.value, nonce: tx.nonce, gasLimit: tx.gasLimit, chainId: tx.chainId, type: tx.type };
+    const request = sameCall(tx);
     if (tx.maxFeePerGas !== null) {
       request.maxFeePerGas = up(tx.maxFeePerGas, fees.maxFeePerGas);
       const tip = up(tx.maxPriorityFeePerGas, fees.maxPriorityFeePerGas);
@@ -289,6 +296,20 @@ export class MeshworkContext {
       if ((error as { code?: string }).code === "NONCE_EXPIRED") return tx; // mined meanwhile: wait for it again
       throw error;
     }
+  }
+
+  /**
+   * `tx` sent again as it is (same nonce and fees): a node that dropped it from its mempool takes it
+   * back; one that holds it, or saw its nonce used, refuses it, which changes nothing (it is waited for
+   * either way).
+   */
+  async #rebroadcast(tx: TransactionResponse): Promise<void> {
+    const request = sameCall(tx);
+    if (tx.maxFeePerGas !== null) Object.assign(request, { maxFeePerGas: tx.maxFeePerGas, maxPriorityFeePerGas: tx.maxPriorityFeePerGas });
+    else request.gasPrice = tx.gasPrice;
+    await this.signer("resend")
+      .sendTransaction(request)
+      .catch(() => undefined); // "already known", "nonce too low", …
   }
 
   /** A read-only call with the same error mapping. */

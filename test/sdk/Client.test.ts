@@ -7,7 +7,7 @@ import { expect } from "chai";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AbiCoder, ErrorFragment, JsonRpcProvider, ParamType, TransactionReceipt, Wallet, ZeroAddress, type EventLog } from "ethers";
+import { AbiCoder, ErrorFragment, FeeData, JsonRpcProvider, ParamType, TransactionReceipt, Wallet, ZeroAddress, type EventLog } from "ethers";
 import { network } from "hardhat";
 import { Meshwork } from "../../sdk/src/client.js";
 import {
@@ -59,6 +59,16 @@ async function repricing(reprices: number, timeoutMs = 300) {
   const pending = async () =>
     ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", true] })) as { transactions: { hash: string; nonce: string; maxFeePerGas: string }[] }).transactions;
   return { w, rpc, reprices: resent, mw, pending };
+}
+
+/** `promise` watched: `done` settles with it, and `outcome()` is what it resolved or rejected with (undefined until then). */
+function watch(promise: Promise<unknown>): { done: Promise<void>; outcome: () => unknown } {
+  let outcome: unknown;
+  const done = promise.then(
+    (r) => void (outcome = r),
+    (e) => void (outcome = e),
+  );
+  return { done, outcome: () => outcome };
 }
 
 describe("SDK: connect and errors", () => {
@@ -303,23 +313,19 @@ describe("SDK: connect and errors", () => {
     const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
     const price = await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD);
     await rpc.request({ method: "evm_setAutomine", params: [false] });
-    let outcome: unknown;
+    const posting = watch(mw.providers.postPrice("tUSD", 7n * USD));
     try {
-      const posting = mw.providers.postPrice("tUSD", 7n * USD).then(
-        (r) => (outcome = r),
-        (e) => (outcome = e),
-      );
       let sent = await pending();
       for (let i = 0; i < 100 && sent.length === 0; i++) sent = await new Promise((r) => setTimeout(r, 10)).then(pending);
       await rpc.request({ method: "hardhat_dropTransaction", params: [sent[0].hash] });
       await w.cheap.sendTransaction({ to: w.cheap.address, value: 0n, nonce }); // a wallet elsewhere cancels it
       await rpc.request({ method: "evm_mine", params: [] });
-      await posting;
+      await posting.done;
     } finally {
       await rpc.request({ method: "evm_setAutomine", params: [true] });
     }
-    expect(outcome).to.be.instanceOf(MeshworkError);
-    const e = outcome as MeshworkError;
+    const e = posting.outcome() as MeshworkError;
+    expect(e).to.be.instanceOf(MeshworkError);
     expect(e.shortMessage).to.equal("postPrice: the transaction was cancelled by another with its nonce");
     expect(e.details).to.include({ reason: "cancelled", nonce });
     expect(reprices).to.deep.equal([]); // noticed before its timeout, not sent again
@@ -367,7 +373,7 @@ describe("SDK: connect and errors", () => {
     const gas = await w.registry.connect(w.cheap).postPrice.estimateGas(w.book.contracts.paymentTokens.tUSD, 9n * USD);
     const { gasLimit } = (await connection.ethers.provider.getBlock("latest"))!;
     await rpc.request({ method: "evm_setAutomine", params: [false] });
-    let outcome: unknown;
+    let third: ReturnType<typeof watch> | undefined;
     try {
       const first = mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e);
       for (let i = 0; i < 100 && (await pending()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -375,13 +381,10 @@ describe("SDK: connect and errors", () => {
       for (const e of await Promise.all([first, second])) expect(e.details, e.message).to.include({ reason: "given-up" });
       // One transaction per block from now: the lower nonce is mined while the higher still waits.
       await rpc.request({ method: "evm_setBlockGasLimit", params: ["0x" + ((gas * 3n) / 2n).toString(16)] });
-      const third = mw.providers.postPrice("tUSD", 9n * USD).then(
-        (r) => (outcome = r),
-        (e) => (outcome = e),
-      );
+      third = watch(mw.providers.postPrice("tUSD", 9n * USD));
       // A block (one transaction) each time a copy is sent again, or once anything is sent behind them.
       let mined = 0;
-      for (let i = 0; i < 200 && outcome === undefined; i++) {
+      for (let i = 0; i < 200 && third.outcome() === undefined; i++) {
         await new Promise((r) => setTimeout(r, 20));
         const behind = (await pending()).some((tx) => Number(tx.nonce) === nonce + 2);
         if (reprices.length > mined || behind) {
@@ -389,15 +392,46 @@ describe("SDK: connect and errors", () => {
           await rpc.request({ method: "evm_mine", params: [] });
         }
       }
-      await third;
+      await third.done;
     } finally {
       await rpc.request({ method: "evm_setBlockGasLimit", params: ["0x" + gasLimit.toString(16)] });
       await rpc.request({ method: "evm_setAutomine", params: [true] });
     }
+    const outcome = third.outcome();
     expect(outcome, String(outcome)).to.include({ status: 1 });
     expect(reprices).to.deep.equal([`postPrice ${nonce}→${nonce}`, `postPrice ${nonce + 1}→${nonce + 1}`]);
     expect((await connection.ethers.provider.getTransaction((outcome as { hash: string }).hash))!.nonce).to.equal(nonce + 2);
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(9n * USD);
+  });
+
+  it("sends a transaction given up on again as it is once its fees are 4 × what the RPC quotes (a node may have dropped it)", async () => {
+    const { w, rpc, reprices, mw, pending } = await repricing(0);
+    const nonce = await connection.ethers.provider.getTransactionCount(w.cheap.address, "latest");
+    const provider = mw.context.provider as { getFeeData: () => Promise<FeeData> };
+    const getFeeData = provider.getFeeData;
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let next: ReturnType<typeof watch> | undefined;
+    let given;
+    try {
+      given = await mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e);
+      expect(given.details).to.include({ reason: "given-up", nonce });
+      for (const tx of await pending()) await rpc.request({ method: "hardhat_dropTransaction", params: [tx.hash] }); // the node drops it
+      // Fees have fallen since: what it pays is over 4 × the quote (once; the next send's own fees are the node's).
+      provider.getFeeData = async () => ((provider.getFeeData = getFeeData), new FeeData(1n, 1n, 1n));
+      next = watch(mw.providers.postPrice("tUSD", 8n * USD));
+      for (let i = 0; i < 250 && next.outcome() === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        if ((await pending()).length > 0) await rpc.request({ method: "evm_mine", params: [] });
+      }
+      await next.done;
+    } finally {
+      provider.getFeeData = getFeeData;
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(next!.outcome(), String(next!.outcome())).to.include({ status: 1 });
+    expect(reprices).to.deep.equal([]); // sent as it was, not repriced
+    expect((await connection.ethers.provider.getTransaction(given.details.hash))?.blockNumber).to.be.a("number");
+    expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(8n * USD);
   });
 
   it("with confirmations 0, still waits for the transaction to be mined", async () => {
@@ -405,19 +439,16 @@ describe("SDK: connect and errors", () => {
     const rpc = connection.provider;
     const mw = await Meshwork.connect({ runner: w.cheap, addresses: w.book, confirmations: 0 });
     await rpc.request({ method: "evm_setAutomine", params: [false] });
-    let outcome: unknown;
+    const posting = watch(mw.providers.postPrice("tUSD", 7n * USD));
     try {
-      const posting = mw.providers.postPrice("tUSD", 7n * USD).then(
-        (r) => (outcome = r),
-        (e) => (outcome = e),
-      );
       await new Promise((r) => setTimeout(r, 200));
-      expect(outcome, "nothing is mined yet").to.equal(undefined);
+      expect(posting.outcome(), "nothing is mined yet").to.equal(undefined);
       await rpc.request({ method: "evm_mine", params: [] });
-      await posting;
+      await posting.done;
     } finally {
       await rpc.request({ method: "evm_setAutomine", params: [true] });
     }
+    const outcome = posting.outcome();
     expect(outcome).to.not.be.instanceOf(Error);
     expect(outcome).to.include({ status: 1 });
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(7n * USD);
