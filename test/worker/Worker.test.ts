@@ -117,11 +117,15 @@ describe("worker daemon", function () {
     expect(await w.market.completedJobs(w.usd, w.cheap.address)).to.equal(2n);
   });
 
-  it("catches a worker that fabricates chunks: the honest auditor proves fraud and the cheater is slashed", async () => {
+  it("catches a worker that fabricates chunks: the honest auditor proves fraud, a tie-breaker settles it, the cheater is slashed", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const cheater = makeWorker(w, w.mid, await w.sdk(w.mid), { cheat: "fabricate" });
     const [auditor, tieBreaker] = await workersFor(w, w.auditor, w.dear);
+    // The tie-breaker's earnings were withdrawn, its allowance spent: it approves its collateral to claim.
+    const dear = await w.sdk(w.dear);
+    await dear.balances.withdraw("tUSD", await dear.balances.of("tUSD"));
+    await w.usd.connect(w.dear).approve(w.market, 0n);
     const job = await consumer.jobs.create(await intKernelSpec(w), JOB);
     const stakeBefore = (await w.registry.stakeOf(w.mid.address)).active;
 
@@ -132,6 +136,7 @@ describe("worker daemon", function () {
     expect(await job.state()).to.equal("Slashed");
     expect((await w.registry.stakeOf(w.mid.address)).active < stakeBefore).to.equal(true);
     expect(await counter(auditor, "meshwork_audits_total", { outcome: "fraud-caught" })).to.equal(1);
+    expect((await w.market.queryFilter(w.market.filters.TieBreakClaimed(job.jobId))).map((e) => e.args.tieBreaker)).to.deep.equal([w.dear.address]);
     expect(await counter(cheater, "meshwork_jobs_failed_total", { reason: "slashed" })).to.equal(1);
     expect(await w.market.balanceOf(w.usd, w.consumer.address)).to.be.greaterThanOrEqual(JOB.price); // refunded (and compensated)
   });

@@ -798,10 +798,9 @@ export class Worker {
     const { market } = this.#o.mw.context.contracts;
     const job = row.job;
     const commitment = auditorCommitment(row.jobId, this.#address, leaves);
-    if (role === "auditor") {
-      const auditCollateral = (BigInt(job.request.price) * BigInt(unpackTerms(BigInt(job.terms)).auditCollateralBps)) / 10_000n;
-      await this.#ensureFunds(job.request.paymentToken, auditCollateral, "audit");
-    }
+    // An auditor and a tie-breaker lock the same collateral.
+    const auditCollateral = (BigInt(job.request.price) * BigInt(unpackTerms(BigInt(job.terms)).auditCollateralBps)) / 10_000n;
+    await this.#ensureFunds(job.request.paymentToken, auditCollateral, role === "auditor" ? "audit" : "tieBreak");
     const claim = () => (role === "auditor" ? market.audit(job, commitment) : market.tieBreak(job));
     if (!(await succeeds(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job))))) return false;
     this.#o.state.update(row.jobId, { role, phase: "auditing", data: JSON.stringify(leaves) });
