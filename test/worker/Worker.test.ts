@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { network } from "hardhat";
+import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
 import { MeshworkBlobError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
@@ -522,6 +523,27 @@ describe("worker daemon", function () {
     await worker.idle();
     await worker.tick();
     expect(await runnable.state()).to.not.equal("Open");
+  });
+
+  it("asks again for a model ONNX Runtime refused after a delay that doubles each time it is refused again", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const lines: { msg: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { unavailableRetryMs: 1_000, logger });
+    const notOnnx = utf8("still not a model");
+    await w.store.put(notOnnx);
+    const job = await consumer.jobs.create({ ...(await onnxSpec(w, 26)), model: { digest: digestOf(notOnnx), size: notOnnx.length } }, JOB);
+    const refusals = () => lines.filter((l) => /cannot load the job's model now/.test(l.msg)).map((l) => /asked for again in (\d+) s/.exec(l.msg)?.[1]);
+    for (const wait of [0, 1_100]) {
+      await new Promise((r) => setTimeout(r, wait));
+      for (let i = 0; i < 2; i++) {
+        await worker.tick(); // the second within the delay: not loaded again
+        await worker.idle();
+      }
+    }
+    expect(refusals()).to.deep.equal(["1", "2"]);
+    expect(await job.state()).to.equal("Open");
   });
 
   it("asks again, later, for a spec no source has yet, and claims the job once it can be fetched", async () => {

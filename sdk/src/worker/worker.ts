@@ -107,8 +107,8 @@ export class Worker {
   /** Set by stop(): computations end after their current chunk, to resume after a restart. */
   #stopping = false;
   #ticking?: Promise<void>;
-  /** Specs whose spec or executable could not be fetched, by spec hash: not asked for before `retryAt`. */
-  readonly #unavailable = new Map<string, { retryAt: number; delayMs: number }>();
+  /** Specs whose spec or executable could not be fetched (or, `load`, loaded), by spec hash: not asked for before `retryAt`. */
+  readonly #unavailable = new Map<string, { retryAt: number; delayMs: number; load?: boolean }>();
   /** What the last standing check found (whether the node may take jobs), and when. */
   readonly #standing: { checkedAt: number; active?: boolean } = { checkedAt: 0 };
   /** The latest block this tick, its number and time (read when first needed). */
@@ -466,11 +466,12 @@ export class Worker {
   async #checkInputs({ spec, runtime, executable }: LoadedSpec, specHash: string, stoppable: boolean): Promise<void> {
     try {
       await (await runtime.load(spec, executable)).close();
+      this.#unavailable.delete(specHash);
     } catch (error) {
       if (error instanceof MeshworkValidationError && error.details.reason !== SESSION_FAILED) {
         throw new JobRejectedError("spec", `the ${runtime.name} runtime cannot run the job: ${error.shortMessage}`, { cause: describe(error) });
       }
-      throw this.#markUnavailable(specHash, `the ${runtime.name} runtime cannot load the job's ${spec.runtime === "onnx" ? "model" : "program"} now`, error);
+      throw this.#markUnavailable(specHash, `the ${runtime.name} runtime cannot load the job's ${spec.runtime === "onnx" ? "model" : "program"} now`, error, { load: true });
     }
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
     for (const [i, ref] of refs.entries()) {
@@ -547,7 +548,8 @@ export class Worker {
     if (sizes.some((s) => s > max) || total > 4 * max) throw new JobRejectedError("size", "input too large", { bytes: total, max });
     try {
       const executable = await this.#fetchDeclared(exe);
-      this.#unavailable.delete(hash);
+      // Fetched: no longer unavailable, unless it is its load that failed (which doubles its delay until it loads).
+      if (!this.#unavailable.get(hash)?.load) this.#unavailable.delete(hash);
       return { spec, runtime, executable };
     } catch (error) {
       if (error instanceof MeshworkBlobError && error.details.reason === SIZE_MISMATCH) {
@@ -558,14 +560,14 @@ export class Worker {
   }
 
   /**
-   * Notes that `hash`'s spec or executable could not be fetched (or loaded): asked for again after a
-   * delay, doubling. `problem`: what went wrong, e.g. "spec cannot be fetched now".
+   * Notes that `hash`'s spec or executable could not be fetched (or, with `load`, loaded): asked for
+   * again after a delay, doubling. `problem`: what went wrong, e.g. "spec cannot be fetched now".
    */
-  #markUnavailable(hash: string, problem: string, error: unknown): JobRejectedError {
+  #markUnavailable(hash: string, problem: string, error: unknown, options: { load?: boolean } = {}): JobRejectedError {
     const first = this.#o.unavailableRetryMs ?? UNAVAILABLE_RETRY_MS;
     const before = this.#unavailable.get(hash);
     const delayMs = before ? Math.min(UNAVAILABLE_RETRY_MAX_MS, before.delayMs * 2) : first;
-    this.#unavailable.set(hash, { retryAt: Date.now() + delayMs, delayMs });
+    this.#unavailable.set(hash, { retryAt: Date.now() + delayMs, delayMs, load: options.load });
     return new JobRejectedError(UNAVAILABLE, `${problem}: asked for again in ${Math.round(delayMs / 1000)} s`, { cause: describe(error) });
   }
 
