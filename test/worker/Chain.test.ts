@@ -158,6 +158,31 @@ describe("worker on an unreliable chain", function () {
     expect(auditorState.get(job.jobId)).to.include({ phase: "done", note: "Slashed: fraud-caught" });
   });
 
+  it("keeps an audit claim it gave up on through an RPC failure: only the market's refusal lets it go", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { job, auditor, auditorState } = await givenUpAudit(w, 19);
+    const auditSelector = w.market.interface.getFunction("audit")!.selector;
+    const original = rpc.request.bind(rpc);
+    let failed = 0;
+    rpc.request = async (args) => {
+      const call = (args.params?.[0] ?? {}) as { data?: string };
+      if (args.method === "eth_call" && call.data?.startsWith(auditSelector)) {
+        failed++;
+        throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
+      }
+      return original(args);
+    };
+    try {
+      await auditor.tick();
+    } finally {
+      rpc.request = original;
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(failed).to.equal(1);
+    expect(auditorState.get(job.jobId)).to.include({ role: "auditor", phase: "auditing" }); // leaves kept
+    expect(await counter(auditor, "meshwork_rpc_errors_total")).to.be.at.least(1);
+  });
+
   it("lets an audit claim it gave up on go once the market would refuse it (its deadline passed): the job is considered afresh", async () => {
     const w = await networkHelpers.loadFixture(world);
     const { job, auditor, auditorState } = await givenUpAudit(w, 18);
@@ -234,6 +259,32 @@ describe("worker on an unreliable chain", function () {
     expect(sends.slice(2)).to.deep.equal(["withdraw"]);
     expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(0n);
     expect(await job.state()).to.equal("Committed");
+  });
+
+  it("tries its scheduled withdrawal again next tick when the withdrawal itself finds a transaction stuck", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await Meshwork.connect({ runner: w.cheap, addresses: w.book, blobStore: w.store, sending: { timeoutMs: 300, reprices: 0 } });
+    const sends = recordSends(mw);
+    const cheap = makeWorker(w, w.cheap, mw, { withdrawEverySec: 1 });
+    await consumer.balances.deposit("tUSD", 5n * USD, w.cheap.address); // earnings
+    await new Promise((r) => setTimeout(r, 1_100)); // a withdrawal is due (one period after the start)
+    await cheap.tick(); // withdraws them
+    expect(sends).to.deep.equal(["withdraw"]);
+    await consumer.balances.deposit("tUSD", 5n * USD, w.cheap.address);
+    await new Promise((r) => setTimeout(r, 1_100)); // the next withdrawal is due
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    try {
+      expect(await mw.providers.postPrice("tUSD", 2n * USD).catch((e) => e.details.reason)).to.equal("given-up"); // sent by the operator, not mined
+      await cheap.tick(); // the withdrawal, its first send, finds it still stuck
+      expect(sends).to.deep.equal(["withdraw", "postPrice", "withdraw"]);
+      await rpc.request({ method: "evm_mine", params: [] });
+    } finally {
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    await cheap.tick(); // the next tick, not the next period
+    expect(sends.slice(3)).to.deep.equal(["withdraw"]);
+    expect(await w.market.balanceOf(w.usd, w.cheap.address)).to.equal(0n);
   });
 
   it("keeps stepping its jobs while reading new ones fails, and reads them over fewer blocks until the RPC answers", async () => {

@@ -24,7 +24,7 @@ import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { digestOf, normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
-import { MeshworkBlobError, MeshworkContractError, MeshworkError, MeshworkRpcError, MeshworkValidationError } from "../errors.js";
+import { MeshworkBlobError, MeshworkContractError, MeshworkError, MeshworkRpcError, MeshworkValidationError, toMeshworkError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
@@ -804,7 +804,7 @@ export class Worker {
     const auditCollateral = (BigInt(job.request.price) * BigInt(unpackTerms(BigInt(job.terms)).auditCollateralBps)) / 10_000n;
     await this.#ensureFunds(job.request.paymentToken, auditCollateral, role === "auditor" ? "audit" : "tieBreak");
     const claim = () => (role === "auditor" ? market.audit(job, commitment) : market.tieBreak(job));
-    if (!(await succeeds(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job))))) return false;
+    if (await refused(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job)))) return false;
     this.#o.state.update(row.jobId, { role, phase: "auditing", data: JSON.stringify(leaves) });
     await this.#send(role === "auditor" ? "audit" : "tieBreak", claim);
     this.#sampled.delete(row.jobId);
@@ -876,8 +876,13 @@ export class Worker {
       // lands, this claim is refused and the next tick finds the audit ours). Taken by another node:
       // considered afresh.
       if (open && (await this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves))) return;
-      // Taken, or refused now (its deadline passed, the node no longer eligible): the claim given up
-      // on would be refused too. Considered afresh, as any other node's job.
+      // Refused: taken — by the claim given up on, perhaps, mined meanwhile (an approval before this
+      // claim waits for it) — or no longer to be had (its deadline passed, the node not eligible),
+      // when the claim given up on would be refused too, and the job is considered afresh.
+      const now = await market.auditOf(job);
+      if ([now.auditor, now.tieBreaker].some((a) => a.toLowerCase() === this.#address.toLowerCase())) {
+        return this.#o.state.update(row.jobId, { phase: "audit-committed" });
+      }
       this.#o.state.update(row.jobId, { phase: "seen", role: "none", data: undefined });
       return;
     }
@@ -1015,13 +1020,19 @@ export class Worker {
     for (const [i, [symbol]] of tokens.entries()) this.metrics.earnings.set({ token: symbol }, Number(balances[i]));
     // Not behind a transaction found stuck this tick: the withdrawal would only be held (until the next period).
     if (every === 0 || Date.now() - this.#lastWithdraw < every * 1000 || this.#stuck) return;
+    const last = this.#lastWithdraw;
     this.#lastWithdraw = Date.now();
     // Keep what the in-flight jobs may need as collateral; withdraw the rest.
     for (const [symbol, token] of Object.entries(this.#o.mw.book.contracts.paymentTokens)) {
       const balance = await market.balanceOf(token, this.#address);
       const reserve = this.#o.config.maxCollateral[symbol] ?? 0n;
       if (balance > reserve) {
-        await this.#send("withdraw", () => market.withdraw(token, balance - reserve, this.#address));
+        try {
+          await this.#send("withdraw", () => market.withdraw(token, balance - reserve, this.#address));
+        } catch (error) {
+          if (this.#stuck) this.#lastWithdraw = last; // behind a stuck transaction: tried again next tick
+          throw error;
+        }
         this.#log.info({ token: symbol, amount: String(balance - reserve) }, "withdrew earnings");
       }
     }
@@ -1209,6 +1220,17 @@ interface InputCheck {
   /** Settles (never rejects) when the check ends. */
   done: Promise<void>;
   error?: JobRejectedError;
+}
+
+/** Whether `call` (a static call) is refused; an RPC failure is thrown, not taken for a refusal. */
+async function refused(call: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await call();
+    return false;
+  } catch (error) {
+    if (toMeshworkError(error, {}, "static call") instanceof MeshworkRpcError) throw error;
+    return true;
+  }
 }
 
 async function succeeds(call: () => Promise<unknown>): Promise<boolean> {
