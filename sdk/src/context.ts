@@ -15,7 +15,7 @@ import type {
 } from "ethers";
 import type { AddressBook } from "./addressBook.js";
 import type { BlobStore } from "./blob.js";
-import { MeshworkContractError, MeshworkError, MeshworkRpcError, isRangeRefusal, toMeshworkError } from "./errors.js";
+import { MeshworkContractError, MeshworkError, MeshworkRpcError, isOutOfGasMoney, isRangeRefusal, toMeshworkError } from "./errors.js";
 import type { IComputeCommons } from "../../types/ethers-contracts/interfaces/IComputeCommons.js";
 import type { IJobMarket } from "../../types/ethers-contracts/interfaces/IJobMarket.js";
 import type { IProviderRegistry } from "../../types/ethers-contracts/interfaces/IProviderRegistry.js";
@@ -307,9 +307,13 @@ export class MeshworkContext {
     const request = sameCall(tx);
     if (tx.maxFeePerGas !== null) Object.assign(request, { maxFeePerGas: tx.maxFeePerGas, maxPriorityFeePerGas: tx.maxPriorityFeePerGas });
     else request.gasPrice = tx.gasPrice;
-    await this.signer("resend")
-      .sendTransaction(request)
-      .catch(() => undefined); // "already known", "nonce too low", …
+    try {
+      await this.signer("resend").sendTransaction(request);
+    } catch (error) {
+      // "already known", "nonce too low", …: it is held, or mined. But an account that cannot pay for
+      // it is why it was dropped, and what the operator must hear.
+      if (isOutOfGasMoney(error)) throw toMeshworkError(error, this.interfaces, "resend");
+    }
   }
 
   /** A read-only call with the same error mapping. */

@@ -247,8 +247,8 @@ export function isRangeRefusal(error: unknown): boolean {
 const LIMIT_WORDS = /block range|range (limit|too)|exceed|too (many|large)|max(imum)? (block|range|results)|response size|more than \d+ results/i;
 const THROTTLE_WORDS = /\brate\b|rate[- ]?limit|too many requests|quota|credits|capacity|daily|unauthori[sz]ed|forbidden|api key/i;
 
-/** Whether the node refused a transaction its sender cannot pay gas for (ethers' code, or a node's own words). */
-function isOutOfGasMoney(error: unknown): boolean {
+/** Whether the node refused a transaction its sender cannot pay gas for (ethers' code, or a node's own words). @internal */
+export function isOutOfGasMoney(error: unknown): boolean {
   return anyCause(error, (e) => e.code === "INSUFFICIENT_FUNDS" || (typeof e.message === "string" && /insufficient funds|doesn't have enough funds/i.test(e.message)));
 }
 

@@ -434,6 +434,28 @@ describe("SDK: connect and errors", () => {
     expect(await w.registry.postedPrice(w.cheap.address, w.book.contracts.paymentTokens.tUSD)).to.equal(8n * USD);
   });
 
+  it("says so when a transaction given up on at the fee cap cannot be sent again because the account cannot pay for it", async () => {
+    const { w, rpc, mw, pending } = await repricing(0);
+    const provider = mw.context.provider as { getFeeData: () => Promise<FeeData> };
+    const getFeeData = provider.getFeeData;
+    const balance = await connection.ethers.provider.getBalance(w.cheap.address);
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let next;
+    try {
+      expect((await mw.providers.postPrice("tUSD", 7n * USD).catch((e) => e)).details).to.include({ reason: "given-up" });
+      for (const tx of await pending()) await rpc.request({ method: "hardhat_dropTransaction", params: [tx.hash] }); // dropped …
+      await rpc.request({ method: "hardhat_setBalance", params: [w.cheap.address, "0x0"] }); // … for it cannot be paid for
+      provider.getFeeData = async () => ((provider.getFeeData = getFeeData), new FeeData(1n, 1n, 1n)); // at the cap
+      next = await mw.providers.postPrice("tUSD", 8n * USD).catch((e) => e);
+    } finally {
+      provider.getFeeData = getFeeData;
+      await rpc.request({ method: "hardhat_setBalance", params: [w.cheap.address, "0x" + balance.toString(16)] });
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    expect(next).to.be.instanceOf(MeshworkError);
+    expect(next.details, next.message).to.include({ reason: "gas-funds" });
+  });
+
   it("with confirmations 0, still waits for the transaction to be mined", async () => {
     const w = await networkHelpers.loadFixture(world);
     const rpc = connection.provider;
