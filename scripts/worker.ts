@@ -86,9 +86,9 @@ function amount(value: string): string {
   return value;
 }
 
-/** A decimal amount (checked by {@link amount}) in the token's smallest units. */
-function unitsOf(value: string, places: number, symbol: string): bigint {
-  if ((value.split(".")[1] ?? "").length > places) throw new MeshworkError(`bad amount ${value}: ${symbol} has ${places} decimal places`);
+/** A decimal amount (checked by {@link amount}) in the token's smallest units; `what` names it in the error. */
+function unitsOf(value: string, places: number, symbol: string, what = `amount ${value}`): bigint {
+  if ((value.split(".")[1] ?? "").length > places) throw new MeshworkError(`bad ${what}: ${symbol} has ${places} decimal places`);
   return parseUnits(value, places);
 }
 
@@ -226,9 +226,7 @@ program
     for (const pair of pairs) {
       const m = /^([A-Za-z0-9]+)=(\d+(?:\.\d+)?)$/.exec(pair);
       if (!m) throw new MeshworkError(`bad price "${pair}": expected TOKEN=decimal, e.g. tUSD=1.5`);
-      const places = await mw.balances.decimals(m[1]);
-      if ((m[2].split(".")[1] ?? "").length > places) throw new MeshworkError(`bad price "${pair}": ${m[1]} has ${places} decimal places`);
-      parsed.push({ symbol: m[1], text: m[2], units: parseUnits(m[2], places) });
+      parsed.push({ symbol: m[1], text: m[2], units: unitsOf(m[2], await mw.balances.decimals(m[1]), m[1], `price "${pair}"`) });
     }
     for (const { symbol, text, units } of parsed) {
       await mw.providers.postPrice(symbol, units, { commons: Boolean(opts.commons) });

@@ -137,12 +137,7 @@ export class MeshworkContext {
           if (e.code === "TRANSACTION_REPLACED" && e.receipt) {
             // Another copy of this transaction (same call, other fees) was mined instead: it is the receipt.
             if (e.reason === "repriced") {
-              if (e.receipt.status === 0) {
-                throw (
-                  (await this.#revertOf(action, tx, e.receipt)) ??
-                  Object.assign(new MeshworkError(`${action}: the transaction reverted`, { cause: error, details: { hash: e.receipt.hash } }), { receipt: e.receipt })
-                );
-              }
+              if (e.receipt.status === 0) throw await this.#reverted(action, tx, e.receipt, error);
               receipt = e.receipt;
               break;
             }
@@ -166,7 +161,7 @@ export class MeshworkContext {
       const mined = (error as { receipt?: TransactionReceipt | null }).receipt;
       // Mined and reverted (its call went through when estimated, then state changed: another node's
       // claim in the same block, say): the revert's reason, found by running the call again on that block.
-      if (tx && mined?.status === 0 && mined.hash === tx.hash) throw (await this.#revertOf(action, tx, mined)) ?? toMeshworkError(error, this.interfaces, action);
+      if (tx && mined?.status === 0 && mined.hash === tx.hash) throw await this.#reverted(action, tx, mined, error);
       // Sent but not known to be mined (given up on, or a resend or a wait that failed): it may hold its nonce.
       if (tx && !mined) {
         this.#giveUp(action, tx);
@@ -250,19 +245,21 @@ export class MeshworkContext {
   }
 
   /**
-   * Why `tx`, mined in `receipt`, reverted: its call run again on the state its block left, as a
-   * {@link MeshworkContractError}; undefined when that goes through or fails otherwise.
+   * The error for `tx` (or a copy of it), mined in `receipt` and reverted: the
+   * {@link MeshworkContractError} its call gives when run again on the state its block left, else
+   * "the transaction reverted"; `details.hash` is the mined transaction, `receipt` its receipt.
    */
-  async #revertOf(action: string, tx: TransactionResponse, receipt: TransactionReceipt): Promise<MeshworkError | undefined> {
+  async #reverted(action: string, tx: TransactionResponse, receipt: TransactionReceipt, cause: unknown): Promise<MeshworkError> {
     try {
       await this.provider.call({ to: tx.to, from: tx.from, data: tx.data, value: tx.value, blockTag: receipt.blockNumber });
-      return undefined;
-    } catch (error) {
-      const typed = toMeshworkError(error, this.interfaces, action);
-      if (!(typed instanceof MeshworkContractError)) return undefined;
-      typed.details.hash = receipt.hash;
-      return Object.assign(typed, { receipt });
+    } catch (replayed) {
+      const typed = toMeshworkError(replayed, this.interfaces, action);
+      if (typed instanceof MeshworkContractError) {
+        typed.details.hash = receipt.hash;
+        return Object.assign(typed, { receipt });
+      }
     }
+    return Object.assign(new MeshworkError(`${action}: the transaction reverted`, { cause, details: { hash: receipt.hash } }), { receipt });
   }
 
   /** Tells `sending.onReprice`; what it throws is not this send's failure (the copy is sent already). */

@@ -868,21 +868,17 @@ export class Worker {
       // The leaves were saved and the claim sent, and then the node crashed or the send was given up
       // on (it may still be mined, even later): did it land?
       const audit = await market.auditOf(job);
-      const ours = [audit.auditor, audit.tieBreaker].some((a) => a.toLowerCase() === this.#address.toLowerCase());
-      if (ours) return this.#o.state.update(row.jobId, { phase: "audit-committed" });
+      const ours = (a: typeof audit) => [a.auditor, a.tieBreaker].some((x) => x.toLowerCase() === this.#address.toLowerCase());
+      if (ours(audit)) return this.#o.state.update(row.jobId, { phase: "audit-committed" });
       const phase = Number(audit.phase);
       const open = row.role === "auditor" ? state === "Audited" && phase === 1 /* AwaitingAuditor */ : state === "Disputed" && phase === 4; /* AwaitingTieBreaker */
       // Still to be had: claimed again with the saved leaves (a send given up on goes first; if it
-      // lands, this claim is refused and the next tick finds the audit ours). Taken by another node:
-      // considered afresh.
+      // lands, this claim is refused and the next tick finds the audit ours).
       if (open && (await this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves))) return;
       // Refused: taken — by the claim given up on, perhaps, mined meanwhile (an approval before this
       // claim waits for it) — or no longer to be had (its deadline passed, the node not eligible),
       // when the claim given up on would be refused too, and the job is considered afresh.
-      const now = await market.auditOf(job);
-      if ([now.auditor, now.tieBreaker].some((a) => a.toLowerCase() === this.#address.toLowerCase())) {
-        return this.#o.state.update(row.jobId, { phase: "audit-committed" });
-      }
+      if (ours(await market.auditOf(job))) return this.#o.state.update(row.jobId, { phase: "audit-committed" });
       this.#o.state.update(row.jobId, { phase: "seen", role: "none", data: undefined });
       return;
     }
