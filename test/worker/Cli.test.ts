@@ -1,8 +1,10 @@
 /**
  * The operator's CLI (scripts/worker.ts) as real processes against a real `hardhat node` with the
  * deploy script's deployment: init (encrypted keystore, hardware, config), register, stake, prices,
- * status; two daemons (a provider and an auditor) run a consumer's job, the provider's daemon is
- * SIGKILLed after it claimed and restarted, and the job still settles with one commit and no slash;
+ * status; two daemons (a provider and an auditor) run a consumer's jobs, and a daemon is SIGKILLed in
+ * each phase — the provider after its claim, after computing, after its commit, the auditor during its
+ * audit of an honest provider and of a cheater — and restarted on its data directory: every job still
+ * settles, with one commit and no unjust slash, and the cheater is still caught; withdraw and unstake;
  * bad input gives one clear line and a non-zero exit.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -18,13 +20,22 @@ import { IJobMarket__factory } from "../../types/ethers-contracts/factories/inte
 import { MeshToken__factory } from "../../types/ethers-contracts/factories/token/MeshToken__factory.js";
 import { TestUSD__factory } from "../../types/ethers-contracts/factories/test/mocks/TestUSD__factory.js";
 import { ProviderRegistry__factory } from "../../types/ethers-contracts/factories/staking/ProviderRegistry__factory.js";
-import { CHILD_ENV, ROOT, deployLocal, devKey, freePort, killGroup, runScript, startLocalNode, stopGroup, type LocalNode } from "../../scripts/lib/localnet.js";
+import { CHILD_ENV, ROOT, deployLocal, devKey, freePort, killGroup, rpc, runScript, startLocalNode, stopGroup, type LocalNode } from "../../scripts/lib/localnet.js";
+import { JOB_STATES } from "../../sdk/src/jobs.js";
 import { CHUNKS, JOB, K, ROWS, bytes } from "./worker-fixture.js";
 import { buildInt8MatmulProgram } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { digestOf } from "../../sdk/src/blob.js";
 
 const PASSWORD = "correct horse battery staple";
 const ENV = { MESHWORK_PASSWORD: PASSWORD };
+
+/** A daemon process, with the last of what it printed and a way to wait for one of its log lines. */
+type Daemon = ChildProcess & {
+  log(): string;
+  /** Resolves with the first log line (JSON) from now on for which `match` holds. */
+  line(match: (entry: { msg?: string; jobId?: string }) => boolean): Promise<void>;
+};
+type Operator = { config: string; address: string };
 
 describe("worker CLI and daemon as processes", function () {
   this.timeout(600_000);
@@ -35,29 +46,46 @@ describe("worker CLI and daemon as processes", function () {
   let blobs: BlobServer;
   let provider: JsonRpcProvider;
   const dirs: string[] = [];
-  const daemons: ChildProcess[] = [];
+  const daemons: Daemon[] = [];
 
   function cli(config: string, ...args: string[]) {
     return runScript("tsx", ["scripts/worker.ts", "--config", config, ...args], ENV, 120_000);
   }
 
-  function startDaemon(config: string): ChildProcess {
-    const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/worker.ts", "--config", config, "start"], {
+  /** Starts `worker start` on `config` (`extra`: more options, e.g. the test-only `--cheat`). */
+  function startDaemon(config: string, ...extra: string[]): Daemon {
+    const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/worker.ts", "--config", config, "start", ...extra], {
       cwd: ROOT,
       env: { ...CHILD_ENV, ...ENV },
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-    });
+    }) as Daemon;
     let log = "";
-    child.stdout!.on("data", (d) => (log = (log + d).slice(-20_000)));
+    let partial = "";
+    const waiters = new Set<{ match: (entry: { msg?: string; jobId?: string }) => boolean; resolve: () => void }>();
+    child.stdout!.on("data", (d) => {
+      log = (log + d).slice(-20_000);
+      const lines = (partial + d).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) {
+        let entry: { msg?: string; jobId?: string };
+        try {
+          entry = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        for (const w of waiters) if (w.match(entry)) (waiters.delete(w), w.resolve());
+      }
+    });
     child.stderr!.on("data", (d) => (log = (log + d).slice(-20_000)));
-    (child as ChildProcess & { log: () => string }).log = () => log;
+    child.log = () => log;
+    child.line = (match) => new Promise((resolve) => waiters.add({ match, resolve }));
     daemons.push(child);
     return child;
   }
 
   /** Sets up an operator with development account `index`: init, register, stake, prices. */
-  async function operator(index: number, region: string) {
+  async function operator(index: number, region: string): Promise<Operator> {
     const dir = mkdtempSync(join(tmpdir(), "meshwork-operator-"));
     dirs.push(dir);
     const config = join(dir, "worker.json");
@@ -94,6 +122,47 @@ describe("worker CLI and daemon as processes", function () {
     return { config, address };
   }
 
+  /** Operators A (Germany) and B (Kenya), set up once for the tests that run jobs. */
+  let operators: Promise<{ a: Operator; b: Operator }> | undefined;
+  const setUpOperators = () => (operators ??= (async () => ({ a: await operator(11, "DE"), b: await operator(12, "KE") }))());
+
+  /** A consumer (development account 13) with test dollars and the SDK on the tests' blob server. */
+  let consumer: Promise<Meshwork> | undefined;
+  const setUpConsumer = () =>
+    (consumer ??= (async () => {
+      const wallet = new Wallet(devKey(13), provider);
+      const deployer = await provider.getSigner(0);
+      await (await TestUSD__factory.connect(book.contracts.paymentTokens.tUSD, deployer).mint(wallet.address, 1_000n * 10n ** 6n)).wait();
+      return Meshwork.connect({ runner: wallet, addresses: book, blobStore: new HttpBlobStore(blobs.url) });
+    })());
+
+  /** An integer-kernel job (a fresh program and inputs from `seed`) targeted at `target`, audited for sure when `audited`. */
+  async function postJob(target: string, seed: number, audited = false) {
+    const mw = await setUpConsumer();
+    const program = buildInt8MatmulProgram({ k: K, n: 8, weights: Int8Array.from(bytes(K * 8, seed)) });
+    await mw.context.blobStore!.put(program);
+    const { inputs, chunking } = await mw.jobs.upload(Array.from({ length: CHUNKS }, (_, i) => bytes((ROWS / CHUNKS) * K, seed + 41 + i)));
+    const spec = {
+      version: 1,
+      runtime: "int-kernel",
+      program: { digest: digestOf(program), size: program.length },
+      inputs,
+      chunking,
+      output: { encoding: "int32-le", canonicalisation: "exact" },
+    } as const;
+    const verification = { ...JOB.verification, ...(audited ? { auditBps: 10_000 } : {}) };
+    return mw.jobs.create(spec, { ...JOB, verification, targetProvider: target });
+  }
+
+  /** Polls `check` until it holds; on timeout, fails with the daemons' logs. */
+  async function until(what: string, check: () => Promise<boolean>, ms = 120_000, everyMs = 200) {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${daemons.map((d) => d.log()).join("\n---\n")}`);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+
   before(async function () {
     node = await startLocalNode({ intervalMs: 500 });
     deploymentsDir = mkdtempSync(join(tmpdir(), "meshwork-deployments-"));
@@ -111,41 +180,16 @@ describe("worker CLI and daemon as processes", function () {
   });
 
   it("sets up two operators, runs a job, survives a SIGKILL after the claim", async () => {
-    const a = await operator(11, "DE");
-    const b = await operator(12, "KE");
+    const { a, b } = await setUpOperators();
     const registry = ProviderRegistry__factory.connect(book.contracts.registry, provider);
     expect(await registry.isActive(a.address)).to.equal(true);
     expect(await registry.postedPrice(a.address, book.contracts.paymentTokens.tUSD)).to.equal(1_000_000n);
 
     // A consumer posts a job targeted at operator A through the SDK; its inputs are in the consumer's store.
-    const consumerWallet = new Wallet(devKey(13), provider);
-    const deployer = await provider.getSigner(0);
-    await (await TestUSD__factory.connect(book.contracts.paymentTokens.tUSD, deployer).mint(consumerWallet.address, 1_000n * 10n ** 6n)).wait();
-    const store = new HttpBlobStore(blobs.url);
-    const mw = await Meshwork.connect({ runner: consumerWallet, addresses: book, blobStore: store });
-    const program = buildInt8MatmulProgram({ k: K, n: 8, weights: Int8Array.from(bytes(K * 8, 9)) });
-    await store.put(program);
-    const { inputs, chunking } = await mw.jobs.upload(Array.from({ length: CHUNKS }, (_, i) => bytes((ROWS / CHUNKS) * K, 50 + i)));
-    const spec = {
-      version: 1,
-      runtime: "int-kernel",
-      program: { digest: digestOf(program), size: program.length },
-      inputs,
-      chunking,
-      output: { encoding: "int32-le", canonicalisation: "exact" },
-    } as const;
-    const job = await mw.jobs.create(spec, { ...JOB, targetProvider: a.address });
-
+    const job = await postJob(a.address, 9);
     const daemonA = startDaemon(a.config);
-    startDaemon(b.config);
+    const daemonB = startDaemon(b.config);
     const market = IJobMarket__factory.connect(book.contracts.market, provider);
-    const until = async (what: string, check: () => Promise<boolean>, ms = 120_000) => {
-      const deadline = Date.now() + ms;
-      while (!(await check())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${(daemonA as ChildProcess & { log: () => string }).log()}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
     await until("the claim", async () => Number(await market.jobState(job.jobId)) >= 2);
     killGroup(daemonA, "SIGKILL");
     const restarted = startDaemon(a.config);
@@ -154,22 +198,142 @@ describe("worker CLI and daemon as processes", function () {
     expect((await registry.countersOf(a.address)).slashes).to.equal(0n);
     const { chunks } = await job.result();
     expect(chunks).to.have.length(CHUNKS);
-    const log = (restarted as ChildProcess & { log: () => string }).log();
-    expect(log).to.match(/"msg":"(resumed a claim|committed|computed and published|revealed to the auditor)/);
+    expect(restarted.log()).to.match(/"msg":"(resumed a claim|committed|computed and published|revealed to the auditor)/);
 
     // SIGTERM stops a daemon cleanly; status then shows the finished job from the local database.
-    await until("the daemon to book the payment", async () => log.length > 0 && (restarted as ChildProcess & { log: () => string }).log().includes("job settled: paid"));
+    await until("the daemon to book the payment", async () => restarted.log().includes("job settled: paid"));
     await stopGroup(restarted, 10_000);
+    await stopGroup(daemonB, 10_000);
     const status = await cli(a.config, "status");
     expect(status.output).to.contain("jobs      provider/done: 1");
     // The job's spec, program, inputs, manifest and outputs are in its blob directory, kept a week.
     expect(status.output).to.match(/blobs {5}(\d+) in .*blobs, [\d.]+ MiB \(removed once unused for 168 h\)/);
     expect(Number(/blobs {5}(\d+)/.exec(status.output)![1])).to.be.at.least(11);
+  });
 
-    // Earnings out of the market; then half the stake unbonding, and the node says it takes no new jobs.
+  it("survives a SIGKILL after computing, after committing, and an auditor's during its audit: one commit each, no slash", async () => {
+    const { a, b } = await setUpOperators();
+    const market = IJobMarket__factory.connect(book.contracts.market, provider);
+    const registry = ProviderRegistry__factory.connect(book.contracts.registry, provider);
+    const tUSD = book.contracts.paymentTokens.tUSD;
+    const state = async (jobId: string) => JOB_STATES[Number(await market.jobState(jobId))];
+    // Blocks every 500 ms and no automine: the test stops the chain (mining off) the moment a job
+    // reaches the phase to kill in, so nothing the daemon sends meanwhile can land before it is killed.
+    const mining = (on: boolean) => rpc(node.url, "evm_setIntervalMining", [on ? 500 : 0]);
+    await rpc(node.url, "evm_setAutomine", [false]);
+    // Audits are paid from the audit pool, which fees fill as jobs settle: fund it, so this test sees the pay.
+    const deployer = await provider.getSigner(0);
+    await (await TestUSD__factory.connect(tUSD, deployer).mint(deployer.address, 100n * 10n ** 6n)).wait();
+    await (await TestUSD__factory.connect(tUSD, deployer).approve(book.contracts.market, 100n * 10n ** 6n)).wait();
+    await (await market.connect(deployer).fundAuditPool(tUSD, 100n * 10n ** 6n)).wait();
+    const before = { a: await registry.countersOf(a.address), b: await registry.countersOf(b.address), bEarned: await market.balanceOf(tUSD, b.address) };
+    let daemonA = startDaemon(a.config);
+    let daemonB = startDaemon(b.config);
+    try {
+      // 1. The provider, after computing: the commit it may have sent is not mined when it dies.
+      const computed = await postJob(a.address, 20, true);
+      const published = daemonA.line((e) => e.jobId === computed.jobId && e.msg === "computed and published");
+      await until("the first job's claim", async () => (await state(computed.jobId)) === "Claimed", 120_000, 25);
+      await mining(false);
+      await published;
+      killGroup(daemonA, "SIGKILL");
+      expect(await state(computed.jobId)).to.equal("Claimed");
+      await mining(true);
+      daemonA = startDaemon(a.config);
+
+      // 2. The provider, after its commit landed: the draw and reveal it may have sent are not mined.
+      const committed = await postJob(a.address, 21, true);
+      await until("the second job's commit", async () => (await state(committed.jobId)) === "Committed", 120_000, 25);
+      await mining(false);
+      killGroup(daemonA, "SIGKILL");
+      expect(await state(committed.jobId)).to.equal("Committed");
+      await mining(true);
+      daemonA = startDaemon(a.config);
+
+      // 3. The auditor, during its audit: its blind claim landed, its reveal not yet sent.
+      const audited = await postJob(a.address, 22, true);
+      await daemonB.line((e) => e.jobId === audited.jobId && e.msg === "claimed audit (blind commitment)");
+      killGroup(daemonB, "SIGKILL");
+      expect(await market.queryFilter(market.filters.AuditClaimed(audited.jobId))).to.have.length(1);
+      expect(await market.queryFilter(market.filters.AuditPassed(audited.jobId))).to.have.length(0);
+      daemonB = startDaemon(b.config);
+
+      const jobs = [computed, committed, audited];
+      await until("every job to settle", async () => (await Promise.all(jobs.map((j) => state(j.jobId)))).every((s) => s === "Settled"));
+      let reward = 0n;
+      for (const job of jobs) {
+        expect(await market.queryFilter(market.filters.JobCommitted(job.jobId)), job.jobId).to.have.length(1);
+        const [passed] = await market.queryFilter(market.filters.AuditPassed(job.jobId));
+        expect(passed?.args.auditor, job.jobId).to.equal(b.address);
+        expect(passed.args.reward, job.jobId).to.be.greaterThan(0n);
+        reward += passed.args.reward;
+        expect((await job.result()).chunks).to.have.length(CHUNKS);
+      }
+      const after = { a: await registry.countersOf(a.address), b: await registry.countersOf(b.address) };
+      expect([after.a.slashes, after.b.slashes]).to.deep.equal([before.a.slashes, before.b.slashes]);
+      expect(after.a.timedOut).to.equal(before.a.timedOut);
+      expect(after.a.audited - before.a.audited).to.equal(3n);
+      expect(after.a.failedAudits).to.equal(before.a.failedAudits);
+      // The honest auditor is paid for all three audits, the one it was killed in included.
+      expect((await market.balanceOf(tUSD, b.address)) - before.bEarned).to.be.at.least(reward);
+      expect(daemonA.log()).to.match(/"msg":"(committed|revealed to the auditor)"/);
+      // The restarted auditor books the audit it was killed in as passed.
+      const booked = new RegExp(`"jobId":"${audited.jobId}","role":"auditor","outcome":"passed","msg":"audit finished"`);
+      await until("the restarted auditor to book its audit", async () => booked.test(daemonB.log()));
+    } finally {
+      await rpc(node.url, "evm_setAutomine", [true]);
+      await mining(true);
+      await stopGroup(daemonA, 10_000);
+      await stopGroup(daemonB, 10_000);
+    }
+  });
+
+  it("an auditor SIGKILLed during its audit of a cheater reveals after its restart: the cheater is slashed, the auditor paid", async () => {
+    const { a, b } = await setUpOperators();
+    const c = await operator(15, "BR"); // runs the test-only cheating mode: fabricates its chunks
+    const market = IJobMarket__factory.connect(book.contracts.market, provider);
+    const registry = ProviderRegistry__factory.connect(book.contracts.registry, provider);
+    const tUSD = book.contracts.paymentTokens.tUSD;
+    const before = { b: await registry.countersOf(b.address), c: await registry.countersOf(c.address), bEarned: await market.balanceOf(tUSD, b.address) };
+    const cheater = startDaemon(c.config, "--cheat", "fabricate");
+    let auditor = startDaemon(b.config);
+    let tieBreaker: Daemon | undefined;
+    try {
+      const job = await postJob(c.address, 30, true);
+      await auditor.line((e) => e.jobId === job.jobId && e.msg === "claimed audit (blind commitment)");
+      killGroup(auditor, "SIGKILL");
+      expect((await market.queryFilter(market.filters.AuditClaimed(job.jobId))).map((e) => e.args.auditor)).to.deep.equal([b.address]);
+      expect(await market.queryFilter(market.filters.AuditRevealed(job.jobId))).to.have.length(0);
+      // The cheater reveals leaves that do not open the auditor's blind commitment; only the auditor's
+      // own reveal, after its restart, can now dispute them. Then A breaks the tie.
+      auditor = startDaemon(b.config);
+      await until("the restarted auditor's reveal", async () => (await market.queryFilter(market.filters.AuditRevealed(job.jobId))).length === 1);
+      expect((await market.queryFilter(market.filters.AuditRevealed(job.jobId)))[0].args.auditor).to.equal(b.address);
+      tieBreaker = startDaemon(a.config);
+      await until("the verdict", async () => JOB_STATES[Number(await market.jobState(job.jobId))] === "Slashed");
+      const [fraud] = await market.queryFilter(market.filters.FraudProven(job.jobId));
+      expect(fraud.args.provider).to.equal(c.address);
+      expect(fraud.args.toAuditors).to.be.greaterThan(0n);
+      expect((await market.queryFilter(market.filters.TieBreakRevealed(job.jobId)))[0].args.tieBreaker).to.equal(a.address);
+      const after = { b: await registry.countersOf(b.address), c: await registry.countersOf(c.address) };
+      expect(after.c.slashes - before.c.slashes).to.equal(1n);
+      expect([after.b.slashes, after.b.failedAudits]).to.deep.equal([before.b.slashes, before.b.failedAudits]);
+      expect(await market.queryFilter(market.filters.AuditorStalled(job.jobId))).to.have.length(0);
+      expect((await market.balanceOf(tUSD, b.address)) - before.bEarned).to.be.greaterThan(0n); // its share of the cheater's collateral
+    } finally {
+      for (const d of [cheater, auditor, tieBreaker]) if (d) await stopGroup(d, 10_000);
+    }
+  });
+
+  it("withdraws its earnings and unstakes: the node then says it takes no new jobs", async () => {
+    const { a } = await setUpOperators();
+    const market = IJobMarket__factory.connect(book.contracts.market, provider);
+    const tUSD = book.contracts.paymentTokens.tUSD;
+    await (await setUpConsumer()).balances.deposit("tUSD", 5n * 10n ** 6n, a.address); // earnings, whatever ran before
+    expect(await market.balanceOf(tUSD, a.address)).to.be.greaterThan(0n);
     const withdrew = await cli(a.config, "withdraw");
     expect(withdrew.code, withdrew.output).to.equal(0);
-    expect(await market.balanceOf(book.contracts.paymentTokens.tUSD, a.address)).to.equal(0n);
+    expect(await market.balanceOf(tUSD, a.address)).to.equal(0n);
     const unstaked = await cli(a.config, "unstake", "500");
     expect(unstaked.code, unstaked.output).to.equal(0);
     expect(unstaked.output).to.match(/unbonding 500 MESH until \S+ \(slashable until then\)/);
