@@ -390,6 +390,82 @@ describe("worker on an unreliable chain", function () {
     expect(sends.filter((a) => a === "commit")).to.have.length(1);
   });
 
+  it("does not let a job it just claimed go on stale reads (a lagging RPC node says Open): computes it, it settles", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { mw, sends, state, cheap, job } = await cheapWorkerAndJob(w, 31, { computeWindow: 600n });
+    await cheap.tick(); // claims
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    // The next reads come from a node a block behind: the job's state and its record both say Open.
+    type Reads = { jobState: (id: string) => Promise<bigint>; jobRecord: (id: string) => Promise<unknown> };
+    const market = mw.context.contracts.market as unknown as Reads;
+    const real = { jobState: market.jobState.bind(market), jobRecord: market.jobRecord.bind(market) };
+    const open = BigInt(JOB_STATES.indexOf("Open"));
+    const stale = { state: 1, record: 1 };
+    market.jobState = Object.assign(async (id: string) => (id === job.jobId && stale.state-- > 0 ? open : real.jobState(id)), { staticCall: real.jobState });
+    market.jobRecord = Object.assign(async (id: string) => (id === job.jobId && stale.record-- > 0 ? { state: open, provider: ZERO } : real.jobRecord(id)), {
+      staticCall: real.jobRecord,
+    });
+    await cheap.tick();
+    await cheap.idle();
+    Object.assign(market, real);
+    expect(state.get(job.jobId)?.phase).to.equal("claimed"); // not let go
+    expect(stale).to.deep.equal({ state: 0, record: 0 }); // both stale reads were made
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Settled");
+    expect(sends.filter((a) => a === "commit")).to.have.length(1);
+    expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(0n);
+  });
+
+  it("lets a job go that another provider took over while it computed past the deadline: no commit sent, its place freed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 32, { computeWindow: 600n });
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "computed", 20, { finalTick: false });
+    await networkHelpers.time.increase(700); // the computation ended past the commit deadline
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await auditor.tick(); // takes the job over: its claim times this node out
+    await auditor.idle();
+    expect((await w.market.jobRecord(job.jobId)).provider).to.equal(w.auditor.address);
+    await cheap.tick();
+    await cheap.idle();
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "lost in Claimed" });
+    expect(state.inPhase("claimed", "computed", "committing")).to.deep.equal([]); // free to claim another job
+    expect(sends).to.deep.equal(["claim"]); // no commit that could only revert, tick after tick
+  });
+
+  it("looks up the provider's revealed leaves only when its audit needs them, not every tick while it waits", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    const auditorState = new WorkerState(":memory:");
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { state: auditorState });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 33), JOB); // audited: probation
+    await drive(w, [cheap, auditor], async () => auditorState.get(job.jobId)?.phase === "audit-committed", 30, { finalTick: false });
+    expect(await job.state()).to.equal("Revealing"); // the auditor's blind claim landed; the provider has not revealed yet
+    expect(await w.market.queryFilter(w.market.filters.ResultRevealed(job.jobId))).to.deep.equal([]);
+    const revealed = w.market.interface.getEvent("ResultRevealed")!.topicHash;
+    const original = rpc.request.bind(rpc);
+    let lookups = 0;
+    rpc.request = async (args) => {
+      const filter = (args.params?.[0] ?? {}) as { topics?: unknown[] };
+      if (args.method === "eth_getLogs" && filter.topics?.[0] === revealed) lookups++;
+      return original(args);
+    };
+    try {
+      for (let i = 0; i < 5; i++) {
+        await auditor.tick();
+        await auditor.idle();
+        await networkHelpers.mine(1);
+      }
+    } finally {
+      rpc.request = original;
+    }
+    expect(lookups).to.equal(0);
+    expect(auditorState.get(job.jobId)?.phase).to.equal("audit-committed");
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Settled");
+  });
+
   it("lets a claimed job go once its commit deadline has passed (a long downtime): times it out itself, computes nothing", async () => {
     const w = await networkHelpers.loadFixture(world);
     const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 17, { computeWindow: 600n });

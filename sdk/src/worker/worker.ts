@@ -609,7 +609,7 @@ export class Worker {
   }
 
   async #compute(row: JobRow, state: JobStateName) {
-    if (state !== "Claimed") return this.#lost(row, state);
+    if (state !== "Claimed") return (await this.#goneFromUs(row)) ? this.#lost(row, state) : undefined; // else stale: next tick
     if (this.#o.cheat === "late") return; // test-only: never commits, to be timed out
     const runtime = this.#runtimeOf(row.job);
     const { spec, executable } = await this.#loadSpec(row.job, runtime);
@@ -658,6 +658,7 @@ export class Worker {
           return;
         }
       }
+      if (!(await this.#goneFromUs(row))) return; // a stale read (a lagging RPC node): the next tick decides
       return this.#lost(row, state);
     }
     if (await this.#commitTooLate(row)) return;
@@ -741,19 +742,42 @@ export class Worker {
   /**
    * Whether the claimed job's commit deadline has passed (a commit would revert, every tick): then the
    * job is timed out here (anyone may; the rest of the collateral comes back) and let go, so that it
-   * no longer holds a place within `concurrency`.
+   * no longer holds a place within `concurrency`. A job another provider has claimed since (it took
+   * the job over once the deadline passed, timing this node out) is let go too.
    */
   async #commitTooLate(row: JobRow): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
     const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#chainTime()]);
+    if (JOB_STATES[Number(record.state)] !== "Claimed") return false;
+    if (record.provider.toLowerCase() !== this.#address.toLowerCase()) {
+      await this.#lost(row, "Claimed");
+      return true;
+    }
     // Only a job still Claimed by us has a commit deadline (0 in the record otherwise: a commit that
     // landed since the state was read is no reason to let go). Strictly past: blocks may share a time.
-    if (JOB_STATES[Number(record.state)] !== "Claimed" || record.provider.toLowerCase() !== this.#address.toLowerCase()) return false;
     if (now <= BigInt(record.commitDeadline)) return false;
     this.#log.warn({ jobId: row.jobId, commitDeadline: String(record.commitDeadline) }, "the commit deadline has passed: the job times out");
     await this.#enforce(row.job);
     await this.#lost(row, "Claimed");
     return true;
+  }
+
+  /**
+   * Whether a job this node claimed, and that a state read did not find Claimed by it, has really gone
+   * from it, rather than the read being stale (a lagging or load-balanced RPC node answering from a
+   * block before the claim, where the job was still Open). Read again here: a final state or another
+   * provider's claim is never an earlier state of a job this node claimed, so it has gone; an Open job
+   * has gone only if the market timed this node out on it (`JobTimedOut`, then the job reopened) or
+   * nobody may claim it any more (its claimBy passed).
+   */
+  async #goneFromUs(row: JobRow): Promise<boolean> {
+    const { market } = this.#o.mw.context.contracts;
+    const record = await market.jobRecord(row.jobId);
+    const recorded = JOB_STATES[Number(record.state)];
+    if (recorded !== "Open") return recorded !== "Claimed" || record.provider.toLowerCase() !== this.#address.toLowerCase();
+    if (await this.#claimWindowPassed(row.job)) return true;
+    const timedOut = await this.#logsSince("JobTimedOut", row.createdBlock, (from, to) => market.queryFilter(market.filters.JobTimedOut(row.jobId, this.#address), from, to));
+    return timedOut.length > 0;
   }
 
   /** The job moved on without us (timed out and reopened, or ended). */
@@ -884,13 +908,17 @@ export class Worker {
     }
     const audit = await market.auditOf(job);
     const phase = Number(audit.phase);
-    const providerLeaves = await this.#providerLeaves(row.jobId);
-    if (row.role === "auditor" && phase === 3 /* AwaitingAuditorReveal */ && providerLeaves) {
+    // The provider's revealed leaves are looked up (a log query over the job's blocks) only in the
+    // phases that need them, not every tick of an audit waiting for the provider or for governance.
+    const auditorRevealDue = row.role === "auditor" && phase === 3; /* AwaitingAuditorReveal */
+    const tieBreakDue = row.role === "tieBreaker" && phase === 5; /* TieBreakerClaimed */
+    const providerLeaves = auditorRevealDue || tieBreakDue ? await this.#providerLeaves(row.jobId) : undefined;
+    if (auditorRevealDue && providerLeaves) {
       await this.#send("revealAudit", () => market.revealAudit(job, leaves, providerLeaves));
       this.#log.warn({ jobId: row.jobId, disputed: String(audit.disputed) }, "provider's leaves differ: revealed the audit");
       return;
     }
-    if (row.role === "tieBreaker" && phase === 5 /* TieBreakerClaimed */ && providerLeaves) {
+    if (tieBreakDue && providerLeaves) {
       const auditorLeaves = await this.#auditorLeaves(row.jobId);
       const disputed = BigInt(audit.disputed);
       const answer = leaves.filter((_, k) => (disputed >> BigInt(k)) & 1n);
