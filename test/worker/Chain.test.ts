@@ -417,6 +417,29 @@ describe("worker on an unreliable chain", function () {
     expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(0n);
   });
 
+  it("does not let a job go whose commit landed before a restart on a stale record read (a lagging node says Claimed): it settles", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { mw, sends, state, cheap, job } = await cheapWorkerAndJob(w, 34, { computeWindow: 600n });
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "committed", 30, { finalTick: false });
+    state.update(job.jobId, { phase: "committing" }); // killed after the commit landed, before it was booked
+    type Reads = { jobRecord: (id: string) => Promise<unknown> };
+    const market = mw.context.contracts.market as unknown as Reads;
+    const real = market.jobRecord.bind(market);
+    let stale = 1;
+    const claimed = { state: BigInt(JOB_STATES.indexOf("Claimed")), provider: w.cheap.address, commitment: 0n };
+    market.jobRecord = Object.assign(async (id: string) => (id === job.jobId && stale-- > 0 ? claimed : real(id)), { staticCall: real });
+    await cheap.tick();
+    await cheap.idle();
+    market.jobRecord = real;
+    expect(stale).to.equal(-1); // the stale read, then the second read that decides
+    expect(state.get(job.jobId)?.phase).to.be.oneOf(["committing", "committed"]); // not let go
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Settled");
+    expect(sends.filter((a) => a === "commit")).to.have.length(1);
+    expect((await w.registry.countersOf(w.cheap.address)).slashes).to.equal(0n);
+  });
+
   it("lets a job go that another provider took over while it computed past the deadline: no commit sent, its place freed", async () => {
     const w = await networkHelpers.loadFixture(world);
     const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 32, { computeWindow: 600n });

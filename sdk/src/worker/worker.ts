@@ -766,15 +766,16 @@ export class Worker {
    * Whether a job this node claimed, and that a state read did not find Claimed by it, has really gone
    * from it, rather than the read being stale (a lagging or load-balanced RPC node answering from a
    * block before the claim, where the job was still Open). Read again here: a final state or another
-   * provider's claim is never an earlier state of a job this node claimed, so it has gone; an Open job
-   * has gone only if the market timed this node out on it (`JobTimedOut`, then the job reopened) or
-   * nobody may claim it any more (its claimBy passed).
+   * provider's job is never an earlier state of a job this node claimed, so it has gone; one still
+   * this node's (Claimed, or Committed by a commit that landed) has not; an Open job has gone only if
+   * the market timed this node out on it (`JobTimedOut`, then the job reopened) or nobody may claim it
+   * any more (its claimBy passed).
    */
   async #goneFromUs(row: JobRow): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
     const record = await market.jobRecord(row.jobId);
     const recorded = JOB_STATES[Number(record.state)];
-    if (recorded !== "Open") return recorded !== "Claimed" || record.provider.toLowerCase() !== this.#address.toLowerCase();
+    if (recorded !== "Open") return FINAL.has(recorded) || record.provider.toLowerCase() !== this.#address.toLowerCase();
     if (await this.#claimWindowPassed(row.job)) return true;
     const timedOut = await this.#logsSince("JobTimedOut", row.createdBlock, (from, to) => market.queryFilter(market.filters.JobTimedOut(row.jobId, this.#address), from, to));
     return timedOut.length > 0;
