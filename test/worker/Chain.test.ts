@@ -1,6 +1,7 @@
 /**
  * The worker and an unreliable chain: a transaction dropped from the mempool, an RPC that caps the
- * block range of log queries, a commit undone by a reorg, and open jobs nobody may claim any more.
+ * block range of log queries, a commit undone by a reorg, stale reads from an RPC node behind the
+ * chain, a job taken over by another provider, and open jobs nobody may claim any more.
  * None of them may hold up the other jobs, leave a job stuck, or cost an honest provider its
  * collateral.
  */
