@@ -9,8 +9,9 @@ import { expect } from "chai";
 import { network } from "hardhat";
 import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
-import { JOB_STATES } from "../../sdk/src/jobs.js";
+import { JOB_STATES, type JobHandle } from "../../sdk/src/jobs.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
+import type { Worker } from "../../sdk/src/worker/worker.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { JOB, counter, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker-fixture.js";
 
@@ -68,6 +69,16 @@ async function cheapWorkerAndJob(w: SdkWorld, seed: number, options: { computeWi
   const cheap = makeWorker(w, w.cheap, mw, { state });
   const job = await consumer.jobs.create(await intKernelSpec(w, seed), { ...JOB, ...options });
   return { mw, sends, state, cheap, job };
+}
+
+/** An auditor joins; `job` settles, with the one commit in the cheap provider's `sends`, and that provider never timed out nor slashed. */
+async function settlesWithOneCommit(w: SdkWorld, cheap: Worker, job: JobHandle, sends: string[]) {
+  const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+  await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+  expect(await job.state()).to.equal("Settled");
+  expect(sends.filter((a) => a === "commit")).to.have.length(1);
+  const counters = await w.registry.countersOf(w.cheap.address);
+  expect([counters.timedOut, counters.slashes]).to.deep.equal([0n, 0n]);
 }
 
 /**
@@ -385,10 +396,7 @@ describe("worker on an unreliable chain", function () {
     await cheap.idle();
     market.jobState = real;
     expect(state.get(job.jobId)?.phase).to.equal("committed");
-    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
-    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
-    expect(await job.state()).to.equal("Settled");
-    expect(sends.filter((a) => a === "commit")).to.have.length(1);
+    await settlesWithOneCommit(w, cheap, job, sends);
   });
 
   it("does not let a job it just claimed go on stale reads (a lagging RPC node says Open): computes it, it settles", async () => {
@@ -411,11 +419,7 @@ describe("worker on an unreliable chain", function () {
     Object.assign(market, real);
     expect(state.get(job.jobId)?.phase).to.equal("claimed"); // not let go
     expect(stale).to.deep.equal({ state: 0, record: 0 }); // both stale reads were made
-    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
-    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
-    expect(await job.state()).to.equal("Settled");
-    expect(sends.filter((a) => a === "commit")).to.have.length(1);
-    expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(0n);
+    await settlesWithOneCommit(w, cheap, job, sends);
   });
 
   it("does not let a job go whose commit landed before a restart on a stale record read (a lagging node says Claimed): it settles", async () => {
@@ -434,11 +438,7 @@ describe("worker on an unreliable chain", function () {
     market.jobRecord = real;
     expect(stale).to.equal(-1); // the stale read, then the second read that decides
     expect(state.get(job.jobId)?.phase).to.be.oneOf(["committing", "committed"]); // not let go
-    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
-    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
-    expect(await job.state()).to.equal("Settled");
-    expect(sends.filter((a) => a === "commit")).to.have.length(1);
-    expect((await w.registry.countersOf(w.cheap.address)).slashes).to.equal(0n);
+    await settlesWithOneCommit(w, cheap, job, sends);
   });
 
   it("lets a job go that another provider took over while it computed past the deadline: no commit sent, its place freed", async () => {
