@@ -1,6 +1,6 @@
 /**
  * The worker and an unreliable chain: a transaction dropped from the mempool, an RPC that caps the
- * block range of log queries, a commit undone by a reorg, stale reads from an RPC node behind the
+ * block range of log queries, a commit or a reveal undone by a reorg, stale reads from an RPC node behind the
  * chain, a job taken over by another provider, and open jobs nobody may claim any more.
  * None of them may hold up the other jobs, leave a job stuck, or cost an honest provider its
  * collateral.
@@ -380,6 +380,29 @@ describe("worker on an unreliable chain", function () {
     expect(await job.state()).to.equal("Settled");
     expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(0n);
     expect(sends).to.not.include("enforceDeadline");
+  });
+
+  it("reveals again when a reorg undoes its reveal, instead of leaving the missed reveal to be slashed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 19, { computeWindow: 600n }); // a newcomer's job: audited
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], async () => (await job.state()) === "Revealing", 40, { finalTick: false });
+    expect(state.get(job.jobId)?.phase).to.equal("committed");
+    const beforeReveal = await rpc.request({ method: "evm_snapshot", params: [] });
+    await cheap.tick();
+    expect(state.get(job.jobId)?.phase).to.equal("revealed");
+    expect(await job.state()).to.equal("Settled"); // the auditor's leaves matched
+    await rpc.request({ method: "evm_revert", params: [beforeReveal] }); // the reveal's block is gone
+    expect(await job.state()).to.equal("Revealing");
+    await cheap.tick();
+    expect(sends.filter((a) => a === "revealResult")).to.have.length(2);
+    expect(await job.state()).to.equal("Settled");
+    await drive(w, [cheap, auditor], async () => state.get(job.jobId)?.phase === "done", 10);
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "Settled" });
+    expect(sends.filter((a) => a === "commit")).to.have.length(1);
+    expect(sends).to.not.include("enforceDeadline");
+    const counters = await w.registry.countersOf(w.cheap.address);
+    expect([counters.timedOut, counters.slashes]).to.deep.equal([0n, 0n]);
   });
 
   it("does not let a committed job go on a stale state read (a lagging RPC node says Claimed): it settles", async () => {

@@ -697,14 +697,20 @@ export class Worker {
       return;
     }
     if (state === "Revealing") {
+      // The market leaves Revealing with the reveal (Settled or Disputed): still Revealing after this
+      // node revealed, a reorg took the reveal's block (or the read was stale, when the call reverts).
+      // The same openings are sent again before the auditor's deadline turns the missing reveal into fraud.
       const audit = await market.auditOf(job);
-      if (row.phase === "committed") {
-        const { leaves, proofs } = this.#openings(row, audit.sample.map(Number));
-        await this.#send("revealResult", () => market.revealResult(job, this.#address, row.root!, row.salt!, row.outputURI!, leaves, proofs));
-        this.#o.state.update(row.jobId, { phase: "revealed" });
-        this.#log.info({ jobId: row.jobId, auditor: audit.auditor }, "revealed to the auditor");
-        return;
+      const { leaves, proofs } = this.#openings(row, audit.sample.map(Number));
+      const args = [job, this.#address, row.root!, row.salt!, row.outputURI!, leaves, proofs] as const;
+      if (row.phase === "revealed") {
+        if (!(await succeeds(() => market.revealResult.staticCall(...args)))) return this.#enforce(job);
+        this.#log.warn({ jobId: row.jobId }, "the reveal is no longer on-chain (a reorg?): revealing again");
       }
+      await this.#send("revealResult", () => market.revealResult(...args));
+      this.#o.state.update(row.jobId, { phase: "revealed" });
+      this.#log.info({ jobId: row.jobId, auditor: audit.auditor }, "revealed to the auditor");
+      return;
     }
     if (state === "Challengeable") {
       if (await succeeds(() => market.settle.staticCall(job, this.#address, row.root!, row.salt!, row.outputURI!))) {
