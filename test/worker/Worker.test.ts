@@ -4,7 +4,8 @@
  * verified results; cheaters (fabricated chunks, a commitment it cannot open, never committing) are
  * caught and slashed while honest auditors are paid; a worker killed in each phase resumes from its
  * database without losing a job, committing twice or being slashed; an RPC that fails for a while is
- * survived; bad input is rejected with nothing claimed.
+ * survived; bad input, and a job too big for its compute window at the speed the worker measured, are
+ * rejected with nothing claimed.
  */
 import { expect } from "chai";
 import { mkdtempSync, readdirSync, utimesSync } from "node:fs";
@@ -15,6 +16,7 @@ import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
 import { MeshworkBlobError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
+import { collateralOf } from "../../sdk/src/params.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import { DirectoryBlobStore, digestOf } from "../../sdk/src/blob.js";
 import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
@@ -23,6 +25,7 @@ import { WorkerConfigSchema } from "../../sdk/src/worker/config.js";
 import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
+import { buildDenseModel } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
@@ -43,12 +46,18 @@ async function workersFor(w: SdkWorld, ...signers: SdkWorld["cheap"][]): Promise
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
-/** The int-kernel runtime, except that the `holdAt`-th chunk run (default: the first) of `spec`'s job waits until `release()`; `runs` lists that job's chunks run. */
-function holdingRuntime(spec: JobSpecInput, holdAt = 1) {
+/**
+ * The int-kernel runtime, except that the `holdAt`-th chunk run (default: the first) of `spec`'s job
+ * waits until `release()`; `runs` lists that job's chunks run. The worker's one timed run of a new
+ * program's first chunk, before its first claim, is neither held nor listed (`timedRun` false: a
+ * worker that only audits the job, which runs none).
+ */
+function holdingRuntime(spec: JobSpecInput, holdAt = 1, timedRun = true) {
   const first = spec.inputs.kind === "chunks" ? spec.inputs.chunks[0].digest : "";
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   const runs: number[] = [];
+  let timed = !timedRun;
   const intKernel = new IntKernelRuntime();
   const runtime: Runtime = {
     name: intKernel.name,
@@ -57,10 +66,14 @@ function holdingRuntime(spec: JobSpecInput, holdAt = 1) {
     async load(loadedSpec, executable) {
       const loaded = await intKernel.load(loadedSpec, executable);
       const held = loadedSpec.inputs.kind === "chunks" && loadedSpec.inputs.chunks[0].digest === first;
+      let timing: boolean | undefined; // whether this load is the timed one: the first of the job's to run a chunk
       return {
         async run(input, index) {
-          if (held) runs.push(index);
-          if (held && runs.length === holdAt) await gate;
+          if (held && timing === undefined) [timing, timed] = [!timed, true];
+          if (held && !timing) {
+            runs.push(index);
+            if (runs.length === holdAt) await gate;
+          }
           return loaded.run(input, index);
         },
         close: () => loaded.close(),
@@ -68,6 +81,22 @@ function holdingRuntime(spec: JobSpecInput, holdAt = 1) {
     },
   };
   return { runtime, runs, release };
+}
+
+/** `runtime`, each chunk run taking at least `ms` longer: a slower machine. */
+function slowRuntime(runtime: Runtime, ms: number): Runtime {
+  return {
+    name: runtime.name,
+    id: runtime.id,
+    capabilities: () => runtime.capabilities(),
+    async load(spec, executable) {
+      const loaded = await runtime.load(spec, executable);
+      return {
+        run: async (input, index) => (await new Promise((resolve) => setTimeout(resolve, ms)), loaded.run(input, index)),
+        close: () => loaded.close(),
+      };
+    },
+  };
 }
 
 /** A job whose first chunk `cheap`'s worker holds (see holdingRuntime), and the auditor's worker. */
@@ -306,7 +335,7 @@ describe("worker daemon", function () {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const spec = await intKernelSpec(w, 24);
-    const holding = holdingRuntime(spec);
+    const holding = holdingRuntime(spec, 1, false);
     const [provider] = await workersFor(w, w.cheap);
     const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { runtimes: [holding.runtime] });
     const job = await consumer.jobs.create(spec, JOB);
@@ -476,6 +505,83 @@ describe("worker daemon", function () {
     expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "size" })).to.equal(1);
     expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
     void unknown;
+  });
+
+  it("claims only jobs it can compute within their compute window at its measured speed: one too big for its window is rejected for good, logged once, nothing locked", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const lines: { msg: string; reason?: string; expectedSec?: number; computeWindowSec?: number; headroom?: number }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    // 25 ms a chunk, 4 chunks: at least 0.1 s; with headroom 400, at least 40 s, more than a 60 s
+    // window less the 30 s kept for the commit allows, well within an hour.
+    const loads: number[] = [];
+    const slow = slowRuntime(new IntKernelRuntime(), 25);
+    const counted: Runtime = { ...slow, name: slow.name, id: slow.id, load: (spec, exe) => (loads.push(Date.now()), slow.load(spec, exe)) };
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [counted], config: { computeHeadroom: 400 }, logger });
+    const spec = await intKernelSpec(w, 41);
+    const tight = await consumer.jobs.create(spec, { ...JOB, computeWindow: 60n });
+    const roomy = await consumer.jobs.create(spec, { ...JOB, computeWindow: 3600n });
+    const funds = async () => (await w.usd.balanceOf(w.cheap.address)) + (await w.market.balanceOf(w.usd, w.cheap.address));
+    const before = await funds();
+    await drive(w, [worker], async () => (await roomy.state()) === "Committed", 20);
+    for (let i = 0; i < 3; i++) await worker.tick(); // looked at again: not logged again
+    expect(await tight.state()).to.equal("Open");
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "window" })).to.equal(1);
+    expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(1);
+    const refused = lines.filter((l) => l.reason === "window");
+    expect(refused).to.have.length(1);
+    expect(refused[0].msg).to.match(/^not taking job: expected to compute for [\d.]+ s: 400 × that is more than its 60 s compute window less 30 s to commit$/);
+    expect(refused[0]).to.include({ computeWindowSec: 60, headroom: 400 });
+    expect(refused[0].expectedSec).to.be.within(0.1, 30 / 400 + 0.5);
+    expect(before - (await funds())).to.equal(collateralOf(roomy.job)); // the roomy job's collateral only: nothing locked for the tight one
+    // Timed once (a load and one chunk before the first claim), then loaded to compute: not timed again.
+    expect(loads).to.have.length(3);
+  });
+
+  it("takes computeHeadroom from its config: 2 by default, at least 1", () => {
+    const base = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };
+    expect(WorkerConfigSchema.parse(base).computeHeadroom).to.equal(2);
+    expect(WorkerConfigSchema.parse({ ...base, computeHeadroom: 1.5 }).computeHeadroom).to.equal(1.5);
+    const refused = WorkerConfigSchema.safeParse({ ...base, computeHeadroom: 0.5 });
+    expect(refused.success).to.equal(false);
+    expect(refused.error?.issues.map((i) => i.path)).to.deep.equal([["computeHeadroom"]]);
+  });
+
+  it("holds back a job that fits its window alone but not while its other jobs share the runtime thread; claims it once they are done", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const spec = await intKernelSpec(w, 42);
+    const holding = holdingRuntime(spec);
+    // 25 ms a chunk, 4 chunks, headroom 400: at least 40 s alone (a 100 s window less 30 s allows
+    // up to 70 s, so up to 44 ms a chunk), at least 80 s beside another job on the one runtime thread.
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { runtimes: [slowRuntime(holding.runtime, 25)], config: { computeHeadroom: 400, runtimeThreads: 1 } });
+    const first = await consumer.jobs.create(spec, { ...JOB, computeWindow: 3600n });
+    for (let i = 0; i < 10 && worker.computing.length === 0; i++) await worker.tick(); // claims, then its computation starts and is held
+    expect(worker.computing).to.deep.equal([first.jobId]);
+    const second = await consumer.jobs.create(spec, { ...JOB, computeWindow: 100n });
+    for (let i = 0; i < 3; i++) await worker.tick();
+    expect(await second.state()).to.equal("Open");
+    expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(1);
+    expect(await counter(worker, "meshwork_jobs_rejected_total")).to.equal(0); // "busy" passes: not booked
+    holding.release();
+    await drive(w, [worker], async () => (await second.state()) !== "Open", 20);
+    expect(await second.state()).to.equal("Claimed");
+    expect(await first.state()).to.not.equal("Claimed"); // computed and committed first
+  });
+
+  it("runs a new model's first chunk before claiming: a job whose output cannot be encoded (out of the fixed-point range) is rejected for good, nothing claimed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    // Weights of 10^6: every output is far outside the int32 range of fixed-point values with 16 fraction bits.
+    const model = buildDenseModel({ inFeatures: 8, outFeatures: 4, weights: new Float32Array(32).fill(1e6), bias: new Float32Array(4), relu: false });
+    await w.store.put(model);
+    const job = await consumer.jobs.create({ ...(await onnxSpec(w, 43)), model: { digest: digestOf(model), size: model.length } }, JOB);
+    for (let i = 0; i < 3; i++) await worker.tick();
+    await worker.idle();
+    expect(await job.state()).to.equal("Open");
+    expect(await counter(worker, "meshwork_jobs_rejected_total", { reason: "spec" })).to.equal(1);
+    expect(await counter(worker, "meshwork_jobs_claimed_total")).to.equal(0);
   });
 
   it("loads the program or model before claiming: one its runtime cannot run is rejected for good, one ONNX Runtime cannot load now asked for later; nothing claimed", async () => {

@@ -57,6 +57,8 @@ export function makeWorker(
     maxCollateral?: Record<string, bigint>;
     withdrawEverySec?: number;
     logger?: WorkerOptions["logger"];
+    /** Config beyond the fixture's (e.g. computeHeadroom, runtimeThreads). */
+    config?: Partial<WorkerOptions["config"]>;
   } = {},
 ): Worker {
   return new Worker({
@@ -74,6 +76,7 @@ export function makeWorker(
       audit: true,
       maxBlobBytes: options.maxBlobBytes ?? 1 << 20,
       withdrawEverySec: options.withdrawEverySec ?? 0,
+      ...options.config,
     },
     logger: options.logger ?? quietLogger().child({ worker: signer.address.slice(0, 8) }),
     cheat: options.cheat,

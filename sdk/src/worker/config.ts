@@ -48,6 +48,12 @@ export const WorkerConfigSchema = z.strictObject({
   txTimeoutSec: z.number().int().min(0).max(3600).default(180),
   /** Poll interval, ms. */
   pollMs: z.number().int().min(50).max(60_000).default(2_000),
+  /**
+   * A job is claimed only if this many times its expected compute time, at the best speed this node
+   * has measured for its program or model, fits its compute window (less 30 s for the commit). Default
+   * 2: room for a machine that is slower at times (a GPU shared with a game, a hot CPU).
+   */
+  computeHeadroom: z.number().min(1).max(100).default(2),
   /** Take audits of other providers' jobs. */
   audit: z.boolean().default(true),
   /** Largest input or executable blob it will fetch, bytes. */

@@ -1,6 +1,7 @@
 /**
  * The worker daemon of a provider (PROTOCOL.md §4–§6): follows the chain with confirmations, claims the
- * jobs it can run at its prices within its concurrency and collateral limits, fetches and verifies spec
+ * jobs it can run at its prices within its concurrency and collateral limits (and, at the speed it has
+ * measured for their program or model, within their compute window), fetches and verifies spec
  * and inputs, runs them, publishes canonical outputs and their Merkle commitment, commits (salt saved
  * first), follows the audit draw, reveals, settles; audits other providers' jobs blind; withdraws its
  * earnings on a schedule. Every step is idempotent: a restart resumes from the local state, and a poll
@@ -24,14 +25,14 @@ import type { ContractTransactionReceipt } from "ethers";
 import type { Logger } from "pino";
 import { digestOf, normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
-import { MeshworkBlobError, MeshworkContractError, MeshworkError, MeshworkRpcError, MeshworkValidationError, toMeshworkError } from "../errors.js";
+import { MeshworkBlobError, MeshworkContractError, MeshworkEncodingError, MeshworkError, MeshworkRpcError, MeshworkValidationError, toMeshworkError } from "../errors.js";
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
 import { collateralOf, jobFromResult, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
 import { ResultWriter, digestFromURI, type OutputManifest, manifestRoot } from "../results.js";
 import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
-import type { WorkerConfig } from "./config.js";
+import { runtimeThreadsOf, type WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
 import { SESSION_FAILED, type LoadedJob, type Runtime } from "./runtimes/runtime.js";
 import type { JobRow, WorkerState } from "./state.js";
@@ -46,7 +47,8 @@ export interface WorkerOptions {
   store: BlobStore;
   state: WorkerState;
   runtimes: Runtime[];
-  config: Pick<WorkerConfig, "concurrency" | "maxCollateral" | "prices" | "confirmations" | "pollMs" | "audit" | "maxBlobBytes" | "withdrawEverySec">;
+  config: Pick<WorkerConfig, "concurrency" | "maxCollateral" | "prices" | "confirmations" | "pollMs" | "audit" | "maxBlobBytes" | "withdrawEverySec"> &
+    Partial<Pick<WorkerConfig, "computeHeadroom" | "runtimeThreads">>;
   logger: Logger;
   metrics?: WorkerMetrics;
   cheat?: CheatMode;
@@ -129,6 +131,11 @@ export class Worker {
   #pruning?: Promise<void>;
   /** The program or model and input digests of each spec read, by spec hash, for the prune's pins. */
   readonly #specBlobs = new Map<string, string[]>();
+  /**
+   * The best speed measured for each program or model, by runtime and executable digest (see
+   * {@link speedKey}): from its first chunk, run once before its first claim, then every computation.
+   */
+  readonly #speeds = new Map<string, Speed>();
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -418,7 +425,42 @@ export class Worker {
     }
     const loaded = await this.#loadSpec(job, runtime, { throttled: !options.targeted });
     await this.#inputsChecked(loaded, String(job.request.specHash), options.targeted);
+    this.#checkWindow(job, loaded);
     return loaded;
+  }
+
+  /**
+   * Throws {@link JobRejectedError} "window" (for good) when the job's expected compute time, times
+   * `computeHeadroom`, does not fit its compute window less COMMIT_RESERVE_SEC: a claimed job not
+   * committed in time costs the timeout share of its collateral. "busy" (tried again) when it fits
+   * alone but not while the jobs computing now share the runtime threads with it. The expected time
+   * is the executable's load plus its input bytes at the best speed measured for it (see #speeds).
+   */
+  #checkWindow(job: JobStruct, { spec, runtime }: LoadedSpec) {
+    const speed = this.#speeds.get(speedKey(spec, runtime));
+    if (!speed) return; // forgotten since its check (see SPEEDS_KEPT): not measured again before its claim
+    const aloneMs = speed.loadMs + speed.msPerByte * inputBytes(spec);
+    const headroom = this.#o.config.computeHeadroom ?? COMPUTE_HEADROOM;
+    const windowSec = Number(job.request.computeWindow);
+    const budgetMs = (windowSec - COMMIT_RESERVE_SEC) * 1000;
+    const details = { expectedSec: Number((aloneMs / 1000).toFixed(1)), computeWindowSec: windowSec, headroom };
+    if (aloneMs * headroom > budgetMs) {
+      throw new JobRejectedError("window", `expected to compute for ${details.expectedSec} s: ${headroom} × that is more than its ${windowSec} s compute window less ${COMMIT_RESERVE_SEC} s to commit`, details);
+    }
+    const computing = this.#o.state.inPhase("claimed").length;
+    const share = Math.ceil((computing + 1) / runtimeThreadsOf({ concurrency: this.#o.config.concurrency, runtimeThreads: this.#o.config.runtimeThreads }));
+    if (share > 1 && aloneMs * share * headroom > budgetMs) {
+      throw new JobRejectedError("busy", `would not be computed within its compute window while ${computing} other jobs compute`, { ...details, computing });
+    }
+  }
+
+  #noteSpeed(spec: JobSpec, runtime: Runtime, loadMs: number, runMs: number, bytes: number) {
+    const key = speedKey(spec, runtime);
+    const known = this.#speeds.get(key);
+    const msPerByte = runMs / Math.max(1, bytes);
+    this.#speeds.delete(key); // re-inserted last: the oldest go first
+    this.#speeds.set(key, known ? { loadMs: Math.min(known.loadMs, loadMs), msPerByte: Math.min(known.msPerByte, msPerByte) } : { loadMs, msPerByte });
+    if (this.#speeds.size > SPEEDS_KEPT) this.#speeds.delete(this.#speeds.keys().next().value!);
   }
 
   /**
@@ -464,14 +506,12 @@ export class Worker {
    * spec is wrong). A `stoppable` check ends early when the worker stops.
    */
   async #checkInputs({ spec, runtime, executable }: LoadedSpec, specHash: string, stoppable: boolean): Promise<void> {
+    const executableName = spec.runtime === "onnx" ? "model" : "program";
     try {
       await (await runtime.load(spec, executable)).close();
       this.#unavailable.delete(specHash);
     } catch (error) {
-      if (error instanceof MeshworkValidationError && error.details.reason !== SESSION_FAILED) {
-        throw new JobRejectedError("spec", `the ${runtime.name} runtime cannot run the job: ${error.shortMessage}`, { cause: describe(error) });
-      }
-      throw this.#markUnavailable(specHash, `the ${runtime.name} runtime cannot load the job's ${spec.runtime === "onnx" ? "model" : "program"} now`, error, { load: true });
+      throw this.#cannotRun(runtime, specHash, `load the job's ${executableName} now`, error);
     }
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
     for (const [i, ref] of refs.entries()) {
@@ -487,6 +527,34 @@ export class Worker {
         throw new JobRejectedError("inputs-unavailable", "an input cannot be fetched now", { cause: describe(error) });
       }
     }
+    if (this.#speeds.has(speedKey(spec, runtime))) return;
+    // A program or model new to this node: its first chunk is run once, timed, for #checkWindow (the
+    // output is not kept). A chunk its runtime refuses is the spec's fault, as a load it refuses.
+    let loaded: LoadedJob | undefined;
+    try {
+      const input = (await this.#inputs(spec, [0])).get(0)!; // fetched and verified above: from the blob directory
+      const started = performance.now();
+      loaded = await runtime.load(spec, executable);
+      const ran = performance.now();
+      await loaded.run(input, 0);
+      this.#noteSpeed(spec, runtime, ran - started, performance.now() - ran, input.length);
+    } catch (error) {
+      throw this.#cannotRun(runtime, specHash, `run the job's first chunk now`, error);
+    } finally {
+      await loaded?.close();
+    }
+  }
+
+  /**
+   * Why a job's runtime failed to load or run it: an executable it cannot run or a chunk whose output
+   * cannot be encoded (NaN, out of the encoding's range: "spec", for good), or a failure that may pass
+   * (no memory now, the session failed: asked for again after a delay).
+   */
+  #cannotRun(runtime: Runtime, specHash: string, what: string, error: unknown): JobRejectedError {
+    if ((error instanceof MeshworkValidationError && error.details.reason !== SESSION_FAILED) || error instanceof MeshworkEncodingError) {
+      return new JobRejectedError("spec", `the ${runtime.name} runtime cannot run the job: ${error.shortMessage}`, { cause: describe(error) });
+    }
+    return this.#markUnavailable(specHash, `the ${runtime.name} runtime cannot ${what}`, error, { load: true });
   }
 
   /**
@@ -615,7 +683,9 @@ export class Worker {
     const { spec, executable } = await this.#loadSpec(row.job, runtime);
     const started = performance.now();
     const inputs = await this.#inputs(spec);
+    const loading = performance.now();
     const loaded = await runtime.load(spec, executable);
+    const running = performance.now();
     // Each output chunk is stored (written, uploaded to the blob sources) while the next one computes.
     const writer = new ResultWriter(this.#o.store, row.jobId);
     let computed = false;
@@ -632,6 +702,7 @@ export class Worker {
         }
       }
       computed = true;
+      this.#noteSpeed(spec, runtime, running - loading, performance.now() - running, inputBytes(spec));
     } finally {
       await loaded.close();
       if (!computed) await writer.settled(); // stopped or failed: nothing left storing behind it
@@ -1215,7 +1286,7 @@ interface LoadedSpec {
 }
 
 /** Rejections that do not change with time; the others (limits, eligibility) are re-tried. */
-const PERMANENT = new Set(["runtime", "token", "price", "spec", "size", "blob", "target"]);
+const PERMANENT = new Set(["runtime", "token", "price", "spec", "size", "blob", "target", "window"]);
 /** Most input checks (downloads before a claim) running at once. */
 const INPUT_CHECKS = 2;
 /**
@@ -1238,6 +1309,27 @@ const OTHERS_GRACE_BLOCKS = 16;
 const OTHERS_GRACE_SEC = 30;
 /** How long a tick waits for a job's input check before going on with other jobs (ms). */
 const INPUT_CHECK_WAIT_MS = 250;
+/** The default of the config's `computeHeadroom`, and the seconds of a compute window kept for the commit (see #checkWindow). */
+const COMPUTE_HEADROOM = 2;
+const COMMIT_RESERVE_SEC = 30;
+/** Most programs and models whose speed is kept (the least recently measured go first). */
+const SPEEDS_KEPT = 1_000;
+
+/** What a program or model took on this node: its load (ms), and ms per input byte. */
+interface Speed {
+  loadMs: number;
+  msPerByte: number;
+}
+
+/** A program's or model's key in the speeds this node measured: its runtime (and so device) and digest. */
+function speedKey(spec: JobSpec, runtime: Runtime): string {
+  return `${runtime.name}:${executableOf(spec).digest}`;
+}
+
+/** The bytes of a spec's inputs, as it declares them. */
+function inputBytes(spec: JobSpec): number {
+  return spec.inputs.kind === "chunks" ? spec.inputs.chunks.reduce((n, c) => n + c.size, 0) : spec.inputs.blob.size;
+}
 
 /** The program or model and the input blobs a spec names. */
 function specBlobs(spec: JobSpec): string[] {
