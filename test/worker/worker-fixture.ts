@@ -76,6 +76,7 @@ export function makeWorker(
       audit: true,
       maxBlobBytes: options.maxBlobBytes ?? 1 << 20,
       withdrawEverySec: options.withdrawEverySec ?? 0,
+      runtimeThreads: 2, // as many as jobs at once, whatever this machine's CPUs: nothing waits for a thread
       ...options.config,
     },
     logger: options.logger ?? quietLogger().child({ worker: signer.address.slice(0, 8) }),

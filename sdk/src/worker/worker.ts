@@ -136,6 +136,8 @@ export class Worker {
    * {@link speedKey}): from its first chunk, run once before its first claim, then every computation.
    */
   readonly #speeds = new Map<string, Speed>();
+  /** The compute time (ms) #checkWindow expected of each job being computed, by job id, when it was claimed. */
+  readonly #expected = new Map<string, number>();
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -380,6 +382,7 @@ export class Worker {
     await this.#ensureFunds(job.request.paymentToken, collateralOf(job), "claim");
     const receipt = await this.#send("claim", () => this.#o.mw.context.contracts.market.claim(job));
     this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now() });
+    if (spec.expectedMs !== undefined) this.#expected.set(row.jobId, spec.expectedMs);
     this.#inputChecks.delete(String(job.request.specHash)); // the computation reads the inputs again (from the cache)
     this.metrics.jobsClaimed.inc();
     this.metrics.inFlight.inc();
@@ -425,33 +428,44 @@ export class Worker {
     }
     const loaded = await this.#loadSpec(job, runtime, { throttled: !options.targeted });
     await this.#inputsChecked(loaded, String(job.request.specHash), options.targeted);
-    this.#checkWindow(job, loaded);
-    return loaded;
+    return { ...loaded, expectedMs: this.#checkWindow(job, loaded) };
   }
 
   /**
-   * Throws {@link JobRejectedError} "window" (for good) when the job's expected compute time, times
-   * `computeHeadroom`, does not fit its compute window less COMMIT_RESERVE_SEC: a claimed job not
+   * The job's expected compute time alone (ms): the executable's load plus its input bytes at the best
+   * speed measured for it (see #speeds). Throws {@link JobRejectedError} "window" (for good) when that,
+   * times `computeHeadroom`, does not fit its compute window less COMMIT_RESERVE_SEC: a claimed job not
    * committed in time costs the timeout share of its collateral. "busy" (tried again) when it fits
-   * alone but not while the jobs computing now share the runtime threads with it. The expected time
-   * is the executable's load plus its input bytes at the best speed measured for it (see #speeds).
+   * alone, but it or one of the jobs being computed (as far as this node expected them when it claimed
+   * them) would not fit its own window while they all share the runtime threads.
    */
-  #checkWindow(job: JobStruct, { spec, runtime }: LoadedSpec) {
+  #checkWindow(job: JobStruct, { spec, runtime }: LoadedSpec): number {
     const speed = this.#speeds.get(speedKey(spec, runtime));
-    if (!speed) return; // forgotten since its check (see SPEEDS_KEPT): not measured again before its claim
+    if (!speed) {
+      // Forgotten since the job's check (see SPEEDS_KEPT): checked again, its first chunk timed again.
+      this.#inputChecks.delete(String(job.request.specHash));
+      throw new JobRejectedError("fetching", "its first chunk is to be timed again");
+    }
     const aloneMs = speed.loadMs + speed.msPerByte * inputBytes(spec);
     const headroom = this.#o.config.computeHeadroom ?? COMPUTE_HEADROOM;
+    const fits = (ms: number, windowSec: number) => ms * headroom <= (windowSec - COMMIT_RESERVE_SEC) * 1000;
     const windowSec = Number(job.request.computeWindow);
-    const budgetMs = (windowSec - COMMIT_RESERVE_SEC) * 1000;
     const details = { expectedSec: Number((aloneMs / 1000).toFixed(1)), computeWindowSec: windowSec, headroom };
-    if (aloneMs * headroom > budgetMs) {
+    if (!fits(aloneMs, windowSec)) {
       throw new JobRejectedError("window", `expected to compute for ${details.expectedSec} s: ${headroom} × that is more than its ${windowSec} s compute window less ${COMMIT_RESERVE_SEC} s to commit`, details);
     }
-    const computing = this.#o.state.inPhase("claimed").length;
-    const share = Math.ceil((computing + 1) / runtimeThreadsOf({ concurrency: this.#o.config.concurrency, runtimeThreads: this.#o.config.runtimeThreads }));
-    if (share > 1 && aloneMs * share * headroom > budgetMs) {
-      throw new JobRejectedError("busy", `would not be computed within its compute window while ${computing} other jobs compute`, { ...details, computing });
+    const computing = this.#o.state.inPhase("claimed");
+    for (const id of this.#expected.keys()) if (!computing.some((r) => r.jobId === id)) this.#expected.delete(id); // no longer computed
+    const share = Math.ceil((computing.length + 1) / this.#runtimeThreads());
+    const others = computing.map((r) => ({ ms: this.#expected.get(r.jobId), windowSec: Number(r.job.request.computeWindow) }));
+    if (share > 1 && [{ ms: aloneMs, windowSec }, ...others].some((j) => j.ms !== undefined && !fits(j.ms * share, j.windowSec))) {
+      throw new JobRejectedError("busy", `it or a job being computed would not be computed within its compute window while ${computing.length} other jobs compute`, { ...details, computing: computing.length });
     }
+    return aloneMs;
+  }
+
+  #runtimeThreads(): number {
+    return runtimeThreadsOf({ concurrency: this.#o.config.concurrency, runtimeThreads: this.#o.config.runtimeThreads });
   }
 
   #noteSpeed(spec: JobSpec, runtime: Runtime, loadMs: number, runMs: number, bytes: number) {
@@ -527,21 +541,38 @@ export class Worker {
         throw new JobRejectedError("inputs-unavailable", "an input cannot be fetched now", { cause: describe(error) });
       }
     }
-    if (this.#speeds.has(speedKey(spec, runtime))) return;
-    // A program or model new to this node: its first chunk is run once, timed, for #checkWindow (the
-    // output is not kept). A chunk its runtime refuses is the spec's fault, as a load it refuses.
+    if (!this.#speeds.has(speedKey(spec, runtime))) await this.#timeFirstChunk({ spec, runtime, executable }, specHash, stoppable);
+  }
+
+  /**
+   * For a program or model new to this node (on the device the job would run on): runs the job's first
+   * chunk, timed, for #checkWindow; the output is not kept. A chunk that took under WARM_RERUN_MS is
+   * run a second time: the first run's extra (a session's warm-up, a GPU's above all) counts as load,
+   * once per computation, not per byte. Only on a runtime thread no job being computed needs, so that
+   * it neither slows a claimed job nor is timed while sharing a thread ("busy", tried again). A chunk
+   * its runtime refuses is the spec's fault, as a load it refuses.
+   */
+  async #timeFirstChunk({ spec, runtime, executable }: LoadedSpec, specHash: string, stoppable: boolean) {
+    if (this.#o.state.inPhase("claimed").length >= this.#runtimeThreads()) throw new JobRejectedError("busy", "waiting for a free runtime thread to time its first chunk");
+    if (stoppable && this.#stopping) throw new JobRejectedError("fetching", "stopping");
     let loaded: LoadedJob | undefined;
     try {
       const input = (await this.#inputs(spec, [0])).get(0)!; // fetched and verified above: from the blob directory
       const started = performance.now();
       loaded = await runtime.load(spec, executable);
-      const ran = performance.now();
+      const first = performance.now();
       await loaded.run(input, 0);
-      this.#noteSpeed(spec, runtime, ran - started, performance.now() - ran, input.length);
+      const second = performance.now();
+      let runMs = second - first;
+      if (runMs < WARM_RERUN_MS) {
+        await loaded.run(input, 0);
+        runMs = Math.min(runMs, performance.now() - second);
+      }
+      this.#noteSpeed(spec, runtime, second - started - runMs, runMs, input.length);
     } catch (error) {
       throw this.#cannotRun(runtime, specHash, `run the job's first chunk now`, error);
     } finally {
-      await loaded?.close();
+      await loaded?.close().catch((error) => this.#log.debug({ err: describe(error) }, "closing a job timed before its claim failed"));
     }
   }
 
@@ -1283,6 +1314,8 @@ interface LoadedSpec {
   spec: JobSpec;
   runtime: Runtime;
   executable: Uint8Array;
+  /** Set by #evaluate: the compute time expected of the job alone (ms), see #checkWindow. */
+  expectedMs?: number;
 }
 
 /** Rejections that do not change with time; the others (limits, eligibility) are re-tried. */
@@ -1314,6 +1347,8 @@ const COMPUTE_HEADROOM = 2;
 const COMMIT_RESERVE_SEC = 30;
 /** Most programs and models whose speed is kept (the least recently measured go first). */
 const SPEEDS_KEPT = 1_000;
+/** A first chunk timed before a claim that took less than this (ms) is run again (see #timeFirstChunk). */
+const WARM_RERUN_MS = 10_000;
 
 /** What a program or model took on this node: its load (ms), and ms per input byte. */
 interface Speed {
@@ -1321,9 +1356,13 @@ interface Speed {
   msPerByte: number;
 }
 
-/** A program's or model's key in the speeds this node measured: its runtime (and so device) and digest. */
+/**
+ * A program's or model's key in the speeds this node measured: its runtime, digest, and the job's
+ * canonicalisation, which with the runtime's options decides the device (ONNX with `device` auto runs
+ * `tolerance` jobs on CUDA, `exact` ones on the CPU).
+ */
 function speedKey(spec: JobSpec, runtime: Runtime): string {
-  return `${runtime.name}:${executableOf(spec).digest}`;
+  return `${runtime.name}:${executableOf(spec).digest}:${spec.output.canonicalisation}`;
 }
 
 /** The bytes of a spec's inputs, as it declares them. */
