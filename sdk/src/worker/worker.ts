@@ -132,12 +132,14 @@ export class Worker {
   /** The program or model and input digests of each spec read, by spec hash, for the prune's pins. */
   readonly #specBlobs = new Map<string, string[]>();
   /**
-   * The best speed measured for each program or model, by runtime and executable digest (see
-   * {@link speedKey}): from its first chunk, run once before its first claim, then every computation.
+   * The best measurement of each program or model (see {@link speedKey}): from its first chunk, timed
+   * before its first claim, then every computation.
    */
   readonly #speeds = new Map<string, Speed>();
-  /** The compute time (ms) #checkWindow expected of each job being computed, by job id, when it was claimed. */
+  /** The compute time (ms) expected of each job being computed, by job id (see #checkWindow). */
   readonly #expected = new Map<string, number>();
+  /** First chunks being timed now (see #timeFirstChunk): each holds a runtime thread. */
+  #timing = 0;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -427,8 +429,14 @@ export class Worker {
       if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
     }
     const loaded = await this.#loadSpec(job, runtime, { throttled: !options.targeted });
-    await this.#inputsChecked(loaded, String(job.request.specHash), options.targeted);
-    return { ...loaded, expectedMs: this.#checkWindow(job, loaded) };
+    const specHash = String(job.request.specHash);
+    // An executable new to this node is timed on a free runtime thread (see #timeFirstChunk): its check,
+    // which loads it, waits for one.
+    if (!this.#speeds.has(speedKey(loaded.spec, runtime)) && !this.#inputChecks.has(specHash) && this.#threadsBusy()) {
+      throw new JobRejectedError("busy", "waiting for a free runtime thread to time its first chunk");
+    }
+    await this.#inputsChecked(loaded, specHash, options.targeted);
+    return { ...loaded, expectedMs: await this.#checkWindow(job, loaded) };
   }
 
   /**
@@ -436,17 +444,17 @@ export class Worker {
    * speed measured for it (see #speeds). Throws {@link JobRejectedError} "window" (for good) when that,
    * times `computeHeadroom`, does not fit its compute window less COMMIT_RESERVE_SEC: a claimed job not
    * committed in time costs the timeout share of its collateral. "busy" (tried again) when it fits
-   * alone, but it or one of the jobs being computed (as far as this node expected them when it claimed
-   * them) would not fit its own window while they all share the runtime threads.
+   * alone, but it or one of the jobs being computed would not fit its own window while they all share
+   * the runtime threads.
    */
-  #checkWindow(job: JobStruct, { spec, runtime }: LoadedSpec): number {
+  async #checkWindow(job: JobStruct, { spec, runtime }: LoadedSpec): Promise<number> {
     const speed = this.#speeds.get(speedKey(spec, runtime));
     if (!speed) {
       // Forgotten since the job's check (see SPEEDS_KEPT): checked again, its first chunk timed again.
       this.#inputChecks.delete(String(job.request.specHash));
       throw new JobRejectedError("fetching", "its first chunk is to be timed again");
     }
-    const aloneMs = speed.loadMs + speed.msPerByte * inputBytes(spec);
+    const aloneMs = expectedOf(speed, inputBytes(spec));
     const headroom = this.#o.config.computeHeadroom ?? COMPUTE_HEADROOM;
     const fits = (ms: number, windowSec: number) => ms * headroom <= (windowSec - COMMIT_RESERVE_SEC) * 1000;
     const windowSec = Number(job.request.computeWindow);
@@ -456,24 +464,56 @@ export class Worker {
     }
     const computing = this.#o.state.inPhase("claimed");
     for (const id of this.#expected.keys()) if (!computing.some((r) => r.jobId === id)) this.#expected.delete(id); // no longer computed
-    const share = Math.ceil((computing.length + 1) / this.#runtimeThreads());
-    const others = computing.map((r) => ({ ms: this.#expected.get(r.jobId), windowSec: Number(r.job.request.computeWindow) }));
-    if (share > 1 && [{ ms: aloneMs, windowSec }, ...others].some((j) => j.ms !== undefined && !fits(j.ms * share, j.windowSec))) {
+    const share = Math.ceil((computing.length + this.#timing + 1) / this.#runtimeThreads());
+    if (share === 1) return aloneMs;
+    const jobs = [{ ms: aloneMs as number | undefined, windowSec }];
+    for (const r of computing) jobs.push({ ms: await this.#expectedOf(r), windowSec: Number(r.job.request.computeWindow) });
+    if (jobs.some((j) => j.ms !== undefined && !fits(j.ms * share, j.windowSec))) {
       throw new JobRejectedError("busy", `it or a job being computed would not be computed within its compute window while ${computing.length} other jobs compute`, { ...details, computing: computing.length });
     }
     return aloneMs;
+  }
+
+  /**
+   * The compute time expected of a job being computed (ms): as #checkWindow expected it at its claim,
+   * else (a claim adopted: after a restart, or an offer's job) at the speed measured for its executable
+   * since; undefined while none is.
+   */
+  async #expectedOf(row: JobRow): Promise<number | undefined> {
+    const known = this.#expected.get(row.jobId);
+    if (known !== undefined) return known;
+    try {
+      const spec = parseJobSpecBytes(await this.#o.store.get(String(row.job.request.specHash), { maxBytes: MAX_SPEC_BYTES }));
+      const speed = this.#speeds.get(speedKey(spec, this.#runtimeOf(row.job)));
+      if (speed) this.#expected.set(row.jobId, expectedOf(speed, inputBytes(spec)));
+    } catch {
+      // its spec unreadable now: not counted this time
+    }
+    return this.#expected.get(row.jobId);
   }
 
   #runtimeThreads(): number {
     return runtimeThreadsOf({ concurrency: this.#o.config.concurrency, runtimeThreads: this.#o.config.runtimeThreads });
   }
 
-  #noteSpeed(spec: JobSpec, runtime: Runtime, loadMs: number, runMs: number, bytes: number) {
+  /** Whether every runtime thread is taken by a job being computed or a first chunk being timed. */
+  #threadsBusy(): boolean {
+    return this.#o.state.inPhase("claimed").length + this.#timing >= this.#runtimeThreads();
+  }
+
+  /**
+   * Books a measurement of `spec`'s executable, `bytes` of input computed on the device `loaded` ran on.
+   * Of two on the same device, the one that would have taken less time for those bytes is kept (its
+   * load and per-byte figures together); one on another device than before (a CUDA session that fell
+   * back to the CPU) replaces it.
+   */
+  #noteSpeed(spec: JobSpec, runtime: Runtime, loaded: LoadedJob, loadMs: number, runMs: number, bytes: number) {
     const key = speedKey(spec, runtime);
     const known = this.#speeds.get(key);
-    const msPerByte = runMs / Math.max(1, bytes);
+    const measured: Speed = { device: (loaded as { device?: string }).device ?? "cpu", loadMs, msPerByte: runMs / Math.max(1, bytes) };
+    const kept = known && known.device === measured.device && expectedOf(known, bytes) <= expectedOf(measured, bytes) ? known : measured;
     this.#speeds.delete(key); // re-inserted last: the oldest go first
-    this.#speeds.set(key, known ? { loadMs: Math.min(known.loadMs, loadMs), msPerByte: Math.min(known.msPerByte, msPerByte) } : { loadMs, msPerByte });
+    this.#speeds.set(key, kept);
     if (this.#speeds.size > SPEEDS_KEPT) this.#speeds.delete(this.#speeds.keys().next().value!);
   }
 
@@ -553,9 +593,10 @@ export class Worker {
    * its runtime refuses is the spec's fault, as a load it refuses.
    */
   async #timeFirstChunk({ spec, runtime, executable }: LoadedSpec, specHash: string, stoppable: boolean) {
-    if (this.#o.state.inPhase("claimed").length >= this.#runtimeThreads()) throw new JobRejectedError("busy", "waiting for a free runtime thread to time its first chunk");
+    if (this.#threadsBusy()) throw new JobRejectedError("busy", "waiting for a free runtime thread to time its first chunk");
     if (stoppable && this.#stopping) throw new JobRejectedError("fetching", "stopping");
     let loaded: LoadedJob | undefined;
+    this.#timing++;
     try {
       const input = (await this.#inputs(spec, [0])).get(0)!; // fetched and verified above: from the blob directory
       const started = performance.now();
@@ -568,10 +609,11 @@ export class Worker {
         await loaded.run(input, 0);
         runMs = Math.min(runMs, performance.now() - second);
       }
-      this.#noteSpeed(spec, runtime, second - started - runMs, runMs, input.length);
+      this.#noteSpeed(spec, runtime, loaded, second - started - runMs, runMs, input.length);
     } catch (error) {
       throw this.#cannotRun(runtime, specHash, `run the job's first chunk now`, error);
     } finally {
+      this.#timing--;
       await loaded?.close().catch((error) => this.#log.debug({ err: describe(error) }, "closing a job timed before its claim failed"));
     }
   }
@@ -733,7 +775,7 @@ export class Worker {
         }
       }
       computed = true;
-      this.#noteSpeed(spec, runtime, running - loading, performance.now() - running, inputBytes(spec));
+      this.#noteSpeed(spec, runtime, loaded, running - loading, performance.now() - running, inputBytes(spec));
     } finally {
       await loaded.close();
       if (!computed) await writer.settled(); // stopped or failed: nothing left storing behind it
@@ -1350,16 +1392,22 @@ const SPEEDS_KEPT = 1_000;
 /** A first chunk timed before a claim that took less than this (ms) is run again (see #timeFirstChunk). */
 const WARM_RERUN_MS = 10_000;
 
-/** What a program or model took on this node: its load (ms), and ms per input byte. */
+/** What a program or model took on this node: the device it ran on, its load (ms), and ms per input byte. */
 interface Speed {
+  device: string;
   loadMs: number;
   msPerByte: number;
+}
+
+/** The time (ms) `speed` expects of `bytes` of input, the load included. */
+function expectedOf(speed: Speed, bytes: number): number {
+  return speed.loadMs + speed.msPerByte * bytes;
 }
 
 /**
  * A program's or model's key in the speeds this node measured: its runtime, digest, and the job's
  * canonicalisation, which with the runtime's options decides the device (ONNX with `device` auto runs
- * `tolerance` jobs on CUDA, `exact` ones on the CPU).
+ * `tolerance` jobs on CUDA, `exact` ones on the CPU); the speed names the device it was measured on.
  */
 function speedKey(spec: JobSpec, runtime: Runtime): string {
   return `${runtime.name}:${executableOf(spec).digest}:${spec.output.canonicalisation}`;
