@@ -52,6 +52,21 @@ async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: 
   return { config, mw, wallet, provider };
 }
 
+/** A unix time (seconds) as an ISO date. */
+function isoTime(seconds: bigint): string {
+  return new Date(Number(seconds) * 1000).toISOString();
+}
+
+/** What `entries` (oldest first) hold at chain time `now`: how much is released, and the next release. */
+function unbondingLine(entries: { amount: bigint; releaseAt: bigint }[], now: bigint): string {
+  const released = entries.filter((e) => e.releaseAt <= now).reduce((sum, e) => sum + e.amount, 0n);
+  const next = entries.find((e) => e.releaseAt > now);
+  const parts: string[] = [];
+  if (released > 0n) parts.push(`${formatUnits(released, 18)} MESH released (\`unstake --withdraw\` pays it)`);
+  if (next) parts.push(`${formatUnits(next.amount, 18)} MESH released at ${isoTime(next.releaseAt)}`);
+  return parts.join("; ") || "nothing";
+}
+
 /** How long `init` waits for the RPC to say which chain it is on. */
 const CHAIN_CHECK_MS = 5_000;
 
@@ -197,6 +212,9 @@ program
     if (registered) await mw.providers.updateProfile(profile, opts.metadata);
     else await mw.providers.register(profile, opts.metadata);
     console.log(`${registered ? "updated" : "registered"} ${wallet.address}: ${JSON.stringify(profile)}`);
+    if (hw.gpuCount === 0) {
+      console.log("note: no GPU detected, so the profile says 1 GPU with 1 GB, the least a profile may say: jobs that ask for more GPUs or memory are not offered to this node");
+    }
   });
 
 program
@@ -262,6 +280,10 @@ program
     const me = await mw.providers.get(wallet.address);
     console.log(`provider  ${wallet.address} (${me.active ? "active" : "inactive"})`);
     console.log(`stake     ${formatUnits(me.stake.active, 18)} MESH active, ${formatUnits(me.stake.unbonding, 18)} unbonding`);
+    if (me.stake.unbonding > 0n) {
+      const [entries, { time }] = await Promise.all([mw.providers.unbonding(wallet.address), mw.context.latestBlock("status")]);
+      console.log(`unbonding ${unbondingLine(entries, time)}`);
+    }
     for (const b of await mw.balances.all(wallet.address)) {
       const places = await mw.balances.decimals(b.symbol);
       console.log(`balance   ${b.symbol}: ${formatUnits(b.market, places)} in the market, ${formatUnits(b.wallet, places)} in the wallet`);
@@ -273,7 +295,8 @@ program
     const dbPath = join(config.dataDir, "worker.db");
     if (existsSync(dbPath)) {
       const state = new WorkerState(dbPath);
-      for (const r of state.summary()) console.log(`jobs      ${r.role}/${r.phase}: ${r.count}`);
+      const roles: Record<string, string> = { none: "not taken", provider: "as provider", auditor: "as auditor", tieBreaker: "as tie-breaker" };
+      for (const r of state.summary()) console.log(`jobs      ${roles[r.role] ?? r.role}, ${r.phase}: ${r.count}`);
       state.close();
     }
   });
@@ -302,8 +325,20 @@ program
   .action(async (value: string | undefined, opts) => {
     const { mw, wallet } = await connect(program.opts().config);
     if (opts.withdraw) {
-      await mw.providers.withdrawStake();
-      console.log("withdrew released stake");
+      if (value) throw new MeshworkError("give an amount to unstake, or --withdraw, not both");
+      // Checked here so that an early call says when, rather than sending a transaction that reverts.
+      const entries = await mw.providers.unbonding(wallet.address);
+      if (entries.length === 0) throw new MeshworkError("unstake --withdraw: no stake is unbonding (`unstake <amount>` starts unbonding)");
+      const { time } = await mw.context.latestBlock("unstake --withdraw");
+      if (entries[0].releaseAt > time) {
+        throw new MeshworkError(`unstake --withdraw: nothing released yet; the first ${formatUnits(entries[0].amount, 18)} MESH is released at ${isoTime(entries[0].releaseAt)}`);
+      }
+      const receipt = await mw.providers.withdrawStake();
+      const { registry } = mw.context.contracts;
+      const paid = receipt.logs.map((log) => registry.interface.parseLog(log)).find((e) => e?.name === "StakeWithdrawn");
+      console.log(`withdrew ${formatUnits(paid?.args.amount ?? 0n, 18)} MESH of released stake`);
+      const left = await mw.providers.unbonding(wallet.address);
+      if (left.length) console.log(`still unbonding: ${unbondingLine(left, time)}`);
       return;
     }
     if (!value) throw new MeshworkError("give an amount to unstake, or --withdraw");
@@ -311,7 +346,7 @@ program
     const { active } = (await mw.providers.get(wallet.address)).stake;
     if (wanted > active) throw new MeshworkError(`unstake ${value} MESH: ${formatUnits(active, 18)} MESH is staked and not unbonding`);
     const { releaseAt } = await mw.providers.requestUnstake(wanted);
-    console.log(`unbonding ${value} MESH until ${new Date(Number(releaseAt) * 1000).toISOString()} (slashable until then)`);
+    console.log(`unbonding ${value} MESH until ${isoTime(releaseAt)} (slashable until then)`);
     const me = await mw.providers.get(wallet.address);
     if (!me.active) console.log(`note: active stake is now ${formatUnits(me.stake.active, 18)} MESH, under the minimum: this node takes no new jobs`);
   });

@@ -61,6 +61,15 @@ export interface ProviderInfo {
   reputation: Reputation;
 }
 
+/** An unbonding entry of a provider's stake ({@link Providers.unbonding}). */
+export interface UnbondingEntry {
+  entryId: bigint;
+  /** Its MESH value now (18 decimals). */
+  amount: bigint;
+  /** Unix time from which `withdrawStake` pays it. */
+  releaseAt: bigint;
+}
+
 export interface ProviderFilter {
   activeOnly?: boolean;
   region?: string;
@@ -218,6 +227,31 @@ export class Providers {
    */
   async withdrawStake(maxEntries = 32): Promise<ContractTransactionReceipt> {
     return this.ctx.send("withdrawStake", () => this.ctx.contracts.registry.withdrawStake(maxEntries));
+  }
+
+  /**
+   * A provider's unbonding entries not withdrawn yet, oldest first, at most `max` of them: what each
+   * is worth now (a slash while it unbonds lowers it) and when it is released. {@link withdrawStake}
+   * pays, in this order, those whose `releaseAt` the latest block has reached.
+   * @throws {MeshworkValidationError} unless `max` is an integer from 1 to 256.
+   * @example
+   * ```ts
+   * const [first] = await mw.providers.unbonding(await signer.getAddress());
+   * if (first) console.log(`${first.amount} released at ${new Date(Number(first.releaseAt) * 1000)}`);
+   * ```
+   */
+  async unbonding(address: string, max = 32): Promise<UnbondingEntry[]> {
+    if (!Number.isInteger(max) || max < 1 || max > 256) {
+      throw new MeshworkValidationError("unbonding", [{ code: "custom", path: ["max"], message: "an integer from 1 to 256", input: max } as never]);
+    }
+    const { registry } = this.ctx.contracts;
+    return this.ctx.call("providers.unbonding", async () => {
+      const [head, next] = await registry.unbondingQueue(address);
+      const ids: bigint[] = [];
+      for (let id = head; id < next && ids.length < max; id++) ids.push(id);
+      const entries = await Promise.all(ids.map((id) => registry.unbondingEntry(address, id)));
+      return entries.map(([amount, releaseAt], i) => ({ entryId: ids[i], amount, releaseAt }));
+    });
   }
 
   /**

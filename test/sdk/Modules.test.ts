@@ -70,12 +70,23 @@ describe("SDK: providers", () => {
     const { entryId, releaseAt } = await mw.providers.requestUnstake(400n * MESH);
     expect(entryId).to.equal(0n);
     expect((await mw.providers.get(w.dear.address)).stake).to.deep.include({ active: 600n * MESH, unbonding: 400n * MESH });
+    await networkHelpers.time.increase(60); // released a minute after the first
+    const second = await mw.providers.requestUnstake(100n * MESH);
+    expect(await mw.providers.unbonding(w.dear.address)).to.deep.equal([
+      { entryId: 0n, amount: 400n * MESH, releaseAt },
+      { entryId: 1n, amount: 100n * MESH, releaseAt: second.releaseAt },
+    ]);
+    expect(await mw.providers.unbonding(w.dear.address, 1)).to.deep.equal([{ entryId: 0n, amount: 400n * MESH, releaseAt }]);
+    const badMax = await mw.providers.unbonding(w.dear.address, 0).catch((e) => e);
+    expect(badMax).to.be.instanceOf(MeshworkValidationError);
+    expect(badMax.issues.map((i: { path: string[] }) => i.path.join("."))).to.deep.equal(["max"]);
     const early = await mw.providers.withdrawStake().catch((e) => e);
     expect(early).to.include({ errorName: "ProviderRegistryNothingToWithdraw" });
     expect(early.arg("nextReleaseAt")).to.equal(releaseAt);
     await networkHelpers.time.increaseTo(releaseAt);
     await mw.providers.withdrawStake();
     expect(await w.mesh.balanceOf(w.dear.address)).to.equal(400n * MESH);
+    expect(await mw.providers.unbonding(w.dear.address)).to.deep.equal([{ entryId: 1n, amount: 100n * MESH, releaseAt: second.releaseAt }]);
   });
 
   it("stakes with a plain approval too, and lists providers by filter", async () => {

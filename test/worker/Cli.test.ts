@@ -113,6 +113,11 @@ describe("worker CLI and daemon as processes", function () {
     for (const args of [["register", "--region", region, "--energy", "renewable", "--gpu-class", "3"], ["stake", "1000"], ["prices", "tUSD=1"]]) {
       const result = await cli(config, ...args);
       expect(result.code, result.output).to.equal(0);
+      // A machine without a GPU registers as the least profile the registry takes, and is told so.
+      if (args[0] === "register" && JSON.parse(readFileSync(config, "utf8")).hardware.gpuCount === 0) {
+        expect(result.output).to.contain('"gpuCount":1,"vramGB":1');
+        expect(result.output).to.contain("note: no GPU detected, so the profile says 1 GPU with 1 GB");
+      }
     }
     const status = await cli(config, "status");
     expect(status.code, status.output).to.equal(0);
@@ -205,7 +210,7 @@ describe("worker CLI and daemon as processes", function () {
     await stopGroup(restarted, 10_000);
     await stopGroup(daemonB, 10_000);
     const status = await cli(a.config, "status");
-    expect(status.output).to.contain("jobs      provider/done: 1");
+    expect(status.output).to.contain("jobs      as provider, done: 1");
     // The job's spec, program, inputs, manifest and outputs are in its blob directory, kept a week.
     expect(status.output).to.match(/blobs {5}(\d+) in .*blobs, [\d.]+ MiB \(removed once unused for 168 h\)/);
     expect(Number(/blobs {5}(\d+)/.exec(status.output)![1])).to.be.at.least(11);
@@ -338,6 +343,30 @@ describe("worker CLI and daemon as processes", function () {
     expect(unstaked.code, unstaked.output).to.equal(0);
     expect(unstaked.output).to.match(/unbonding 500 MESH until \S+ \(slashable until then\)/);
     expect(unstaked.output).to.contain("note: active stake is now 500.0 MESH, under the minimum: this node takes no new jobs");
+    const releaseAt = /unbonding 500 MESH until (\S+)/.exec(unstaked.output)![1];
+
+    // Too early: one line saying when, and nothing sent.
+    const sent = await provider.getTransactionCount(a.address);
+    const early = await cli(a.config, "unstake", "--withdraw");
+    expect([early.code, early.output.trim().split("\n").at(-1)]).to.deep.equal([1, `error: unstake --withdraw: nothing released yet; the first 500.0 MESH is released at ${releaseAt}`]);
+    expect(await provider.getTransactionCount(a.address)).to.equal(sent);
+    const waiting = await cli(a.config, "status");
+    expect(waiting.output).to.contain("stake     500.0 MESH active, 500.0 unbonding");
+    expect(waiting.output).to.contain(`unbonding 500.0 MESH released at ${releaseAt}`);
+
+    // After the unbonding period (10 minutes on the devnet) it is paid.
+    await provider.send("evm_increaseTime", [600]);
+    await provider.send("evm_mine", []);
+    expect((await cli(a.config, "status")).output).to.contain("unbonding 500.0 MESH released (`unstake --withdraw` pays it)");
+    const mesh = MeshToken__factory.connect(book.contracts.mesh, provider);
+    const held = await mesh.balanceOf(a.address);
+    const withdrawn = await cli(a.config, "unstake", "--withdraw");
+    expect(withdrawn.code, withdrawn.output).to.equal(0);
+    expect(withdrawn.output.trim().split("\n").at(-1)).to.equal("withdrew 500.0 MESH of released stake");
+    expect((await mesh.balanceOf(a.address)) - held).to.equal(500n * 10n ** 18n);
+    const done = await cli(a.config, "status");
+    expect(done.output).to.contain("stake     500.0 MESH active, 0.0 unbonding");
+    expect(done.output).to.not.contain("unbonding 500.0");
   });
 
   it("prints one clear line and exits non-zero on bad input, spending nothing", async () => {
@@ -378,6 +407,10 @@ describe("worker CLI and daemon as processes", function () {
     // Amounts in the token's units, checked against what there is before anything is sent.
     const noStake = await cli(config, "unstake", "2.5");
     expect([noStake.code, noStake.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: unstake 2.5 MESH: 0.0 MESH is staked and not unbonding"]);
+    const nothingUnbonding = await cli(config, "unstake", "--withdraw");
+    expect([nothingUnbonding.code, nothingUnbonding.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: unstake --withdraw: no stake is unbonding (`unstake <amount>` starts unbonding)"]);
+    const both = await cli(config, "unstake", "5", "--withdraw");
+    expect([both.code, both.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: give an amount to unstake, or --withdraw, not both"]);
     const noEarnings = await cli(config, "withdraw", "tUSD", "3");
     expect([noEarnings.code, noEarnings.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: withdraw 3 tUSD: this node has 0.0 tUSD in the market"]);
     const tooPrecise = await cli(config, "withdraw", "tUSD", "0.0000001");
