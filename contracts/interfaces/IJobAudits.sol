@@ -62,6 +62,7 @@ interface IJobAudits is IJobMarketTypes {
     /// @notice Within the challenge window of a committed job not under audit, anyone but the provider
     /// bonds `challengeBondBps` of P to force an audit, optionally naming a chunk the sample must include.
     /// Right (fraud proven): bond back plus the consumer's share of S. Wrong: the bond goes to the provider.
+    /// A committed job the draw selects for audit is under audit already: `JobMarketAuditRequired`.
     function challenge(Job calldata job, bool named, uint32 chunk) external;
 
     /// @notice Adds `amount` to the audit pool of `token` (from the caller's internal balance first, the

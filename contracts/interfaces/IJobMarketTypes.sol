@@ -299,7 +299,8 @@ interface IJobMarketTypes {
 
 
     error JobMarketRandomnessNotReady(bytes32 jobId, uint256 commitBlock);
-    /// @notice The job was drawn for audit: call `draw` (without revealing) and wait for the auditor.
+    /// @notice The job was drawn for audit: call `draw` (without revealing) and wait for the auditor. From
+    /// `challenge`: the job is under audit already, no challenge is needed.
     error JobMarketAuditRequired(bytes32 jobId);
     error JobMarketNotDrawnForAudit(bytes32 jobId);
     error JobMarketUnexpectedPhase(bytes32 jobId, AuditPhase current, AuditPhase expected);

@@ -118,6 +118,8 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         }
         uint256 m = job.request.verification.auditChunks();
         _expectProviderLeaves(jobId, slot, providerLeaves, m);
+        // Exactly m: a commitment to more leaves would match on the first m and leave no tie-break possible.
+        _expectLength(jobId, leaves.length, m);
 
         uint64 disputed;
         for (uint256 k; k < m; ++k) {
@@ -216,6 +218,14 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         else _expectState(jobId, state, JobState.Committed);
         if (block.timestamp >= windowEnd) revert JobMarketChallengeWindowClosed(jobId, windowEnd);
         if (_registry.idOf(msg.sender) == slot.providerId()) revert JobMarketConflictOfInterest(jobId, msg.sender);
+        if (state == JobState.Committed) {
+            // A job the draw selects is under audit already: a challenge would only replace a drawn chunk
+            // and take the consumer's share of S (for a provider's own second address, back to it).
+            address provider = _registry.providerById(slot.providerId());
+            if (_drawAudit(jobId, job, slot, _accounts[job.request.paymentToken][provider].completed, false)) {
+                revert JobMarketAuditRequired(jobId);
+            }
+        }
         uint256 chunks = job.request.verification.chunks();
         if (named && chunk >= chunks) revert JobMarketChunkOutOfRange(jobId, chunk, chunks);
 

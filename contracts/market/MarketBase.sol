@@ -173,14 +173,17 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
         if (announce) emit AuditDrawn(jobId, audited, probability, failSafe);
     }
 
-    /// @dev The sample seed of an audit: the draw's randomness, or a recent block hash once it expired.
+    /// @dev The sample seed of an audit: the draw's randomness, or, once it expired, the hash of the
+    /// latest block whose number is a multiple of 256. Every call within those 256 blocks gets the same
+    /// seed, so a caller cannot retry block by block (reverting on a sample it dislikes) until the
+    /// sample misses the chunks it fabricated; and an auditor's claim lands on the sample it read.
     function _seed(bytes32 jobId, Job calldata job, JobSlot slot) internal view returns (uint48) {
         (IRandomnessSource.Availability availability, bytes32 value) =
             _randomnessOf(slot.commitBlock(), job.terms.externalRandomness());
         if (availability == IRandomnessSource.Availability.Pending) {
             revert JobMarketRandomnessNotReady(jobId, slot.commitBlock());
         }
-        if (availability == IRandomnessSource.Availability.Expired) value = blockhash(block.number - 1);
+        if (availability == IRandomnessSource.Availability.Expired) value = blockhash((block.number - 1) & ~uint256(255));
         return uint48(uint256(keccak256(abi.encode(value, jobId, "sample"))));
     }
 

@@ -32,7 +32,9 @@ export function buildMeshwork(m: Builder, paymentTokens: Token[], options: { all
     mesh,
     deployer,
     m.getParameter("minStake", 1_000n * 10n ** 18n),
-    m.getParameter("unbondingPeriod", 21 * DAY),
+    // Longer than a job can take from claim to final verdict (docs/governance.md): stake cannot leave
+    // before it can be slashed.
+    m.getParameter("unbondingPeriod", 30 * DAY),
     m.getParameter("jailPeriod", 30 * DAY),
   ]);
   const auditModule = m.contract("AuditModule", [registry]);
@@ -53,7 +55,7 @@ export function buildMeshwork(m: Builder, paymentTokens: Token[], options: { all
       auditClaimWindow: m.getParameter("auditClaimWindow", DAY),
       auditRevealWindow: m.getParameter("auditRevealWindow", DAY),
       minComputeWindow: m.getParameter("minComputeWindow", 600),
-      maxComputeWindow: m.getParameter("maxComputeWindow", 30 * DAY),
+      maxComputeWindow: m.getParameter("maxComputeWindow", 7 * DAY),
       flags: 0,
     },
     {

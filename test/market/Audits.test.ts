@@ -191,6 +191,28 @@ describe("JobMarket audits, disputes and challenges", () => {
       expect(await sys.market.jobState(jobId)).to.equal(JobState.Audited);
     });
 
+    it("once the randomness has expired, seeds the sample from the last block numbered a multiple of 256: the same in every block until the next", async () => {
+      const { sys, job } = await networkHelpers.loadFixture(honestJob);
+      await sys.randomness.set(2, ethers.ZeroHash); // Expired
+      // Start one block past a multiple of 256 (whether a call sees the latest block or the next), so
+      // that the next 200 blocks share it.
+      const start = await ethers.provider.getBlockNumber();
+      await networkHelpers.mine(256 - (start % 256) + 1);
+      const samples = new Set<string>();
+      for (let i = 0; i < 200; i += 20) {
+        samples.add(String(await sys.market.sampleOf(job)));
+        await networkHelpers.mine(20); // a provider trying again a block later gets the same sample
+      }
+      expect(samples.size).to.equal(1);
+      const seedBlock = (await ethers.provider.getBlockNumber()) & ~255;
+      await networkHelpers.mine(256); // the next multiple of 256 is another block, with another hash
+      const later = String(await sys.market.sampleOf(job));
+      expect((await ethers.provider.getBlockNumber()) & ~255).to.equal(seedBlock + 256);
+      expect(later).to.not.equal([...samples][0]);
+      await sys.market.draw(job);
+      expect(String((await sys.market.auditOf(job)).sample)).to.equal(String(await sys.market.sampleOf(job)));
+    });
+
     it("waits for the block after the commit, and refuses to settle a job drawn for audit", async () => {
       const c = await networkHelpers.loadFixture(honestJob);
       const { sys, jobId, job, result, provider } = c;
@@ -468,6 +490,31 @@ describe("JobMarket audits, disputes and challenges", () => {
       await expectConservation(sys, [job]);
     });
 
+    it("is refused for a committed job the draw selects for audit: nothing bonded, the drawn sample stands", async () => {
+      const c = await networkHelpers.loadFixture(honestJob);
+      const { sys, job, jobId, stranger } = c;
+      await setDraw(sys, jobId, true);
+      const drawn = (await sys.market.sampleOf(job)).map(Number);
+      const before = await snapshot(c);
+      const named = (drawn[0] + 1) % N;
+      await expect(sys.market.connect(stranger).challenge(job, true, named))
+        .to.be.revertedWithCustomError(sys.market, "JobMarketAuditRequired")
+        .withArgs(jobId);
+      expect(delta(before, await snapshot(c)).stranger).to.equal(0n);
+      await sys.market.draw(job);
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Audited);
+      expect((await sys.market.sampleOf(job)).map(Number)).to.deep.equal(drawn);
+
+      // A committed job the draw passes over may be challenged before anyone draws it.
+      const other = await networkHelpers.loadFixture(honestJob);
+      await setDraw(other.sys, other.jobId, false);
+      await expect(other.sys.market.connect(other.stranger).challenge(other.job, true, 7))
+        .to.emit(other.sys.market, "JobChallenged")
+        .withArgs(other.jobId, other.stranger.address, BOND, true, 7);
+      expect(await other.sys.market.jobState(other.jobId)).to.equal(JobState.Audited);
+      expect((await other.sys.market.sampleOf(other.job))[0]).to.equal(7n);
+    });
+
     it("is open only during the challenge window, to anyone but the provider, and for an existing chunk", async () => {
       const c = await networkHelpers.loadFixture(unauditedHonest);
       const { sys, job, jobId, provider, stranger } = c;
@@ -608,6 +655,29 @@ describe("JobMarket audits, disputes and challenges", () => {
       await expect(sys.market.connect(stranger).audit(job, ethers.ZeroHash))
         .to.be.revertedWithCustomError(sys.market, "JobMarketIneligible")
         .withArgs(jobId, stranger.address, 1);
+    });
+
+    it("an auditor that committed to more leaves than the sample cannot reveal them: it stalls and the provider is paid", async () => {
+      const c = await networkHelpers.loadFixture(honestJob);
+      const { sys, job, jobId, auditor, result } = c;
+      await setDraw(sys, jobId, true);
+      const sample = (await sys.market.sampleOf(job)).map(Number);
+      // Honest leaves for the sample plus one more: the provider's honest reveal cannot open it.
+      const padded = new AuditAnswer(jobId, auditor.address, [...AuditAnswer.of(jobId, auditor.address, sample).leaves, ethers.ZeroHash]);
+      await sys.market.connect(auditor).audit(job, padded.commitment);
+      const before = await snapshot(c);
+      await revealResult(c, sample);
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Disputed);
+      await expect(sys.market.connect(auditor).revealAudit(job, padded.leaves, result.leavesAt(sample)))
+        .to.be.revertedWithCustomError(sys.market, "JobMarketWrongLeafCount")
+        .withArgs(jobId, M + 1, M);
+      await networkHelpers.time.increase(Number((await sys.market.auditOf(job)).deadline) - (await networkHelpers.time.latest()) + 1);
+      await expect(sys.market.enforceDeadline(job)).to.emit(sys.market, "AuditorStalled");
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Settled);
+      const d = delta(before, await snapshot(c));
+      expect(d.provider).to.equal(P - FEE + S);
+      expect(d.auditor).to.equal(0n); // its collateral forfeited
+      await expectConservation(sys, [job]);
     });
 
     it("refuses to audit a job the draw did not select, and out-of-order or forged steps", async () => {
