@@ -113,7 +113,7 @@ export class Meshwork {
    * The market's public statistics (queue times by GPU class and region, price board and index,
    * utilisation, provider reliability, audits, slashes with reasons), computed from events since the
    * deployment block (or `fromBlock`).
-   * @throws {MeshworkError} when the RPC fails.
+   * @throws {MeshworkRpcError} when the RPC fails (a log query's range is narrowed where the RPC caps it).
    * @example
    * ```ts
    * const { queueTime, priceBoard } = await mw.stats();
@@ -123,7 +123,14 @@ export class Meshwork {
     const { market, registry } = this.context.contracts;
     const events = await loadEvents(
       { market, registry },
-      { fromBlock: options.fromBlock ?? this.book.deploymentBlock, toBlock: options.toBlock, provider: this.context.provider },
+      {
+        fromBlock: options.fromBlock ?? this.book.deploymentBlock,
+        toBlock: options.toBlock,
+        provider: this.context.provider,
+        // The context's reader: narrower ranges where the RPC caps them, failures as MeshworkRpcError.
+        readLogs: (query, from, to) => this.context.logs("stats", query, from, to),
+        call: (what, request) => this.context.call(`stats: ${what}`, request),
+      },
     );
     return { ...computeStats(events, options), events };
   }

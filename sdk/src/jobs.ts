@@ -3,10 +3,12 @@
  * signed offer), and follow a job to its result with a {@link JobHandle}.
  */
 import { randomBytes } from "node:crypto";
-import { Contract, Interface, TypedDataEncoder, getBytes, hexlify, recoverAddress } from "ethers";
+import { Contract, Interface, TypedDataEncoder, getAddress, getBytes, hexlify, recoverAddress } from "ethers";
 import type { ContractTransactionReceipt, Log } from "ethers";
 import { Balances } from "./balances.js";
+import { digestOf, type BlobStore } from "./blob.js";
 import type { MeshworkContext } from "./context.js";
+import { splitChunks } from "./encoding.js";
 import {
   MeshworkContractError,
   MeshworkError,
@@ -16,6 +18,7 @@ import {
   MeshworkRpcError,
   MeshworkTimeoutError,
   MeshworkValidationError,
+  MeshworkVerificationError,
   toMeshworkError,
 } from "./errors.js";
 import {
@@ -25,6 +28,7 @@ import {
   packRequirements,
   packVerification,
   unpackTerms,
+  unpackVerification,
   type JobRequestStruct,
   type JobStruct,
   type Requirements,
@@ -33,7 +37,7 @@ import {
 import { Providers } from "./providers.js";
 import { fetchResult, blobURI, type FetchResultOptions } from "./results.js";
 import { rankCandidates, type Rejection, type RoutingCandidate, type RoutingCaps } from "./routing.js";
-import { canonicalJson, parseJobSpec, runtimeId, specHash, type JobSpec } from "./spec.js";
+import { canonicalJson, getJobSpec, parseJobSpec, runtimeId, specHash, type JobSpec } from "./spec.js";
 
 /** IJobMarketTypes.JobState, by name. */
 export const JOB_STATES = [
@@ -164,6 +168,13 @@ export class Jobs {
    */
   async prepare(specInput: unknown, options: JobOptions): Promise<PreparedJob> {
     const spec = parseJobSpec(specInput);
+    if (spec.encryptTo) {
+      // The format is fixed (spec.ts), the encryption not built: no worker encrypts outputs yet, and
+      // none takes such a job, rather than publish in the clear what was to be encrypted.
+      throw new MeshworkValidationError("job spec", [
+        { code: "custom", path: ["encryptTo"], message: "encrypted outputs are not supported yet: no worker produces them", input: spec.encryptTo } as never,
+      ]);
+    }
     const hash = specHash(spec);
     if (options.storeSpec !== false) {
       const store = this.ctx.blobStore;
@@ -371,9 +382,19 @@ export class Jobs {
     const { domain, types } = offerTypedData(this.ctx.chainId, this.ctx.book.contracts.market);
     const out: RouteCandidate[] = [];
     for (const offer of offers) {
-      const job = await this.#jobOf(offer.consumer, offer.request);
-      // What the market's `offerDigest(jobId, expiry)` returns, computed here.
-      const digest = TypedDataEncoder.hash(domain, types, { jobId: hashJob(job), expiry: offer.expiry });
+      let digest: string;
+      try {
+        getAddress(offer.provider);
+        const job = await this.#jobOf(offer.consumer, offer.request);
+        // What the market's `offerDigest(jobId, expiry)` returns, computed here.
+        digest = TypedDataEncoder.hash(domain, types, { jobId: hashJob(job), expiry: offer.expiry });
+      } catch (error) {
+        if (error instanceof MeshworkError) throw error; // the RPC failed
+        // Malformed (a field out of its type's range, not an address): what arrived from an untrusted
+        // transport is dropped alone, without asking the chain about it.
+        out.push({ provider: String(offer.provider), price: 0n, region: "", energy: 0, reliability: 0, queue: 0, eligibility: INVALID_OFFER, offer });
+        continue;
+      }
       const valid =
         sameAddress(offer.request.targetProvider, offer.provider) &&
         sameRequestButPrice(offer.request, prepared.request) &&
@@ -763,9 +784,28 @@ export class JobHandle {
     if (!settled) throw new MeshworkError(`job ${this.jobId} has no result yet`, { details: { state: await this.state() } });
     const store = this.#ctx.blobStore;
     if (!store) throw new MeshworkError("result() needs a blob store: pass blobStore to Meshwork.connect");
-    const inputDigests =
-      options.inputDigests ?? (this.spec?.inputs.kind === "chunks" ? this.spec.inputs.chunks.map((c) => c.digest) : undefined);
-    return fetchResult(store, this.jobId, settled.resultRoot, settled.outputURI, { ...options, inputDigests }); // bytes joined when read
+    const chunks = unpackVerification(this.job.request.verification).chunks;
+    const inputDigests = options.inputDigests ?? (await this.#inputDigests(store));
+    return fetchResult(store, this.jobId, settled.resultRoot, settled.outputURI, { ...options, chunks, inputDigests }); // bytes joined when read
+  }
+
+  /**
+   * The digest of each input chunk of this job, from its spec (fetched by its hash when this handle did
+   * not create the job): listed, or, for one input blob, its chunks' (the blob fetched and split).
+   */
+  async #inputDigests(store: BlobStore): Promise<string[]> {
+    try {
+      this.spec ??= await getJobSpec(store, String(this.job.request.specHash));
+      const { inputs, chunking } = this.spec;
+      if (inputs.kind === "chunks") return inputs.chunks.map((c) => c.digest);
+      const blob = await store.get(inputs.blob.digest, { maxBytes: inputs.blob.size });
+      return splitChunks(blob, chunking.chunks, { elementBytes: inputs.elementBytes }).map((chunk) => digestOf(chunk));
+    } catch (cause) {
+      throw new MeshworkVerificationError("the job's spec or input could not be fetched to check the result's inputs (pass inputDigests)", this.jobId, undefined, {
+        cause,
+        details: { specHash: String(this.job.request.specHash) },
+      });
+    }
   }
 
   /**
@@ -774,8 +814,9 @@ export class JobHandle {
    * job's state and window are read before approving, so a challenge that cannot succeed leaves no
    * allowance behind; `chunk` names a chunk to audit first.
    * @throws {MeshworkContractError} `JobMarketChallengeWindowClosed(jobId, windowEnd)`,
-   * `JobMarketUnexpectedState(jobId, current, expected)` (both also found before approving anything),
-   * `JobMarketChunkOutOfRange`, `JobMarketConflictOfInterest`, `ERC20InsufficientBalance`.
+   * `JobMarketUnexpectedState(jobId, current, expected)`, `JobMarketAuditRequired` (a committed job the
+   * draw selects for audit is under audit already), `JobMarketChunkOutOfRange`,
+   * `JobMarketConflictOfInterest` (all found before approving anything), `ERC20InsufficientBalance`.
    * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
@@ -792,7 +833,7 @@ export class JobHandle {
     const bond = (BigInt(this.job.request.price) * BigInt(config.challengeBondBps)) / 10_000n;
     if (balance < bond) {
       // The transaction cannot be simulated before the approval, so its first checks are made here.
-      await this.#expectChallengeable();
+      await this.#expectChallengeable(options.chunk);
       await new Balances(this.#ctx).ensureAllowance(token, bond - balance, "challenge");
     }
     const named = options.chunk !== undefined;
@@ -801,8 +842,8 @@ export class JobHandle {
     return receipt;
   }
 
-  /** Throws what `challenge` would revert with when the job is not in its challenge window now. */
-  async #expectChallengeable(): Promise<void> {
+  /** Throws what `challenge` would revert with, short of the bond's transfer. */
+  async #expectChallengeable(chunk: number | undefined): Promise<void> {
     const { market } = this.#ctx.contracts;
     const record = await this.#ctx.call("jobRecord", () => market.jobRecord(this.jobId));
     const state = Number(record.state);
@@ -817,6 +858,14 @@ export class JobHandle {
       state === committed ? BigInt(record.committedAt) + BigInt(unpackTerms(BigInt(this.job.terms)).challengeWindow) : BigInt(record.committedAt);
     // The challenge lands in a later block than the latest, a second after it at the earliest.
     if ((await this.#ctx.chainTime("challenge")) + 1n >= windowEnd) throw revert("JobMarketChallengeWindowClosed", [this.jobId, windowEnd]);
+    // The rest (not its provider, an existing chunk, a job the draw has not selected for audit) by
+    // simulating it: past those checks only the bond's transfer, not approved yet, can fail.
+    try {
+      await market.challenge.staticCall(this.job, chunk !== undefined, chunk ?? 0);
+    } catch (error) {
+      const e = toMeshworkError(error, this.#ctx.interfaces, "challenge");
+      if (!(e instanceof MeshworkContractError && /^ERC20Insufficient(Allowance|Balance)$/.test(e.errorName))) throw e;
+    }
   }
 
   /**

@@ -147,7 +147,7 @@ export class Providers {
    */
   async postPrice(token: string, pricePerUnit: bigint, options: { commons?: boolean } = {}): Promise<ContractTransactionReceipt> {
     const address = this.ctx.token(token);
-    const key = options.commons ? await this.ctx.contracts.registry.commonsPriceKey(address) : address;
+    const key = options.commons ? await this.ctx.call("commonsPriceKey", () => this.ctx.contracts.registry.commonsPriceKey(address)) : address;
     return this.ctx.send("postPrice", () => this.ctx.contracts.registry.postPrice(key, pricePerUnit));
   }
 

@@ -152,6 +152,8 @@ export const DEFAULT_MAX_CHUNK_BYTES = 256 * 1024 * 1024;
 export interface FetchResultOptions {
   /** The input digest the consumer expects for each chunk (from its spec); checked when given. */
   inputDigests?: string[];
+  /** The number of chunks the job has (its on-chain `verification`); checked when given. */
+  chunks?: number;
   /** The longest output chunk to download, in bytes; default 256 MiB. */
   maxChunkBytes?: number;
 }
@@ -163,7 +165,7 @@ export interface FetchResultOptions {
  * result that cannot be right costs no download. `bytes`, the chunks joined, is built when first read.
  * @throws {MeshworkVerificationError} a manifest missing, too long, malformed or for another job; an
  * input digest other than expected (naming the lowest such chunk) or another number of chunks than
- * `inputDigests`; a root that does not match; an output chunk missing, longer than `maxChunkBytes`
+ * `chunks` or `inputDigests`; a root that does not match; an output chunk missing, longer than `maxChunkBytes`
  * (`details.maxChunkBytes`) or not hashing to the manifest's digest (naming the lowest bad chunk).
  */
 export async function fetchResult(
@@ -202,10 +204,12 @@ export async function fetchResult(
       });
     }
   }
-  if (options.inputDigests && options.inputDigests.length !== manifest.chunks.length) {
-    throw new MeshworkVerificationError("the result has another number of chunks than the job", jobId, undefined, {
-      details: { expected: options.inputDigests.length, got: manifest.chunks.length },
-    });
+  for (const expected of [options.chunks, options.inputDigests?.length]) {
+    if (expected !== undefined && expected !== manifest.chunks.length) {
+      throw new MeshworkVerificationError("the result has another number of chunks than the job", jobId, undefined, {
+        details: { expected, got: manifest.chunks.length },
+      });
+    }
   }
   const derived = manifestRoot(manifest);
   if (derived.toLowerCase() !== root.toLowerCase()) {

@@ -237,6 +237,14 @@ export interface LoadEventsOptions {
   blockRange?: number;
   /** Block headers fetched in parallel for timestamps (default 8). */
   concurrency?: number;
+  /**
+   * Reads the logs of `fromBlock..toBlock` through `query` (one range at a time), in place of the fixed
+   * `blockRange` steps: `Meshwork.stats()` passes its context's reader, which narrows the range when an
+   * RPC caps it.
+   */
+  readLogs?: (query: (fromBlock: number, toBlock: number) => Promise<Log[]>, fromBlock: number, toBlock: number) => Promise<Log[]>;
+  /** Makes each RPC request, typing its failure (default: a {@link MeshworkError} with the cause). */
+  call?: <T>(what: string, request: () => Promise<T>) => Promise<T>;
 }
 
 /** The topic0 of every event `decoders` handles that `iface` declares. */
@@ -271,13 +279,15 @@ export async function loadEvents(contracts: StatsContracts, options: LoadEventsO
   const concurrency = options.concurrency ?? 8;
   if (!Number.isInteger(range) || range < 1) throw new MeshworkError("blockRange must be a positive integer", { details: { range } });
 
-  const rpc = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
-    try {
-      return await call();
-    } catch (cause) {
-      throw new MeshworkError(`loadEvents: ${what} failed`, { cause });
-    }
-  };
+  const rpc =
+    options.call ??
+    (async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+      try {
+        return await call();
+      } catch (cause) {
+        throw new MeshworkError(`loadEvents: ${what} failed`, { cause });
+      }
+    });
 
   const marketAddress = (await contracts.market.getAddress()).toLowerCase();
   const registryAddress = (await contracts.registry.getAddress()).toLowerCase();
@@ -302,12 +312,20 @@ export async function loadEvents(contracts: StatsContracts, options: LoadEventsO
     }
   };
 
+  const query = (from: number, to: number) => provider.getLogs({ address: [marketAddress, registryAddress], topics: [topics], fromBlock: from, toBlock: to });
+  const ranges: (() => Promise<Log[]>)[] = [];
+  if (options.readLogs) {
+    const read = options.readLogs;
+    ranges.push(() => read(query, options.fromBlock, toBlock));
+  } else {
+    for (let from = options.fromBlock; from <= toBlock; from += range) {
+      const to = Math.min(from + range - 1, toBlock);
+      ranges.push(() => rpc(`eth_getLogs(${from}..${to})`, () => query(from, to)));
+    }
+  }
   const records: MarketEvent[] = [];
-  for (let from = options.fromBlock; from <= toBlock; from += range) {
-    const to = Math.min(from + range - 1, toBlock);
-    const logs: Log[] = await rpc(`eth_getLogs(${from}..${to})`, () =>
-      provider.getLogs({ address: [marketAddress, registryAddress], topics: [topics], fromBlock: from, toBlock: to }),
-    );
+  for (const readRange of ranges) {
+    const logs = await readRange();
     const live = logs.filter((l) => !l.removed);
     await fetchTimestamps(live.map((l) => l.blockNumber));
     for (const log of live) {

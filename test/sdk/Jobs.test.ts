@@ -33,7 +33,9 @@ import {
   unpackVerification,
   type JobRequestStruct,
 } from "../../sdk/src/params.js";
-import { specHash } from "../../sdk/src/spec.js";
+import { parseJobSpec, specHash } from "../../sdk/src/spec.js";
+import { MARKET_PARAMETERS } from "../../sdk/src/governance.js";
+import { timelockSigner } from "../helpers/dao.js";
 import { CHUNKS, MESH, PROFILE, USD, compute, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
 
 const connection = await network.create();
@@ -144,6 +146,18 @@ describe("SDK: jobs", () => {
     const error = await poor.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS }).catch((e) => e);
     expect(error).to.be.instanceOf(MeshworkInsufficientFundsError);
     expect(error).to.include({ needed: PRICE, available: 0n, token: await w.usd.getAddress() });
+    expect(await w.ethers.provider.getBlockNumber()).to.equal(before);
+  });
+
+  it("refuses a spec asking for encrypted outputs, which no worker produces yet, storing and sending nothing", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const sealed = { ...specOver(w.inputs), encryptTo: { scheme: "x25519-aes-256-gcm", publicKey: "0x" + "11".repeat(32) } };
+    const before = await w.ethers.provider.getBlockNumber();
+    const error = await mw.jobs.create(sealed, { token: "tUSD", price: PRICE, workUnits: UNITS }).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkValidationError);
+    expect(error.issues.map((i: { path: string[] }) => i.path.join("."))).to.deep.equal(["encryptTo"]);
+    expect(await w.store.has(specHash(sealed))).to.equal(false);
     expect(await w.ethers.provider.getBlockNumber()).to.equal(before);
   });
 
@@ -371,6 +385,59 @@ describe("SDK: jobs", () => {
     expect(error).to.include({ chunk: 1 });
   });
 
+  it("checks the result of a job it did not create against the job's spec, fetched by its hash", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const created = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    await work(w, created, w.cheap);
+    const found = await (await w.sdk(w.consumer)).jobs.get(created.jobId);
+    expect(found.spec).to.equal(undefined);
+    expect((await found.result()).chunks).to.have.length(CHUNKS);
+    expect(found.spec).to.deep.equal(parseJobSpec(specOver(w.inputs)));
+
+    // A store that has lost the spec: no result goes unchecked; the caller's own input digests will do.
+    const forgetful: BlobStore = {
+      put: (b) => w.store.put(b),
+      has: (d) => w.store.has(d),
+      get: async (d, o) => {
+        if (d === String(created.job.request.specHash)) throw new MeshworkError("no such blob");
+        return w.store.get(d, o);
+      },
+    };
+    const reader = await Meshwork.connect({ runner: w.consumer, addresses: w.book, blobStore: forgetful });
+    const blind = await reader.jobs.get(created.jobId);
+    const error = await blind.result().catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkVerificationError);
+    expect(error.shortMessage).to.equal("the job's spec or input could not be fetched to check the result's inputs (pass inputDigests)");
+    expect(error.details).to.include({ specHash: String(created.job.request.specHash) });
+    expect((await blind.result({ inputDigests: w.inputs.map((i) => digestOf(i)) })).chunks).to.have.length(CHUNKS);
+  });
+
+  it("checks a result over one input blob against the blob's chunks, naming a chunk computed from other input", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const mw = await w.sdk(w.consumer);
+    const overBlob = async (blob: Uint8Array) => {
+      await w.store.put(blob);
+      const { inputs, ...rest } = specOver(w.inputs);
+      void inputs;
+      const handle = await mw.jobs.create(
+        { ...rest, inputs: { kind: "blob", blob: { digest: digestOf(blob), size: blob.length } } },
+        { token: "tUSD", price: PRICE, workUnits: UNITS },
+      );
+      await work(w, handle, w.cheap); // the worker's result is over w.inputs
+      return handle;
+    };
+    const joined = new Uint8Array(w.inputs.reduce((n, i) => n + i.length, 0));
+    w.inputs.forEach((input, i) => joined.set(input, i * input.length));
+    expect((await (await overBlob(joined)).result()).chunks).to.have.length(CHUNKS);
+
+    const other = joined.slice();
+    other[w.inputs[0].length + 5] ^= 1; // in chunk 1
+    const error = await (await overBlob(other)).result().catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkVerificationError);
+    expect(error).to.include({ chunk: 1 });
+    expect(error.shortMessage).to.equal("chunk 1 was computed from other input than the job's");
+  });
+
   it("cancels an unclaimed job: the handle reports it failed and wait() throws a typed error", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.consumer);
@@ -391,9 +458,38 @@ describe("SDK: jobs", () => {
   describe("challenge", () => {
     const ROOT = "0x" + "12".repeat(32);
     const SALT = "0x" + "34".repeat(32);
+    const AVAILABLE = 1; // IRandomnessSource.Availability.Ready
+
+    /**
+     * The world with a randomness source the test sets (jobs created from now on use it) and no
+     * probation, so that a test decides whether the draw selects a job for audit: a committed job the
+     * draw selects is under audit already, and cannot be challenged.
+     */
+    async function drawnByTest() {
+      const w = await world();
+      const governance = await timelockSigner(w);
+      const randomness = await w.ethers.deployContract("MockRandomness");
+      await w.market.connect(governance).setRandomnessSource(await randomness.getAddress());
+      await w.market.connect(governance).setParameter(MARKET_PARAMETERS.indexOf("ProbationJobs"), 0);
+      return { ...w, randomness };
+    }
+
+    /** Sets the randomness so that the draw selects `job` for audit, or not (its p: pMin, no probation). */
+    async function setDraw(w: Awaited<ReturnType<typeof drawnByTest>>, handle: { jobId: string; job: { terms: unknown } }, audited: boolean) {
+      const p = BigInt(unpackTerms(BigInt(handle.job.terms as bigint)).pMinBps);
+      const coder = w.ethers.AbiCoder.defaultAbiCoder();
+      for (let i = 0; ; i++) {
+        const value = w.ethers.keccak256(coder.encode(["uint256"], [i]));
+        if ((BigInt(w.ethers.keccak256(coder.encode(["bytes32", "bytes32"], [value, handle.jobId]))) % 10_000n < p) === audited) {
+          await w.randomness.set(AVAILABLE, value);
+          return;
+        }
+      }
+    }
+
     /** A job `cheap` has committed to (not revealed), followed by the outsider, who has `wallet` tUSD and `deposit` in the market. */
-    async function committed(options: { wallet: bigint; deposit: bigint }) {
-      const w = await networkHelpers.loadFixture(world);
+    async function committed(options: { wallet: bigint; deposit: bigint; audited?: boolean }) {
+      const w = await networkHelpers.loadFixture(drawnByTest);
       const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
       await w.usd.mint(w.outsider.address, options.wallet + options.deposit);
       const challenger = await w.sdk(w.outsider);
@@ -410,7 +506,7 @@ describe("SDK: jobs", () => {
       const commit = async () => {
         await w.market.connect(w.cheap).claim(handle.job);
         await w.market.connect(w.cheap).commit(handle.jobId, await w.market.commitmentHash(handle.jobId, w.cheap.address, ROOT, SALT));
-        await networkHelpers.mine(2); // the audit sample's randomness
+        await setDraw(w, handle, options.audited ?? false); // the audit sample's randomness
       };
       return { w, handle, followed, state, bond, commit };
     }
@@ -448,6 +544,19 @@ describe("SDK: jobs", () => {
       const partly = await short.state();
       await short.followed.challenge();
       expect(await short.state()).to.deep.equal({ wallet: partly.wallet - (short.bond - 1n * USD), balance: 0n, allowance: 0n });
+    });
+
+    it("refuses to challenge a committed job the draw selects for audit, before approving anything", async () => {
+      const { w, followed, state, commit, handle } = await committed({ wallet: 100n * USD, deposit: 0n, audited: true });
+      await commit();
+      const before = await w.ethers.provider.getBlockNumber();
+      const error = await followed.challenge({ chunk: 1 }).catch((e) => e);
+      expect(error).to.be.instanceOf(MeshworkContractError);
+      expect(error).to.include({ contract: "JobMarket", errorName: "JobMarketAuditRequired" });
+      expect(error.arg("jobId")).to.equal(handle.jobId);
+      expect(await w.ethers.provider.getBlockNumber()).to.equal(before); // no approval sent
+      expect((await state()).allowance).to.equal(0n);
+      expect(await handle.state()).to.equal("Committed");
     });
   });
 
@@ -492,7 +601,7 @@ describe("SDK: jobs", () => {
     expect(Math.max(...ranges)).to.equal(5_000);
   });
 
-  it("reads through an RPC capping a query at 10 blocks, whether it answers with a JSON-RPC error or an HTTP 413: fewer blocks at once; a dead RPC is still a MeshworkRpcError", async () => {
+  it("reads through an RPC capping a query at 10 blocks, whether it answers with a JSON-RPC error or an HTTP 413: fewer blocks at once (jobs and stats); a dead RPC is still a MeshworkRpcError", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
@@ -529,9 +638,13 @@ describe("SDK: jobs", () => {
       expect((await found.refresh()).map((e) => e.type), shape).to.deep.equal(["queued", "claimed"]);
       expect(refused, shape).to.be.greaterThan(0);
       expect(reader.context.logRange, shape).to.be.lessThan(10);
+      // The market's statistics read through the same narrowed range.
+      const { events } = await reader.stats();
+      expect(events.filter((e) => "jobId" in e && e.jobId === handle.jobId).map((e) => e.kind), shape).to.deep.equal(["created", "claimed"]);
       down = true;
       await networkHelpers.mine(1);
       expect(await found.refresh().catch((e) => e), shape).to.be.instanceOf(MeshworkRpcError);
+      expect(await reader.stats().catch((e) => e), shape).to.be.instanceOf(MeshworkRpcError);
     }
   });
 
@@ -604,13 +717,23 @@ describe("SDK: jobs", () => {
       const { domain, types } = offerTypedData(BigInt(w.book.chainId), w.book.contracts.market);
       const dearJobId = hashJob({ consumer: w.consumer.address, request: o.dear.request, terms: await w.market.currentTerms() });
       for (const other of [vZero, compact]) expect(verifyTypedData(domain, types, { jobId: dearJobId, expiry: o.dear.expiry }, other.signature)).to.equal(w.dear.address);
-      const { ranked, rejected } = await o.mw.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [forged, expired, vZero, compact, o.mid] });
+      // Malformed, as an untrusted transport may deliver: an expiry past uint40, a price past uint96, no address.
+      const farExpiry = { ...o.cheap, expiry: 2n ** 40n };
+      const hugePrice = { ...o.cheap, request: { ...o.cheap.request, price: 2n ** 96n } };
+      const notAnAddress = { ...o.cheap, provider: "0x1234" };
+      const { ranked, rejected } = await o.mw.jobs.route(o.prepared, {
+        maxPrice: 100n * USD,
+        offers: [forged, expired, vZero, compact, farExpiry, hugePrice, notAnAddress, o.mid],
+      });
       expect(ranked.map((c) => c.provider)).to.deep.equal([w.mid.address]);
       expect(rejected.map((r) => [r.candidate.provider, r.candidate.eligibility])).to.deep.equal([
         [w.cheap.address, INVALID_OFFER],
         [w.dear.address, INVALID_OFFER],
         [w.dear.address, INVALID_OFFER],
         [w.dear.address, INVALID_OFFER],
+        [w.cheap.address, INVALID_OFFER],
+        [w.cheap.address, INVALID_OFFER],
+        ["0x1234", INVALID_OFFER],
       ]);
       for (const other of [vZero, compact]) {
         const onChain = await o.mw.jobs.createWithOffer(other).catch((e) => e); // the market refuses them too

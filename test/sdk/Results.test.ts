@@ -190,6 +190,16 @@ describe("results: publishResult and fetchResult", () => {
     expect(count).to.be.instanceOf(MeshworkVerificationError);
     expect(count.details).to.include({ expected: CHUNKS + 1, got: CHUNKS });
     expect(tooMany.gets).to.have.length(1);
+
+    // The job's chunk count alone (no input digests): a result with fewer chunks than the job is refused.
+    const truncated = await publishResult(inner, JOB, inputs.slice(0, CHUNKS - 1), outputs.slice(0, CHUNKS - 1));
+    const fewer = recording(inner);
+    const short = await rejection(fetchResult(fewer.store, JOB, truncated.root, truncated.outputURI, { chunks: CHUNKS }));
+    expect(short).to.be.instanceOf(MeshworkVerificationError);
+    expect(short.shortMessage).to.equal("the result has another number of chunks than the job");
+    expect(short.details).to.include({ expected: CHUNKS, got: CHUNKS - 1 });
+    expect(fewer.gets).to.have.length(1);
+    expect((await fetchResult(inner, JOB, published.root, published.outputURI, { chunks: CHUNKS })).chunks).to.have.length(CHUNKS);
   });
 
   it("bounds what it downloads: the manifest at 16 MiB, each chunk at maxChunkBytes (256 MiB by default)", async () => {

@@ -683,6 +683,8 @@ export class Worker {
     if (spec.runtime !== runtime.name) throw new JobRejectedError("runtime", `the spec's runtime ${spec.runtime} is not the job's`);
     const verification = unpackVerification(BigInt(job.request.verification));
     if (verification.chunks !== spec.chunking.chunks) throw new JobRejectedError("spec", "the spec's chunking is not the job's");
+    // Not built yet: computing it would publish in the clear what the consumer asked to be encrypted.
+    if (spec.encryptTo) throw new JobRejectedError("spec", "the spec asks for encrypted outputs (encryptTo), which this worker does not produce");
     const exe = executableOf(spec);
     const sizes = [exe.size, ...(spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.size) : [spec.inputs.blob.size])];
     const total = sizes.reduce((a, b) => a + b, 0);
