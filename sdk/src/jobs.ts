@@ -126,6 +126,10 @@ const DEFAULT_VERIFICATION: Verification = { chunks: 16, auditChunks: 4, auditBp
 const DEFAULT_REQUIREMENTS: Requirements = { runtime: 0, minVramGB: 0, minGpuCount: 1, gpuClass: 0, region: "", renewableOnly: false };
 const ZERO_ROOT = "0x" + "00".repeat(32);
 const TERMINAL: ReadonlySet<JobEventType> = new Set(["settled", "failed"]);
+/** How often `wait()` reads the job's state beside its events, ms. */
+const STATE_CHECK_MS = 15_000;
+/** How long `wait()` gives reading a finished job's events again, even at its deadline, ms. */
+const RESCAN_GRACE_MS = 5_000;
 /** What `enforceDeadline` reverts with when someone else enforced the deadline first. */
 const ENFORCED_MEANWHILE: ReadonlySet<string> = new Set(["JobMarketNothingToEnforce", "JobMarketDeadlineNotReached", "JobMarketUnexpectedState"]);
 
@@ -552,6 +556,9 @@ export class JobHandle {
   #inFlight = 0;
   #lastProvider = "";
   #lastReveal?: { resultRoot: string; outputURI: string };
+  readonly #createdBlock: number;
+  /** Events already recorded (transaction and type), so that a read of blocks again adds none twice. */
+  readonly #recorded = new Set<string>();
   /** Poll interval for events and `wait()`, ms. */
   pollMs = 1000;
 
@@ -562,6 +569,7 @@ export class JobHandle {
     createdBlock: number,
   ) {
     this.#ctx = ctx;
+    this.#createdBlock = createdBlock;
     this.#scannedTo = createdBlock - 1;
   }
 
@@ -614,7 +622,10 @@ export class JobHandle {
         if (this.#scannedTo !== from - 1) continue; // another refresh took this range meanwhile
         // Range by range: recorded and marked read first (a later range's failure loses nothing, a
         // listener's reads nothing twice), then delivered.
-        const events = logs.map((log) => this.#toEvent(market.interface, log)).filter((e): e is JobEvent => e !== undefined);
+        const events = logs
+          .map((log) => this.#toEvent(market.interface, log))
+          .filter((e): e is JobEvent => e !== undefined && !this.#recorded.has(`${e.transactionHash}:${e.type}`));
+        for (const e of events) this.#recorded.add(`${e.transactionHash}:${e.type}`);
         this.#events.push(...events);
         fresh.push(...events);
         this.#scannedTo = to;
@@ -693,6 +704,9 @@ export class JobHandle {
    * `timeoutMs` bounds the whole wait, RPC calls included: a refresh still running at the deadline (an
    * RPC that hangs) is left to finish in the background, its events kept by the handle, and the
    * wait throws. An end the handle has already seen is reported first, whatever the time left.
+   * Every 15 s, and at the deadline, it also reads the job's state: a final state whose event was
+   * never read (an RPC behind a load balancer answered a log query from a node a few blocks behind, or
+   * a reorg moved it) makes it read the job's blocks again from its creation, delivering nothing twice.
    * @throws {MeshworkJobFailedError} when it ends without a result (`reason`: cancelled, refunded,
    * provider-slashed, reveal-missed).
    * @throws {MeshworkTimeoutError} after `timeoutMs` (default one hour); `details.state` is the job's
@@ -715,12 +729,25 @@ export class JobHandle {
       if (end?.type === "failed") throw new MeshworkJobFailedError(this.jobId, end.reason);
       return end?.type === "settled" ? end : undefined;
     };
+    let checkStateAt = Date.now() + STATE_CHECK_MS;
     for (;;) {
       const settled = ended(); // events a listener's polling or an abandoned refresh brought in count too
       if (settled) return settled;
       if (!(await within(this.refresh(), deadline - Date.now())).done) break;
       const now = ended();
       if (now) return now;
+      if (Date.now() >= checkStateAt || Date.now() >= deadline) {
+        // Events can be missed for good (an RPC behind a load balancer answering a log query from a node
+        // a few blocks behind, a reorg): the state has the last word, and a final one read again.
+        checkStateAt = Date.now() + STATE_CHECK_MS;
+        const grace = Math.max(deadline - Date.now(), RESCAN_GRACE_MS); // at the deadline too
+        const rescan = await within(this.#rescanIfEnded(), grace).catch(() => ({ done: false }) as const);
+        if (rescan.done && rescan.value) {
+          await within(this.refresh(), Math.max(deadline - Date.now(), RESCAN_GRACE_MS));
+          const found = ended();
+          if (found) return found;
+        }
+      }
       if (options.enforceDeadlines && !(await within(this.enforceDeadline(), deadline - Date.now())).done) break;
       if (Date.now() >= deadline) break;
       await sleep(Math.min(this.pollMs, deadline - Date.now()));
@@ -729,6 +756,18 @@ export class JobHandle {
     throw new MeshworkTimeoutError(`job ${this.jobId} did not finish in time`, {
       details: { state: state.done ? state.value : undefined, lastEvent: this.#events.at(-1)?.type, timeoutMs: options.timeoutMs ?? 3_600_000 },
     });
+  }
+
+  /**
+   * When the job's state is final but no event of its end was read: reads its blocks again from its
+   * creation (what was read already is not delivered twice). Returns whether it read them.
+   */
+  async #rescanIfEnded(): Promise<boolean> {
+    if (this.done) return false;
+    const state = JOB_STATES.indexOf(await this.state());
+    if (state < JOB_STATES.indexOf("Settled")) return false;
+    this.#scannedTo = Math.min(this.#scannedTo, this.#createdBlock - 1);
+    return true;
   }
 
   /**

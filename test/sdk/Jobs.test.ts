@@ -288,6 +288,29 @@ describe("SDK: jobs", () => {
     expect(types(followed.events)).to.deep.equal(["queued", "failed"]);
   });
 
+  it("wait() reads a finished job's blocks again when its state is final but its end was never read (a lagging RPC node), delivering nothing twice", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const handle = await (await w.sdk(w.consumer)).jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    // A node a few blocks behind answers the log queries while the settlement is new: it has none of them.
+    let lagging = false;
+    const rpc = misbehaving((method, target) =>
+      method === "getLogs" && lagging ? () => Promise.resolve([]) : method === "getLogs" ? target.getLogs.bind(target) : undefined,
+    );
+    const followed = await (await Meshwork.connect({ runner: rpc, addresses: w.book })).jobs.get(handle.jobId);
+    expect(types(await followed.refresh())).to.deep.equal(["queued"]);
+    const seen: string[] = [];
+    const off = followed.on("*", (e) => seen.push(e.type));
+    lagging = true;
+    await work(w, handle, w.cheap);
+    expect(types(await followed.refresh())).to.deep.equal([]); // read as empty, and marked read
+    lagging = false;
+    const settled = await followed.wait({ timeoutMs: 300 });
+    expect(settled.type).to.equal("settled");
+    expect(types(followed.events)).to.deep.equal(["queued", "claimed", "committed", "revealed", "audited", "settled"]);
+    expect(seen).to.deep.equal(["claimed", "committed", "revealed", "audited", "settled"]); // "queued" once, before
+    off();
+  });
+
   it("iterates events asynchronously until the job ends", async () => {
     const w = await networkHelpers.loadFixture(world);
     const mw = await w.sdk(w.consumer);
