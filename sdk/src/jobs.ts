@@ -126,8 +126,6 @@ const DEFAULT_VERIFICATION: Verification = { chunks: 16, auditChunks: 4, auditBp
 const DEFAULT_REQUIREMENTS: Requirements = { runtime: 0, minVramGB: 0, minGpuCount: 1, gpuClass: 0, region: "", renewableOnly: false };
 const ZERO_ROOT = "0x" + "00".repeat(32);
 const TERMINAL: ReadonlySet<JobEventType> = new Set(["settled", "failed"]);
-/** How often `wait()` reads the job's state beside its events, ms. */
-const STATE_CHECK_MS = 15_000;
 /** How long `wait()` gives reading a finished job's events again, even at its deadline, ms. */
 const RESCAN_GRACE_MS = 5_000;
 /** What `enforceDeadline` reverts with when someone else enforced the deadline first. */
@@ -561,6 +559,11 @@ export class JobHandle {
   readonly #recorded = new Set<string>();
   /** Poll interval for events and `wait()`, ms. */
   pollMs = 1000;
+  /**
+   * How often polling (`wait()`, {@link JobHandle.on}, the async iterator) also reads the job's state,
+   * to catch an end whose event was never read, ms.
+   */
+  stateCheckMs = 15_000;
 
   constructor(
     ctx: MeshworkContext,
@@ -667,7 +670,8 @@ export class JobHandle {
     set.add(listener as (e: JobEvent) => void);
     this.#listeners.set(type, set);
     if (!this.#timer && !this.done) {
-      this.#timer = setInterval(() => void (this.#inFlight > 0 ? undefined : this.refresh().catch(() => undefined)), this.pollMs);
+      const checkState = { at: Date.now() + this.stateCheckMs };
+      this.#timer = setInterval(() => void (this.#inFlight > 0 ? undefined : this.#poll(checkState).catch(() => undefined)), this.pollMs);
       this.#timer.unref?.();
     }
     return () => {
@@ -685,15 +689,24 @@ export class JobHandle {
    */
   async *[Symbol.asyncIterator](): AsyncGenerator<JobEvent> {
     let i = 0;
+    const checkState = { at: Date.now() + this.stateCheckMs };
     for (;;) {
       while (i < this.#events.length) {
         const e = this.#events[i++];
         yield e;
         if (TERMINAL.has(e.type)) return;
       }
-      await this.refresh();
+      await this.#poll(checkState);
       if (i === this.#events.length) await sleep(this.pollMs);
     }
+  }
+
+  /** A refresh, then, every 15 s, a look at the job's state for an end no event told of (see `wait()`). */
+  async #poll(checkState: { at: number }): Promise<void> {
+    await this.refresh();
+    if (Date.now() < checkState.at) return;
+    checkState.at = Date.now() + this.stateCheckMs;
+    if (await this.#rescanIfEnded()) await this.refresh();
   }
 
   /**
@@ -707,6 +720,7 @@ export class JobHandle {
    * Every 15 s, and at the deadline, it also reads the job's state: a final state whose event was
    * never read (an RPC behind a load balancer answered a log query from a node a few blocks behind, or
    * a reorg moved it) makes it read the job's blocks again from its creation, delivering nothing twice.
+   * The polling of {@link JobHandle.on} and of the async iterator does the same every 15 s.
    * @throws {MeshworkJobFailedError} when it ends without a result (`reason`: cancelled, refunded,
    * provider-slashed, reveal-missed).
    * @throws {MeshworkTimeoutError} after `timeoutMs` (default one hour); `details.state` is the job's
@@ -729,33 +743,45 @@ export class JobHandle {
       if (end?.type === "failed") throw new MeshworkJobFailedError(this.jobId, end.reason);
       return end?.type === "settled" ? end : undefined;
     };
-    let checkStateAt = Date.now() + STATE_CHECK_MS;
+    let checkStateAt = Date.now() + this.stateCheckMs;
     for (;;) {
       const settled = ended(); // events a listener's polling or an abandoned refresh brought in count too
       if (settled) return settled;
       if (!(await within(this.refresh(), deadline - Date.now())).done) break;
       const now = ended();
       if (now) return now;
-      if (Date.now() >= checkStateAt || Date.now() >= deadline) {
-        // Events can be missed for good (an RPC behind a load balancer answering a log query from a node
-        // a few blocks behind, a reorg): the state has the last word, and a final one read again.
-        checkStateAt = Date.now() + STATE_CHECK_MS;
-        const grace = Math.max(deadline - Date.now(), RESCAN_GRACE_MS); // at the deadline too
-        const rescan = await within(this.#rescanIfEnded(), grace).catch(() => ({ done: false }) as const);
-        if (rescan.done && rescan.value) {
-          await within(this.refresh(), Math.max(deadline - Date.now(), RESCAN_GRACE_MS));
-          const found = ended();
-          if (found) return found;
-        }
+      if (Date.now() >= checkStateAt) {
+        checkStateAt = Date.now() + this.stateCheckMs;
+        const found = await this.#endNotRead(deadline, ended);
+        if (found) return found;
       }
       if (options.enforceDeadlines && !(await within(this.enforceDeadline(), deadline - Date.now())).done) break;
       if (Date.now() >= deadline) break;
       await sleep(Math.min(this.pollMs, deadline - Date.now()));
     }
+    const found = await this.#endNotRead(deadline, ended); // a last look, past the deadline
+    if (found) return found;
     const state = await within(this.state(), 1_000).catch(() => ({ done: false }) as const);
     throw new MeshworkTimeoutError(`job ${this.jobId} did not finish in time`, {
       details: { state: state.done ? state.value : undefined, lastEvent: this.#events.at(-1)?.type, timeoutMs: options.timeoutMs ?? 3_600_000 },
     });
+  }
+
+  /**
+   * Events can be missed for good (an RPC behind a load balancer answering a log query from a node a
+   * few blocks behind, a reorg): the state has the last word. When it is final and its event was not
+   * read, reads the job's blocks again (each step given until the deadline, or RESCAN_GRACE_MS past
+   * it) and returns the settlement found (`ended` throws for a failure), else undefined.
+   */
+  async #endNotRead(
+    deadline: number,
+    ended: () => Extract<JobEvent, { type: "settled" }> | undefined,
+  ): Promise<Extract<JobEvent, { type: "settled" }> | undefined> {
+    const grace = () => Math.max(deadline - Date.now(), RESCAN_GRACE_MS);
+    const rescan = await within(this.#rescanIfEnded(), grace()).catch(() => ({ done: false }) as const);
+    if (!rescan.done || !rescan.value) return undefined;
+    await within(this.refresh(), grace()).catch(() => undefined);
+    return ended();
   }
 
   /**

@@ -309,6 +309,17 @@ describe("SDK: jobs", () => {
     expect(types(followed.events)).to.deep.equal(["queued", "claimed", "committed", "revealed", "audited", "settled"]);
     expect(seen).to.deep.equal(["claimed", "committed", "revealed", "audited", "settled"]); // "queued" once, before
     off();
+
+    // Iterating a handle that read the same empty answer ends too, once its state check comes round.
+    const iterated = await (await Meshwork.connect({ runner: rpc, addresses: w.book })).jobs.get(handle.jobId);
+    lagging = true;
+    iterated.pollMs = 10;
+    iterated.stateCheckMs = 100;
+    expect(types(await iterated.refresh())).to.deep.equal([]);
+    lagging = false;
+    const all: string[] = [];
+    for await (const e of iterated) all.push(e.type);
+    expect(all).to.deep.equal(["queued", "claimed", "committed", "revealed", "audited", "settled"]);
   });
 
   it("iterates events asynchronously until the job ends", async () => {
