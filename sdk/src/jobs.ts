@@ -383,6 +383,7 @@ export class Jobs {
     const caller = await this.ctx.accountIfAny();
     const { domain, types } = offerTypedData(this.ctx.chainId, this.ctx.book.contracts.market);
     const out: RouteCandidate[] = [];
+    const queues = new Map<string, Promise<number>>();
     for (const offer of offers) {
       let digest: string;
       try {
@@ -404,7 +405,7 @@ export class Jobs {
         offer.expiry > now &&
         (await this.#signedBy(offer.provider, digest, offer.signature));
       // Eligibility for the consumer's own request, at the offered price.
-      const candidate = await this.#candidate(offer.provider, { ...prepared.request, price: offer.request.price }, offer.request.price, false);
+      const candidate = await this.#candidate(offer.provider, { ...prepared.request, price: offer.request.price }, offer.request.price, false, queues, valid);
       out.push({ ...candidate, eligibility: valid ? candidate.eligibility : INVALID_OFFER, offer });
     }
     return out;
@@ -439,11 +440,12 @@ export class Jobs {
     const { registry } = this.ctx.contracts;
     const count = Number(await this.ctx.call("providerCount", () => registry.providerCount()));
     const out: RouteCandidate[] = [];
+    const queues = new Map<string, Promise<number>>();
     for (let id = 1; id <= count; id++) {
       const provider = await this.ctx.call("providerById", () => registry.providerById(id));
       const posted = await this.ctx.call("postedPrice", () => registry.postedPrice(provider, prepared.request.paymentToken));
       if (posted === 0n) continue;
-      out.push(await this.#candidate(provider, prepared.request, posted * BigInt(prepared.request.workUnits), true));
+      out.push(await this.#candidate(provider, prepared.request, posted * BigInt(prepared.request.workUnits), true, queues));
     }
     return out;
   }
@@ -451,21 +453,32 @@ export class Jobs {
   /**
    * `provider` as a candidate for `request` at `price`. The posted price is checked only for a job
    * routed by posted prices: a signed offer is the provider's consent to its own price, and the market
-   * does not check the posted one for it either.
+   * does not check the posted one for it either. Its queue (a scan of its claims: the costly part) is
+   * read once per provider and route (`queues`), and not at all for a candidate rejected anyway (an
+   * invalid offer, an ineligible provider: `queue` 0).
    */
-  async #candidate(provider: string, request: JobRequestStruct, price: bigint, checkPostedPrice: boolean): Promise<RouteCandidate> {
+  async #candidate(
+    provider: string,
+    request: JobRequestStruct,
+    price: bigint,
+    checkPostedPrice: boolean,
+    queues: Map<string, Promise<number>>,
+    valid = true,
+  ): Promise<RouteCandidate> {
     const { registry } = this.ctx.contracts;
     const info = await new Providers(this.ctx).get(provider);
     const [eligibility] = await this.ctx.call("checkEligibility", () =>
       registry.checkEligibility(provider, request.paymentToken, request.requirements, price, request.workUnits, checkPostedPrice),
     );
+    const key = provider.toLowerCase();
+    if (valid && Number(eligibility) === 0 && !queues.has(key)) queues.set(key, this.#queueOf(provider));
     return {
       provider,
       price,
       region: info.profile.region,
       energy: info.profile.energy,
       reliability: info.reputation.reliability,
-      queue: await this.#queueOf(provider),
+      queue: valid && Number(eligibility) === 0 ? await queues.get(key)! : 0,
       eligibility: Number(eligibility),
     };
   }

@@ -17,7 +17,7 @@ export interface RoutingCandidate {
   energy: Energy;
   /** 0..1, from {@link reputationOf}. */
   reliability: number;
-  /** Jobs the provider holds now (claimed, not finished). */
+  /** Jobs the provider holds now (claimed, not finished); 0, not read, for an ineligible candidate or an invalid offer. */
   queue: number;
   /** The registry's verdict for this job (0 = eligible). */
   eligibility: number;

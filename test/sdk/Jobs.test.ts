@@ -712,6 +712,30 @@ describe("SDK: jobs", () => {
       expect((await handle.wait({ timeoutMs: 10_000 })).provider).to.equal(w.cheap.address);
     });
 
+    it("reads each eligible provider's queue once per route, and no queue for an offer rejected anyway", async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const o = await offers(w);
+      const again = await (await w.sdk(w.cheap)).jobs.signOffer({ ...o.prepared.request, price: 2n * USD * UNITS }, w.consumer.address, o.expiry);
+      const forged = { ...o.dear, signature: o.mid.signature };
+      const claimedTopic = w.market.interface.getEvent("JobClaimed")!.topicHash;
+      const scanned: string[] = [];
+      const counting = misbehaving((method, target) =>
+        method === "getLogs"
+          ? (filter: { topics?: (string | null)[] }) => {
+              if (filter.topics?.[0] === claimedTopic) scanned.push(String(filter.topics[2]));
+              return target.getLogs(filter as never);
+            }
+          : undefined,
+      );
+      const reader = await Meshwork.connect({ runner: counting, addresses: w.book });
+      const { ranked, rejected } = await reader.jobs.route(o.prepared, { maxPrice: 100n * USD, offers: [o.cheap, again, o.mid, forged] });
+      expect(ranked.map((c) => c.provider)).to.deep.equal([w.cheap.address, w.cheap.address, w.mid.address]); // 10, 20, 20 tUSD
+      expect(rejected.map((r) => [r.candidate.provider, r.candidate.queue])).to.deep.equal([[w.dear.address, 0]]);
+      const padded = (a: string) => "0x" + a.slice(2).toLowerCase().padStart(64, "0");
+      expect(new Set(scanned.map((t) => t.toLowerCase()))).to.deep.equal(new Set([padded(w.cheap.address), padded(w.mid.address)]));
+      expect(scanned.length).to.equal(2); // one range each on this short chain
+    });
+
     it("takes an offer under the provider's posted price, as the market does: the signed price is its consent", async () => {
       const w = await networkHelpers.loadFixture(world);
       const o = await offers(w);
