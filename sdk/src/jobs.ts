@@ -470,15 +470,19 @@ export class Jobs {
     const [eligibility] = await this.ctx.call("checkEligibility", () =>
       registry.checkEligibility(provider, request.paymentToken, request.requirements, price, request.workUnits, checkPostedPrice),
     );
-    const key = provider.toLowerCase();
-    if (valid && Number(eligibility) === 0 && !queues.has(key)) queues.set(key, this.#queueOf(provider));
+    let queue = 0;
+    if (valid && Number(eligibility) === 0) {
+      const key = provider.toLowerCase();
+      if (!queues.has(key)) queues.set(key, this.#queueOf(provider));
+      queue = await queues.get(key)!;
+    }
     return {
       provider,
       price,
       region: info.profile.region,
       energy: info.profile.energy,
       reliability: info.reputation.reliability,
-      queue: valid && Number(eligibility) === 0 ? await queues.get(key)! : 0,
+      queue,
       eligibility: Number(eligibility),
     };
   }
