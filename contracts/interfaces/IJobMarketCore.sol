@@ -60,19 +60,24 @@ interface IJobMarketCore is IJobMarketTypes {
     /// first) and locks collateral S = P * collateralBps / 10000.
     function claim(Job calldata job) external;
 
-    /// @notice The claimant commits `keccak256(abi.encode(jobId, provider, resultRoot, salt))`.
+    /// @notice The claimant commits `keccak256(abi.encode(jobId, provider, resultRoot, salt))` with itself
+    /// as `provider`. The job's word keeps the commitment bound to the claimant (see `JobRecord`), so it
+    /// opens only with the claimant as `provider`.
     function commit(bytes32 jobId, bytes32 commitment) external;
 
     /// @notice After the challenge window, reveals the result and settles: P - fee + S to the provider's
     /// balance, the fee owed to the treasury. Anyone holding the reveal may call it. A job not drawn yet
     /// is drawn first; if it is drawn for audit this reverts with `JobMarketAuditRequired` and the caller
     /// must `draw` instead (never send the reveal of an audited job before the auditor has committed).
-    /// @param provider The job's provider; the commitment binds it, so no other address can match.
+    /// @param provider The job's provider (its claimant): a commitment naming any other address does not
+    /// open (`JobMarketCommitmentMismatch`), so probation cannot be skipped through another address.
     function settle(Job calldata job, address provider, bytes32 resultRoot, bytes32 salt, string calldata outputURI)
         external;
 
     /// @notice Moves a job past an expired deadline: unclaimed after `claimBy` -> refund; not committed
-    /// within the compute window -> timeout (reopen or refund); not revealed in time -> missed reveal;
+    /// within the compute window -> timeout (reopen or refund); not revealed in time -> missed reveal, or,
+    /// when the draw's randomness is still Pending so that the provider could never settle, a void
+    /// (`JobVoided`: P back to the consumer, S to the provider, no slash);
     /// an audit phase past its deadline -> see `IJobAudits.enforceAuditDeadline`.
     function enforceDeadline(Job calldata job) external;
 

@@ -66,7 +66,8 @@ interface IJobMarketTypes {
     /// @param commitDeadline Claimed: the time by which it must commit.
     /// @param committedAt Committed: when it committed; the challenge window runs from here.
     /// @param commitBlock Committed: the block of the commit (audit randomness comes after it).
-    /// @param commitment Committed: the stored low 152 bits of the commitment.
+    /// @param commitment Committed: the stored low 152 bits of keccak256(abi.encode(commitment, provider)),
+    /// the commitment bound to its claimant.
     struct JobRecord {
         JobState state;
         address provider;
@@ -141,7 +142,7 @@ interface IJobMarketTypes {
     /// @param assumedCollusionBps r: the share of auditors assumed to collude. A parameter change that
     /// breaks `pMin * (1 - r) * (1 + collateralBps) > 1` is rejected.
     /// @param escalationWindow Seconds governance has to decide an escalated dispute before the no-fault
-    /// outcome applies.
+    /// outcome applies (without the auditors' rewards: see `Verdict.NoFault`).
     /// @param auditPoolShareBps Share of the protocol fees that goes to the audit pool (the rest to the
     /// treasury) when they are swept: the audit premium the consumers' fees pay.
     struct VerificationConfig {
@@ -176,7 +177,9 @@ interface IJobMarketTypes {
         ProviderFraud,
         /// The auditor lied: as if the tie-breaker had sided with the provider.
         AuditorFraud,
-        /// Nobody is punished: the consumer is refunded, every collateral and bond returned, auditors paid.
+        /// Nobody is punished: the consumer is refunded, every collateral and bond returned. The auditors
+        /// are paid their reward from the pool when governance gives this verdict, not when an escalation
+        /// expires undecided (else addresses of one owner answering three ways could drain the pool).
         NoFault
     }
 
@@ -219,6 +222,10 @@ interface IJobMarketTypes {
     event JobRevealMissed(
         bytes32 indexed jobId, address indexed provider, uint256 toConsumer, uint256 toTreasury, uint256 stakeSlashed
     );
+    /// @notice The reveal window closed while the job's audit draw was still impossible (the governed
+    /// randomness source Pending), so the provider could not settle: nobody is at fault. The consumer was
+    /// refunded P (`JobRefunded`) and `collateral` went back to the provider; no stake was slashed.
+    event JobVoided(bytes32 indexed jobId, address indexed provider, uint256 collateral);
     event Deposited(IERC20 indexed token, address indexed account, address indexed payer, uint256 amount);
     event Withdrawn(IERC20 indexed token, address indexed account, address indexed to, uint256 amount);
     /// @notice Fees a provider owed on settled jobs were swept: `toAuditPool` to the audit pool, the
@@ -264,7 +271,8 @@ interface IJobMarketTypes {
     event AuditUnclaimed(bytes32 indexed jobId);
     event DisputeEscalated(bytes32 indexed jobId, uint256 deadline);
     event AuditPoolFunded(IERC20 indexed token, address indexed funder, uint256 amount);
-    /// @notice `byGovernance` false: the escalation deadline passed and the no-fault outcome applied.
+    /// @notice `byGovernance` false: the escalation deadline passed and the no-fault outcome applied, with
+    /// no rewards paid.
     event EscalationResolved(bytes32 indexed jobId, Verdict verdict, bool byGovernance);
 
     /* ERRORS */

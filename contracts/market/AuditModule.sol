@@ -80,7 +80,8 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         _expectState(jobId, slot.state(), JobState.Revealing);
         AuditRecord memory record = _audits[jobId];
         if (block.timestamp > record.deadline) revert JobMarketDeadlinePassed(jobId, record.deadline);
-        if (JobSlots.truncate(keccak256(abi.encode(jobId, provider, resultRoot, salt))) != slot.digest()) {
+        bytes32 commitment = keccak256(abi.encode(jobId, provider, resultRoot, salt));
+        if (JobSlots.truncate(_boundCommitment(commitment, provider)) != slot.digest()) {
             revert JobMarketCommitmentMismatch(jobId);
         }
         Verification v = job.request.verification;
@@ -201,7 +202,7 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         bytes32 jobId = _hashJob(job);
         JobSlot slot = _jobs[jobId];
         _expectState(jobId, slot.state(), JobState.Escalated);
-        _resolve(jobId, job, slot, verdict);
+        _resolve(jobId, job, slot, verdict, true);
         emit EscalationResolved(jobId, verdict, true);
     }
 
@@ -331,7 +332,7 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         } else if (phase == AuditPhase.TieBreakerClaimed) {
             _tieBreakerStalled(jobId, job);
         } else {
-            _resolve(jobId, job, slot, Verdict.NoFault);
+            _resolve(jobId, job, slot, Verdict.NoFault, false);
             emit EscalationResolved(jobId, Verdict.NoFault, false);
         }
     }
@@ -420,7 +421,7 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
     function _auditPassed(bytes32 jobId, Job calldata job, address provider, address auditor) private {
         _jobs[jobId] = JobSlots.only(JobState.Settled);
         _payProvider(job, provider);
-        uint256 reward = _releaseAuditor(job, auditor);
+        uint256 reward = _releaseAuditor(job, auditor, true);
         _settleChallenge(jobId, job, provider);
         _registry.recordAudit(provider, true);
         _clearAudit(jobId);
@@ -440,8 +441,8 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
             token, _collateralOf(job.request.price, job.terms.collateralBps()), consumerSide, auditorA, auditorB
         );
         _credit(token, job.consumer, job.request.price);
-        if (auditorA != address(0)) _releaseAuditor(job, auditorA);
-        if (auditorB != address(0)) _releaseAuditor(job, auditorB);
+        if (auditorA != address(0)) _releaseAuditor(job, auditorA, true);
+        if (auditorB != address(0)) _releaseAuditor(job, auditorB, true);
         if (challenger != address(0)) _credit(token, challenger, _bondOf(jobId, job));
         uint256 slashed = _registry.slash(provider, _verification.fraudStakeSlashBps, true);
         _registry.recordAudit(provider, false);
@@ -458,7 +459,7 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         _payProvider(job, provider);
         uint256 collateral = _collateralOf(job.request.price, job.terms.auditCollateralBps());
         _splitForfeit(token, collateral, job.consumer, tieBreaker, address(0));
-        if (tieBreaker != address(0)) _releaseAuditor(job, tieBreaker);
+        if (tieBreaker != address(0)) _releaseAuditor(job, tieBreaker, true);
         _settleChallenge(jobId, job, provider);
         uint256 slashed = _registry.slash(auditor, _verification.fraudStakeSlashBps, true);
         _registry.recordAudit(provider, true);
@@ -467,27 +468,31 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         emit JobSettled(jobId, provider, bytes32(0), "");
     }
 
-    /// @dev Nobody punished: consumer refunded, every collateral and bond returned, auditors paid.
-    function _noFault(bytes32 jobId, Job calldata job, JobSlot slot, address auditor, address tieBreaker) private {
+    /// @dev Nobody punished: consumer refunded, every collateral and bond returned. Auditors are paid their
+    /// reward only on governance's verdict (`rewarded`): an escalation left to expire pays nothing from the
+    /// pool, or addresses of one owner answering three ways could draw on it with every large job.
+    function _noFault(bytes32 jobId, Job calldata job, JobSlot slot, address auditor, address tieBreaker, bool rewarded)
+        private
+    {
         IERC20 token = job.request.paymentToken;
         _jobs[jobId] = JobSlots.only(JobState.Refunded);
         address provider = _registry.providerById(slot.providerId());
         _credit(token, job.consumer, job.request.price);
         _credit(token, provider, _collateralOf(job.request.price, job.terms.collateralBps()));
-        if (auditor != address(0)) _releaseAuditor(job, auditor);
-        if (tieBreaker != address(0)) _releaseAuditor(job, tieBreaker);
+        if (auditor != address(0)) _releaseAuditor(job, auditor, rewarded);
+        if (tieBreaker != address(0)) _releaseAuditor(job, tieBreaker, rewarded);
         address challenger = _challengerOf(jobId);
         if (challenger != address(0)) _credit(token, challenger, _bondOf(jobId, job));
         _clearAudit(jobId);
         emit JobRefunded(jobId, job.consumer, job.request.price);
     }
 
-    function _resolve(bytes32 jobId, Job calldata job, JobSlot slot, Verdict verdict) private {
+    function _resolve(bytes32 jobId, Job calldata job, JobSlot slot, Verdict verdict, bool byGovernance) private {
         address auditor = _audits[jobId].auditor;
         address tieBreaker = _tieBreakerOf(_auditorDigests[jobId]);
         if (verdict == Verdict.ProviderFraud) _providerFraud(jobId, job, slot, auditor, tieBreaker);
         else if (verdict == Verdict.AuditorFraud) _auditorFraud(jobId, job, slot, auditor, tieBreaker);
-        else _noFault(jobId, job, slot, auditor, tieBreaker);
+        else _noFault(jobId, job, slot, auditor, tieBreaker, byGovernance);
     }
 
     function _escalate(bytes32 jobId, JobSlot slot) private {
@@ -540,12 +545,12 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
 
     /* INTERNAL: HELPERS */
 
-    /// @dev Returns an honest auditor's collateral and pays its reward from the audit pool.
-    function _releaseAuditor(Job calldata job, address auditor) private returns (uint256 reward) {
+    /// @dev Returns an honest auditor's collateral and, when `rewarded`, pays its reward from the audit pool.
+    function _releaseAuditor(Job calldata job, address auditor, bool rewarded) private returns (uint256 reward) {
         IERC20 token = job.request.paymentToken;
         Terms terms = job.terms;
         _credit(token, auditor, _collateralOf(job.request.price, terms.auditCollateralBps()));
-        reward = _payFromPool(token, auditor, _collateralOf(job.request.price, terms.auditRewardBps()));
+        if (rewarded) reward = _payFromPool(token, auditor, _collateralOf(job.request.price, terms.auditRewardBps()));
     }
 
     /// @dev A challenge that did not prove fraud: the bond goes to the provider.

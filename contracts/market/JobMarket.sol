@@ -167,7 +167,9 @@ contract JobMarket is IJobMarketCore, MarketBase {
         uint256 deadline = slot.commitDeadline();
         if (block.timestamp > deadline) revert JobMarketDeadlinePassed(jobId, deadline);
         if (JobSlots.truncate(commitment) == 0) revert JobMarketZeroCommitment(jobId);
-        _jobs[jobId] = JobSlots.committed(slot.claimantId(), block.timestamp, block.number, commitment);
+        _jobs[jobId] = JobSlots.committed(
+            slot.claimantId(), block.timestamp, block.number, _boundCommitment(commitment, msg.sender)
+        );
         emit JobCommitted(jobId);
     }
 
@@ -206,7 +208,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
         if (block.timestamp < windowEnd) revert JobMarketDeadlineNotReached(jobId, windowEnd);
         uint256 revealBy = windowEnd + job.terms.revealWindow();
         if (block.timestamp > revealBy) revert JobMarketDeadlinePassed(jobId, revealBy);
-        if (JobSlots.truncate(commitmentHash(jobId, provider, resultRoot, salt)) != slot.digest()) {
+        if (JobSlots.truncate(_boundCommitment(commitmentHash(jobId, provider, resultRoot, salt), provider)) != slot.digest()) {
             revert JobMarketCommitmentMismatch(jobId);
         }
         if (state == JobState.Committed) {
@@ -239,7 +241,9 @@ contract JobMarket is IJobMarketCore, MarketBase {
         } else if (state == JobState.Committed || state == JobState.Challengeable) {
             uint256 windowEnd = state == JobState.Committed ? slot.clock() + job.terms.challengeWindow() : slot.clock();
             _expectPast(jobId, windowEnd + job.terms.revealWindow());
-            _missedReveal(jobId, job, _registry.providerById(slot.providerId()));
+            address provider = _registry.providerById(slot.providerId());
+            if (state == JobState.Committed && _drawImpossible(job, slot)) _voidUndrawn(jobId, job, provider);
+            else _missedReveal(jobId, job, provider);
         } else if (state >= JobState.Audited && state <= JobState.Escalated) {
             _delegate(_auditModule);
         } else if (state == JobState.None) {
@@ -556,6 +560,22 @@ contract JobMarket is IJobMarketCore, MarketBase {
         _credit(token, job.consumer, job.request.price);
         uint256 slashed = _registry.slash(provider, _verification.fraudStakeSlashBps, true);
         emit JobRevealMissed(jobId, provider, toConsumer, toTreasury, slashed);
+    }
+
+    /// @dev Whether the job's draw still cannot happen: its randomness is Pending (a governed source that
+    /// never answered). `settle` refused the provider all along (`JobMarketRandomnessNotReady`).
+    function _drawImpossible(Job calldata job, JobSlot slot) private view returns (bool) {
+        (IRandomnessSource.Availability availability,) = _randomnessOf(slot.commitBlock(), job.terms.externalRandomness());
+        return availability == IRandomnessSource.Availability.Pending;
+    }
+
+    /// @dev The reveal window closed with no draw possible: nobody is at fault. P back to the consumer,
+    /// S back to the provider, no slash.
+    function _voidUndrawn(bytes32 jobId, Job calldata job, address provider) private {
+        uint256 collateral = _collateralOf(job.request.price, job.terms.collateralBps());
+        _refund(jobId, job);
+        _credit(job.request.paymentToken, provider, collateral);
+        emit JobVoided(jobId, provider, collateral);
     }
 
     function _expectPast(bytes32 jobId, uint256 deadline) private view {

@@ -102,6 +102,13 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
         return keccak256(abi.encode(job));
     }
 
+    /// @dev What the job's word stores of a commitment: its hash with the claimant's address. A
+    /// commitment opens only with the claimant as `provider`, so nobody settles, or is paid or counted, in
+    /// the name of another address (a newcomer binding an address past probation would skip its audits).
+    function _boundCommitment(bytes32 commitment, address claimant) internal pure returns (bytes32) {
+        return keccak256(abi.encode(commitment, claimant));
+    }
+
     function _expectState(bytes32 jobId, JobState current, JobState expected) internal pure {
         if (current != expected) {
             if (current == JobState.None) revert JobMarketUnknownJob(jobId);

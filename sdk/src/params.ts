@@ -161,6 +161,15 @@ export function commitmentHash(jobId: string, provider: string, resultRoot: stri
   return keccak256(AbiCoder.defaultAbiCoder().encode(["bytes32", "address", "bytes32", "bytes32"], [jobId, provider, resultRoot, salt]));
 }
 
+/**
+ * What the market's job record keeps of a commitment (`jobRecord(jobId).commitment`): the low 152 bits of
+ * keccak256(abi.encode(commitment, claimant)). Binding the claimant means a commitment opens only with
+ * the claimant as its provider.
+ */
+export function storedCommitment(commitment: string, claimant: string): bigint {
+  return BigInt(keccak256(AbiCoder.defaultAbiCoder().encode(["bytes32", "address"], [commitment, claimant]))) & ((1n << 152n) - 1n);
+}
+
 /** Collateral S a claimant locks: P * collateralBps / 10000. */
 export function collateralOf(job: JobStruct): bigint {
   return (BigInt(job.request.price) * BigInt(unpackTerms(job.terms).collateralBps)) / 10_000n;

@@ -74,6 +74,9 @@ export type MarketEvent = EventPosition &
     | { kind: "reopened"; jobId: string }
     | { kind: "refunded"; jobId: string; consumer: string; amount: bigint }
     | { kind: "cancelled"; jobId: string; consumer: string; refund: bigint }
+    /** JobVoided: the reveal window closed with the draw still impossible (randomness Pending); nobody at
+     * fault, the collateral back to the provider (the consumer's refund is the `refunded` beside it). */
+    | { kind: "voided"; jobId: string; provider: string; collateral: bigint }
     /** JobRevealMissed: the provider never revealed; treated as fraud. */
     | { kind: "revealMissed"; jobId: string; provider: string; toConsumer: bigint; toTreasury: bigint; stakeSlashed: bigint }
     | { kind: "auditDrawn"; jobId: string; audited: boolean; probabilityBps: number; failSafe: boolean }
@@ -136,6 +139,7 @@ const MARKET_DECODERS: Record<string, Decoder> = {
   JobReopened: (a) => ({ kind: "reopened", jobId: str(a.jobId) }),
   JobRefunded: (a) => ({ kind: "refunded", jobId: str(a.jobId), consumer: str(a.consumer), amount: big(a.amount) }),
   JobCancelled: (a) => ({ kind: "cancelled", jobId: str(a.jobId), consumer: str(a.consumer), refund: big(a.refund) }),
+  JobVoided: (a) => ({ kind: "voided", jobId: str(a.jobId), provider: str(a.provider), collateral: big(a.collateral) }),
   JobRevealMissed: (a) => ({
     kind: "revealMissed",
     jobId: str(a.jobId),
@@ -463,8 +467,8 @@ export interface Utilisation {
  *   `timedOut`: claims it did not commit in time; `slashed`: its jobs that ended in a fraud verdict
  *   (`FraudProven`) or a missed reveal (`JobRevealMissed`).
  * - `reliability = settled / (settled + timedOut + slashed)`: the share of its finished claims that it
- *   delivered; null while none finished. Refunds after a no-fault escalation are nobody's fault and do
- *   not count.
+ *   delivered; null while none finished. Refunds after a no-fault escalation, and voids (`JobVoided`:
+ *   the draw's randomness never came), are nobody's fault and do not count.
  * - `audited`/`auditsPassed`: audits of its work (`AuditPassed`, `FraudProven`) and how many passed.
  * - As an auditor: `auditsDone` (`AuditClaimed`), `auditorSlashed` (lost a dispute), `auditorStalled`
  *   (missed a deadline).

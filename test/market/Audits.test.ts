@@ -171,6 +171,48 @@ describe("JobMarket audits, disputes and challenges", () => {
       expect(await sys.market.jobState(second.jobId)).to.equal(JobState.Challengeable);
     });
 
+    it("binds a commitment to its claimant: a newcomer cannot settle or reveal in the name of its own address past probation", async () => {
+      const { sys, auditor } = await networkHelpers.loadFixture(worldFixture);
+      await sys.market.setParameter(6, 1); // ProbationJobs = 1
+      const [newcomer, veteran] = sys.providers;
+      const v = packVerification({ chunks: N, auditChunks: M, auditBps: 0 });
+      // The veteran leaves probation: one job audited by draw, the audit unclaimed, then settled.
+      const first = await createJob(sys, sys.consumer, { verification: v });
+      await sys.market.connect(veteran).claim(first.job);
+      const r1 = Result.of(first.jobId, veteran.address, N);
+      await sys.market.connect(veteran).commit(first.jobId, r1.commitment);
+      await sys.randomness.set(1, ethers.ZeroHash);
+      await sys.market.draw(first.job);
+      await networkHelpers.time.increase(HOUR + 1n);
+      await sys.market.enforceDeadline(first.job);
+      await sys.market.settle(first.job, veteran.address, r1.tree.root, r1.salt, "");
+      expect(await sys.market.completedJobs(sys.usd, veteran.address)).to.equal(1n);
+
+      // The newcomer claims and commits a result that names the veteran as provider.
+      const { jobId, job } = await createJob(sys, sys.consumer, { verification: v });
+      await sys.market.connect(newcomer).claim(job);
+      const named = Result.of(jobId, veteran.address, N);
+      await sys.market.connect(newcomer).commit(jobId, named.commitment);
+      // A draw at the veteran's count (pMin) would skip the audit; the commitment does not open for it.
+      await setDraw(sys, jobId, false);
+      await networkHelpers.time.increase(HOUR);
+      await expect(sys.market.connect(veteran).settle(job, veteran.address, named.tree.root, named.salt, ""))
+        .to.be.revertedWithCustomError(sys.market, "JobMarketCommitmentMismatch")
+        .withArgs(jobId);
+      // The draw is the newcomer's: in probation, so audited; and the reveal to the auditor fails too.
+      await expect(sys.market.draw(job)).to.emit(sys.market, "AuditDrawn").withArgs(jobId, true, 10_000, false);
+      const { sample } = await claimAudit(sys, job, auditor);
+      await expect(
+        sys.market
+          .connect(veteran)
+          .revealResult(job, veteran.address, named.tree.root, named.salt, "", named.leavesAt(sample), named.proofsAt(sample)),
+      )
+        .to.be.revertedWithCustomError(sys.market, "JobMarketCommitmentMismatch")
+        .withArgs(jobId);
+      expect(await sys.market.completedJobs(sys.usd, veteran.address)).to.equal(1n);
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Revealing);
+    });
+
     it("uses the consumer's requested probability when it is above the floor", async () => {
       const { sys } = await networkHelpers.loadFixture(worldFixture);
       const { jobId, job } = await createJob(sys, sys.consumer, { verification: packVerification({ chunks: N, auditChunks: M, auditBps: 9_000 }) });
@@ -402,7 +444,7 @@ describe("JobMarket audits, disputes and challenges", () => {
       await expectConservation(sys, [job]);
     });
 
-    it("resolves an escalation nobody decides as no-fault: refund, every collateral back, auditors paid", async () => {
+    it("resolves an escalation nobody decides as no-fault: refund, every collateral back, no reward from the pool", async () => {
       const c = await networkHelpers.loadFixture(everyChunkFabricated);
       const { sys, jobId, job } = c;
       const before = await snapshot(c);
@@ -415,21 +457,31 @@ describe("JobMarket audits, disputes and challenges", () => {
       const d = delta(before, await snapshot(c));
       expect(d.consumer).to.equal(P);
       expect(d.provider).to.equal(S);
-      expect(d.auditor).to.equal(REWARD);
-      expect(d.tieBreaker).to.equal(REWARD);
+      // Collateral back, no reward: addresses of one owner answering three ways cannot draw on the pool.
+      expect(d.auditor).to.equal(0n);
+      expect(d.tieBreaker).to.equal(0n);
+      expect(d.pool).to.equal(0n);
+      expect(d.treasury).to.equal(0n);
       expect(d.providerStake).to.equal(0n);
       expect(await sys.market.jobState(jobId)).to.equal(JobState.Refunded);
       await expectConservation(sys, [job]);
     });
 
-    it("accepts a governance verdict against the auditor, or of no fault", async () => {
+    it("accepts a governance verdict against the auditor, or of no fault (which pays both auditors' rewards)", async () => {
       for (const verdict of [Verdict.AuditorFraud, Verdict.NoFault]) {
         const c = await networkHelpers.loadFixture(everyChunkFabricated);
+        const before = await snapshot(c);
         const { sample, answer } = await toProviderRevealed(c);
         await revealAudit(c, sample, answer);
         await tieBreak(c, sample, answer, "third");
         await c.sys.market.resolveEscalation(c.job, verdict);
         expect(await c.sys.market.jobState(c.jobId)).to.equal(verdict === Verdict.AuditorFraud ? JobState.Settled : JobState.Refunded);
+        if (verdict === Verdict.NoFault) {
+          const d = delta(before, await snapshot(c));
+          expect(d.auditor).to.equal(REWARD);
+          expect(d.tieBreaker).to.equal(REWARD);
+          expect(d.pool).to.equal(-2n * REWARD);
+        }
         await expectConservation(c.sys, [c.job]);
       }
     });

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { network } from "hardhat";
-import { collateralOf, hashJob, packRequirements, packVerification } from "../../sdk/src/params.js";
+import { collateralOf, hashJob, storedCommitment, packRequirements, packVerification } from "../../sdk/src/params.js";
 import { expectConservation } from "../helpers/conservation.js";
 import {
   DAY,
@@ -244,7 +244,7 @@ describe("JobMarket lifecycle", () => {
       expect(record.provider).to.equal(p1.address);
       expect(record.committedAt).to.equal(BigInt(await networkHelpers.time.latest()));
       expect(record.commitBlock).to.equal(BigInt(await ethers.provider.getBlockNumber()));
-      expect(record.commitment).to.equal(BigInt(r.commitment) & ((1n << 152n) - 1n));
+      expect(record.commitment).to.equal(storedCommitment(r.commitment, p1.address));
     });
 
     it("accepts a commitment only from the claimant, in time, and non-zero", async () => {
@@ -463,6 +463,43 @@ describe("JobMarket lifecycle", () => {
       expect(await market.jobState(jobId)).to.equal(JobState.Slashed);
       expect(await sys.mesh.balanceOf(await registry.getAddress())).to.equal((await registry.totalStaked()) + (await registry.slashedStake()));
       await expectConservation(sys, [job]);
+    });
+
+    it("voids, slashing nobody, a job whose draw was never possible: the randomness source stayed Pending past the reveal window", async () => {
+      const { sys, jobId, job, reveal } = await networkHelpers.loadFixture(committed);
+      const { market, registry, consumer, providers } = sys;
+      const p1 = providers[0];
+      const record = await market.jobRecord(jobId);
+      const revealBy = record.committedAt + 2n * HOUR;
+      await sys.randomness.set(0, ethers.ZeroHash); // Pending: the governed source never answers
+      await networkHelpers.time.increase(HOUR);
+      // The provider tries to settle within its window and cannot.
+      await expect(market.settle(job, p1.address, reveal.resultRoot, reveal.salt, reveal.outputURI))
+        .to.be.revertedWithCustomError(market, "JobMarketRandomnessNotReady")
+        .withArgs(jobId, record.commitBlock);
+      await networkHelpers.time.increaseTo(revealBy + 1n);
+      const [c0, p0] = await balances(sys, consumer.address, p1.address);
+      const stakeBefore = await registry.stakeOf(p1.address);
+      await expect(market.enforceDeadline(job))
+        .to.emit(market, "JobVoided")
+        .withArgs(jobId, p1.address, COLLATERAL)
+        .and.to.emit(market, "JobRefunded")
+        .withArgs(jobId, consumer.address, PRICE)
+        .and.not.to.emit(market, "JobRevealMissed");
+      const [c1, p1After] = await balances(sys, consumer.address, p1.address);
+      expect(c1 - c0).to.equal(PRICE);
+      expect(p1After - p0).to.equal(COLLATERAL);
+      expect(await market.treasuryAccrual(sys.usd)).to.equal(0n);
+      const stake = await registry.stakeOf(p1.address);
+      expect(stake.active).to.equal(stakeBefore.active);
+      expect(stake.jailedUntil).to.equal(0n);
+      expect(await registry.isActive(p1.address)).to.equal(true);
+      expect(await market.completedJobs(sys.usd, p1.address)).to.equal(0n);
+      expect(await market.jobState(jobId)).to.equal(JobState.Refunded);
+      await expectConservation(sys, [job]);
+      // Randomness that arrives afterwards changes nothing: the job is final.
+      await sys.randomness.set(1, ethers.ZeroHash);
+      await expect(market.enforceDeadline(job)).to.be.revertedWithCustomError(market, "JobMarketNothingToEnforce").withArgs(jobId, JobState.Refunded);
     });
 
     it("has nothing to enforce on a finished or unknown job", async () => {

@@ -319,5 +319,23 @@ describe("SDK transparency statistics", () => {
       const head = await loadEvents({ market: sys.market, registry: sys.registry }, { fromBlock: 0, toBlock: cancelledAt - 1 });
       expect([...head, ...tail]).to.deep.equal(all);
     });
+
+    it("reads a void (the draw's randomness never came) as a refund that is nobody's fault", async () => {
+      const sys = await marketWithProviders(ethers);
+      const p1 = sys.providers[0];
+      const { jobId, job } = await createJob(sys, sys.consumer);
+      await sys.market.connect(p1).claim(job);
+      await sys.market.connect(p1).commit(jobId, makeReveal(ethers, jobId, p1.address).commitment);
+      await sys.randomness.set(0, ethers.ZeroHash); // Pending
+      await networkHelpers.time.increase(2n * HOUR + 1n);
+      await sys.market.enforceDeadline(job);
+      const events = await loadEvents({ market: sys.market, registry: sys.registry }, { fromBlock: 0 });
+      expect(events.find((e) => e.kind === "voided")).to.include({ jobId, provider: p1.address, collateral: 200n * USD });
+      expect(events.find((e) => e.kind === "refunded")).to.include({ jobId, consumer: sys.consumer.address, amount: 100n * USD });
+      const stats = computeStats(events);
+      expect(stats.jobs.byState.refunded).to.equal(1);
+      expect(stats.providers[p1.address]).to.include({ claimed: 1, settled: 0, slashed: 0, timedOut: 0, reliability: null });
+      expect(stats.slashes).to.deep.equal([]);
+    });
   });
 });

@@ -29,7 +29,7 @@ import { MeshworkBlobError, MeshworkContractError, MeshworkEncodingError, Meshwo
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
-import { collateralOf, jobFromResult, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
+import { collateralOf, jobFromResult, storedCommitment, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
 import { ResultWriter, digestFromURI, type OutputManifest, manifestRoot } from "../results.js";
 import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
 import { runtimeThreadsOf, type WorkerConfig } from "./config.js";
@@ -90,7 +90,6 @@ export class JobRejectedError extends MeshworkError {
 /** A job's record as the market returns it. */
 type JobRecord = Awaited<ReturnType<Meshwork["context"]["contracts"]["market"]["jobRecord"]>>;
 
-const DIGEST_MASK = (1n << 152n) - 1n;
 /** Most state reads a tick has in flight at once (many public RPCs cap a JSON-RPC batch near 50–100). */
 const READ_BATCH = 50;
 /** How old a tick's states may get before the jobs not yet stepped are read again (ms). */
@@ -798,8 +797,8 @@ export class Worker {
       const record = await market.jobRecord(row.jobId);
       if (row.salt && state !== "Open" && !FINAL.has(state) && record.provider.toLowerCase() === this.#address.toLowerCase()) {
         const expected = await market.commitmentHash(row.jobId, this.#address, row.root!, row.salt);
-        // The market keeps the commitment's low 152 bits in the job's storage word.
-        if (BigInt(record.commitment) === (BigInt(expected) & DIGEST_MASK) || this.#o.cheat === "copy") {
+        // The market keeps the commitment bound to its claimant, in 152 bits of the job's storage word.
+        if (BigInt(record.commitment) === storedCommitment(expected, this.#address) || this.#o.cheat === "copy") {
           this.#o.state.update(row.jobId, { phase: "committed" });
           return;
         }
