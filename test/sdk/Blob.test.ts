@@ -23,7 +23,8 @@ import {
   type BlobServer,
   type BlobStore,
 } from "../../sdk/src/blob.js";
-import { MeshworkBlobError, MeshworkError } from "../../sdk/src/errors.js";
+import { MeshworkBlobError, MeshworkError, MeshworkVerificationError } from "../../sdk/src/errors.js";
+import { fetchResult, publishResult } from "../../sdk/src/results.js";
 import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { rejection } from "../helpers/rejection.js";
 
@@ -351,6 +352,22 @@ describe("blob store", () => {
       expect(await local.has(long)).to.equal(false);
     });
 
+    it("checks a source's bytes itself before keeping them, whatever the source does and the caller asks", async () => {
+      const local = new MemoryBlobStore();
+      const lying: BlobStore = {
+        put: async (bytes) => digestOf(bytes),
+        get: async () => utf8("abd"), // another blob's bytes, unchecked (as a plain MemoryBlobStore returns them)
+        has: async () => true,
+      };
+      const store = new CachingBlobStore(local, [lying]);
+      for (const options of [{}, { verify: false }]) {
+        const error = await rejection(store.get(ABC, options));
+        expect(error.shortMessage).to.equal("blob not found in the local store or any source");
+        expect((error.cause as MeshworkBlobError).details).to.include({ digest: ABC, actual: digestOf(utf8("abd")) });
+      }
+      expect(await local.has(ABC)).to.equal(false);
+    });
+
     it("fetches again from a source a blob whose local file was changed on disk, and repairs the file", async () => {
       const where = await mkdtemp(join(tmpdir(), "meshwork-caching-"));
       try {
@@ -533,6 +550,26 @@ describe("blob store", () => {
       expect(error).to.be.instanceOf(MeshworkBlobError);
       expect(error.shortMessage).to.match(/digest mismatch/);
       expect(error.details).to.include({ digest: ABC, actual: digestOf(utf8("abd")), status: 200, url: `${url}/blobs/${ABC}` });
+    });
+
+    it("returns the bytes unchecked to a caller that hashes them itself (verify: false): fetchResult, which hashes every chunk itself, still names a tampered one", async () => {
+      const { url } = await evil((req, res) => res.end("abd"));
+      expect(await new HttpBlobStore(url).get(ABC, { verify: false })).to.deep.equal(utf8("abd"));
+
+      const published = new MemoryBlobStore();
+      const jobId = "0x" + "11".repeat(32);
+      const inputs = [utf8("in0"), utf8("in1")];
+      const outputs = [utf8("out0"), utf8("out1")];
+      const { root, outputURI } = await publishResult(published, jobId, inputs, outputs);
+      const tampered = digestOf(outputs[1]).slice(2);
+      const gateway = await evil(async (req, res) => {
+        const digest = normalizeDigest(req.url!.split("/").pop()!);
+        res.end(digest.slice(2) === tampered ? "out!" : await published.get(digest));
+      });
+      const error = await rejection(fetchResult(new HttpBlobStore(gateway.url), jobId, root, outputURI));
+      expect(error).to.be.instanceOf(MeshworkVerificationError);
+      expect(error.shortMessage).to.equal("output chunk 1 is missing or tampered with");
+      expect((error.cause as MeshworkBlobError).details).to.include({ digest: digestOf(outputs[1]), actual: digestOf(utf8("out!")), chunk: 1 });
     });
 
     it("reports a connection dropped before the response, with its cause", async () => {

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { JsonRpcProvider, Wallet } from "ethers";
 import pino, { type Logger } from "pino";
-import { DirectoryBlobStore, HttpBlobStore, normalizeDigest, startBlobServer, type BlobGetOptions, type BlobServer, type BlobStore } from "../blob.js";
+import { DirectoryBlobStore, HttpBlobStore, normalizeDigest, startBlobServer, verifyBlob, type BlobGetOptions, type BlobServer, type BlobStore } from "../blob.js";
 import { Meshwork } from "../client.js";
 import { MeshworkBlobError, MeshworkConfigError } from "../errors.js";
 import { parseWorkerConfig, runtimeThreadsOf, type WorkerConfig } from "./config.js";
@@ -44,8 +44,8 @@ export async function openKeystore(path: string, password: string): Promise<Wall
 }
 
 /**
- * Local store first; a blob it lacks, or cannot read back verified, is fetched from the sources
- * (verified) and kept. What the worker
+ * Local store first; a blob it lacks, or cannot read back verified, is fetched from the sources,
+ * verified here (once, whatever the source does) and kept. What the worker
  * stores (outputs, manifests) also goes to the sources, best effort, so consumers find it at the
  * gateway they use.
  */
@@ -78,8 +78,9 @@ export class CachingBlobStore implements BlobStore {
     }
     for (const source of this.sources) {
       try {
-        const bytes = await source.get(digest, options);
-        await this.local.put(bytes, digest); // verified by the source's get
+        const bytes = await source.get(digest, { ...options, verify: false });
+        verifyBlob(digest, bytes); // checked here, whatever the source (and the caller) does: it is kept under this digest
+        await this.local.put(bytes, digest);
         return bytes;
       } catch (error) {
         last = error;
