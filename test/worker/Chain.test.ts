@@ -10,8 +10,10 @@ import { network } from "hardhat";
 import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
 import { JOB_STATES, type JobHandle } from "../../sdk/src/jobs.js";
+import { collateralOf, unpackTerms } from "../../sdk/src/params.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
+import { timelockSigner } from "../helpers/dao.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { JOB, counter, drive, intKernelSpec, makeWorker, settledOrFailed } from "./worker-fixture.js";
 
@@ -524,6 +526,32 @@ describe("worker on an unreliable chain", function () {
     expect(state.get(job.jobId)).to.include({ phase: "done", note: "lost in Claimed" });
     expect(await job.state()).to.equal("Open"); // reopened for another provider
     expect(sends).to.deep.equal(["claim", "enforceDeadline"]);
+  });
+
+  it("voids its committed job once the reveal window closes with the draw's randomness never come: collateral back, no slash", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const governance = await timelockSigner(w);
+    const randomness = await w.ethers.deployContract("MockRandomness");
+    await randomness.set(0, w.ethers.ZeroHash); // Pending: a source that never answers
+    await w.market.connect(governance).setRandomnessSource(await randomness.getAddress());
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 23, { computeWindow: 600n });
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "committed", 30, { finalTick: false });
+    for (let i = 0; i < 3; i++) await cheap.tick(); // the draw is refused (RandomnessNotReady): it waits
+    expect(await job.state()).to.equal("Committed");
+    expect(sends.filter((a) => a === "draw" || a === "enforceDeadline")).to.deep.equal([]);
+
+    const terms = unpackTerms(BigInt(job.job.terms));
+    await networkHelpers.time.increase(terms.challengeWindow + terms.revealWindow + 1);
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "done", 5);
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "voided" });
+    expect(await job.state()).to.equal("Refunded");
+    expect(sends.filter((a) => a === "enforceDeadline")).to.have.length(1);
+    const [voided] = await w.market.queryFilter(w.market.filters.JobVoided(job.jobId));
+    expect(voided.args.provider).to.equal(w.cheap.address);
+    expect(voided.args.collateral).to.equal(collateralOf(job.job));
+    const counters = await w.registry.countersOf(w.cheap.address);
+    expect([counters.timedOut, counters.slashes]).to.deep.equal([0n, 0n]);
+    expect((await cheap.metrics.jobsFailed.get()).values.find((v) => v.labels.reason === "voided")?.value).to.equal(1);
   });
 
   it("says why a node takes no jobs (here: not registered), once, and shows it in a metric", async () => {

@@ -21,7 +21,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { formatUnits, hexlify, solidityPackedKeccak256 } from "ethers";
-import type { ContractTransactionReceipt } from "ethers";
+import type { ContractTransactionReceipt, Interface } from "ethers";
 import type { Logger } from "pino";
 import { digestOf, normalizeDigest, type BlobStore, type DirectoryBlobStore, type PruneReport } from "../blob.js";
 import type { Meshwork } from "../client.js";
@@ -838,7 +838,9 @@ export class Worker {
     }
     if (state === "Committed") {
       // Draw as soon as the randomness exists (anyone may); an unaudited job then waits for its window.
-      if (await succeeds(() => market.draw.staticCall(job))) await this.#send("draw", () => market.draw(job));
+      const refusal = await refusalOf(() => market.draw.staticCall(job), market.interface);
+      if (refusal === undefined) await this.#send("draw", () => market.draw(job));
+      else if (refusal === "JobMarketRandomnessNotReady") await this.#voidIfNeverDrawn(row);
       return;
     }
     if (state === "Revealing") {
@@ -866,6 +868,22 @@ export class Worker {
     return this.#enforce(job); // Disputed, Escalated: others act; push expired deadlines
   }
 
+  /**
+   * The draw's randomness is still Pending (a governed source that does not answer), so this node cannot
+   * settle. Once the reveal window has closed the market voids the job (S back, no slash): this node
+   * asks for it, rather than leave its collateral locked until someone else does.
+   */
+  async #voidIfNeverDrawn(row: JobRow) {
+    const { market } = this.#o.mw.context.contracts;
+    const terms = unpackTerms(BigInt(row.job.terms));
+    const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#chainTime()]);
+    if (JOB_STATES[Number(record.state)] !== "Committed") return; // the state read was stale
+    const revealBy = record.committedAt + BigInt(terms.challengeWindow + terms.revealWindow);
+    if (now <= revealBy) return;
+    this.#log.warn({ jobId: row.jobId, commitBlock: Number(record.commitBlock) }, "the audit draw's randomness never came: voiding the job (collateral back, no slash)");
+    await this.#enforce(row.job);
+  }
+
   #openings(row: JobRow, sample: number[]): { leaves: string[]; proofs: string[][] } {
     const manifest = JSON.parse(row.data!) as OutputManifest;
     const tree = new MerkleTree(manifest.chunks.map((c, i) => leafHash(manifest.jobId, i, c.input, c.output)));
@@ -882,12 +900,20 @@ export class Worker {
       this.metrics.jobsCompleted.inc();
       if (row.startedAt) this.metrics.jobDuration.observe((Date.now() - row.startedAt) / 1000);
       this.#log.info({ jobId: row.jobId }, "job settled: paid");
-    } else {
+    }
+    // Refunded with this node's collateral back (JobVoided): the draw's randomness never came.
+    const voided =
+      state === "Refunded" &&
+      (await this.#logsSince("JobVoided", row.createdBlock, (from, to) => market.queryFilter(market.filters.JobVoided(row.jobId, this.#address), from, to))).length > 0;
+    if (voided) {
+      this.metrics.jobsFailed.inc({ reason: "voided" });
+      this.#log.warn({ jobId: row.jobId, state }, "job voided: its audit draw was never possible; collateral back, no slash");
+    } else if (!mine) {
       this.metrics.jobsFailed.inc({ reason: state.toLowerCase() });
       this.#log.warn({ jobId: row.jobId, state }, "job ended without pay");
     }
     this.metrics.inFlight.dec();
-    this.#o.state.update(row.jobId, { phase: "done", note: state });
+    this.#o.state.update(row.jobId, { phase: "done", note: voided ? "voided" : state });
   }
 
   /**
@@ -1441,6 +1467,21 @@ async function refused(call: () => Promise<unknown>): Promise<boolean> {
   } catch (error) {
     if (toMeshworkError(error, {}, "static call") instanceof MeshworkRpcError) throw error;
     return true;
+  }
+}
+
+/**
+ * The name of the market error a static call reverts with (`"unknown"` for another revert), or undefined
+ * when it succeeds; an RPC failure is thrown, not taken for a refusal.
+ */
+async function refusalOf(call: () => Promise<unknown>, iface: Interface): Promise<string | undefined> {
+  try {
+    await call();
+    return undefined;
+  } catch (error) {
+    const mapped = toMeshworkError(error, { JobMarket: iface }, "static call");
+    if (mapped instanceof MeshworkRpcError) throw error;
+    return mapped instanceof MeshworkContractError ? mapped.errorName : "unknown";
   }
 }
 
