@@ -383,7 +383,7 @@ export class Jobs {
     const caller = await this.ctx.accountIfAny();
     const { domain, types } = offerTypedData(this.ctx.chainId, this.ctx.book.contracts.market);
     const out: RouteCandidate[] = [];
-    const queues = new Map<string, Promise<number>>();
+    const queues: QueueReads = { byProvider: new Map() };
     for (const offer of offers) {
       let digest: string;
       try {
@@ -440,7 +440,7 @@ export class Jobs {
     const { registry } = this.ctx.contracts;
     const count = Number(await this.ctx.call("providerCount", () => registry.providerCount()));
     const out: RouteCandidate[] = [];
-    const queues = new Map<string, Promise<number>>();
+    const queues: QueueReads = { byProvider: new Map() };
     for (let id = 1; id <= count; id++) {
       const provider = await this.ctx.call("providerById", () => registry.providerById(id));
       const posted = await this.ctx.call("postedPrice", () => registry.postedPrice(provider, prepared.request.paymentToken));
@@ -453,16 +453,16 @@ export class Jobs {
   /**
    * `provider` as a candidate for `request` at `price`. The posted price is checked only for a job
    * routed by posted prices: a signed offer is the provider's consent to its own price, and the market
-   * does not check the posted one for it either. Its queue (a scan of its claims: the costly part) is
-   * read once per provider and route (`queues`), and not at all for a candidate rejected anyway (an
-   * invalid offer, an ineligible provider: `queue` 0).
+   * does not check the posted one for it either. Its queue (a scan of its claims of the last
+   * `maxComputeWindow`: the costly part) is read once per provider and route (`queues`), and not at all
+   * for a candidate rejected anyway (an invalid offer, an ineligible provider: `queue` 0).
    */
   async #candidate(
     provider: string,
     request: JobRequestStruct,
     price: bigint,
     checkPostedPrice: boolean,
-    queues: Map<string, Promise<number>>,
+    queues: QueueReads,
     valid = true,
   ): Promise<RouteCandidate> {
     const { registry } = this.ctx.contracts;
@@ -473,8 +473,9 @@ export class Jobs {
     let queue = 0;
     if (valid && Number(eligibility) === 0) {
       const key = provider.toLowerCase();
-      if (!queues.has(key)) queues.set(key, this.#queueOf(provider));
-      queue = await queues.get(key)!;
+      queues.from ??= this.#recentClaimsFrom();
+      if (!queues.byProvider.has(key)) queues.byProvider.set(key, this.#queueOf(provider, queues.from));
+      queue = await queues.byProvider.get(key)!;
     }
     return {
       provider,
@@ -487,17 +488,44 @@ export class Jobs {
     };
   }
 
-  /** Jobs `provider` claimed and has not finished, from events since the deployment block. */
-  async #queueOf(provider: string): Promise<number> {
+  /**
+   * Jobs `provider` is computing now: claimed, not yet committed. Only its claims from block `from` on
+   * are read (see {@link #recentClaimsFrom}), so a route costs the same on a chain of any age.
+   */
+  async #queueOf(provider: string, from: Promise<number>): Promise<number> {
     const { market } = this.ctx.contracts;
-    const claims = await this.ctx.logs("queue", (from, to) => market.queryFilter(market.filters.JobClaimed(undefined, provider), from, to));
-    let open = 0;
+    const claims = await this.ctx.logs("queue", (a, b) => market.queryFilter(market.filters.JobClaimed(undefined, provider), a, b), await from);
+    let computing = 0;
     for (const id of new Set(claims.map((c) => c.args.jobId))) {
       const record = await this.ctx.call("jobRecord", () => market.jobRecord(id));
-      if (record.provider.toLowerCase() === provider.toLowerCase() && Number(record.state) < 9) open++;
+      if (sameAddress(record.provider, provider) && JOB_STATES[Number(record.state)] === "Claimed") computing++;
     }
-    return open;
+    return computing;
   }
+
+  /**
+   * The first block whose claims can still be computing: one at or before now − `maxComputeWindow` (an
+   * older claim is past its commit deadline), found by steps back that double from 256 blocks (a few
+   * header reads), or the deployment block.
+   */
+  async #recentClaimsFrom(): Promise<number> {
+    const { market } = this.ctx.contracts;
+    const deployed = this.ctx.book.deploymentBlock;
+    const [latest, config] = await Promise.all([this.ctx.latestBlock("queue"), this.ctx.call("config", () => market.config())]);
+    const since = latest.time - BigInt(config.maxComputeWindow);
+    for (let back = 256; ; back *= 2) {
+      const n = Number(latest.number) - back;
+      if (n <= deployed) return deployed;
+      const block = await this.ctx.call("queue: getBlock", () => this.ctx.provider.getBlock(n));
+      if (block && BigInt(block.timestamp) <= since) return n;
+    }
+  }
+}
+
+/** The queues read during one route: each eligible provider's once, all from one block (found once). */
+interface QueueReads {
+  from?: Promise<number>;
+  byProvider: Map<string, Promise<number>>;
 }
 
 /** A routing candidate; `offer` is set when routing signed offers. */

@@ -3,7 +3,7 @@
  * posted prices, within the consumer's caps. Pure functions; `Jobs.route` gathers the candidates.
  *
  * The order is lexicographic and predictable: the lowest price first; between equal prices the more
- * reliable provider (settled / finished jobs), then the shorter queue (jobs it holds right now), then a
+ * reliable provider (settled / finished jobs), then the shorter queue (jobs it is computing now), then a
  * provider in the preferred region, then renewable energy. Caps filter before ranking: a maximum price,
  * a required region, renewable-only, and on-chain eligibility (stake, jail, hardware, posted price).
  */
@@ -17,7 +17,7 @@ export interface RoutingCandidate {
   energy: Energy;
   /** 0..1, from {@link reputationOf}. */
   reliability: number;
-  /** Jobs the provider holds now (claimed, not finished); 0, not read, for an ineligible candidate or an invalid offer. */
+  /** Jobs the provider is computing now (claimed, not yet committed); 0, not read, for an ineligible candidate or an invalid offer. */
   queue: number;
   /** The registry's verdict for this job (0 = eligible). */
   eligibility: number;

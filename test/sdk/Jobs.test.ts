@@ -22,6 +22,7 @@ import {
 } from "../../sdk/src/errors.js";
 import { INVALID_OFFER, type JobEvent, type SignedOffer } from "../../sdk/src/jobs.js";
 import {
+  commitmentHash,
   hashJob,
   offerTypedData,
   packRequirements,
@@ -608,10 +609,11 @@ describe("SDK: jobs", () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
     const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
-    await w.market.connect(w.cheap).claim(handle.job);
     const dao = await w.sdk(w.deployer);
     const proposal = await dao.governance.propose([dao.governance.setParameter("market", "FeeBps", 200n)], "capped ranges");
     await networkHelpers.mine(12_000);
+    const recent = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    await w.market.connect(w.cheap).claim(recent.job);
 
     const ranges: number[] = [];
     const capped = misbehaving((method, target) =>
@@ -631,7 +633,7 @@ describe("SDK: jobs", () => {
     expect((await reader.governance.list()).map((p) => p.proposalId)).to.deep.equal([proposal.proposalId]);
     const prepared = await reader.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
     const { ranked } = await reader.jobs.route(prepared, { maxPrice: 100n * USD });
-    expect(ranked.find((c) => c.provider === w.cheap.address)?.queue).to.equal(1); // its claim, found in the history
+    expect(ranked.find((c) => c.provider === w.cheap.address)?.queue).to.equal(1); // its claim, computing
     expect(Math.max(...ranges)).to.equal(5_000);
   });
 
@@ -734,6 +736,40 @@ describe("SDK: jobs", () => {
       const padded = (a: string) => "0x" + a.slice(2).toLowerCase().padStart(64, "0");
       expect(new Set(scanned.map((t) => t.toLowerCase()))).to.deep.equal(new Set([padded(w.cheap.address), padded(w.mid.address)]));
       expect(scanned.length).to.equal(2); // one range each on this short chain
+    });
+
+    it("counts in a provider's queue the jobs it is computing (claimed, not committed), reading only its claims of the last maxComputeWindow", async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const consumer = await w.sdk(w.consumer);
+      const create = () => consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+      const old = await create();
+      const oldClaim = await (await w.market.connect(w.cheap).claim(old.job)).wait();
+      // A long history: 3,000 blocks over twice the longest compute window. The old claim is long overdue.
+      const window = Number((await w.market.config()).maxComputeWindow);
+      await networkHelpers.mine(3_000, { interval: Math.ceil((2 * window) / 3_000) });
+      const computing = await create();
+      await w.market.connect(w.cheap).claim(computing.job);
+      const committed = await create();
+      await w.market.connect(w.cheap).claim(committed.job);
+      await w.market.connect(w.cheap).commit(committed.jobId, commitmentHash(committed.jobId, w.cheap.address, "0x" + "12".repeat(32), "0x" + "34".repeat(32)));
+
+      const claimedTopic = w.market.interface.getEvent("JobClaimed")!.topicHash;
+      const from: number[] = [];
+      const counting = misbehaving((method, target) =>
+        method === "getLogs"
+          ? (filter: { topics?: (string | null)[]; fromBlock?: number }) => {
+              if (filter.topics?.[0] === claimedTopic) from.push(Number(filter.fromBlock));
+              return target.getLogs(filter as never);
+            }
+          : undefined,
+      );
+      const reader = await Meshwork.connect({ runner: counting, addresses: w.book, blobStore: w.store });
+      const prepared = await reader.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+      const { ranked } = await reader.jobs.route(prepared, { maxPrice: 100n * USD });
+      expect(ranked.find((c) => c.provider === w.cheap.address)?.queue).to.equal(1); // `computing`; not the committed one
+      expect(Math.min(...from)).to.be.greaterThan(oldClaim!.blockNumber); // the old claim's blocks were never read
+      const start = await w.ethers.provider.getBlock(Math.min(...from));
+      expect(start!.timestamp).to.be.at.most((await networkHelpers.time.latest()) - window); // yet every claim still computing was
     });
 
     it("takes an offer under the provider's posted price, as the market does: the signed price is its consent", async () => {
