@@ -145,23 +145,30 @@ describe("JobMarket audits, disputes and challenges", () => {
 
   const worldFixture = () => world();
 
+  /**
+   * With ProbationJobs = 1: `provider`'s first job, drawn for audit with probability 1 (probation), the
+   * audit left unclaimed, then settled: the provider has one completed job and is past probation.
+   */
+  async function leaveProbation(sys: System, provider: System["providers"][number], verification: bigint) {
+    const first = await createJob(sys, sys.consumer, { verification });
+    await sys.market.connect(provider).claim(first.job);
+    const r1 = Result.of(first.jobId, provider.address, N);
+    await sys.market.connect(provider).commit(first.jobId, r1.commitment);
+    await sys.randomness.set(1, ethers.ZeroHash);
+    await expect(sys.market.draw(first.job)).to.emit(sys.market, "AuditDrawn").withArgs(first.jobId, true, 10_000, false);
+    await networkHelpers.time.increase(HOUR + 1n);
+    await sys.market.enforceDeadline(first.job);
+    await sys.market.settle(first.job, provider.address, r1.tree.root, r1.salt, "");
+    expect(await sys.market.completedJobs(sys.usd, provider.address)).to.equal(1n);
+  }
+
   describe("the draw", () => {
     it("audits with probability 1 during probation, then at the floor pMin", async () => {
       const { sys } = await networkHelpers.loadFixture(worldFixture);
       await sys.market.setParameter(6, 1); // ProbationJobs = 1, in the terms of jobs created from now on
       const provider = sys.providers[0];
       const v = packVerification({ chunks: N, auditChunks: M, auditBps: 0 });
-      const first = await createJob(sys, sys.consumer, { verification: v });
-      await sys.market.connect(provider).claim(first.job);
-      const r1 = Result.of(first.jobId, provider.address, N);
-      await sys.market.connect(provider).commit(first.jobId, r1.commitment);
-      await sys.randomness.set(1, ethers.ZeroHash);
-      await expect(sys.market.draw(first.job)).to.emit(sys.market, "AuditDrawn").withArgs(first.jobId, true, 10_000, false);
-      // Let the audit lapse unclaimed and settle, so the provider has one completed job.
-      await networkHelpers.time.increase(HOUR + 1n);
-      await sys.market.enforceDeadline(first.job);
-      await sys.market.settle(first.job, provider.address, r1.tree.root, r1.salt, "");
-      expect(await sys.market.completedJobs(sys.usd, provider.address)).to.equal(1n);
+      await leaveProbation(sys, provider, v);
 
       const second = await createJob(sys, sys.consumer, { verification: v });
       await sys.market.connect(provider).claim(second.job);
@@ -176,17 +183,7 @@ describe("JobMarket audits, disputes and challenges", () => {
       await sys.market.setParameter(6, 1); // ProbationJobs = 1
       const [newcomer, veteran] = sys.providers;
       const v = packVerification({ chunks: N, auditChunks: M, auditBps: 0 });
-      // The veteran leaves probation: one job audited by draw, the audit unclaimed, then settled.
-      const first = await createJob(sys, sys.consumer, { verification: v });
-      await sys.market.connect(veteran).claim(first.job);
-      const r1 = Result.of(first.jobId, veteran.address, N);
-      await sys.market.connect(veteran).commit(first.jobId, r1.commitment);
-      await sys.randomness.set(1, ethers.ZeroHash);
-      await sys.market.draw(first.job);
-      await networkHelpers.time.increase(HOUR + 1n);
-      await sys.market.enforceDeadline(first.job);
-      await sys.market.settle(first.job, veteran.address, r1.tree.root, r1.salt, "");
-      expect(await sys.market.completedJobs(sys.usd, veteran.address)).to.equal(1n);
+      await leaveProbation(sys, veteran, v);
 
       // The newcomer claims and commits a result that names the veteran as provider.
       const { jobId, job } = await createJob(sys, sys.consumer, { verification: v });
