@@ -32,6 +32,7 @@ interface IJobAudits is IJobMarketTypes {
     /// committed: result root, salt, output URI, and the sampled leaves with their Merkle proofs. Leaves
     /// that open the auditor's commitment settle the job at once (provider paid, auditor's collateral back
     /// and its reward from the pool); otherwise the job is disputed and the auditor must reveal.
+    /// `provider` must be the claimant: the stored commitment is bound to it (`JobMarketCommitmentMismatch`).
     function revealResult(
         Job calldata job,
         address provider,

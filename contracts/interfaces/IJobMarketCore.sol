@@ -76,9 +76,11 @@ interface IJobMarketCore is IJobMarketTypes {
 
     /// @notice Moves a job past an expired deadline: unclaimed after `claimBy` -> refund; not committed
     /// within the compute window -> timeout (reopen or refund); not revealed in time -> missed reveal, or,
-    /// when the draw's randomness is still Pending so that the provider could never settle, a void
-    /// (`JobVoided`: P back to the consumer, S to the provider, no slash);
-    /// an audit phase past its deadline -> see `IJobAudits.enforceAuditDeadline`.
+    /// for a job never drawn whose governed randomness source still answers Pending (or fails) or was
+    /// replaced since the commit, a void (`JobVoided`: P back to the consumer, S to the provider, no
+    /// slash); with the built-in source in the very block after the commit block, nothing yet
+    /// (`JobMarketRandomnessNotReady`); an audit phase past its deadline -> the audit module's outcome
+    /// for that phase (docs/protocol.md, the deadline table).
     function enforceDeadline(Job calldata job) external;
 
     /// @notice Draws whether a committed job is audited, once the randomness of the block after its commit
@@ -86,7 +88,8 @@ interface IJobMarketCore is IJobMarketTypes {
     /// jobs in this token), else max(pMin, the consumer's request). If the randomness has expired the job
     /// counts as audited (fail-safe). Audited -> `Audited` (waiting for an auditor); otherwise
     /// `Challengeable` (the provider reveals with `settle` after the challenge window). `settle` draws by
-    /// itself when nobody has; anyone may draw earlier.
+    /// itself when nobody has; anyone may draw earlier. Not after the reveal window
+    /// (`JobMarketDeadlinePassed`): `enforceDeadline` decides then.
     function draw(Job calldata job) external;
 
     /* GOVERNANCE (owner: the timelock) */

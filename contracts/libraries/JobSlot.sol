@@ -11,13 +11,15 @@ import {IJobMarketTypes} from "../interfaces/IJobMarketTypes.sol";
 ///
 /// In the later states `clock` is the commit time (Committed, Audited, Revealing) or the end of the
 /// challenge window (Challengeable), and `digest` is the low 152 bits of the provider's commitment
-/// until it reveals in an audit, then of the hash of its revealed leaves. Once disputed (Disputed,
+/// bound to its claimant, keccak256(abi.encode(commitment, claimant)), until it reveals in an audit,
+/// then of the hash of its revealed leaves. Once disputed (Disputed,
 /// Escalated) the job needs neither clock nor commit block any more: those 64 bits hold the mask of
 /// the sampled chunks whose leaves differ.
 ///
 /// Keeping the commitment in the job's word instead of a slot of its own saves a new storage slot
-/// (22,100 gas) per job. The provider's address is not needed once committed: the commitment binds it,
-/// and the registry id identifies it for slashing. 152 bits keep second-preimage resistance at 2^152
+/// (22,100 gas) per job. The provider's address is not needed once committed: the stored digest binds
+/// it (a reveal names it, and opens only with the claimant's address), and the registry id identifies
+/// it for slashing. 152 bits keep second-preimage resistance at 2^152
 /// and collision resistance at 2^76 work (see docs/protocol.md).
 type JobSlot is uint256;
 

@@ -180,7 +180,12 @@ contract JobMarket is IJobMarketCore, MarketBase {
         _expectState(jobId, slot.state(), JobState.Committed);
         address provider = _registry.providerById(slot.providerId());
         uint256 completed = _accounts[job.request.paymentToken][provider].completed;
-        if (_drawAudit(jobId, job, slot, completed, true)) {
+        bool audited = _drawAudit(jobId, job, slot, completed, true); // reverts while the randomness is Pending
+        // Past the reveal window `enforceDeadline` decides (a missed reveal, or a void): a late draw must
+        // not turn a void into a slash.
+        uint256 revealBy = slot.clock() + job.terms.challengeWindow() + job.terms.revealWindow();
+        if (block.timestamp > revealBy) revert JobMarketDeadlinePassed(jobId, revealBy);
+        if (audited) {
             _jobs[jobId] = slot.withState(JobState.Audited);
             _audits[jobId] = AuditRecord(
                 address(0),
@@ -242,7 +247,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
             uint256 windowEnd = state == JobState.Committed ? slot.clock() + job.terms.challengeWindow() : slot.clock();
             _expectPast(jobId, windowEnd + job.terms.revealWindow());
             address provider = _registry.providerById(slot.providerId());
-            if (state == JobState.Committed && _drawImpossible(job, slot)) _voidUndrawn(jobId, job, provider);
+            if (state == JobState.Committed && _undrawable(jobId, job, slot)) _voidUndrawn(jobId, job, provider);
             else _missedReveal(jobId, job, provider);
         } else if (state >= JobState.Audited && state <= JobState.Escalated) {
             _delegate(_auditModule);
@@ -274,6 +279,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
     function setRandomnessSource(IRandomnessSource source) external onlyOwner {
         emit RandomnessSourceSet(address(_randomness), address(source));
         _randomness = source;
+        _randomnessSetBlock = uint64(block.number);
         if (address(source) != address(0)) _config.flags |= FLAG_EXTERNAL_RANDOMNESS;
         else _config.flags &= ~FLAG_EXTERNAL_RANDOMNESS;
     }
@@ -562,11 +568,20 @@ contract JobMarket is IJobMarketCore, MarketBase {
         emit JobRevealMissed(jobId, provider, toConsumer, toTreasury, slashed);
     }
 
-    /// @dev Whether the job's draw still cannot happen: its randomness is Pending (a governed source that
-    /// never answered). `settle` refused the provider all along (`JobMarketRandomnessNotReady`).
-    function _drawImpossible(Job calldata job, JobSlot slot) private view returns (bool) {
-        (IRandomnessSource.Availability availability,) = _randomnessOf(slot.commitBlock(), job.terms.externalRandomness());
-        return availability == IRandomnessSource.Availability.Pending;
+    /// @dev Whether a committed job whose reveal window has closed could not be drawn through no fault of
+    /// its provider: it draws from a governed source that still answers Pending (or fails), so `settle`
+    /// refused the provider all along (`JobMarketRandomnessNotReady`); or governance replaced the source
+    /// since the commit, so the source that decides now is not the one the provider faced. The built-in
+    /// source is Pending only until the block after the commit block exists: then this reverts
+    /// (`JobMarketRandomnessNotReady`), and a call a block later slashes the missed reveal.
+    function _undrawable(bytes32 jobId, Job calldata job, JobSlot slot) private view returns (bool) {
+        uint256 commitBlock = slot.commitBlock();
+        bool external_ = job.terms.externalRandomness();
+        if (external_ && _randomnessSetBlock > commitBlock) return true;
+        (IRandomnessSource.Availability availability,) = _randomnessOf(commitBlock, external_);
+        if (availability != IRandomnessSource.Availability.Pending) return false;
+        if (external_ && address(_randomness) != address(0)) return true;
+        revert JobMarketRandomnessNotReady(jobId, commitBlock);
     }
 
     /// @dev The reveal window closed with no draw possible: nobody is at fault. P back to the consumer,

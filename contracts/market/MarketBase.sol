@@ -78,6 +78,8 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
     MarketConfig internal _config;
     VerificationConfig internal _verification;
     IRandomnessSource internal _randomness;
+    /// @dev The block of the last `setRandomnessSource` (same word as `_randomness`).
+    uint64 internal _randomnessSetBlock;
     GuardianState internal _guardian;
     address internal _commons;
 
@@ -203,7 +205,7 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
     {
         if (external_) {
             IRandomnessSource source = _randomness;
-            if (address(source) != address(0)) return source.randomness(commitBlock);
+            if (address(source) != address(0)) return _askSource(source, commitBlock);
         }
         uint256 target = commitBlock + 1;
         if (block.number <= target) return (IRandomnessSource.Availability.Pending, 0);
@@ -214,6 +216,21 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
             if (ok && ret.length == 32) return (IRandomnessSource.Availability.Ready, bytes32(ret));
         }
         return (IRandomnessSource.Availability.Expired, 0);
+    }
+
+    /// @dev The governed source's answer; a source that reverts or answers malformed data is Pending
+    /// (never a revert here: a job whose source fails can still be voided, not stuck).
+    function _askSource(IRandomnessSource source, uint256 commitBlock)
+        private
+        view
+        returns (IRandomnessSource.Availability, bytes32)
+    {
+        (bool ok, bytes memory answer) =
+            address(source).staticcall(abi.encodeCall(IRandomnessSource.randomness, (commitBlock)));
+        if (!ok || answer.length < 64) return (IRandomnessSource.Availability.Pending, 0);
+        (uint256 availability, bytes32 value) = abi.decode(answer, (uint256, bytes32));
+        if (availability > uint256(IRandomnessSource.Availability.Expired)) return (IRandomnessSource.Availability.Pending, 0);
+        return (IRandomnessSource.Availability(availability), value);
     }
 
     /* BALANCES */

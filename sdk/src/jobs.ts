@@ -505,8 +505,9 @@ export class Jobs {
 
   /**
    * The first block whose claims can still be computing: one at or before now − `maxComputeWindow` (an
-   * older claim is past its commit deadline), found by steps back that double from 256 blocks (a few
-   * header reads), or the deployment block.
+   * older claim is past its commit deadline, unless its job was created with a longer window before
+   * governance lowered the maximum: not counted), found by steps back that double from 256 blocks (a
+   * few header reads), or the deployment block.
    */
   async #recentClaimsFrom(): Promise<number> {
     const { market } = this.ctx.contracts;

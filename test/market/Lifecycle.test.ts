@@ -502,6 +502,59 @@ describe("JobMarket lifecycle", () => {
       await expect(market.enforceDeadline(job)).to.be.revertedWithCustomError(market, "JobMarketNothingToEnforce").withArgs(jobId, JobState.Refunded);
     });
 
+    it("voids too when the source fails (reverts) or was replaced after the commit: the provider faced another source than the one deciding now", async () => {
+      for (const how of ["replaced", "failing"] as const) {
+        const { sys, jobId, job } = await networkHelpers.loadFixture(committed);
+        const { market, registry, providers } = sys;
+        const p1 = providers[0];
+        const revealBy = (await market.jobRecord(jobId)).committedAt + 2n * HOUR;
+        if (how === "replaced") {
+          // Stuck Pending through the window, then replaced (governance too late) by a source that answers.
+          await sys.randomness.set(0, ethers.ZeroHash);
+          await networkHelpers.time.increaseTo(revealBy + 1n);
+          const working = await ethers.deployContract("MockRandomness");
+          await market.setRandomnessSource(await working.getAddress());
+          // Nobody can draw it now (which would turn the void into a slash): the window is over.
+          await expect(market.draw(job)).to.be.revertedWithCustomError(market, "JobMarketDeadlinePassed").withArgs(jobId, revealBy);
+        } else {
+          // A source without `randomness` (here the payment token): every call to it reverts.
+          await market.setRandomnessSource(await sys.usd.getAddress());
+          await networkHelpers.time.increaseTo(revealBy + 1n);
+        }
+        await expect(market.enforceDeadline(job)).to.emit(market, "JobVoided").withArgs(jobId, p1.address, COLLATERAL);
+        expect(await market.jobState(jobId)).to.equal(JobState.Refunded, how);
+        expect((await registry.countersOf(p1.address)).slashes).to.equal(0n, how);
+        await expectConservation(sys, [job]);
+      }
+    });
+
+    it("still slashes a missed reveal after the draw (Challengeable), whatever the source answers later", async () => {
+      const { sys, jobId, job } = await networkHelpers.loadFixture(committed);
+      await sys.market.draw(job); // not audited (setDraw in the fixture): Challengeable
+      await sys.randomness.set(0, ethers.ZeroHash);
+      await networkHelpers.time.increase(2n * HOUR + 1n);
+      await expect(sys.market.enforceDeadline(job)).to.emit(sys.market, "JobRevealMissed").and.not.to.emit(sys.market, "JobVoided");
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Slashed);
+    });
+
+    it("with the built-in source, refuses to judge in the block after the commit (not drawable yet), and slashes the missed reveal a block later", async () => {
+      const sys = await marketWithProviders(ethers);
+      await sys.market.setRandomnessSource(ethers.ZeroAddress); // the built-in block-hash source
+      const { jobId, job } = await createJob(sys, sys.consumer);
+      const p1 = sys.providers[0];
+      await sys.market.connect(p1).claim(job);
+      await sys.market.connect(p1).commit(jobId, makeReveal(ethers, jobId, p1.address).commitment);
+      const record = await sys.market.jobRecord(jobId);
+      // The next block comes long after the reveal window, and is the first after the commit block.
+      await networkHelpers.time.setNextBlockTimestamp(record.committedAt + 2n * HOUR + 1n);
+      await expect(sys.market.enforceDeadline(job))
+        .to.be.revertedWithCustomError(sys.market, "JobMarketRandomnessNotReady")
+        .withArgs(jobId, record.commitBlock);
+      await networkHelpers.mine(1);
+      await expect(sys.market.enforceDeadline(job)).to.emit(sys.market, "JobRevealMissed");
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Slashed);
+    });
+
     it("has nothing to enforce on a finished or unknown job", async () => {
       const { sys, jobId, job, reveal } = await networkHelpers.loadFixture(committed);
       await networkHelpers.time.increase(HOUR);

@@ -528,30 +528,48 @@ describe("worker on an unreliable chain", function () {
     expect(sends).to.deep.equal(["claim", "enforceDeadline"]);
   });
 
-  it("voids its committed job once the reveal window closes with the draw's randomness never come: collateral back, no slash", async () => {
+  for (const how of ["still Pending", "replaced after the window"] as const) {
+    it(`voids its committed job once the reveal window closes undrawn, the randomness source ${how}: collateral back, no slash`, async () => {
+      const w = await networkHelpers.loadFixture(world);
+      const governance = await timelockSigner(w);
+      const randomness = await w.ethers.deployContract("MockRandomness");
+      await randomness.set(0, w.ethers.ZeroHash); // Pending: a source that never answers
+      await w.market.connect(governance).setRandomnessSource(await randomness.getAddress());
+      const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 23, { computeWindow: 600n });
+      await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "committed", 30, { finalTick: false });
+      for (let i = 0; i < 3; i++) await cheap.tick(); // the draw is refused (RandomnessNotReady): it waits
+      expect(await job.state()).to.equal("Committed");
+      expect(sends.filter((a) => a === "draw" || a === "enforceDeadline")).to.deep.equal([]);
+
+      const terms = unpackTerms(BigInt(job.job.terms));
+      await networkHelpers.time.increase(terms.challengeWindow + terms.revealWindow + 1);
+      if (how === "replaced after the window") {
+        const working = await w.ethers.deployContract("MockRandomness"); // answers Ready
+        await w.market.connect(governance).setRandomnessSource(await working.getAddress());
+      }
+      await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "done", 5);
+      expect(state.get(job.jobId)).to.include({ phase: "done", note: "voided" });
+      expect(await job.state()).to.equal("Refunded");
+      expect(sends.filter((a) => a === "draw")).to.deep.equal([]);
+      expect(sends.filter((a) => a === "enforceDeadline")).to.have.length(1);
+      const [voided] = await w.market.queryFilter(w.market.filters.JobVoided(job.jobId));
+      expect(voided.args.provider).to.equal(w.cheap.address);
+      expect(voided.args.collateral).to.equal(collateralOf(job.job));
+      const counters = await w.registry.countersOf(w.cheap.address);
+      expect([counters.timedOut, counters.slashes]).to.deep.equal([0n, 0n]);
+      expect((await cheap.metrics.jobsFailed.get()).values.find((v) => v.labels.reason === "voided")?.value).to.equal(1);
+    });
+  }
+
+  it("never enforces a missed reveal on itself: past the window of a job nobody drew, with the source unchanged and answering, it leaves the job to others", async () => {
     const w = await networkHelpers.loadFixture(world);
-    const governance = await timelockSigner(w);
-    const randomness = await w.ethers.deployContract("MockRandomness");
-    await randomness.set(0, w.ethers.ZeroHash); // Pending: a source that never answers
-    await w.market.connect(governance).setRandomnessSource(await randomness.getAddress());
-    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 23, { computeWindow: 600n });
+    const { sends, state, cheap, job } = await cheapWorkerAndJob(w, 24, { computeWindow: 600n });
     await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "committed", 30, { finalTick: false });
-    for (let i = 0; i < 3; i++) await cheap.tick(); // the draw is refused (RandomnessNotReady): it waits
+    const terms = unpackTerms(BigInt(job.job.terms));
+    await networkHelpers.time.increase(terms.challengeWindow + terms.revealWindow + 1); // this node was down all along
+    for (let i = 0; i < 3; i++) await cheap.tick(); // the draw is refused (DeadlinePassed)
     expect(await job.state()).to.equal("Committed");
     expect(sends.filter((a) => a === "draw" || a === "enforceDeadline")).to.deep.equal([]);
-
-    const terms = unpackTerms(BigInt(job.job.terms));
-    await networkHelpers.time.increase(terms.challengeWindow + terms.revealWindow + 1);
-    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "done", 5);
-    expect(state.get(job.jobId)).to.include({ phase: "done", note: "voided" });
-    expect(await job.state()).to.equal("Refunded");
-    expect(sends.filter((a) => a === "enforceDeadline")).to.have.length(1);
-    const [voided] = await w.market.queryFilter(w.market.filters.JobVoided(job.jobId));
-    expect(voided.args.provider).to.equal(w.cheap.address);
-    expect(voided.args.collateral).to.equal(collateralOf(job.job));
-    const counters = await w.registry.countersOf(w.cheap.address);
-    expect([counters.timedOut, counters.slashes]).to.deep.equal([0n, 0n]);
-    expect((await cheap.metrics.jobsFailed.get()).values.find((v) => v.labels.reason === "voided")?.value).to.equal(1);
   });
 
   it("says why a node takes no jobs (here: not registered), once, and shows it in a metric", async () => {
@@ -592,7 +610,7 @@ describe("worker on an unreliable chain", function () {
     await networkHelpers.mine(10);
     await auditor.tick();
     expect(await second.state()).to.equal("Committed");
-    await networkHelpers.time.increase(3_600); // time alone does not count: blocks do (the randomness lasts 256)
+    await networkHelpers.time.increase(60); // time alone does not count: blocks do (the randomness lasts 256)
     await auditor.tick();
     expect(await second.state()).to.equal("Committed");
     await networkHelpers.mine(22);

@@ -840,7 +840,7 @@ export class Worker {
       // Draw as soon as the randomness exists (anyone may); an unaudited job then waits for its window.
       const refusal = await refusalOf(() => market.draw.staticCall(job), market.interface);
       if (refusal === undefined) await this.#send("draw", () => market.draw(job));
-      else if (refusal === "JobMarketRandomnessNotReady") await this.#voidIfNeverDrawn(row);
+      else if (refusal === "JobMarketRandomnessNotReady" || refusal === "JobMarketDeadlinePassed") await this.#voidIfNeverDrawn(row, refusal);
       return;
     }
     if (state === "Revealing") {
@@ -869,18 +869,26 @@ export class Worker {
   }
 
   /**
-   * The draw's randomness is still Pending (a governed source that does not answer), so this node cannot
-   * settle. Once the reveal window has closed the market voids the job (S back, no slash): this node
-   * asks for it, rather than leave its collateral locked until someone else does.
+   * A job of this node nobody could draw: the market refused the draw because its randomness is still
+   * Pending (a governed source that does not answer), or because the reveal window is over. Once that
+   * window has closed the market voids the job (S back, no slash) when its governed source still answers
+   * Pending or was replaced since the commit (a `RandomnessSourceSet` after the commit block): this node
+   * asks for it, rather than leave its collateral locked until someone else does. Anything else past the
+   * window is a missed reveal, which it never enforces on itself.
    */
-  async #voidIfNeverDrawn(row: JobRow) {
+  async #voidIfNeverDrawn(row: JobRow, refusal: string) {
     const { market } = this.#o.mw.context.contracts;
     const terms = unpackTerms(BigInt(row.job.terms));
     const [record, now] = await Promise.all([market.jobRecord(row.jobId), this.#chainTime()]);
     if (JOB_STATES[Number(record.state)] !== "Committed") return; // the state read was stale
     const revealBy = record.committedAt + BigInt(terms.challengeWindow + terms.revealWindow);
     if (now <= revealBy) return;
-    this.#log.warn({ jobId: row.jobId, commitBlock: Number(record.commitBlock) }, "the audit draw's randomness never came: voiding the job (collateral back, no slash)");
+    if (refusal !== "JobMarketRandomnessNotReady") {
+      if (!terms.externalRandomness) return;
+      const replaced = await this.#logsSince("RandomnessSourceSet", Number(record.commitBlock) + 1, (from, to) => market.queryFilter(market.filters.RandomnessSourceSet(), from, to));
+      if (replaced.length === 0) return;
+    }
+    this.#log.warn({ jobId: row.jobId, commitBlock: Number(record.commitBlock) }, refusal === "JobMarketRandomnessNotReady" ? "the audit draw's randomness never came: voiding the job (collateral back, no slash)" : "the randomness source was replaced since this job's commit and nobody drew it: voiding the job (collateral back, no slash)");
     await this.#enforce(row.job);
   }
 
