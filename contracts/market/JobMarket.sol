@@ -588,9 +588,9 @@ contract JobMarket is IJobMarketCore, MarketBase {
     /// S back to the provider, no slash.
     function _voidUndrawn(bytes32 jobId, Job calldata job, address provider) private {
         uint256 collateral = _collateralOf(job.request.price, job.terms.collateralBps());
+        emit JobVoided(jobId, provider, collateral); // before `JobRefunded`: a reader knows why first
         _refund(jobId, job);
         _credit(job.request.paymentToken, provider, collateral);
-        emit JobVoided(jobId, provider, collateral);
     }
 
     function _expectPast(bytes32 jobId, uint256 deadline) private view {

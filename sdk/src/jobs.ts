@@ -68,7 +68,8 @@ export type JobEvent = { blockNumber: number; transactionHash: string } & (
   | { type: "disputed" }
   | { type: "settled"; provider: string; resultRoot: string; outputURI: string }
   | { type: "reopened"; previousProvider: string }
-  | { type: "failed"; reason: "cancelled" | "refunded" | "provider-slashed" | "reveal-missed" }
+  /** `voided`: refunded because the audit draw was never possible (its randomness never came); nobody's fault. */
+  | { type: "failed"; reason: "cancelled" | "refunded" | "voided" | "provider-slashed" | "reveal-missed" }
 );
 export type JobEventType = JobEvent["type"];
 
@@ -600,6 +601,8 @@ export class JobHandle {
   #inFlight = 0;
   #lastProvider = "";
   #lastReveal?: { resultRoot: string; outputURI: string };
+  /** The transaction of a `JobVoided` read (its `JobRefunded` is not a second failure). */
+  #voidedIn?: string;
   readonly #createdBlock: number;
   /** Events already recorded (transaction and type), so that a read of blocks again adds none twice. */
   readonly #recorded = new Set<string>();
@@ -768,7 +771,7 @@ export class JobHandle {
    * a reorg moved it) makes it read the job's blocks again from its creation, delivering nothing twice.
    * The polling of {@link JobHandle.on} and of the async iterator does the same every 15 s.
    * @throws {MeshworkJobFailedError} when it ends without a result (`reason`: cancelled, refunded,
-   * provider-slashed, reveal-missed).
+   * voided, provider-slashed, reveal-missed).
    * @throws {MeshworkTimeoutError} after `timeoutMs` (default one hour); `details.state` is the job's
    * state if the chain answered within a second, and `details.lastEvent` the last event seen.
    * @throws {MeshworkRpcError} when the RPC fails (a later `wait()` goes on where this one stopped).
@@ -1044,8 +1047,12 @@ export class JobHandle {
         return { ...at, type: "reopened", previousProvider: this.#lastProvider };
       case "JobCancelled":
         return { ...at, type: "failed", reason: "cancelled" };
+      case "JobVoided":
+        this.#voidedIn = at.transactionHash;
+        return { ...at, type: "failed", reason: "voided" };
       case "JobRefunded":
-        return { ...at, type: "failed", reason: "refunded" };
+        // A void's refund follows its JobVoided in the same transaction: one failure, the void.
+        return this.#voidedIn === at.transactionHash ? undefined : { ...at, type: "failed", reason: "refunded" };
       case "FraudProven":
         return { ...at, type: "failed", reason: "provider-slashed" };
       case "JobRevealMissed":

@@ -352,6 +352,27 @@ describe("SDK: jobs", () => {
     expect((await handle.result()).chunks).to.have.length(CHUNKS);
   });
 
+  it("reports a void (the audit draw's randomness never came) as one failure, 'voided', with the price back", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const governance = await timelockSigner(w);
+    const randomness = await w.ethers.deployContract("MockRandomness");
+    await randomness.set(0, w.ethers.ZeroHash); // Pending
+    await w.market.connect(governance).setRandomnessSource(await randomness.getAddress());
+    const mw = await w.sdk(w.consumer);
+    const handle = await mw.jobs.create(specOver(w.inputs), { token: "tUSD", price: PRICE, workUnits: UNITS });
+    await w.market.connect(w.cheap).claim(handle.job);
+    await w.market.connect(w.cheap).commit(handle.jobId, commitmentHash(handle.jobId, w.cheap.address, "0x" + "12".repeat(32), "0x" + "34".repeat(32)));
+    const terms = unpackTerms(BigInt(handle.job.terms));
+    await networkHelpers.time.increase(terms.challengeWindow + terms.revealWindow + 1);
+    await w.market.connect(w.outsider).enforceDeadline(handle.job);
+    const error = await handle.wait({ timeoutMs: 1_000 }).catch((e) => e);
+    expect(error).to.be.instanceOf(MeshworkJobFailedError);
+    expect(error).to.include({ jobId: handle.jobId, reason: "voided" });
+    expect(handle.events.map((e) => e.type)).to.deep.equal(["queued", "claimed", "committed", "failed"]);
+    expect(handle.cost().refunded).to.equal(true);
+    expect(await mw.balances.of("tUSD")).to.equal(PRICE);
+  });
+
   it("wait({ enforceDeadlines }) still ends in a typed job failure when someone else enforces the deadline first", async () => {
     const w = await networkHelpers.loadFixture(world);
     const handle = await claimedByMidNeverCommitted(w);
