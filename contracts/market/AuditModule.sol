@@ -80,10 +80,7 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         _expectState(jobId, slot.state(), JobState.Revealing);
         AuditRecord memory record = _audits[jobId];
         if (block.timestamp > record.deadline) revert JobMarketDeadlinePassed(jobId, record.deadline);
-        bytes32 commitment = keccak256(abi.encode(jobId, provider, resultRoot, salt));
-        if (JobSlots.truncate(_boundCommitment(commitment, provider)) != slot.digest()) {
-            revert JobMarketCommitmentMismatch(jobId);
-        }
+        _expectOpens(jobId, slot, provider, resultRoot, salt);
         Verification v = job.request.verification;
         uint32[] memory sample = _sample(jobId, record.seed, record.challenged, v);
         _expectLength(jobId, leaves.length, sample.length);

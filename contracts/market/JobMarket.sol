@@ -213,9 +213,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
         if (block.timestamp < windowEnd) revert JobMarketDeadlineNotReached(jobId, windowEnd);
         uint256 revealBy = windowEnd + job.terms.revealWindow();
         if (block.timestamp > revealBy) revert JobMarketDeadlinePassed(jobId, revealBy);
-        if (JobSlots.truncate(_boundCommitment(commitmentHash(jobId, provider, resultRoot, salt), provider)) != slot.digest()) {
-            revert JobMarketCommitmentMismatch(jobId);
-        }
+        _expectOpens(jobId, slot, provider, resultRoot, salt);
         if (state == JobState.Committed) {
             uint256 completed = _accounts[job.request.paymentToken][provider].completed;
             if (_drawAudit(jobId, job, slot, completed, false)) revert JobMarketAuditRequired(jobId);
@@ -448,7 +446,7 @@ contract JobMarket is IJobMarketCore, MarketBase {
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(jobId, provider, resultRoot, salt));
+        return _commitmentHash(jobId, provider, resultRoot, salt);
     }
 
     /// @inheritdoc IJobMarketCore

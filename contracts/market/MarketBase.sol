@@ -10,7 +10,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IJobMarketTypes} from "../interfaces/IJobMarketTypes.sol";
 import {IProviderRegistry} from "../interfaces/IProviderRegistry.sol";
 import {IRandomnessSource} from "../interfaces/IRandomnessSource.sol";
-import {JobSlot} from "../libraries/JobSlot.sol";
+import {JobSlot, JobSlots} from "../libraries/JobSlot.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Terms} from "../libraries/JobParams.sol";
 
@@ -104,11 +104,29 @@ abstract contract MarketBase is IJobMarketTypes, Ownable, EIP712, ReentrancyGuar
         return keccak256(abi.encode(job));
     }
 
+    /// @dev What a provider commits to (`IJobMarketCore.commitmentHash`).
+    function _commitmentHash(bytes32 jobId, address provider, bytes32 resultRoot, bytes32 salt)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(jobId, provider, resultRoot, salt));
+    }
+
     /// @dev What the job's word stores of a commitment: its hash with the claimant's address. A
     /// commitment opens only with the claimant as `provider`, so nobody settles, or is paid or counted, in
     /// the name of another address (a newcomer binding an address past probation would skip its audits).
     function _boundCommitment(bytes32 commitment, address claimant) internal pure returns (bytes32) {
         return keccak256(abi.encode(commitment, claimant));
+    }
+
+    /// @dev Reverts unless `provider`, `resultRoot` and `salt` open the commitment the job's word keeps.
+    function _expectOpens(bytes32 jobId, JobSlot slot, address provider, bytes32 resultRoot, bytes32 salt)
+        internal
+        pure
+    {
+        bytes32 bound = _boundCommitment(_commitmentHash(jobId, provider, resultRoot, salt), provider);
+        if (JobSlots.truncate(bound) != slot.digest()) revert JobMarketCommitmentMismatch(jobId);
     }
 
     function _expectState(bytes32 jobId, JobState current, JobState expected) internal pure {

@@ -1469,25 +1469,19 @@ interface InputCheck {
 
 /** Whether `call` (a static call) is refused; an RPC failure is thrown, not taken for a refusal. */
 async function refused(call: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await call();
-    return false;
-  } catch (error) {
-    if (toMeshworkError(error, {}, "static call") instanceof MeshworkRpcError) throw error;
-    return true;
-  }
+  return (await refusalOf(call)) !== undefined;
 }
 
 /**
- * The name of the market error a static call reverts with (`"unknown"` for another revert), or undefined
- * when it succeeds; an RPC failure is thrown, not taken for a refusal.
+ * The name of the market error a static call reverts with (`"unknown"` for another revert, or without
+ * `iface`), or undefined when it succeeds; an RPC failure is thrown, not taken for a refusal.
  */
-async function refusalOf(call: () => Promise<unknown>, iface: Interface): Promise<string | undefined> {
+async function refusalOf(call: () => Promise<unknown>, iface?: Interface): Promise<string | undefined> {
   try {
     await call();
     return undefined;
   } catch (error) {
-    const mapped = toMeshworkError(error, { JobMarket: iface }, "static call");
+    const mapped = toMeshworkError(error, iface ? { JobMarket: iface } : {}, "static call");
     if (mapped instanceof MeshworkRpcError) throw error;
     return mapped instanceof MeshworkContractError ? mapped.errorName : "unknown";
   }
