@@ -27,12 +27,21 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
         uint32 programmeId;
         address grantee;
         bool closed;
+        /// @dev The grant's epoch when the job was posted: a refund goes back to the allowance only while
+        /// governance has not set the allowance since.
+        uint32 grantEpoch;
+    }
+
+    /// @dev A grantee's remaining allowance in a programme, and how many times governance set it.
+    struct Grant {
+        uint224 allowance;
+        uint32 epoch;
     }
 
     IJobMarket private immutable _market;
     uint256 private _programmeCount;
     mapping(uint256 programmeId => Programme) private _programmes;
-    mapping(uint256 programmeId => mapping(address grantee => uint256)) private _allowances;
+    mapping(uint256 programmeId => mapping(address grantee => Grant)) private _grants;
     mapping(bytes32 jobId => CommonsJob) private _jobs;
     mapping(IERC20 token => uint256) private _allocated;
     mapping(IERC20 token => uint256) private _outstanding;
@@ -53,6 +62,7 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
         onlyOwner
         returns (uint256 programmeId)
     {
+        if (address(token) == address(0)) revert CommonsZeroAddress();
         if (end <= start) revert CommonsInvalidPeriod(start, end);
         _allocate(token, budget);
         programmeId = ++_programmeCount;
@@ -70,10 +80,26 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IComputeCommons
+    function reclaimBudget(uint256 programmeId, uint256 amount) external onlyOwner {
+        Programme storage p = _programme(programmeId);
+        uint256 available = p.budget - p.spent;
+        if (amount > available) revert CommonsBudgetExceeded(programmeId, available, amount);
+        p.budget -= uint128(amount);
+        _allocated[p.token] -= amount;
+        _free[p.token] = _syncWallet(p.token) + amount;
+        emit BudgetReclaimed(programmeId, amount, p.budget);
+    }
+
+    /// @inheritdoc IComputeCommons
     function approveGrantee(uint256 programmeId, address grantee, uint256 allowance) external onlyOwner {
         _programme(programmeId);
         if (grantee == address(0)) revert CommonsZeroAddress();
-        _allowances[programmeId][grantee] = allowance;
+        Grant storage grant = _grants[programmeId][grantee];
+        grant.allowance = allowance.toUint224();
+        // Wraps after 2^32 approvals of one grantee: only then could a refund reach a newer allowance.
+        unchecked {
+            ++grant.epoch;
+        }
         emit GranteeApproved(programmeId, grantee, allowance);
     }
 
@@ -101,13 +127,15 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
             revert CommonsOutsidePeriod(programmeId, p.start, p.end);
         }
         if (request.paymentToken != p.token) revert CommonsWrongToken(programmeId, request.paymentToken);
+        if (request.targetProvider != address(0)) revert CommonsTargetedJob(programmeId, request.targetProvider);
         uint256 price = request.price;
-        uint256 allowance = _allowances[programmeId][msg.sender];
+        Grant storage grant = _grants[programmeId][msg.sender];
+        uint256 allowance = grant.allowance;
         if (price > allowance) revert CommonsAllowanceExceeded(programmeId, msg.sender, allowance, price);
         uint256 available = p.budget - p.spent;
         if (price > available) revert CommonsBudgetExceeded(programmeId, available, price);
 
-        _allowances[programmeId][msg.sender] = allowance - price;
+        grant.allowance = uint224(allowance - price);
         p.spent += uint128(price);
         ++p.jobs;
         _allocated[p.token] -= price;
@@ -117,7 +145,7 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
         commonsRequest.requirements = request.requirements.asCommons();
         jobId = _market.createJob(commonsRequest, specURI);
         _walletSeen[p.token] = p.token.balanceOf(address(this));
-        _jobs[jobId] = CommonsJob(uint32(programmeId), msg.sender, false);
+        _jobs[jobId] = CommonsJob(uint32(programmeId), msg.sender, false, grant.epoch);
         emit CommonsJobCreated(programmeId, msg.sender, jobId, price);
     }
 
@@ -125,7 +153,9 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
     function cancelJob(IJobMarketTypes.Job calldata job) external nonReentrant {
         bytes32 jobId = _market.hashJob(job);
         CommonsJob memory j = _jobs[jobId];
-        if (j.grantee != msg.sender) revert CommonsNotGrantee(jobId, msg.sender);
+        if (msg.sender != j.grantee && (msg.sender != owner() || j.grantee == address(0))) {
+            revert CommonsNotGrantee(jobId, msg.sender);
+        }
         _market.cancel(job);
         emit CommonsJobCancelled(j.programmeId, jobId);
         _close(jobId, job, true);
@@ -160,7 +190,7 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
 
     /// @inheritdoc IComputeCommons
     function allowanceOf(uint256 programmeId, address grantee) external view returns (uint256) {
-        return _allowances[programmeId][grantee];
+        return _grants[programmeId][grantee].allowance;
     }
 
     /// @inheritdoc IComputeCommons
@@ -228,7 +258,7 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
     }
 
     /// @dev Closes a commons job once. When `refunded`, its price is back in the commons' market balance:
-    /// give it back to the programme and the grantee.
+    /// give it back to the programme, and to the grantee's allowance unless governance set it since.
     function _close(bytes32 jobId, IJobMarketTypes.Job calldata job, bool refunded) private {
         CommonsJob storage j = _jobs[jobId];
         if (j.grantee == address(0)) revert CommonsUnknownJob(jobId);
@@ -242,7 +272,8 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
             returned = price;
             p.spent -= uint128(price);
             _allocated[p.token] += price;
-            _allowances[j.programmeId][j.grantee] += price;
+            Grant storage grant = _grants[j.programmeId][j.grantee];
+            if (grant.epoch == j.grantEpoch) grant.allowance += uint224(price);
         }
         emit CommonsJobClosed(j.programmeId, jobId, returned);
     }

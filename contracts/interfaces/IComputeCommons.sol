@@ -10,7 +10,9 @@ import {IJobMarketTypes} from "./IJobMarketTypes.sol";
 /// approves grantees with an allowance; a grantee's jobs are paid from it. The commons is the consumer
 /// of those jobs on the market, so refunds come back here and are returned to the programme. Providers
 /// opt in to a commons discount by posting a commons price (`ProviderRegistry.commonsPriceKey`).
-/// Every programme's budget, spend and jobs are public, on-chain and in events.
+/// Every programme's budget, spend and jobs are public, on-chain and in events. A grantee is trusted with
+/// its allowance as with cash: it chooses each job's price and work units, and nothing stops it from
+/// claiming its own untargeted job as a provider; governance sizes allowances accordingly.
 interface IComputeCommons {
     /// @param name Public name.
     /// @param token Payment token of the programme's jobs.
@@ -29,11 +31,13 @@ interface IComputeCommons {
 
     event ProgrammeCreated(uint256 indexed programmeId, string name, IERC20 indexed token, uint256 budget, uint256 start, uint256 end);
     event ProgrammeFunded(uint256 indexed programmeId, uint256 amount, uint256 newBudget);
+    event BudgetReclaimed(uint256 indexed programmeId, uint256 amount, uint256 newBudget);
     event GranteeApproved(uint256 indexed programmeId, address indexed grantee, uint256 allowance);
     event CommonsJobCreated(uint256 indexed programmeId, address indexed grantee, bytes32 indexed jobId, uint256 price);
     event CommonsJobCancelled(uint256 indexed programmeId, bytes32 indexed jobId);
     /// @notice A finished commons job stopped being outstanding; `returned` is the price given back to its
-    /// programme and grantee (the whole price when refunded, cancelled or slashed; 0 when settled).
+    /// programme (the whole price when refunded, cancelled or slashed; 0 when settled), and to the
+    /// grantee's allowance unless governance set that allowance after the job was posted.
     event CommonsJobClosed(uint256 indexed programmeId, bytes32 indexed jobId, uint256 returned);
     event UnallocatedWithdrawn(IERC20 indexed token, address indexed to, uint256 amount);
 
@@ -49,6 +53,7 @@ interface IComputeCommons {
     error CommonsInvalidPeriod(uint256 start, uint256 end);
     error CommonsZeroAddress();
     error CommonsWrongToken(uint256 programmeId, IERC20 token);
+    error CommonsTargetedJob(uint256 programmeId, address targetProvider);
 
     /* GOVERNANCE (owner: the timelock) */
 
@@ -62,27 +67,38 @@ interface IComputeCommons {
     /// @notice Adds `amount` of unallocated funds to a programme's budget.
     function fundProgramme(uint256 programmeId, uint256 amount) external;
 
-    /// @notice Sets a grantee's remaining allowance in a programme (0 revokes it).
+    /// @notice Takes `amount` of a programme's remaining budget (budget - spent) back into the unallocated
+    /// funds: what an ended programme left, or a running one no longer needs. Refunds of its jobs closed
+    /// later still return to the programme's budget, to be reclaimed in turn.
+    function reclaimBudget(uint256 programmeId, uint256 amount) external;
+
+    /// @notice Sets a grantee's remaining allowance in a programme (0 revokes it). The allowance is then
+    /// exactly `allowance`: refunds of jobs the grantee posted before return to the programme's budget,
+    /// not to the allowance (governance may also cancel those jobs while unclaimed, `cancelJob`).
     function approveGrantee(uint256 programmeId, address grantee, uint256 allowance) external;
 
-    /// @notice Sends unallocated funds (returned fraud shares, leftovers) wherever governance decides.
+    /// @notice Sends unallocated funds (returned fraud shares, reclaimed budgets) wherever governance decides.
     function withdrawUnallocated(IERC20 token, address to, uint256 amount) external;
 
     /* GRANTEES */
 
     /// @notice Posts a commons job paid from the programme and the caller's allowance. The commons is the
     /// job's consumer; the requirements are marked as a commons job (providers' commons prices apply).
+    /// The job must be open to every provider (`targetProvider` 0): public money is not handed to a
+    /// provider of the grantee's choosing.
     /// @return jobId The market's job id.
     function createJob(uint256 programmeId, IJobMarketTypes.JobRequest calldata request, string calldata specURI)
         external
         returns (bytes32 jobId);
 
-    /// @notice The grantee withdraws its unclaimed job; the price returns to the programme and allowance.
+    /// @notice The grantee, or governance (the owner), withdraws an unclaimed commons job; the price
+    /// returns to the programme (and to the allowance, as for {closeJob}).
     function cancelJob(IJobMarketTypes.Job calldata job) external;
 
     /// @notice Anyone, once per job: closes a finished commons job. A refunded, cancelled or slashed job's
-    /// price returns to its programme and grantee allowance; a settled job's price stays spent. Until a job
-    /// is closed its price counts as outstanding and is kept out of `unallocated`.
+    /// price returns to its programme's budget and, unless governance set the grantee's allowance since the
+    /// job was posted, to that allowance; a settled job's price stays spent. Until a job is closed its price
+    /// counts as outstanding and is kept out of `unallocated`.
     function closeJob(IJobMarketTypes.Job calldata job) external;
 
     /* VIEWS */
@@ -95,11 +111,13 @@ interface IComputeCommons {
     function jobOf(bytes32 jobId) external view returns (uint256 programmeId, address grantee);
     /// @notice The programmes' remaining budgets in `token` (budget - spent, summed).
     function allocated(IERC20 token) external view returns (uint256);
-    /// @notice Prices of commons jobs in `token` not yet closed (escrowed, or refunded and not yet returned).
+    /// @notice Prices of commons jobs in `token` not yet closed (escrowed, or finished — refunded or
+    /// settled — and not yet closed).
     function outstanding(IERC20 token) external view returns (uint256);
     /// @notice Funds of `token` governance may allocate or withdraw: everything that reached the commons'
-    /// wallet (treasury payments, donations) and was not allocated or withdrawn since, plus penalty shares
-    /// the market credited it once they cannot be a refund owed to a programme (holdings beyond allocated,
-    /// free funds and every open commons job's price).
+    /// wallet (treasury payments, donations) or was reclaimed from a programme, and was not allocated or
+    /// withdrawn since, plus penalty shares the market credited it once they cannot be a refund owed to a
+    /// programme (holdings beyond allocated, free funds and the price of every commons job not yet closed:
+    /// escrowed, or finished, settled ones included, and not yet closed).
     function unallocated(IERC20 token) external view returns (uint256);
 }

@@ -146,7 +146,8 @@ interface IProviderRegistry {
     /// @return entryId The id of the new unbonding entry.
     function requestUnstake(uint256 amount) external returns (uint256 entryId);
 
-    /// @notice Pays out released unbonding entries, oldest first, at most `maxEntries` of them.
+    /// @notice Pays out released unbonding entries, oldest first, at most `maxEntries` of them (any value,
+    /// `type(uint256).max` included).
     /// @return amount The MESH transferred to the caller.
     function withdrawStake(uint256 maxEntries) external returns (uint256 amount);
 
@@ -160,7 +161,7 @@ interface IProviderRegistry {
     function recordAudit(address provider, bool passed) external;
 
     /// @notice Slashes `bps` of the provider's stake (active first, then unbonding) and, if `jail`,
-    /// jails it for `jailPeriod`. The slashed MESH stays in the registry for governance.
+    /// jails it for `jailPeriod` from now (a jail already running longer is kept). The slashed MESH stays in the registry for governance.
     /// @return amount MESH slashed.
     function slash(address provider, uint256 bps, bool jail) external returns (uint256 amount);
 

@@ -42,6 +42,10 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
             if (!_drawAudit(jobId, job, slot, _accounts[job.request.paymentToken][provider].completed, false)) {
                 revert JobMarketNotDrawnForAudit(jobId);
             }
+            // As `draw`: past the reveal window `enforceDeadline` decides; a late audit must not rescue a
+            // provider that withheld its reveal (its own second address committing to its leaves).
+            uint256 revealBy = slot.clock() + job.terms.challengeWindow() + job.terms.revealWindow();
+            if (block.timestamp > revealBy) revert JobMarketDeadlinePassed(jobId, revealBy);
             seed = _seed(jobId, job, slot);
         } else {
             _expectState(jobId, slot.state(), JobState.Audited);
@@ -327,7 +331,7 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         } else if (phase == AuditPhase.AwaitingTieBreaker) {
             _escalate(jobId, slot);
         } else if (phase == AuditPhase.TieBreakerClaimed) {
-            _tieBreakerStalled(jobId, job);
+            _tieBreakerStalled(jobId, job, slot);
         } else {
             _resolve(jobId, job, slot, Verdict.NoFault, false);
             emit EscalationResolved(jobId, Verdict.NoFault, false);
@@ -528,16 +532,17 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
         emit JobSettled(jobId, provider, bytes32(0), "");
     }
 
-    /// @dev The tie-breaker did not reveal: it forfeits its collateral and another may take its place.
-    function _tieBreakerStalled(bytes32 jobId, Job calldata job) private {
+    /// @dev The tie-breaker did not reveal: it forfeits its collateral and the dispute goes to governance.
+    /// Reopening the tie-break instead let a provider's own sybil stall again and again, each time for a
+    /// collateral, until the provider's unbonding stake was released and the fraud slash found nothing.
+    function _tieBreakerStalled(bytes32 jobId, Job calldata job, JobSlot slot) private {
         bytes32 dispute = _auditorDigests[jobId];
         address tieBreaker = _tieBreakerOf(dispute);
         uint256 collateral = _collateralOf(job.request.price, job.terms.auditCollateralBps());
         _splitForfeit(job.request.paymentToken, collateral, job.consumer, address(0), address(0));
         _auditorDigests[jobId] = _dispute(address(0), dispute);
-        _audits[jobId].phase = AuditPhase.AwaitingTieBreaker;
-        _audits[jobId].deadline = uint32(block.timestamp + job.terms.auditClaimWindow());
         emit AuditorStalled(jobId, tieBreaker, collateral);
+        _escalate(jobId, slot);
     }
 
     /* INTERNAL: HELPERS */

@@ -173,7 +173,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         UnbondingQueue storage queue = _queues[msg.sender];
         UnbondingPool storage pool = _pools[msg.sender];
         uint256 head = queue.head;
-        uint256 end = Math.min(queue.next, head + maxEntries);
+        uint256 end = queue.next - head > maxEntries ? head + maxEntries : queue.next; // no overflow for any maxEntries
         uint256 released;
         for (; head < end; ++head) {
             Unbonding memory entry = _entries[msg.sender][head];
@@ -228,7 +228,8 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         ++_counters[provider].slashes;
         emit Slashed(provider, fromStake, fromUnbonding, bps);
         if (jail) {
-            uint256 until = block.timestamp + _config.jailPeriod;
+            // A later slash never shortens a jail (the jail period may have been lowered since).
+            uint256 until = Math.max(block.timestamp + _config.jailPeriod, record.jailedUntil);
             record.jailedUntil = until.toUint40();
             emit Jailed(provider, until);
         }

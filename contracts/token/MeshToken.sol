@@ -10,7 +10,8 @@ import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 /// @notice Fixed supply minted once at deployment. Permit (ERC-2612) for one-transaction staking, votes
 /// with a timestamp clock (ERC-6372) so governance periods are in seconds on every chain.
 contract MeshToken is ERC20, ERC20Permit, ERC20Votes {
-    /// @param recipient Receives the whole supply (the deploy script distributes it).
+    /// @param recipient Receives the whole supply (the deployer, or `MESH_RECIPIENT`): distributing it is
+    /// the recipient's task after deployment (docs/governance.md), and until then it holds every vote.
     /// @param supply Total supply in wei (18 decimals).
     constructor(address recipient, uint256 supply) ERC20("Meshwork", "MESH") ERC20Permit("Meshwork") {
         _mint(recipient, supply);

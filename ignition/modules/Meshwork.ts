@@ -103,6 +103,9 @@ export function buildMeshwork(m: Builder, paymentTokens: Token[], options: { all
     id: "marketToTimelock",
     after: [setCommons, setGuardian, ...allowlisted],
   });
+  // The audit module runs only by delegatecall on the market's storage, so its own owner governs nothing;
+  // renounced all the same, so that no deployed contract names the deployer.
+  m.call(auditModule, "renounceOwnership", [], { id: "renounceAuditModuleOwner" });
   m.call(timelock, "renounceRole", [DEFAULT_ADMIN_ROLE, deployer], {
     id: "renounceTimelockAdmin",
     after: [proposer, canceller, registryOwned, marketOwned],

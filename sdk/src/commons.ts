@@ -55,7 +55,8 @@ export class Commons {
    * Pays a prepared job from the caller's grant: the commons is the job's consumer, providers' commons
    * prices apply. The handle follows the job like any other.
    * @throws {MeshworkContractError} `CommonsAllowanceExceeded`, `CommonsBudgetExceeded`,
-   * `CommonsOutsidePeriod`, `CommonsWrongToken`.
+   * `CommonsOutsidePeriod`, `CommonsWrongToken`, `CommonsTargetedJob` (a commons job is open to every
+   * provider: prepare it without `targetProvider`).
    * @example
    * ```ts
    * const prepared = await mw.jobs.prepare(spec, { token: "tUSD", price: 5_000_000n, workUnits: 5n });
@@ -79,7 +80,8 @@ export class Commons {
   }
 
   /**
-   * The grantee cancels its unclaimed commons job; the price returns to the programme and its grant.
+   * The grantee cancels its unclaimed commons job; the price returns to the programme and its grant
+   * (unless governance set the grant since the job was posted).
    * @throws {MeshworkContractError} `CommonsNotGrantee`, `JobMarketUnexpectedState`.
    */
   async cancelJob(job: JobHandle): Promise<ContractTransactionReceipt> {
@@ -111,11 +113,29 @@ export class Commons {
     ];
   }
 
-  /** A proposal action approving a grantee with an allowance (0 revokes). */
+  /**
+   * A proposal action approving a grantee with an allowance (0 revokes). The allowance is then exactly
+   * `allowance`: refunds of the grantee's older jobs return to the programme, not to the grantee.
+   */
   approveGranteeAction(programmeId: bigint, grantee: string, allowance: bigint): ProposalAction {
-    return {
-      target: this.ctx.book.contracts.commons,
-      data: this.ctx.contracts.commons.interface.encodeFunctionData("approveGrantee", [programmeId, grantee, allowance]),
-    };
+    return this.#action(this.ctx.contracts.commons.interface.encodeFunctionData("approveGrantee", [programmeId, grantee, allowance]));
+  }
+
+  /**
+   * A proposal action taking `amount` of a programme's unspent budget (budget − spent) back into the
+   * commons' unallocated funds, e.g. what an ended programme left; follow it with a
+   * `withdrawUnallocated` action to move the funds, or a `fundProgramme` one to reuse them.
+   */
+  reclaimBudgetAction(programmeId: bigint, amount: bigint): ProposalAction {
+    return this.#action(this.ctx.contracts.commons.interface.encodeFunctionData("reclaimBudget", [programmeId, amount]));
+  }
+
+  /** A proposal action cancelling an unclaimed commons job (a revoked grantee's, say): its price returns to the programme. */
+  cancelJobAction(job: JobHandle): ProposalAction {
+    return this.#action(this.ctx.contracts.commons.interface.encodeFunctionData("cancelJob", [job.job]));
+  }
+
+  #action(data: string): ProposalAction {
+    return { target: this.ctx.book.contracts.commons, data };
   }
 }

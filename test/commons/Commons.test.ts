@@ -699,6 +699,87 @@ describe("ComputeCommons", () => {
       expect(await market.jobState(jobId)).to.equal(JobState.Open);
     });
 
+    it("lets governance cancel a grantee's unclaimed job: the price returns to the programme", async () => {
+      const w = await networkHelpers.loadFixture(withProgramme);
+      const { commons, market, grantee, gov } = w;
+      const { jobId, job } = await commonsJob(w, grantee);
+      const tx = commons.connect(gov).cancelJob(job);
+      await expect(tx).to.emit(commons, "CommonsJobCancelled").withArgs(1n, jobId);
+      await expect(tx).to.emit(commons, "CommonsJobClosed").withArgs(1n, jobId, PRICE);
+      expect(await market.jobState(jobId)).to.equal(JobState.Cancelled);
+      expect(await commons.allowanceOf(1n, grantee.address)).to.equal(ALLOWANCE);
+      await expectProgramme(w, 1n, { budget: BUDGET, spent: 0n, jobs: 1n });
+      await expectBudgetConserved(w);
+    });
+
+    it("revokes a grantee for good: refunds of jobs posted before go to the programme, not back to the allowance", async () => {
+      const w = await networkHelpers.loadFixture(withProgramme);
+      const { commons, market, grantee, worker, outsider, gov } = w;
+      const open = await commonsJob(w, grantee);
+      const claimed = await commonsJob(w, grantee, { claimBy: (await latest()) + 600n });
+      await market.connect(worker).claim(claimed.job);
+      expect(await commons.allowanceOf(1n, grantee.address)).to.equal(ALLOWANCE - 2n * PRICE);
+      await expect(commons.connect(gov).approveGrantee(1n, grantee.address, 0n)).to.emit(commons, "GranteeApproved").withArgs(1n, grantee.address, 0n);
+
+      // Its own cancel, and a timeout anyone closes, return the prices to the programme only.
+      await expect(commons.connect(grantee).cancelJob(open.job)).to.emit(commons, "CommonsJobClosed").withArgs(1n, open.jobId, PRICE);
+      await networkHelpers.time.increase(HOUR + 1n);
+      await market.connect(outsider).enforceDeadline(claimed.job);
+      await expect(commons.connect(outsider).closeJob(claimed.job)).to.emit(commons, "CommonsJobClosed").withArgs(1n, claimed.jobId, PRICE);
+      expect(await commons.allowanceOf(1n, grantee.address)).to.equal(0n);
+      await expectProgramme(w, 1n, { budget: BUDGET, spent: 0n, jobs: 2n });
+      const request = await jobRequest(w.sys, { price: PRICE, workUnits: UNITS });
+      await expect(commons.connect(grantee).createJob(1n, request, SPEC))
+        .to.be.revertedWithCustomError(commons, "CommonsAllowanceExceeded")
+        .withArgs(1n, grantee.address, 0n, PRICE);
+
+      // Approved again: the allowance set is the allowance, whatever the refunds of older jobs.
+      await commons.connect(gov).approveGrantee(1n, grantee.address, 2n * PRICE);
+      const again = await commonsJob(w, grantee);
+      await commons.connect(gov).approveGrantee(1n, grantee.address, 50n * USD);
+      await commons.connect(grantee).cancelJob(again.job);
+      expect(await commons.allowanceOf(1n, grantee.address)).to.equal(50n * USD);
+      await expectBudgetConserved(w);
+    });
+
+    it("reclaims what an ended programme left, refunds closed after its end included, into the unallocated funds", async () => {
+      const w = await networkHelpers.loadFixture(withProgramme);
+      const { commons, market, usd, grantee, worker, outsider, gov, end } = w;
+      const { jobId, job } = await settledCommonsJob(w);
+      const late = await commonsJob(w, grantee, { claimBy: end + DAY });
+      await market.connect(worker).claim(late.job);
+      await networkHelpers.time.increaseTo(end + 1n);
+      const request = await jobRequest(w.sys, { price: PRICE, workUnits: UNITS });
+      await expect(commons.connect(grantee).createJob(1n, request, SPEC)).to.be.revertedWithCustomError(commons, "CommonsOutsidePeriod");
+      await commons.connect(outsider).closeJob(job);
+      const left = BUDGET - 2n * PRICE;
+      expect(await commons.unallocated(usd)).to.equal(0n);
+      await expect(commons.connect(gov).reclaimBudget(1n, left + 1n))
+        .to.be.revertedWithCustomError(commons, "CommonsBudgetExceeded")
+        .withArgs(1n, left, left + 1n);
+      await expect(commons.connect(gov).reclaimBudget(1n, left)).to.emit(commons, "BudgetReclaimed").withArgs(1n, left, BUDGET - left);
+      expect(await commons.unallocated(usd)).to.equal(left);
+      expect(await commons.allocated(usd)).to.equal(0n);
+      await expectBudgetConserved(w);
+
+      // The claimed job times out after the end: its price comes back to the programme, then out of it.
+      await expect(market.connect(outsider).enforceDeadline(late.job)).to.emit(market, "JobReopened").withArgs(late.jobId);
+      await networkHelpers.time.increaseTo(end + DAY + 1n); // past its claimBy
+      await expect(market.connect(outsider).enforceDeadline(late.job)).to.emit(market, "JobRefunded");
+      expect(await market.jobState(late.jobId)).to.equal(JobState.Refunded);
+      await commons.connect(outsider).closeJob(late.job);
+      await expectProgramme(w, 1n, { budget: BUDGET - left, spent: PRICE, jobs: 2n });
+      await commons.connect(gov).reclaimBudget(1n, PRICE);
+      const unallocated = await commons.unallocated(usd);
+      expect(unallocated).to.be.greaterThanOrEqual(left + PRICE); // plus the claimant's timeout penalty
+      await expect(commons.connect(gov).withdrawUnallocated(usd, outsider.address, unallocated))
+        .to.emit(commons, "UnallocatedWithdrawn")
+        .withArgs(await usd.getAddress(), outsider.address, unallocated);
+      await expectProgramme(w, 1n, { budget: PRICE, spent: PRICE, jobs: 2n });
+      await expectBudgetConserved(w);
+      await expectConservation(w.sys, [job, late.job], [await commons.getAddress()]);
+    });
+
     it("returns funds only for the commons' own refunded jobs, and only once", async () => {
       const w = await networkHelpers.loadFixture(withProgramme);
       const { commons, market, usd, grantee, consumer, worker } = w;
@@ -757,11 +838,16 @@ describe("ComputeCommons", () => {
       }
     });
 
-    it("rejects the zero address as grantee, recipient or market", async () => {
+    it("rejects the zero address as token, grantee, recipient or market", async () => {
       const w = await networkHelpers.loadFixture(withProgramme);
       const { commons, usd, gov } = w;
       await expect(commons.connect(gov).approveGrantee(1n, ethers.ZeroAddress, 1n)).to.be.revertedWithCustomError(commons, "CommonsZeroAddress");
       await expect(commons.connect(gov).withdrawUnallocated(usd, ethers.ZeroAddress, 0n)).to.be.revertedWithCustomError(
+        commons,
+        "CommonsZeroAddress",
+      );
+      const { start, end } = w;
+      await expect(commons.connect(gov).createProgramme("No token", ethers.ZeroAddress, 0n, start, end)).to.be.revertedWithCustomError(
         commons,
         "CommonsZeroAddress",
       );
@@ -779,6 +865,17 @@ describe("ComputeCommons", () => {
         .withArgs(1n, await mesh.getAddress());
     });
 
+    it("rejects a job targeted at one provider: public money is not handed to a provider of the grantee's choosing", async () => {
+      const w = await networkHelpers.loadFixture(withProgramme);
+      const { commons, grantee } = w;
+      // The grantee registered as a provider would otherwise pay its whole allowance to itself.
+      const request = await jobRequest(w.sys, { price: PRICE, workUnits: UNITS, targetProvider: grantee.address });
+      await expect(commons.connect(grantee).createJob(1n, request, SPEC))
+        .to.be.revertedWithCustomError(commons, "CommonsTargetedJob")
+        .withArgs(1n, grantee.address);
+      expect(await commons.allowanceOf(1n, grantee.address)).to.equal(ALLOWANCE);
+    });
+
     it("reserves governance functions to the owner (the timelock)", async () => {
       const w = await networkHelpers.loadFixture(withProgramme);
       const { commons, usd, deployer, grantee, start, end } = w;
@@ -788,6 +885,7 @@ describe("ComputeCommons", () => {
           () => c.createProgramme("Mine", usd, 0n, start, end),
           () => c.fundProgramme(1n, 0n),
           () => c.approveGrantee(1n, caller.address, BUDGET),
+          () => c.reclaimBudget(1n, 0n),
           () => c.withdrawUnallocated(usd, caller.address, 0n),
         ]) {
           await expect(call()).to.be.revertedWithCustomError(commons, "OwnableUnauthorizedAccount").withArgs(caller.address);

@@ -180,6 +180,8 @@ describe("deploy script against a hardhat node", function () {
     expect(await registry.market()).to.equal(c.market);
     expect(await market.commons()).to.equal(c.commons);
     expect(await market.auditModule()).to.equal(c.auditModule);
+    // The module's own owner (unused: it runs on the market's storage) is renounced.
+    expect(await JobMarket__factory.connect(c.auditModule, provider).owner()).to.equal(ZeroAddress);
     expect(await market.guardian()).to.equal(ZeroAddress);
     expect(await market.isPaymentToken(c.paymentTokens.tUSD)).to.equal(true);
     expect(await market.isPaymentToken(c.mesh)).to.equal(true);

@@ -670,22 +670,67 @@ describe("JobMarket audits, disputes and challenges", () => {
       await expectConservation(sys, [job]);
     });
 
-    it("nobody breaks the tie: escalated; a tie-breaker that stalls forfeits and is replaced", async () => {
+    it("nobody breaks the tie: escalated", async () => {
       const c = await networkHelpers.loadFixture(everyChunkFabricated);
-      const { sys, job, jobId, tieBreaker } = c;
+      const { sys, job, jobId } = c;
+      const { sample, answer } = await toProviderRevealed(c);
+      await revealAudit(c, sample, answer);
+      expect((await sys.market.auditOf(job)).phase).to.equal(Phase.AwaitingTieBreaker);
+      await networkHelpers.time.increase(HOUR + 1n);
+      await expect(sys.market.enforceDeadline(job)).to.emit(sys.market, "DisputeEscalated");
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Escalated);
+      await expectConservation(sys, [job]);
+    });
+
+    it("a tie-breaker that stalls forfeits its collateral and the dispute goes to governance, never to another tie-break", async () => {
+      // Reopening the tie-break let the provider's own sybil stall again and again, for one collateral
+      // each, until the provider's unbonding stake was released and the fraud slash found nothing.
+      const c = await networkHelpers.loadFixture(everyChunkFabricated);
+      const { sys, job, jobId, tieBreaker, stranger, provider } = c;
       const { sample, answer } = await toProviderRevealed(c);
       await revealAudit(c, sample, answer);
       const before = await snapshot(c);
       await expect(sys.market.connect(tieBreaker).tieBreak(job)).to.emit(sys.market, "TieBreakClaimed").withArgs(jobId, tieBreaker.address);
       expect((await sys.market.auditOf(job)).phase).to.equal(Phase.TieBreakerClaimed);
       await networkHelpers.time.increase(HOUR + 1n);
-      await expect(sys.market.enforceDeadline(job)).to.emit(sys.market, "AuditorStalled").withArgs(jobId, tieBreaker.address, A);
-      expect((await sys.market.auditOf(job)).phase).to.equal(Phase.AwaitingTieBreaker);
-      expect(delta(before, await snapshot(c)).tieBreaker).to.equal(-A);
-      await networkHelpers.time.increase(HOUR + 1n);
-      await expect(sys.market.enforceDeadline(job)).to.emit(sys.market, "DisputeEscalated");
+      const stalled = sys.market.enforceDeadline(job);
+      await expect(stalled).to.emit(sys.market, "AuditorStalled").withArgs(jobId, tieBreaker.address, A);
+      await expect(stalled).to.emit(sys.market, "DisputeEscalated");
       expect(await sys.market.jobState(jobId)).to.equal(JobState.Escalated);
+      const audit = await sys.market.auditOf(job);
+      expect(audit.phase).to.equal(Phase.Escalated);
+      expect(audit.tieBreaker).to.equal(ethers.ZeroAddress);
+      expect(delta(before, await snapshot(c)).tieBreaker).to.equal(-A);
+      expect(delta(before, await snapshot(c)).consumer).to.equal((A * 8_000n) / 10_000n);
+      await expect(sys.market.connect(stranger).tieBreak(job))
+        .to.be.revertedWithCustomError(sys.market, "JobMarketUnexpectedState")
+        .withArgs(jobId, JobState.Escalated, JobState.Disputed);
+      // Governance finds the fraud: the auditor is the honest party; the stalled tie-breaker gets nothing back.
+      const stakeBefore = (await sys.registry.stakeOf(provider.address)).active;
+      const verdict = await snapshot(c);
+      await expect(sys.market.resolveEscalation(job, Verdict.ProviderFraud)).to.emit(sys.market, "FraudProven");
+      const d = delta(verdict, await snapshot(c));
+      expect(d.tieBreaker).to.equal(0n);
+      expect(d.consumer).to.equal(P + (S * 3_000n) / 10_000n);
+      expect(d.auditor).to.be.greaterThan(A);
+      expect((await sys.registry.stakeOf(provider.address)).active).to.equal(stakeBefore - (MIN_STAKE * 1_000n) / 10_000n);
       await expectConservation(sys, [job]);
+    });
+
+    it("refuses an audit claimed past the reveal window: a provider's second address cannot rescue a withheld reveal", async () => {
+      const c = await networkHelpers.loadFixture(everyChunkFabricated);
+      const { sys, job, jobId, auditor, provider } = c;
+      await setDraw(sys, jobId, true);
+      const record = await sys.market.jobRecord(jobId);
+      const revealBy = record.committedAt + 2n * HOUR; // the challenge window, then the reveal window
+      await networkHelpers.time.increaseTo(revealBy + 1n);
+      const answer = AuditAnswer.of(jobId, auditor.address, (await sys.market.sampleOf(job)).map(Number));
+      await expect(sys.market.connect(auditor).audit(job, answer.commitment))
+        .to.be.revertedWithCustomError(sys.market, "JobMarketDeadlinePassed")
+        .withArgs(jobId, revealBy);
+      await expect(sys.market.enforceDeadline(job)).to.emit(sys.market, "JobRevealMissed");
+      expect(await sys.market.jobState(jobId)).to.equal(JobState.Slashed);
+      expect((await sys.registry.stakeOf(provider.address)).jailedUntil).to.be.greaterThan(0n);
     });
   });
 

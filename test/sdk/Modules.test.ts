@@ -313,6 +313,25 @@ describe("SDK: commons", () => {
     const tooMuch = await grantee.commons.createJob(1n, over).catch((e) => e);
     expect(tooMuch).to.include({ errorName: "CommonsAllowanceExceeded" });
     expect([...tooMuch.args]).to.deep.equal([1n, w.outsider.address, 100n * USD, 101n * USD]);
+    const targeted = await grantee.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: 10n * USD, workUnits: 10n, targetProvider: w.cheap.address });
+    expect(await grantee.commons.createJob(1n, targeted).catch((e) => e)).to.include({ errorName: "CommonsTargetedJob" });
+
+    // Governance revokes the grantee, cancels its open job and takes 300 tUSD of the budget back.
+    const open = await grantee.commons.createJob(1n, await grantee.jobs.prepare(specOver(w.inputs), { token: "tUSD", price: 40n * USD, workUnits: 10n }));
+    const revoke = await dao.governance.propose(
+      [dao.commons.approveGranteeAction(1n, w.outsider.address, 0n), dao.commons.cancelJobAction(open), dao.commons.reclaimBudgetAction(1n, 300n * USD)],
+      "Compute commons: revoke a grantee, return 300 tUSD",
+    );
+    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
+    await dao.governance.vote(revoke.proposalId, "for");
+    await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
+    await dao.governance.queue(revoke);
+    await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
+    await dao.governance.execute(revoke);
+    expect(await open.state()).to.equal("Cancelled");
+    expect(await grantee.commons.grant(1n)).to.equal(0n);
+    expect(await grantee.commons.programme(1n)).to.deep.include({ budget: 200n * USD, spent: 0n, jobs: 2 });
+    expect(await w.commons.unallocated(await w.usd.getAddress())).to.equal(300n * USD);
   });
 });
 

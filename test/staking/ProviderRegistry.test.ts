@@ -210,6 +210,16 @@ describe("ProviderRegistry", () => {
       await expect(registry.connect(alice).withdrawStake(2)).to.emit(registry, "StakeWithdrawn").withArgs(alice.address, 100n * MESH, 1);
     });
 
+    it("takes any maxEntries, the largest included, once earlier entries were paid out", async () => {
+      const { registry, alice } = await networkHelpers.loadFixture(registered);
+      for (let i = 0; i < 3; i++) await registry.connect(alice).requestUnstake(100n * MESH);
+      await networkHelpers.time.increase(UNBONDING_PERIOD + 1n);
+      await registry.connect(alice).withdrawStake(1); // the queue's head moves past 0
+      await expect(registry.connect(alice).withdrawStake(ethers.MaxUint256))
+        .to.emit(registry, "StakeWithdrawn")
+        .withArgs(alice.address, 200n * MESH, 2);
+    });
+
     it("refuses to unstake more than the active stake, or nothing", async () => {
       const { registry, alice } = await networkHelpers.loadFixture(registered);
       await expect(registry.connect(alice).requestUnstake(2_001n * MESH))
@@ -244,6 +254,18 @@ describe("ProviderRegistry", () => {
       const earlier = (await registry.unbondingEntry(alice.address, 0)).amount;
       expect(500n * MESH - later <= 1n && later <= 500n * MESH).to.equal(true);
       expect(1_000n * MESH - earlier <= 1n && earlier <= 1_000n * MESH).to.equal(true);
+    });
+
+    it("never shortens a running jail with a later slash, even after the jail period was lowered", async () => {
+      const { registry, market, alice } = await networkHelpers.loadFixture(registered);
+      await registry.connect(market).slash(alice.address, 100, true);
+      const jailedUntil = (await registry.stakeOf(alice.address)).jailedUntil;
+      await registry.setParameter(2, 60); // JailPeriod: a minute
+      await expect(registry.connect(market).slash(alice.address, 100, true)).to.emit(registry, "Jailed").withArgs(alice.address, jailedUntil);
+      expect((await registry.stakeOf(alice.address)).jailedUntil).to.equal(jailedUntil);
+      await networkHelpers.time.increase(JAIL_PERIOD + 1n);
+      await registry.connect(market).slash(alice.address, 100, true); // the old jail over: a new one from now
+      expect((await registry.stakeOf(alice.address)).jailedUntil).to.equal(BigInt(await networkHelpers.time.latest()) + 60n);
     });
 
     it("keeps a jailed provider inactive until the jail ends and its stake is back at the minimum", async () => {
