@@ -153,8 +153,11 @@ contract ComputeCommons is IComputeCommons, Ownable, ReentrancyGuardTransient {
     function cancelJob(IJobMarketTypes.Job calldata job) external nonReentrant {
         bytes32 jobId = _market.hashJob(job);
         CommonsJob memory j = _jobs[jobId];
-        if (msg.sender != j.grantee && (msg.sender != owner() || j.grantee == address(0))) {
-            revert CommonsNotGrantee(jobId, msg.sender);
+        if (msg.sender != j.grantee) {
+            if (msg.sender != owner() || j.grantee == address(0)) revert CommonsNotGrantee(jobId, msg.sender);
+            // Governance: a job no longer open (claimed, or cancelled by its grantee meanwhile) is left as
+            // it is, so that a proposal bundling a revocation with cancellations cannot be made to fail.
+            if (_market.jobState(jobId) != IJobMarketTypes.JobState.Open) return;
         }
         _market.cancel(job);
         emit CommonsJobCancelled(j.programmeId, jobId);

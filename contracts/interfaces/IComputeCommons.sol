@@ -72,7 +72,8 @@ interface IComputeCommons {
     /// later still return to the programme's budget, to be reclaimed in turn.
     function reclaimBudget(uint256 programmeId, uint256 amount) external;
 
-    /// @notice Sets a grantee's remaining allowance in a programme (0 revokes it). The allowance is then
+    /// @notice Sets a grantee's remaining allowance in a programme (0 revokes it; at most 2^224 - 1,
+    /// `SafeCastOverflowedUintDowncast` beyond). The allowance is then
     /// exactly `allowance`: refunds of jobs the grantee posted before return to the programme's budget,
     /// not to the allowance (governance may also cancel those jobs while unclaimed, `cancelJob`).
     function approveGrantee(uint256 programmeId, address grantee, uint256 allowance) external;
@@ -92,7 +93,9 @@ interface IComputeCommons {
         returns (bytes32 jobId);
 
     /// @notice The grantee, or governance (the owner), withdraws an unclaimed commons job; the price
-    /// returns to the programme (and to the allowance, as for {closeJob}).
+    /// returns to the programme (and to the allowance, as for {closeJob}). Called by governance for a job
+    /// no longer open (claimed, finished or already cancelled), it does nothing instead of reverting, so
+    /// that a proposal bundling a revocation with cancellations cannot be made to fail by a claim.
     function cancelJob(IJobMarketTypes.Job calldata job) external;
 
     /// @notice Anyone, once per job: closes a finished commons job. A refunded, cancelled or slashed job's

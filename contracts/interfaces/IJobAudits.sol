@@ -25,7 +25,8 @@ interface IJobAudits is IJobMarketTypes {
     /// to the sampled leaves: `keccak256(abi.encode(jobId, auditor, leaves))`. The sample is known as soon
     /// as the draw's randomness is (`sampleOf`), so the auditor re-runs it before claiming. The commitment
     /// needs no salt: it only has to bind the auditor before the provider reveals; hiding it would protect
-    /// nothing, since the provider's answer is already fixed by its committed root.
+    /// nothing, since the provider's answer is already fixed by its committed root. Drawing it here is
+    /// refused past the job's reveal window (`JobMarketDeadlinePassed`), as `draw` is.
     function audit(Job calldata job, bytes32 commitment) external;
 
     /// @notice The provider (or anyone holding its reveal) opens its commitment after the auditor
@@ -48,11 +49,13 @@ interface IJobAudits is IJobMarketTypes {
     function revealAudit(Job calldata job, bytes32[] calldata leaves, bytes32[] calldata providerLeaves) external;
 
     /// @notice An eligible provider with no role in the job claims the tie-break and locks
-    /// `auditCollateralBps` of P; only it may answer before the deadline.
+    /// `auditCollateralBps` of P; only it may answer before the deadline. A tie-breaker that misses it
+    /// forfeits that collateral and the dispute escalates to governance (no second tie-break).
     function tieBreak(Job calldata job) external;
 
     /// @notice The tie-breaker answers for the disputed chunks (in sample order). Siding with the auditor
-    /// proves fraud; with the provider, slashes the auditor; a three-way (or mixed) answer escalates.
+    /// proves fraud; with the provider, slashes the auditor; a three-way (or mixed) answer escalates, and
+    /// on governance's fraud verdict such a tie-breaker gets its collateral back and nothing more.
     function revealTieBreak(
         Job calldata job,
         bytes32[] calldata leaves,
@@ -70,7 +73,9 @@ interface IJobAudits is IJobMarketTypes {
     /// rest by transfer). The treasury or anyone may top the pool up; nothing can take it out but audits.
     function fundAuditPool(IERC20 token, uint256 amount) external;
 
-    /// @notice Governance decides an escalated dispute.
+    /// @notice Governance decides an escalated dispute. On `ProviderFraud` or `AuditorFraud` the honest
+    /// side is the auditor or the provider alone: a tie-breaker whose answer escalated gets only its
+    /// collateral back.
     function resolveEscalation(Job calldata job, Verdict verdict) external;
 
     /* VIEWS */

@@ -491,9 +491,13 @@ contract AuditModule is IJobAudits, IMarketAdmin, MarketBase {
     function _resolve(bytes32 jobId, Job calldata job, JobSlot slot, Verdict verdict, bool byGovernance) private {
         address auditor = _audits[jobId].auditor;
         address tieBreaker = _tieBreakerOf(_auditorDigests[jobId]);
-        if (verdict == Verdict.ProviderFraud) _providerFraud(jobId, job, slot, auditor, tieBreaker);
-        else if (verdict == Verdict.AuditorFraud) _auditorFraud(jobId, job, slot, auditor, tieBreaker);
-        else _noFault(jobId, job, slot, auditor, tieBreaker, byGovernance);
+        if (verdict == Verdict.NoFault) return _noFault(jobId, job, slot, auditor, tieBreaker, byGovernance);
+        // A tie-breaker still recorded here answered neither side wholly and so sent the dispute to
+        // governance: on a fraud verdict its collateral comes back and nothing more. (A cheater's
+        // accomplice answering a third way took a share of the cheater's collateral and a reward.)
+        if (tieBreaker != address(0)) _releaseAuditor(job, tieBreaker, false);
+        if (verdict == Verdict.ProviderFraud) _providerFraud(jobId, job, slot, auditor, address(0));
+        else _auditorFraud(jobId, job, slot, auditor, address(0));
     }
 
     function _escalate(bytes32 jobId, JobSlot slot) private {

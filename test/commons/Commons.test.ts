@@ -709,6 +709,13 @@ describe("ComputeCommons", () => {
       expect(await market.jobState(jobId)).to.equal(JobState.Cancelled);
       expect(await commons.allowanceOf(1n, grantee.address)).to.equal(ALLOWANCE);
       await expectProgramme(w, 1n, { budget: BUDGET, spent: 0n, jobs: 1n });
+      // A job no longer open (claimed; or cancelled already) is left as it is, without a revert: a proposal
+      // bundling a revocation with cancellations cannot be made to fail by a claim.
+      const claimed = await commonsJob(w, grantee);
+      await market.connect(w.worker).claim(claimed.job);
+      for (const j of [claimed.job, job]) await expect(commons.connect(gov).cancelJob(j)).to.not.emit(commons, "CommonsJobCancelled");
+      expect(await market.jobState(claimed.jobId)).to.equal(JobState.Claimed);
+      await expectProgramme(w, 1n, { budget: BUDGET, spent: PRICE, jobs: 2n });
       await expectBudgetConserved(w);
     });
 

@@ -437,6 +437,10 @@ describe("JobMarket audits, disputes and challenges", () => {
         .withArgs(jobId, Verdict.ProviderFraud, true);
       const d = delta(before, await snapshot(c));
       expect(d.consumer).to.equal(P + (S * 3_000n) / 10_000n);
+      // The auditor is the honest side alone: it takes the auditors' share and its reward; the tie-breaker
+      // whose third answer escalated gets its collateral back and nothing more.
+      expect(d.auditor).to.equal(A + (S * 5_000n) / 10_000n + REWARD);
+      expect(d.tieBreaker).to.equal(A);
       expect((await sys.registry.stakeOf(provider.address)).active).to.equal(stakeBefore - (MIN_STAKE * 1_000n) / 10_000n);
       await expectConservation(sys, [job]);
     });
@@ -471,8 +475,17 @@ describe("JobMarket audits, disputes and challenges", () => {
         const { sample, answer } = await toProviderRevealed(c);
         await revealAudit(c, sample, answer);
         await tieBreak(c, sample, answer, "third");
+        const answered = await snapshot(c);
         await c.sys.market.resolveEscalation(c.job, verdict);
         expect(await c.sys.market.jobState(c.jobId)).to.equal(verdict === Verdict.AuditorFraud ? JobState.Settled : JobState.Refunded);
+        if (verdict === Verdict.AuditorFraud) {
+          // The provider is the honest side alone: the auditor's collateral goes to consumer and treasury;
+          // the tie-breaker gets its own back, no share of it and no reward.
+          const d = delta(answered, await snapshot(c));
+          expect(d.tieBreaker).to.equal(A);
+          expect(d.consumer).to.equal((A * 8_000n) / 10_000n);
+          expect(d.provider).to.equal(P - FEE + S);
+        }
         if (verdict === Verdict.NoFault) {
           const d = delta(before, await snapshot(c));
           expect(d.auditor).to.equal(REWARD);
