@@ -2,7 +2,8 @@
  * meshwork: the consumer's and token holder's CLI (`npm run meshwork -- <command>`).
  *
  *   job submit|status|result|cancel|challenge     run and follow jobs
- *   gov delegate|propose|vote|queue|execute|list  governance
+ *   gov delegate|propose|vote|queue|execute|list  governance (propose: parameters and dispute verdicts)
+ *   gov escalations                               disputes only governance can decide, with evidence
  *   providers list                                providers and the price board
  *   stats                                         queue times, price index, utilisation, slashes
  *   fund <address>                                local devnet: gas, MESH and tUSD for a new node
@@ -20,7 +21,8 @@ import { Contract, JsonRpcProvider, Wallet, formatUnits, isAddress, parseUnits, 
 import { HttpBlobStore, digestOf } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
 import { MeshworkError } from "../sdk/src/errors.js";
-import { MARKET_PARAMETERS, REGISTRY_PARAMETERS, type MarketParameter, type RegistryParameter, type Support } from "../sdk/src/governance.js";
+import { MARKET_PARAMETERS, REGISTRY_PARAMETERS, type MarketParameter, type ProposalAction, type RegistryParameter, type Support } from "../sdk/src/governance.js";
+import { VERDICTS, type Verdict } from "../sdk/src/stats.js";
 import { Energy } from "../sdk/src/providers.js";
 import { runCli } from "./lib/cli.js";
 import { devKey, devnetNetwork } from "./lib/localnet.js";
@@ -191,7 +193,7 @@ job
 
 /* GOVERNANCE */
 
-const gov = program.command("gov").description("governance: delegate, propose, vote, queue, execute, list");
+const gov = program.command("gov").description("governance: delegate, propose, vote, queue, execute, list, escalations");
 
 gov
   .command("delegate [to]")
@@ -204,12 +206,14 @@ gov
 
 gov
   .command("propose")
-  .description("propose parameter changes, e.g. --set market.FeeBps=200 --set registry.MinStake=2000e18")
-  .requiredOption("--set <change...>", "contract.Parameter=value")
+  .description("propose parameter changes (--set market.FeeBps=200 --set registry.MinStake=2000e18) and verdicts on escalated disputes (--verdict 0xJobId=ProviderFraud)")
+  .option("--set <change...>", "contract.Parameter=value")
+  .option("--verdict <decision...>", `jobId=${VERDICTS.join("|")} for a dispute listed by \`gov escalations\``)
   .requiredOption("--description <text>", "what and why")
   .action(async (o) => {
+    if (!o.set && !o.verdict) throw new MeshworkError("nothing to propose: give --set and/or --verdict");
     const mw = await connect(g(), { signer: true });
-    const actions = (o.set as string[]).map((change) => {
+    const actions: ProposalAction[] = ((o.set ?? []) as string[]).map((change) => {
       const m = /^(market|registry)\.([A-Za-z]+)=(\d+)(?:e(\d+))?$/.exec(change);
       if (!m) throw new MeshworkError(`bad change "${change}": expected market.Parameter=value or registry.Parameter=value`);
       const value = BigInt(m[3]) * 10n ** BigInt(m[4] ?? 0);
@@ -219,6 +223,16 @@ gov
         ? mw.governance.setParameter("market", m[2] as MarketParameter, value)
         : mw.governance.setParameter("registry", m[2] as RegistryParameter, value);
     });
+    if (o.verdict) {
+      const open = await mw.governance.escalations();
+      for (const decision of o.verdict as string[]) {
+        const m = /^(0x[0-9a-fA-F]{64})=([A-Za-z]+)$/.exec(decision);
+        if (!m || !VERDICTS.includes(m[2] as Verdict)) throw new MeshworkError(`bad verdict "${decision}": expected 0xJobId=${VERDICTS.join("|")}`);
+        const escalation = open.find((e) => e.jobId.toLowerCase() === m[1].toLowerCase());
+        if (!escalation) throw new MeshworkError(`job ${m[1]} is not an escalated dispute now (see gov escalations)`);
+        actions.push(mw.governance.resolveEscalation(escalation.job, m[2] as Verdict));
+      }
+    }
     const p = await mw.governance.propose(actions, o.description);
     console.log(`proposal ${p.proposalId}`);
   });
@@ -272,6 +286,25 @@ gov
     for (const p of list) {
       const votes = `for ${formatUnits(p.votes.for, 18)}, against ${formatUnits(p.votes.against, 18)}, abstain ${formatUnits(p.votes.abstain, 18)} (quorum ${p.quorum === undefined ? "known once voting opens" : formatUnits(p.quorum, 18)})`;
       console.log(`${p.proposalId}  ${p.state.padEnd(9)} ${p.description}\n  ${votes}`);
+    }
+  });
+
+gov
+  .command("escalations")
+  .description("the disputes only governance can decide now, with their evidence and deadline")
+  .action(async () => {
+    const mw = await connect(g(), { signer: false });
+    const list = await mw.governance.escalations();
+    if (list.length === 0) console.log("no escalated disputes");
+    for (const e of list) {
+      console.log(`${e.jobId}  decide before ${new Date(Number(e.deadline) * 1000).toISOString()}`);
+      console.log(`  provider ${e.provider}, auditor ${e.auditor}, tie-breaker ${e.tieBreaker ?? "none answered"}${e.challenger ? `, challenger ${e.challenger}` : ""}`);
+      console.log(`  outputs ${e.result.outputURI} (root ${e.result.resultRoot})`);
+      for (const chunk of e.disputed) {
+        const k = e.sample.indexOf(chunk);
+        const t = e.tieBreakerLeaves?.[e.disputed.indexOf(chunk)];
+        console.log(`  chunk ${chunk}: provider ${e.result.leaves[k]}, auditor ${e.auditorLeaves[k]}${t ? `, tie-breaker ${t}` : ""}`);
+      }
     }
   });
 

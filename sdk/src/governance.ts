@@ -1,14 +1,17 @@
 /**
  * Governance, for MESH holders: delegate votes, propose (with typed helpers for every governed
- * parameter), vote with a reason, queue and execute through the timelock, and list proposals with
- * their state and tallies.
+ * parameter), vote with a reason, queue and execute through the timelock, list proposals with their
+ * state and tallies, and find the escalated disputes only governance can decide, with their evidence.
  */
 import { id as keccakText } from "ethers";
-import type { ContractTransactionReceipt } from "ethers";
+import type { ContractTransactionReceipt, Log } from "ethers";
 import type { TypedEventLog } from "../../types/ethers-contracts/common.js";
 import type { ProposalCreatedEvent } from "../../types/ethers-contracts/governance/MeshGovernor.js";
 import type { MeshworkContext } from "./context.js";
 import { MeshworkError } from "./errors.js";
+import { JOB_STATES } from "./jobs.js";
+import { jobFromResult, type JobStruct } from "./params.js";
+import { VERDICTS, type Verdict } from "./stats.js";
 
 /** JobMarket parameters, in the contract's enum order (docs/governance.md gives the bounds). */
 export const MARKET_PARAMETERS = [
@@ -74,6 +77,37 @@ export interface ProposalInfo extends Proposal {
    * proposal), when the supply it is taken over is not known yet.
    */
   quorum?: bigint;
+}
+
+/**
+ * An escalated dispute waiting for governance's verdict (`resolveEscalation`), with the evidence a voter
+ * needs to decide it: the sampled chunks, the provider's and the auditor's leaves for them, the
+ * tie-breaker's answer, and where the provider's outputs are. Re-running the disputed chunks of the
+ * job's spec (`mw.jobs.get(jobId)`, its `specURI` in `JobCreated`) and hashing them as leaves shows who
+ * is right: `ProviderFraud` when the auditor's leaves are, `AuditorFraud` when the provider's are.
+ */
+export interface Escalation {
+  jobId: string;
+  /** The job itself, for {@link Governance.resolveEscalation}. */
+  job: JobStruct;
+  /** Until when governance may decide (unix seconds); after it anyone ends the dispute as no fault. */
+  deadline: bigint;
+  provider: string;
+  auditor: string;
+  /** The tie-breaker whose answer escalated; undefined when none answered (none claimed, or it stalled). */
+  tieBreaker?: string;
+  /** A consumer's challenge forced the audit: who bonded it. */
+  challenger?: string;
+  /** The output chunks sampled for the audit, in sample order. */
+  sample: number[];
+  /** The sampled chunks where the auditor's leaf differs from the provider's (a subset of `sample`). */
+  disputed: number[];
+  /** The provider's opened commitment: result root, output URI, and its leaves in sample order. */
+  result: { resultRoot: string; outputURI: string; leaves: string[] };
+  /** The auditor's leaves, in sample order. */
+  auditorLeaves: string[];
+  /** The tie-breaker's leaves for the `disputed` chunks, in that order (when it answered). */
+  tieBreakerLeaves?: string[];
 }
 
 export class Governance {
@@ -220,6 +254,83 @@ export class Governance {
     const log = (await this.#created()).find((l) => l.args.proposalId === proposalId);
     if (!log) throw new MeshworkError(`no proposal ${proposalId}`, { details: { proposalId } });
     return this.#info(log, await this.ctx.call("clock", () => this.ctx.contracts.governor.clock()));
+  }
+
+  /**
+   * The disputes now escalated to governance, oldest first, each with its evidence. A verdict is
+   * proposed with {@link resolveEscalation} and must execute before the escalation's `deadline`:
+   * allow for the voting delay, the voting period and the timelock's delay.
+   * @throws {MeshworkRpcError} when the RPC fails.
+   * @example
+   * ```ts
+   * for (const e of await mw.governance.escalations()) console.log(e.jobId, e.disputed, e.result.outputURI);
+   * ```
+   */
+  async escalations(): Promise<Escalation[]> {
+    const { market } = this.ctx.contracts;
+    const escalated = await this.ctx.logs("DisputeEscalated", (from, to) => market.queryFilter(market.filters.DisputeEscalated(), from, to));
+    const out: Escalation[] = [];
+    for (const jobId of new Set(escalated.map((log) => String(log.args.jobId)))) {
+      const state = await this.ctx.call("jobState", () => market.jobState(jobId));
+      if (JOB_STATES[Number(state)] === "Escalated") out.push(await this.#escalation(jobId));
+    }
+    return out;
+  }
+
+  /**
+   * A proposal action deciding an escalated dispute: `ProviderFraud` (the provider's result is wrong:
+   * P back to the consumer, its collateral split, its stake slashed), `AuditorFraud` (the auditor lied:
+   * the provider is paid, the auditor slashed) or `NoFault` (everyone's money back, the auditors' rewards
+   * paid).
+   * @example
+   * ```ts
+   * const [e] = await mw.governance.escalations();
+   * await mw.governance.propose([mw.governance.resolveEscalation(e.job, "ProviderFraud")], `Dispute ${e.jobId}: the auditor is right`);
+   * ```
+   */
+  resolveEscalation(job: JobStruct, verdict: Verdict): ProposalAction {
+    const index = VERDICTS.indexOf(verdict);
+    if (index < 0) throw new MeshworkError(`unknown verdict "${verdict}"`, { details: { known: VERDICTS.join(", ") } });
+    return {
+      target: this.ctx.book.contracts.market,
+      data: this.ctx.contracts.market.interface.encodeFunctionData("resolveEscalation", [job, index]),
+    };
+  }
+
+  async #escalation(jobId: string): Promise<Escalation> {
+    const { market } = this.ctx.contracts;
+    const created = (await this.ctx.logs("find JobCreated", (from, to) => market.queryFilter(market.filters.JobCreated(jobId), from, to)))[0];
+    if (!created) throw new MeshworkError(`no job ${jobId} on this market`, { details: { jobId } });
+    const job = jobFromResult(created.args.job);
+    const audit = await this.ctx.call("auditOf", () => market.auditOf(job));
+    // The job's own events since its creation, in one query per range: its reveals are the evidence.
+    const logs = await this.ctx.logs(
+      "escalation evidence",
+      (from, to) => this.ctx.provider.getLogs({ address: this.ctx.book.contracts.market, topics: [null, jobId], fromBlock: from, toBlock: to }),
+      created.blockNumber,
+    );
+    const parsed = logs.map((log: Log) => market.interface.parseLog({ topics: [...log.topics], data: log.data })).filter((p) => p !== null);
+    const last = (name: string) => parsed.filter((p) => p.name === name).at(-1)?.args;
+    const revealed = last("ResultRevealed");
+    const audited = last("AuditRevealed");
+    if (!revealed || !audited) throw new MeshworkError(`escalated job ${jobId} has no reveals in its logs`, { details: { jobId } });
+    const tieBroken = last("TieBreakRevealed");
+    const sample = audit.sample.map(Number);
+    const zero = "0x0000000000000000000000000000000000000000";
+    return {
+      jobId,
+      job,
+      deadline: audit.deadline,
+      provider: String(revealed.provider),
+      auditor: audit.auditor,
+      tieBreaker: audit.tieBreaker === zero ? undefined : audit.tieBreaker,
+      challenger: audit.challenger === zero ? undefined : audit.challenger,
+      sample,
+      disputed: sample.filter((_, k) => (audit.disputed >> BigInt(k)) & 1n),
+      result: { resultRoot: String(revealed.resultRoot), outputURI: String(revealed.outputURI), leaves: [...revealed.leaves].map(String) },
+      auditorLeaves: [...audited.leaves].map(String),
+      tieBreakerLeaves: tieBroken && audit.tieBreaker !== zero ? [...tieBroken.leaves].map(String) : undefined,
+    };
   }
 
   async #created(): Promise<TypedEventLog<ProposalCreatedEvent.Event>[]> {

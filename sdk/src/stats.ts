@@ -37,7 +37,8 @@ export interface EventPosition {
 
 /** Governance's verdict on an escalated dispute (IJobMarketTypes.Verdict). */
 export type Verdict = "ProviderFraud" | "AuditorFraud" | "NoFault";
-const VERDICTS: Verdict[] = ["ProviderFraud", "AuditorFraud", "NoFault"];
+/** The verdicts in the contract's enum order. */
+export const VERDICTS: readonly Verdict[] = ["ProviderFraud", "AuditorFraud", "NoFault"];
 
 /**
  * One market or registry event, as plain data. `kind` names it; the other fields are the event's

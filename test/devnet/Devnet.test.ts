@@ -183,6 +183,9 @@ describe("npm start: the local network, and the CLIs against it", function () {
     expect(await IJobMarket__factory.connect(book.contracts.market, provider).parameter(15)).to.equal(1500n);
     const list = await meshwork("gov", "list");
     expect(list.output).to.match(new RegExp(`${id}\\s+Executed\\s+Raise the challenge bond`));
+    const escalations = await meshwork("gov", "escalations");
+    expect(escalations.code, escalations.output).to.equal(0);
+    expect(escalations.output).to.match(/no escalated disputes|decide before/);
 
     const providers = await meshwork("providers", "list");
     expect(providers.output.trim().split("\n")).to.have.length(4);
@@ -208,6 +211,12 @@ describe("npm start: the local network, and the CLIs against it", function () {
     expect(broke.code).to.not.equal(0);
     expect(lastLine(broke.output)).to.match(/^error: insufficient funds: 50000000 needed, 0 available/);
     expect(await provider.getTransactionCount(poor)).to.equal(before); // no gas spent
+    const nothing = await meshwork("--account", "15", "gov", "propose", "--description", "nothing");
+    expect(lastLine(nothing.output)).to.equal("error: nothing to propose: give --set and/or --verdict");
+    const badVerdict = await meshwork("--account", "15", "gov", "propose", "--verdict", `0x${"11".repeat(32)}=Maybe`, "--description", "x");
+    expect(lastLine(badVerdict.output)).to.match(/^error: bad verdict "0x1{64}=Maybe": expected 0xJobId=ProviderFraud\|AuditorFraud\|NoFault/);
+    const notEscalated = await meshwork("--account", "15", "gov", "propose", "--verdict", `0x${"11".repeat(32)}=NoFault`, "--description", "x");
+    expect(lastLine(notEscalated.output)).to.match(/is not an escalated dispute now/);
     const noKey = await meshwork("job", "cancel", "0x" + "11".repeat(32));
     expect(lastLine(noKey.output)).to.match(/^error: this command sends a transaction/);
     const badId = await meshwork("job", "status", "0x1234");

@@ -4,13 +4,17 @@
  * a typed parameter proposal voted with a reason, queued and executed, listed with tallies) and the
  * commons (a programme passed by governance, a grantee paying a job from its grant).
  */
+import { randomBytes } from "node:crypto";
 import { expect } from "chai";
+import { hexlify } from "ethers";
 import { network } from "hardhat";
 import { MeshworkContractError, MeshworkError, MeshworkValidationError } from "../../sdk/src/errors.js";
 import { Energy, Runtime, reputationOf } from "../../sdk/src/providers.js";
 import { rankCandidates } from "../../sdk/src/routing.js";
 import { unpackRequirements } from "../../sdk/src/params.js";
-import { MESH, PROFILE, USD, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
+import { MESH, PROFILE, USD, compute, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
+import { auditorCommitment } from "../../sdk/src/merkle.js";
+import { publishResult } from "../../sdk/src/results.js";
 
 const connection = await network.create();
 const { networkHelpers } = connection;
@@ -252,6 +256,62 @@ describe("SDK: governance", () => {
     const extended = await w.governor.proposalDeadline(p.proposalId);
     expect(extended > original).to.equal(true);
     expect(listed.voteEnd).to.equal(extended);
+  });
+
+  it("finds an escalated dispute with its evidence and decides it through a proposal", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { market } = w;
+    const consumer = await w.sdk(w.consumer);
+    const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: 20n * USD, workUnits: 10n });
+    const job = handle.job;
+    // The provider computes honestly; the auditor lies about one sampled chunk; the tie-breaker answers a third way.
+    await market.connect(w.cheap).claim(job);
+    const { root, outputURI, tree } = await publishResult(w.store, handle.jobId, w.inputs, w.inputs.map(compute));
+    const salt = hexlify(randomBytes(32));
+    await market.connect(w.cheap).commit(handle.jobId, await market.commitmentHash(handle.jobId, w.cheap.address, root, salt));
+    await networkHelpers.mine(2);
+    const sample = (await market.sampleOf(job)).map(Number);
+    const providerLeaves = sample.map((i) => tree.leaf(i));
+    const auditorLeaves = providerLeaves.map((leaf, k) => (k === 0 ? hexlify(randomBytes(32)) : leaf));
+    await market.connect(w.auditor).audit(job, auditorCommitment(handle.jobId, w.auditor.address, auditorLeaves));
+    await market.connect(w.cheap).revealResult(job, w.cheap.address, root, salt, outputURI, providerLeaves, sample.map((i) => tree.proof(i)));
+    await market.connect(w.auditor).revealAudit(job, auditorLeaves, providerLeaves);
+    await market.connect(w.mid).tieBreak(job);
+    const third = hexlify(randomBytes(32));
+    await market.connect(w.mid).revealTieBreak(job, [third], providerLeaves, auditorLeaves);
+    expect(await handle.state()).to.equal("Escalated");
+
+    const dao = await w.sdk(w.deployer);
+    const [escalation, ...others] = await dao.governance.escalations();
+    expect(others).to.have.length(0);
+    expect(escalation).to.deep.include({
+      jobId: handle.jobId,
+      deadline: (await market.auditOf(job)).deadline,
+      provider: w.cheap.address,
+      auditor: w.auditor.address,
+      tieBreaker: w.mid.address,
+      challenger: undefined,
+      sample,
+      disputed: [sample[0]],
+      auditorLeaves,
+      tieBreakerLeaves: [third],
+    });
+    expect(escalation.result).to.deep.equal({ resultRoot: root, outputURI, leaves: providerLeaves });
+    expect(() => dao.governance.resolveEscalation(escalation.job, "Nobody" as "NoFault")).to.throw(/unknown verdict/);
+
+    // The provider's leaf is the true one: the auditor lied.
+    await dao.governance.delegate();
+    await networkHelpers.mine(1);
+    await networkHelpers.time.increase(1);
+    const proposal = await dao.governance.propose([dao.governance.resolveEscalation(escalation.job, "AuditorFraud")], `Dispute ${handle.jobId}: the auditor lied`);
+    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
+    await dao.governance.vote(proposal.proposalId, "for");
+    await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
+    await dao.governance.queue(proposal);
+    await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
+    await dao.governance.execute(proposal);
+    expect(await handle.state()).to.equal("Settled");
+    expect(await dao.governance.escalations()).to.deep.equal([]);
   });
 
   it("refuses an empty or duplicate proposal with typed errors", async () => {
