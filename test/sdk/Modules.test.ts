@@ -12,6 +12,8 @@ import { MeshworkContractError, MeshworkError, MeshworkValidationError } from ".
 import { Energy, Runtime, reputationOf } from "../../sdk/src/providers.js";
 import { rankCandidates } from "../../sdk/src/routing.js";
 import { unpackRequirements } from "../../sdk/src/params.js";
+import type { Meshwork } from "../../sdk/src/client.js";
+import type { Proposal } from "../../sdk/src/governance.js";
 import { MESH, PROFILE, USD, compute, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
 import { auditorCommitment } from "../../sdk/src/merkle.js";
 import { publishResult } from "../../sdk/src/results.js";
@@ -21,6 +23,16 @@ const { networkHelpers } = connection;
 
 async function world(): Promise<SdkWorld> {
   return sdkWorld(connection);
+}
+
+/** Votes `proposal` through with `dao`'s delegated votes: the voting delay, a vote for, the voting period, queue, the timelock's delay, execute. */
+async function passProposal(w: SdkWorld, dao: Meshwork, proposal: Proposal) {
+  await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
+  await dao.governance.vote(proposal.proposalId, "for");
+  await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
+  await dao.governance.queue(proposal);
+  await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
+  await dao.governance.execute(proposal);
 }
 
 describe("SDK: providers", () => {
@@ -304,12 +316,7 @@ describe("SDK: governance", () => {
     await networkHelpers.mine(1);
     await networkHelpers.time.increase(1);
     const proposal = await dao.governance.propose([dao.governance.resolveEscalation(escalation.job, "AuditorFraud")], `Dispute ${handle.jobId}: the auditor lied`);
-    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
-    await dao.governance.vote(proposal.proposalId, "for");
-    await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
-    await dao.governance.queue(proposal);
-    await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
-    await dao.governance.execute(proposal);
+    await passProposal(w, dao, proposal);
     expect(await handle.state()).to.equal("Settled");
     expect(await dao.governance.escalations()).to.deep.equal([]);
   });
@@ -346,12 +353,7 @@ describe("SDK: commons", () => {
       dao.commons.approveGranteeAction(1n, w.outsider.address, 100n * USD),
     ];
     const proposal = await dao.governance.propose(actions, "Compute commons: Students 2027");
-    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
-    await dao.governance.vote(proposal.proposalId, "for");
-    await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
-    await dao.governance.queue(proposal);
-    await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
-    await dao.governance.execute(proposal);
+    await passProposal(w, dao, proposal);
 
     const grantee = await w.sdk(w.outsider);
     const [programme] = await grantee.commons.programmes();
@@ -382,12 +384,7 @@ describe("SDK: commons", () => {
       [dao.commons.approveGranteeAction(1n, w.outsider.address, 0n), dao.commons.cancelJobAction(open), dao.commons.reclaimBudgetAction(1n, 300n * USD)],
       "Compute commons: revoke a grantee, return 300 tUSD",
     );
-    await networkHelpers.time.increase(Number(await w.governor.votingDelay()) + 1);
-    await dao.governance.vote(revoke.proposalId, "for");
-    await networkHelpers.time.increase(Number(await w.governor.votingPeriod()) + 1);
-    await dao.governance.queue(revoke);
-    await networkHelpers.time.increase(Number(await w.timelock.getMinDelay()) + 1);
-    await dao.governance.execute(revoke);
+    await passProposal(w, dao, revoke);
     expect(await open.state()).to.equal("Cancelled");
     expect(await grantee.commons.grant(1n)).to.equal(0n);
     expect(await grantee.commons.programme(1n)).to.deep.include({ budget: 200n * USD, spent: 0n, jobs: 2 });
