@@ -5,11 +5,14 @@
  * None of them may hold up the other jobs, leave a job stuck, or cost an honest provider its
  * collateral.
  */
+import { randomBytes } from "node:crypto";
 import { expect } from "chai";
+import { hexlify } from "ethers";
 import { network } from "hardhat";
 import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
 import { JOB_STATES, type JobHandle } from "../../sdk/src/jobs.js";
+import { auditorCommitment } from "../../sdk/src/merkle.js";
 import { collateralOf, unpackTerms } from "../../sdk/src/params.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
@@ -570,6 +573,37 @@ describe("worker on an unreliable chain", function () {
     for (let i = 0; i < 3; i++) await cheap.tick(); // the draw is refused (DeadlinePassed)
     expect(await job.state()).to.equal("Committed");
     expect(sends.filter((a) => a === "draw" || a === "enforceDeadline")).to.deep.equal([]);
+  });
+
+  it("tells its operator once, in the log and a metric, when its job's dispute went to governance, and keeps following it", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const lines: { msg: string; jobId?: string; role?: string; decideBy?: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const consumer = await w.sdk(w.consumer);
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { logger });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 41), JOB); // audited: probation
+    await drive(w, [cheap], async () => (await job.state()) === "Audited", 30);
+    // A lying auditor, then a tie-breaker answering a third way: the dispute escalates.
+    const { market } = w;
+    const sample = (await market.sampleOf(job.job)).map(Number);
+    const lie = sample.map(() => hexlify(randomBytes(32)));
+    await market.connect(w.auditor).audit(job.job, auditorCommitment(job.jobId, w.auditor.address, lie));
+    await drive(w, [cheap], async () => (await job.state()) === "Disputed", 10); // the worker reveals to its auditor
+    const [revealed] = await market.queryFilter(market.filters.ResultRevealed(job.jobId));
+    const providerLeaves = [...revealed.args.leaves];
+    await market.connect(w.auditor).revealAudit(job.job, lie, providerLeaves);
+    await market.connect(w.mid).tieBreak(job.job);
+    await market.connect(w.mid).revealTieBreak(job.job, sample.map(() => hexlify(randomBytes(32))), providerLeaves, lie);
+    expect(await job.state()).to.equal("Escalated");
+    for (let i = 0; i < 3; i++) {
+      await cheap.tick();
+      await cheap.idle();
+    }
+    const told = lines.filter((l) => l.msg.startsWith("the dispute went to governance"));
+    expect(told).to.have.length(1);
+    expect(told[0]).to.include({ jobId: job.jobId, role: "provider", decideBy: new Date(Number((await market.auditOf(job.job)).deadline) * 1000).toISOString() });
+    expect(await counter(cheap, "meshwork_disputes_escalated_total", { role: "provider" })).to.equal(1);
+    expect(await job.state()).to.equal("Escalated"); // only governance (or the deadline) ends it
   });
 
   it("says why a node takes no jobs (here: not registered), once, and shows it in a metric", async () => {

@@ -60,6 +60,12 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
   readonly rpcErrors = new Counter({ name: "meshwork_rpc_errors_total", help: "Failed polls (retried)", registers: [this.registry] });
+  readonly escalations = new Counter({
+    name: "meshwork_disputes_escalated_total",
+    help: "Disputes this node took part in that went to governance, by its role",
+    labelNames: ["role"] as const,
+    registers: [this.registry],
+  });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });

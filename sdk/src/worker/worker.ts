@@ -120,6 +120,8 @@ export class Worker {
   readonly #computing = new Map<string, Promise<void>>();
   /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
   readonly #sampled = new Map<string, { kind: "audit" | "tieBreak"; sample: string; leaves: string[] }>();
+  /** Jobs of this node whose dispute went to governance, told once per process (log and metric). */
+  readonly #escalated = new Set<string>();
   /** The job whose sample is being computed, if any. */
   #sampling?: string;
   #lastWithdraw = Date.now();
@@ -865,7 +867,22 @@ export class Worker {
       }
       return;
     }
+    if (state === "Escalated") await this.#noteEscalated(row);
     return this.#enforce(job); // Disputed, Escalated: others act; push expired deadlines
+  }
+
+  /**
+   * Tells the operator, once, that a dispute this node takes part in went to governance: only a proposal
+   * decides it now, before its deadline, else it ends as no fault (`meshwork gov escalations` shows the
+   * evidence a voter needs; an operator holding MESH may vote).
+   */
+  async #noteEscalated(row: JobRow) {
+    if (this.#escalated.has(row.jobId)) return;
+    const audit = await this.#o.mw.context.contracts.market.auditOf(row.job);
+    this.#escalated.add(row.jobId);
+    this.metrics.escalations.inc({ role: row.role });
+    const decideBy = new Date(Number(audit.deadline) * 1000).toISOString();
+    this.#log.warn({ jobId: row.jobId, role: row.role, decideBy }, "the dispute went to governance: a proposal decides it before its deadline, else it ends as no fault (meshwork gov escalations)");
   }
 
   /**
@@ -1092,6 +1109,7 @@ export class Worker {
       this.#o.state.update(row.jobId, { phase: "seen", role: "none", data: undefined });
       return;
     }
+    if (state === "Escalated") await this.#noteEscalated(row);
     const audit = await market.auditOf(job);
     const phase = Number(audit.phase);
     // The provider's revealed leaves are looked up (a log query over the job's blocks) only in the
