@@ -224,14 +224,20 @@ gov
         : mw.governance.setParameter("registry", m[2] as RegistryParameter, value);
     });
     if (o.verdict) {
-      const open = await mw.governance.escalations();
-      for (const decision of o.verdict as string[]) {
-        const m = /^(0x[0-9a-fA-F]{64})=([A-Za-z]+)$/.exec(decision);
-        if (!m || !VERDICTS.includes(m[2] as Verdict)) throw new MeshworkError(`bad verdict "${decision}": expected 0xJobId=${VERDICTS.join("|")}`);
-        const escalation = open.find((e) => e.jobId.toLowerCase() === m[1].toLowerCase());
-        if (!escalation) throw new MeshworkError(`job ${m[1]} is not an escalated dispute now (see gov escalations)`);
-        actions.push(mw.governance.resolveEscalation(escalation.job, m[2] as Verdict));
+      // The timelock executes a proposal's actions all or nothing, and a verdict reverts once its dispute
+      // has ended: each verdict goes in a proposal of its own, one that can execute before the deadline.
+      if (o.set || (o.verdict as string[]).length > 1) throw new MeshworkError("propose one --verdict alone: a verdict on a dispute already ended (decided, or past its deadline) would make the whole proposal fail");
+      const decision = (o.verdict as string[])[0];
+      const m = /^(0x[0-9a-fA-F]{64})=([A-Za-z]+)$/.exec(decision);
+      if (!m || !VERDICTS.includes(m[2] as Verdict)) throw new MeshworkError(`bad verdict "${decision}": expected 0xJobId=${VERDICTS.join("|")}`);
+      const escalation = (await mw.governance.escalations()).find((e) => e.jobId.toLowerCase() === m[1].toLowerCase());
+      if (!escalation) throw new MeshworkError(`job ${m[1]} is not an escalated dispute now (see gov escalations)`);
+      const latency = await mw.governance.latency();
+      const now = BigInt((await mw.context.provider.getBlock("latest"))?.timestamp ?? 0);
+      if (now + latency > escalation.deadline) {
+        throw new MeshworkError(`too late: a proposal made now executes in ${latency} s at the earliest, after the dispute's deadline (${new Date(Number(escalation.deadline) * 1000).toISOString()}), when it ends as no fault`);
       }
+      actions.push(mw.governance.resolveEscalation(escalation.job, m[2] as Verdict));
     }
     const p = await mw.governance.propose(actions, o.description);
     console.log(`proposal ${p.proposalId}`);
@@ -296,15 +302,21 @@ gov
     const mw = await connect(g(), { signer: false });
     const list = await mw.governance.escalations();
     if (list.length === 0) console.log("no escalated disputes");
+    const latency = await mw.governance.latency();
     for (const e of list) {
-      console.log(`${e.jobId}  decide before ${new Date(Number(e.deadline) * 1000).toISOString()}`);
+      const deadline = new Date(Number(e.deadline) * 1000).toISOString();
+      console.log(`${e.jobId}  ${e.expired ? `deadline passed ${deadline}: ends as no fault (enforceDeadline)` : `decide before ${deadline} (a proposal takes ${latency} s at least)`}`);
       console.log(`  provider ${e.provider}, auditor ${e.auditor}, tie-breaker ${e.tieBreaker ?? "none answered"}${e.challenger ? `, challenger ${e.challenger}` : ""}`);
-      console.log(`  outputs ${e.result.outputURI} (root ${e.result.resultRoot})`);
-      for (const chunk of e.disputed) {
-        const k = e.sample.indexOf(chunk);
-        const t = e.tieBreakerLeaves?.[e.disputed.indexOf(chunk)];
-        console.log(`  chunk ${chunk}: provider ${e.result.leaves[k]}, auditor ${e.auditorLeaves[k]}${t ? `, tie-breaker ${t}` : ""}`);
+      const evidence = e.evidence;
+      if (!evidence) {
+        console.log("  evidence: not in this RPC's logs (it may prune old ones): ask another with --rpc");
+        continue;
       }
+      console.log(`  outputs ${evidence.result.outputURI} (root ${evidence.result.resultRoot})`);
+      e.disputed.forEach((k, j) => {
+        const t = evidence.tieBreakerLeaves?.[j];
+        console.log(`  sampled chunk ${e.sample[k]} (position ${k}): provider ${evidence.result.leaves[k]}, auditor ${evidence.auditorLeaves[k]}${t ? `, tie-breaker ${t}` : ""}`);
+      });
     }
   });
 

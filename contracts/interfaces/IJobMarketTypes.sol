@@ -173,9 +173,11 @@ interface IJobMarketTypes {
 
     /// @notice Governance's decision on an escalated dispute.
     enum Verdict {
-        /// The provider's result is wrong: fraud, as if the tie-breaker had sided with the auditor.
+        /// The provider's result is wrong: fraud, as if the tie-breaker had sided with the auditor, except
+        /// that a tie-breaker whose answer escalated gets only its collateral back (no share, no reward).
         ProviderFraud,
-        /// The auditor lied: as if the tie-breaker had sided with the provider.
+        /// The auditor lied: as if the tie-breaker had sided with the provider, except that a tie-breaker
+        /// whose answer escalated gets only its collateral back (no share, no reward).
         AuditorFraud,
         /// Nobody is punished: the consumer is refunded, every collateral and bond returned. The auditors
         /// are paid their reward from the pool when governance gives this verdict, not when an escalation

@@ -90,24 +90,35 @@ export interface Escalation {
   jobId: string;
   /** The job itself, for {@link Governance.resolveEscalation}. */
   job: JobStruct;
-  /** Until when governance may decide (unix seconds); after it anyone ends the dispute as no fault. */
+  /**
+   * Until when governance may decide (unix seconds); after it anyone ends the dispute as no fault. A
+   * verdict proposed now executes no earlier than the voting delay, voting period and timelock delay
+   * from now ({@link Governance.latency}).
+   */
   deadline: bigint;
+  /** Whether `deadline` has passed (by the chain's latest block): only `enforceDeadline` ends it now. */
+  expired: boolean;
   provider: string;
   auditor: string;
   /** The tie-breaker whose answer escalated; undefined when none answered (none claimed, or it stalled). */
   tieBreaker?: string;
   /** A consumer's challenge forced the audit: who bonded it. */
   challenger?: string;
-  /** The output chunks sampled for the audit, in sample order. */
+  /** The output chunks sampled for the audit, in sample order (a chunk may be sampled twice). */
   sample: number[];
-  /** The sampled chunks where the auditor's leaf differs from the provider's (a subset of `sample`). */
+  /** The positions in `sample` where the auditor's leaf differs from the provider's, in order. */
   disputed: number[];
-  /** The provider's opened commitment: result root, output URI, and its leaves in sample order. */
-  result: { resultRoot: string; outputURI: string; leaves: string[] };
-  /** The auditor's leaves, in sample order. */
-  auditorLeaves: string[];
-  /** The tie-breaker's leaves for the `disputed` chunks, in that order (when it answered). */
-  tieBreakerLeaves?: string[];
+  /**
+   * The evidence, from the job's logs: the provider's opened commitment (result root, output URI, its
+   * leaves in sample order), the auditor's leaves in sample order, and the tie-breaker's leaves for the
+   * `disputed` positions, in that order (when it answered). Undefined when the RPC no longer has those
+   * logs (a node that prunes old ones): ask another.
+   */
+  evidence?: {
+    result: { resultRoot: string; outputURI: string; leaves: string[] };
+    auditorLeaves: string[];
+    tieBreakerLeaves?: string[];
+  };
 }
 
 export class Governance {
@@ -259,29 +270,60 @@ export class Governance {
   /**
    * The disputes now escalated to governance, oldest first, each with its evidence. A verdict is
    * proposed with {@link resolveEscalation} and must execute before the escalation's `deadline`:
-   * allow for the voting delay, the voting period and the timelock's delay.
+   * allow for {@link latency}.
    * @throws {MeshworkRpcError} when the RPC fails.
    * @example
    * ```ts
-   * for (const e of await mw.governance.escalations()) console.log(e.jobId, e.disputed, e.result.outputURI);
+   * for (const e of await mw.governance.escalations()) console.log(e.jobId, e.disputed, e.evidence?.result.outputURI);
    * ```
    */
   async escalations(): Promise<Escalation[]> {
     const { market } = this.ctx.contracts;
-    const escalated = await this.ctx.logs("DisputeEscalated", (from, to) => market.queryFilter(market.filters.DisputeEscalated(), from, to));
+    const latest = await this.ctx.call("blockNumber", () => this.ctx.provider.getBlockNumber());
+    const escalatedAt = new Map<string, number>(); // job id -> block of its DisputeEscalated
+    for (const log of await this.ctx.logs("DisputeEscalated", (from, to) => market.queryFilter(market.filters.DisputeEscalated(), from, to), undefined, latest)) {
+      escalatedAt.set(String(log.args.jobId), log.blockNumber);
+    }
+    const ids = [...escalatedAt.keys()];
+    const states = await this.ctx.call("jobState", () => Promise.all(ids.map((id) => market.jobState(id))));
+    const open = ids.filter((_, i) => JOB_STATES[Number(states[i])] === "Escalated");
+    if (open.length === 0) return [];
+    // Every open dispute's job in one pass over the blocks up to the last escalation.
+    const lastEscalation = Math.max(...open.map((id) => escalatedAt.get(id)!));
+    const createdTopic = market.interface.getEvent("JobCreated")!.topicHash;
+    const created = await this.ctx.logs(
+      "find JobCreated",
+      (from, to) => this.ctx.provider.getLogs({ address: this.ctx.book.contracts.market, topics: [createdTopic, open], fromBlock: from, toBlock: to }),
+      undefined,
+      lastEscalation,
+    );
+    const now = BigInt((await this.ctx.call("block", () => this.ctx.provider.getBlock(latest)))?.timestamp ?? 0);
     const out: Escalation[] = [];
-    for (const jobId of new Set(escalated.map((log) => String(log.args.jobId)))) {
-      const state = await this.ctx.call("jobState", () => market.jobState(jobId));
-      if (JOB_STATES[Number(state)] === "Escalated") out.push(await this.#escalation(jobId));
+    for (const log of created) {
+      const parsed = market.interface.parseLog({ topics: [...log.topics], data: log.data });
+      if (!parsed) continue;
+      out.push(await this.#escalation(String(parsed.args.jobId), jobFromResult(parsed.args.job), log.blockNumber, escalatedAt.get(String(parsed.args.jobId))!, now));
     }
     return out;
+  }
+
+  /**
+   * The fastest a proposal made now can execute (seconds): the voting delay, the voting period and the
+   * timelock's delay (a late quorum can add the governor's extension).
+   */
+  async latency(): Promise<bigint> {
+    const { governor, timelock } = this.ctx.contracts;
+    const [delay, period, minDelay] = await this.ctx.call("latency", () => Promise.all([governor.votingDelay(), governor.votingPeriod(), timelock.getMinDelay()]));
+    return delay + period + minDelay;
   }
 
   /**
    * A proposal action deciding an escalated dispute: `ProviderFraud` (the provider's result is wrong:
    * P back to the consumer, its collateral split, its stake slashed), `AuditorFraud` (the auditor lied:
    * the provider is paid, the auditor slashed) or `NoFault` (everyone's money back, the auditors' rewards
-   * paid).
+   * paid). The market refuses it once the dispute has ended (decided, or past its deadline), and a
+   * timelock executes a proposal's actions all or nothing: propose a verdict on its own.
+   * @throws {MeshworkError} for a verdict not in the list.
    * @example
    * ```ts
    * const [e] = await mw.governance.escalations();
@@ -297,39 +339,40 @@ export class Governance {
     };
   }
 
-  async #escalation(jobId: string): Promise<Escalation> {
+  async #escalation(jobId: string, job: JobStruct, createdAt: number, escalatedAt: number, now: bigint): Promise<Escalation> {
     const { market } = this.ctx.contracts;
-    const created = (await this.ctx.logs("find JobCreated", (from, to) => market.queryFilter(market.filters.JobCreated(jobId), from, to)))[0];
-    if (!created) throw new MeshworkError(`no job ${jobId} on this market`, { details: { jobId } });
-    const job = jobFromResult(created.args.job);
     const audit = await this.ctx.call("auditOf", () => market.auditOf(job));
-    // The job's own events since its creation, in one query per range: its reveals are the evidence.
+    // The job's own events from its creation to its escalation, in one query per range: its reveals.
     const logs = await this.ctx.logs(
       "escalation evidence",
       (from, to) => this.ctx.provider.getLogs({ address: this.ctx.book.contracts.market, topics: [null, jobId], fromBlock: from, toBlock: to }),
-      created.blockNumber,
+      createdAt,
+      escalatedAt,
     );
     const parsed = logs.map((log: Log) => market.interface.parseLog({ topics: [...log.topics], data: log.data })).filter((p) => p !== null);
     const last = (name: string) => parsed.filter((p) => p.name === name).at(-1)?.args;
-    const revealed = last("ResultRevealed");
-    const audited = last("AuditRevealed");
-    if (!revealed || !audited) throw new MeshworkError(`escalated job ${jobId} has no reveals in its logs`, { details: { jobId } });
-    const tieBroken = last("TieBreakRevealed");
-    const sample = audit.sample.map(Number);
+    const [revealed, audited, tieBroken] = [last("ResultRevealed"), last("AuditRevealed"), last("TieBreakRevealed")];
     const zero = "0x0000000000000000000000000000000000000000";
+    const sample = audit.sample.map(Number);
     return {
       jobId,
       job,
       deadline: audit.deadline,
-      provider: String(revealed.provider),
+      expired: now > audit.deadline,
+      provider: String(last("JobClaimed")?.provider ?? revealed?.provider ?? zero),
       auditor: audit.auditor,
       tieBreaker: audit.tieBreaker === zero ? undefined : audit.tieBreaker,
       challenger: audit.challenger === zero ? undefined : audit.challenger,
       sample,
-      disputed: sample.filter((_, k) => (audit.disputed >> BigInt(k)) & 1n),
-      result: { resultRoot: String(revealed.resultRoot), outputURI: String(revealed.outputURI), leaves: [...revealed.leaves].map(String) },
-      auditorLeaves: [...audited.leaves].map(String),
-      tieBreakerLeaves: tieBroken && audit.tieBreaker !== zero ? [...tieBroken.leaves].map(String) : undefined,
+      disputed: sample.map((_, k) => k).filter((k) => (audit.disputed >> BigInt(k)) & 1n),
+      evidence:
+        revealed && audited
+          ? {
+              result: { resultRoot: String(revealed.resultRoot), outputURI: String(revealed.outputURI), leaves: [...revealed.leaves].map(String) },
+              auditorLeaves: [...audited.leaves].map(String),
+              tieBreakerLeaves: tieBroken && audit.tieBreaker !== zero ? [...tieBroken.leaves].map(String) : undefined,
+            }
+          : undefined,
     };
   }
 

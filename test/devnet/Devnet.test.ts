@@ -215,6 +215,8 @@ describe("npm start: the local network, and the CLIs against it", function () {
     expect(lastLine(nothing.output)).to.equal("error: nothing to propose: give --set and/or --verdict");
     const badVerdict = await meshwork("--account", "15", "gov", "propose", "--verdict", `0x${"11".repeat(32)}=Maybe`, "--description", "x");
     expect(lastLine(badVerdict.output)).to.match(/^error: bad verdict "0x1{64}=Maybe": expected 0xJobId=ProviderFraud\|AuditorFraud\|NoFault/);
+    const bundled = await meshwork("--account", "15", "gov", "propose", "--set", "market.FeeBps=200", "--verdict", `0x${"11".repeat(32)}=NoFault`, "--description", "x");
+    expect(lastLine(bundled.output)).to.match(/^error: propose one --verdict alone/);
     const notEscalated = await meshwork("--account", "15", "gov", "propose", "--verdict", `0x${"11".repeat(32)}=NoFault`, "--description", "x");
     expect(lastLine(notEscalated.output)).to.match(/is not an escalated dispute now/);
     const noKey = await meshwork("job", "cancel", "0x" + "11".repeat(32));

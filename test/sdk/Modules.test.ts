@@ -35,6 +35,33 @@ async function passProposal(w: SdkWorld, dao: Meshwork, proposal: Proposal) {
   await dao.governance.execute(proposal);
 }
 
+/**
+ * A job the cheap provider computed honestly, whose auditor lied about the first sampled leaf and whose
+ * tie-breaker (mid) answered a third way: escalated to governance.
+ */
+async function escalatedJob(w: SdkWorld) {
+  const { market } = w;
+  const consumer = await w.sdk(w.consumer);
+  const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: 20n * USD, workUnits: 10n });
+  const job = handle.job;
+  await market.connect(w.cheap).claim(job);
+  const { root, outputURI, tree } = await publishResult(w.store, handle.jobId, w.inputs, w.inputs.map(compute));
+  const salt = hexlify(randomBytes(32));
+  await market.connect(w.cheap).commit(handle.jobId, await market.commitmentHash(handle.jobId, w.cheap.address, root, salt));
+  await networkHelpers.mine(2);
+  const sample = (await market.sampleOf(job)).map(Number);
+  const providerLeaves = sample.map((i) => tree.leaf(i));
+  const auditorLeaves = providerLeaves.map((leaf, k) => (k === 0 ? hexlify(randomBytes(32)) : leaf));
+  await market.connect(w.auditor).audit(job, auditorCommitment(handle.jobId, w.auditor.address, auditorLeaves));
+  await market.connect(w.cheap).revealResult(job, w.cheap.address, root, salt, outputURI, providerLeaves, sample.map((i) => tree.proof(i)));
+  await market.connect(w.auditor).revealAudit(job, auditorLeaves, providerLeaves);
+  await market.connect(w.mid).tieBreak(job);
+  const third = hexlify(randomBytes(32));
+  await market.connect(w.mid).revealTieBreak(job, [third], providerLeaves, auditorLeaves);
+  expect(await handle.state()).to.equal("Escalated");
+  return { handle, job, sample, providerLeaves, auditorLeaves, third, root, outputURI };
+}
+
 describe("SDK: providers", () => {
   it("registers, stakes with a permit and posts prices (the fixture did it through the SDK)", async () => {
     const w = await networkHelpers.loadFixture(world);
@@ -273,25 +300,7 @@ describe("SDK: governance", () => {
   it("finds an escalated dispute with its evidence and decides it through a proposal", async () => {
     const w = await networkHelpers.loadFixture(world);
     const { market } = w;
-    const consumer = await w.sdk(w.consumer);
-    const handle = await consumer.jobs.create(specOver(w.inputs), { token: "tUSD", price: 20n * USD, workUnits: 10n });
-    const job = handle.job;
-    // The provider computes honestly; the auditor lies about one sampled chunk; the tie-breaker answers a third way.
-    await market.connect(w.cheap).claim(job);
-    const { root, outputURI, tree } = await publishResult(w.store, handle.jobId, w.inputs, w.inputs.map(compute));
-    const salt = hexlify(randomBytes(32));
-    await market.connect(w.cheap).commit(handle.jobId, await market.commitmentHash(handle.jobId, w.cheap.address, root, salt));
-    await networkHelpers.mine(2);
-    const sample = (await market.sampleOf(job)).map(Number);
-    const providerLeaves = sample.map((i) => tree.leaf(i));
-    const auditorLeaves = providerLeaves.map((leaf, k) => (k === 0 ? hexlify(randomBytes(32)) : leaf));
-    await market.connect(w.auditor).audit(job, auditorCommitment(handle.jobId, w.auditor.address, auditorLeaves));
-    await market.connect(w.cheap).revealResult(job, w.cheap.address, root, salt, outputURI, providerLeaves, sample.map((i) => tree.proof(i)));
-    await market.connect(w.auditor).revealAudit(job, auditorLeaves, providerLeaves);
-    await market.connect(w.mid).tieBreak(job);
-    const third = hexlify(randomBytes(32));
-    await market.connect(w.mid).revealTieBreak(job, [third], providerLeaves, auditorLeaves);
-    expect(await handle.state()).to.equal("Escalated");
+    const { handle, job, sample, providerLeaves, auditorLeaves, third, root, outputURI } = await escalatedJob(w);
 
     const dao = await w.sdk(w.deployer);
     const [escalation, ...others] = await dao.governance.escalations();
@@ -303,12 +312,12 @@ describe("SDK: governance", () => {
       auditor: w.auditor.address,
       tieBreaker: w.mid.address,
       challenger: undefined,
+      expired: false,
       sample,
-      disputed: [sample[0]],
-      auditorLeaves,
-      tieBreakerLeaves: [third],
+      disputed: [0], // the first sampled position
     });
-    expect(escalation.result).to.deep.equal({ resultRoot: root, outputURI, leaves: providerLeaves });
+    expect(escalation.evidence).to.deep.equal({ result: { resultRoot: root, outputURI, leaves: providerLeaves }, auditorLeaves, tieBreakerLeaves: [third] });
+    expect(await dao.governance.latency()).to.equal((await w.governor.votingDelay()) + (await w.governor.votingPeriod()) + (await w.timelock.getMinDelay()));
     expect(() => dao.governance.resolveEscalation(escalation.job, "Nobody" as "NoFault")).to.throw(/unknown verdict/);
 
     // The provider's leaf is the true one: the auditor lied.
@@ -319,6 +328,17 @@ describe("SDK: governance", () => {
     await passProposal(w, dao, proposal);
     expect(await handle.state()).to.equal("Settled");
     expect(await dao.governance.escalations()).to.deep.equal([]);
+  });
+
+  it("marks an escalated dispute past its deadline as expired; once anyone ends it, it is no longer listed", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { job } = await escalatedJob(w);
+    const mw = await w.sdk(w.outsider);
+    const [escalation] = await mw.governance.escalations();
+    await networkHelpers.time.increaseTo(escalation.deadline + 1n);
+    expect(await mw.governance.escalations()).to.deep.equal([{ ...escalation, expired: true }]);
+    await w.market.connect(w.outsider).enforceDeadline(job); // no fault
+    expect(await mw.governance.escalations()).to.deep.equal([]);
   });
 
   it("refuses an empty or duplicate proposal with typed errors", async () => {

@@ -606,6 +606,34 @@ describe("worker on an unreliable chain", function () {
     expect(await job.state()).to.equal("Escalated"); // only governance (or the deadline) ends it
   });
 
+  it("tells an auditor's operator too when the dispute it audited goes to governance", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const lines: { msg: string; jobId?: string; role?: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const consumer = await w.sdk(w.consumer);
+    const cheater = makeWorker(w, w.cheap, await w.sdk(w.cheap), { cheat: "fabricate" });
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { logger });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 43), JOB); // audited: probation
+    const { market } = w;
+    const awaitingTieBreaker = async () => (await job.state()) === "Disputed" && Number((await market.auditOf(job.job)).phase) === 4;
+    await drive(w, [cheater, auditor], awaitingTieBreaker, 40, { finalTick: false });
+    // A tie-breaker answering a third way: escalated.
+    const [revealed] = await market.queryFilter(market.filters.ResultRevealed(job.jobId));
+    const [audited] = await market.queryFilter(market.filters.AuditRevealed(job.jobId));
+    const disputed = (await market.auditOf(job.job)).disputed;
+    const answer = [...revealed.args.leaves].filter((_, k) => (disputed >> BigInt(k)) & 1n).map(() => hexlify(randomBytes(32)));
+    await market.connect(w.mid).tieBreak(job.job);
+    await market.connect(w.mid).revealTieBreak(job.job, answer, [...revealed.args.leaves], [...audited.args.leaves]);
+    expect(await job.state()).to.equal("Escalated");
+    for (let i = 0; i < 3; i++) {
+      await auditor.tick();
+      await auditor.idle();
+    }
+    expect(lines.filter((l) => l.msg.startsWith("the dispute went to governance"))).to.have.length(1);
+    expect(lines.find((l) => l.msg.startsWith("the dispute went to governance"))).to.include({ jobId: job.jobId, role: "auditor" });
+    expect(await counter(auditor, "meshwork_disputes_escalated_total", { role: "auditor" })).to.equal(1);
+  });
+
   it("says why a node takes no jobs (here: not registered), once, and shows it in a metric", async () => {
     const w = await networkHelpers.loadFixture(world);
     const lines: { msg: string; why?: string }[] = [];

@@ -120,7 +120,7 @@ export class Worker {
   readonly #computing = new Map<string, Promise<void>>();
   /** An audit's or tie-break's sample leaves, computed in the background and not yet claimed with. */
   readonly #sampled = new Map<string, { kind: "audit" | "tieBreak"; sample: string; leaves: string[] }>();
-  /** Jobs of this node whose dispute went to governance, told once per process (log and metric). */
+  /** Jobs of this node whose dispute went to governance, told once per process (log and metric: a restart tells again). */
   readonly #escalated = new Set<string>();
   /** The job whose sample is being computed, if any. */
   #sampling?: string;
@@ -882,7 +882,13 @@ export class Worker {
     this.#escalated.add(row.jobId);
     this.metrics.escalations.inc({ role: row.role });
     const decideBy = new Date(Number(audit.deadline) * 1000).toISOString();
-    this.#log.warn({ jobId: row.jobId, role: row.role, decideBy }, "the dispute went to governance: a proposal decides it before its deadline, else it ends as no fault (meshwork gov escalations)");
+    const expired = Date.now() / 1000 > Number(audit.deadline);
+    this.#log.warn(
+      { jobId: row.jobId, role: row.role, decideBy },
+      expired
+        ? "the dispute went to governance and its deadline has passed: it ends as no fault (enforceDeadline)"
+        : "the dispute went to governance: a proposal decides it before its deadline, else it ends as no fault (meshwork gov escalations)",
+    );
   }
 
   /**
