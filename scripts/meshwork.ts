@@ -25,6 +25,7 @@ import { MARKET_PARAMETERS, REGISTRY_PARAMETERS, type MarketParameter, type Prop
 import { VERDICTS, type Verdict } from "../sdk/src/stats.js";
 import { Energy } from "../sdk/src/providers.js";
 import { runCli } from "./lib/cli.js";
+import { describeEscalation } from "./lib/escalations.js";
 import { devKey, devnetNetwork } from "./lib/localnet.js";
 
 interface Globals {
@@ -303,21 +304,7 @@ gov
     const list = await mw.governance.escalations();
     if (list.length === 0) console.log("no escalated disputes");
     const latency = await mw.governance.latency();
-    for (const e of list) {
-      const deadline = new Date(Number(e.deadline) * 1000).toISOString();
-      console.log(`${e.jobId}  ${e.expired ? `deadline passed ${deadline}: ends as no fault (enforceDeadline)` : `decide before ${deadline} (a proposal takes ${latency} s at least)`}`);
-      console.log(`  provider ${e.provider}, auditor ${e.auditor}, tie-breaker ${e.tieBreaker ?? "none answered"}${e.challenger ? `, challenger ${e.challenger}` : ""}`);
-      const evidence = e.evidence;
-      if (!evidence) {
-        console.log("  evidence: not in this RPC's logs (it may prune old ones): ask another with --rpc");
-        continue;
-      }
-      console.log(`  outputs ${evidence.result.outputURI} (root ${evidence.result.resultRoot})`);
-      e.disputed.forEach((k, j) => {
-        const t = evidence.tieBreakerLeaves?.[j];
-        console.log(`  sampled chunk ${e.sample[k]} (position ${k}): provider ${evidence.result.leaves[k]}, auditor ${evidence.auditorLeaves[k]}${t ? `, tie-breaker ${t}` : ""}`);
-      });
-    }
+    for (const e of list) console.log(describeEscalation(e, latency).join("\n"));
   });
 
 /* THE LOCAL DEVNET */

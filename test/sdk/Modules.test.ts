@@ -13,7 +13,8 @@ import { Energy, Runtime, reputationOf } from "../../sdk/src/providers.js";
 import { rankCandidates } from "../../sdk/src/routing.js";
 import { unpackRequirements } from "../../sdk/src/params.js";
 import type { Meshwork } from "../../sdk/src/client.js";
-import type { Proposal } from "../../sdk/src/governance.js";
+import type { Escalation, Proposal } from "../../sdk/src/governance.js";
+import { describeEscalation } from "../../scripts/lib/escalations.js";
 import { MESH, PROFILE, USD, compute, sdkWorld, specOver, work, type SdkWorld } from "./fixture.js";
 import { auditorCommitment } from "../../sdk/src/merkle.js";
 import { publishResult } from "../../sdk/src/results.js";
@@ -317,7 +318,15 @@ describe("SDK: governance", () => {
       disputed: [0], // the first sampled position
     });
     expect(escalation.evidence).to.deep.equal({ result: { resultRoot: root, outputURI, leaves: providerLeaves }, auditorLeaves, tieBreakerLeaves: [third] });
-    expect(await dao.governance.latency()).to.equal((await w.governor.votingDelay()) + (await w.governor.votingPeriod()) + (await w.timelock.getMinDelay()));
+    const latency = await dao.governance.latency();
+    expect(latency).to.equal((await w.governor.votingDelay()) + (await w.governor.votingPeriod()) + (await w.timelock.getMinDelay()));
+    // What `meshwork gov escalations` prints for it: the disputed position with each side's leaf.
+    expect(describeEscalation(escalation, latency)).to.deep.equal([
+      `${handle.jobId}  decide before ${new Date(Number(escalation.deadline) * 1000).toISOString()} (a proposal takes ${latency} s at least)`,
+      `  provider ${w.cheap.address}, auditor ${w.auditor.address}, tie-breaker ${w.mid.address}`,
+      `  outputs ${outputURI} (root ${root})`,
+      `  sampled chunk ${sample[0]} (position 0): provider ${providerLeaves[0]}, auditor ${auditorLeaves[0]}, tie-breaker ${third}`,
+    ]);
     expect(() => dao.governance.resolveEscalation(escalation.job, "Nobody" as "NoFault")).to.throw(/unknown verdict/);
 
     // The provider's leaf is the true one: the auditor lied.
@@ -339,6 +348,35 @@ describe("SDK: governance", () => {
     expect(await mw.governance.escalations()).to.deep.equal([{ ...escalation, expired: true }]);
     await w.market.connect(w.outsider).enforceDeadline(job); // no fault
     expect(await mw.governance.escalations()).to.deep.equal([]);
+  });
+
+  it("shows a voter each disputed position of the sample, a chunk sampled twice included, and says when evidence or time is missing", () => {
+    const leaf = (n: number) => "0x" + n.toString(16).padStart(64, "0");
+    const escalation: Escalation = {
+      jobId: leaf(0xab),
+      job: {} as Escalation["job"],
+      deadline: 1_800_000_000n,
+      expired: false,
+      provider: "0xP",
+      auditor: "0xA",
+      tieBreaker: undefined,
+      challenger: "0xC",
+      sample: [3, 1, 3], // chunk 3 sampled twice: agreed at position 0, disputed at position 2
+      disputed: [1, 2],
+      evidence: { result: { resultRoot: leaf(9), outputURI: "http://out", leaves: [leaf(1), leaf(2), leaf(3)] }, auditorLeaves: [leaf(1), leaf(5), leaf(6)] },
+    };
+    expect(describeEscalation(escalation, 480n)).to.deep.equal([
+      `${leaf(0xab)}  decide before 2027-01-15T08:00:00.000Z (a proposal takes 480 s at least)`,
+      "  provider 0xP, auditor 0xA, tie-breaker none answered, challenger 0xC",
+      `  outputs http://out (root ${leaf(9)})`,
+      `  sampled chunk 1 (position 1): provider ${leaf(2)}, auditor ${leaf(5)}`,
+      `  sampled chunk 3 (position 2): provider ${leaf(3)}, auditor ${leaf(6)}`,
+    ]);
+    expect(describeEscalation({ ...escalation, expired: true, evidence: undefined }, 480n)).to.deep.equal([
+      `${leaf(0xab)}  deadline passed 2027-01-15T08:00:00.000Z: ends as no fault (enforceDeadline)`,
+      "  provider 0xP, auditor 0xA, tie-breaker none answered, challenger 0xC",
+      "  evidence: not in this RPC's logs (it may prune old ones): ask another with --rpc",
+    ]);
   });
 
   it("refuses an empty or duplicate proposal with typed errors", async () => {
