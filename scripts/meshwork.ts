@@ -209,7 +209,7 @@ gov
   .command("propose")
   .description("propose parameter changes (--set market.FeeBps=200 --set registry.MinStake=2000e18) and verdicts on escalated disputes (--verdict 0xJobId=ProviderFraud)")
   .option("--set <change...>", "contract.Parameter=value")
-  .option("--verdict <decision...>", `jobId=${VERDICTS.join("|")} for a dispute listed by \`gov escalations\``)
+  .option("--verdict <decision>", `jobId=${VERDICTS.join("|")} for a dispute listed by \`gov escalations\` (one, alone)`)
   .requiredOption("--description <text>", "what and why")
   .action(async (o) => {
     if (!o.set && !o.verdict) throw new MeshworkError("nothing to propose: give --set and/or --verdict");
@@ -227,8 +227,8 @@ gov
     if (o.verdict) {
       // The timelock executes a proposal's actions all or nothing, and a verdict reverts once its dispute
       // has ended: each verdict goes in a proposal of its own, one that can execute before the deadline.
-      if (o.set || (o.verdict as string[]).length > 1) throw new MeshworkError("propose one --verdict alone: a verdict on a dispute already ended (decided, or past its deadline) would make the whole proposal fail");
-      const decision = (o.verdict as string[])[0];
+      if (o.set) throw new MeshworkError("propose one --verdict alone: a verdict on a dispute already ended (decided, or past its deadline) would make the whole proposal fail");
+      const decision = o.verdict as string;
       const m = /^(0x[0-9a-fA-F]{64})=([A-Za-z]+)$/.exec(decision);
       if (!m || !VERDICTS.includes(m[2] as Verdict)) throw new MeshworkError(`bad verdict "${decision}": expected 0xJobId=${VERDICTS.join("|")}`);
       const escalation = (await mw.governance.escalations()).find((e) => e.jobId.toLowerCase() === m[1].toLowerCase());

@@ -3,7 +3,7 @@
  * parameter), vote with a reason, queue and execute through the timelock, list proposals with their
  * state and tallies, and find the escalated disputes only governance can decide, with their evidence.
  */
-import { id as keccakText } from "ethers";
+import { ZeroAddress, id as keccakText } from "ethers";
 import type { ContractTransactionReceipt, Log } from "ethers";
 import type { TypedEventLog } from "../../types/ethers-contracts/common.js";
 import type { ProposalCreatedEvent } from "../../types/ethers-contracts/governance/MeshGovernor.js";
@@ -352,17 +352,16 @@ export class Governance {
     const parsed = logs.map((log: Log) => market.interface.parseLog({ topics: [...log.topics], data: log.data })).filter((p) => p !== null);
     const last = (name: string) => parsed.filter((p) => p.name === name).at(-1)?.args;
     const [revealed, audited, tieBroken] = [last("ResultRevealed"), last("AuditRevealed"), last("TieBreakRevealed")];
-    const zero = "0x0000000000000000000000000000000000000000";
     const sample = audit.sample.map(Number);
     return {
       jobId,
       job,
       deadline: audit.deadline,
       expired: now > audit.deadline,
-      provider: String(last("JobClaimed")?.provider ?? revealed?.provider ?? zero),
+      provider: String(last("JobClaimed")?.provider ?? revealed?.provider ?? ZeroAddress),
       auditor: audit.auditor,
-      tieBreaker: audit.tieBreaker === zero ? undefined : audit.tieBreaker,
-      challenger: audit.challenger === zero ? undefined : audit.challenger,
+      tieBreaker: audit.tieBreaker === ZeroAddress ? undefined : audit.tieBreaker,
+      challenger: audit.challenger === ZeroAddress ? undefined : audit.challenger,
       sample,
       disputed: sample.map((_, k) => k).filter((k) => (audit.disputed >> BigInt(k)) & 1n),
       evidence:
@@ -370,7 +369,7 @@ export class Governance {
           ? {
               result: { resultRoot: String(revealed.resultRoot), outputURI: String(revealed.outputURI), leaves: [...revealed.leaves].map(String) },
               auditorLeaves: [...audited.leaves].map(String),
-              tieBreakerLeaves: tieBroken && audit.tieBreaker !== zero ? [...tieBroken.leaves].map(String) : undefined,
+              tieBreakerLeaves: tieBroken && audit.tieBreaker !== ZeroAddress ? [...tieBroken.leaves].map(String) : undefined,
             }
           : undefined,
     };
