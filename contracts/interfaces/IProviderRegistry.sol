@@ -47,10 +47,13 @@ interface IProviderRegistry {
     }
 
     /// @notice One pending unstake request. Its value is `shares` of the provider's unbonding pool, so a
-    /// slash that hits unbonding stake reduces every pending entry pro rata in O(1).
+    /// slash that hits unbonding stake reduces every pending entry pro rata in O(1). `epoch` is the pool's
+    /// share epoch when the entry was made: a slash that empties the pool starts a new epoch, and entries
+    /// of an earlier one are worth nothing.
     struct Unbonding {
         uint128 shares;
         uint40 releaseAt;
+        uint32 epoch;
     }
 
     /// @notice Whether a provider may take a job, or the first reason it may not.

@@ -37,9 +37,12 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         uint128 shares;
     }
 
+    /// @dev `epoch` starts again when a slash empties the pool: the old entries' shares, worth nothing,
+    /// leave the pool, so new requests get shares 1:1 instead of ever more shares per MESH.
     struct UnbondingQueue {
         uint64 head;
         uint64 next;
+        uint32 epoch;
     }
 
     /// @dev `claimsPausedUntil` shares the slot every claim reads anyway, so the pause check is free.
@@ -164,7 +167,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         UnbondingQueue storage queue = _queues[msg.sender];
         entryId = queue.next++;
         uint256 releaseAt = block.timestamp + _config.unbondingPeriod;
-        _entries[msg.sender][entryId] = Unbonding(shares.toUint128(), releaseAt.toUint40());
+        _entries[msg.sender][entryId] = Unbonding(shares.toUint128(), releaseAt.toUint40(), queue.epoch);
         emit UnstakeRequested(msg.sender, entryId, amount, releaseAt);
     }
 
@@ -174,15 +177,19 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         UnbondingPool storage pool = _pools[msg.sender];
         uint256 head = queue.head;
         uint256 end = queue.next - head > maxEntries ? head + maxEntries : queue.next; // no overflow for any maxEntries
+        uint32 epoch = queue.epoch;
         uint256 released;
         for (; head < end; ++head) {
             Unbonding memory entry = _entries[msg.sender][head];
             if (entry.releaseAt > block.timestamp) break;
-            uint256 value = Math.mulDiv(entry.shares, uint256(pool.amount) + 1, uint256(pool.shares) + 1);
-            if (value > pool.amount) value = pool.amount;
-            pool.amount -= uint128(value);
-            pool.shares -= entry.shares;
-            amount += value;
+            // An entry of an earlier epoch lost everything to the slash that emptied the pool.
+            if (entry.epoch == epoch) {
+                uint256 value = Math.mulDiv(entry.shares, uint256(pool.amount) + 1, uint256(pool.shares) + 1);
+                if (value > pool.amount) value = pool.amount;
+                pool.amount -= uint128(value);
+                pool.shares -= entry.shares;
+                amount += value;
+            }
             delete _entries[msg.sender][head];
             ++released;
         }
@@ -221,7 +228,18 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         // Safe: fromStake <= stake and fromUnbonding <= pool.amount because bps <= 100%.
         unchecked {
             record.stake -= uint96(fromStake);
-            if (fromUnbonding != 0) pool.amount -= uint128(fromUnbonding);
+        }
+        if (fromUnbonding != 0) {
+            if (fromUnbonding == pool.amount) {
+                // Emptied (only a 100% slash can): a new share epoch, so later requests are priced 1:1.
+                pool.amount = 0;
+                pool.shares = 0;
+                ++_queues[provider].epoch;
+            } else {
+                unchecked {
+                    pool.amount -= uint128(fromUnbonding);
+                }
+            }
         }
         Totals memory totals = _totals;
         _totals = Totals(totals.staked - uint128(amount), totals.slashed + uint128(amount));
@@ -344,7 +362,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
     function unbondingEntry(address provider, uint256 entryId) external view returns (uint256 amount, uint256 releaseAt) {
         Unbonding memory entry = _entries[provider][entryId];
         UnbondingPool memory pool = _pools[provider];
-        amount = entry.shares == 0 ? 0 : Math.min(
+        amount = entry.shares == 0 || entry.epoch != _queues[provider].epoch ? 0 : Math.min(
             Math.mulDiv(entry.shares, uint256(pool.amount) + 1, uint256(pool.shares) + 1),
             pool.amount
         );

@@ -76,6 +76,45 @@ contract ProviderRegistryFuzzTest is MarketSetup {
         _assertMeshConserved();
     }
 
+    /// @notice After a slash empties the unbonding pool, any later request is accepted and paid in full
+    /// (less later slashes): the emptied entries are released for nothing, and MESH is conserved.
+    function testFuzz_fullSlashStartsANewShareEpoch(uint256 stakeAmount, uint256 unstake1, uint256 restake, uint256 slashBps)
+        public
+    {
+        stakeAmount = bound(stakeAmount, 1, 1e9 * MESH / 4);
+        unstake1 = bound(unstake1, 1, stakeAmount);
+        restake = bound(restake, 1, 1e9 * MESH / 4);
+        mesh.transfer(ALICE, stakeAmount + restake);
+        vm.startPrank(ALICE);
+        mesh.approve(address(registry), stakeAmount + restake);
+        registry.stake(ALICE, stakeAmount);
+        registry.requestUnstake(unstake1);
+        vm.stopPrank();
+        vm.prank(address(market));
+        registry.slash(ALICE, 10_000, false);
+        (uint256 active, uint256 unbonding,) = registry.stakeOf(ALICE);
+        assertEq(active + unbonding, 0, "a full slash takes everything");
+
+        vm.startPrank(ALICE);
+        registry.stake(ALICE, restake);
+        uint256 entryId = registry.requestUnstake(restake);
+        vm.stopPrank();
+        (uint256 value,) = registry.unbondingEntry(ALICE, entryId);
+        assertEq(value, restake, "priced 1:1 in the new epoch");
+        slashBps = bound(slashBps, 0, 9_999);
+        vm.prank(address(market));
+        uint256 slashed = registry.slash(ALICE, slashBps, false);
+        _assertMeshConserved();
+
+        vm.warp(block.timestamp + 30 days);
+        uint256 before = mesh.balanceOf(ALICE);
+        vm.prank(ALICE);
+        uint256 out = registry.withdrawStake(10);
+        assertEq(mesh.balanceOf(ALICE) - before, out, "paid what it returned");
+        assertTrue(out <= restake - slashed && restake - slashed - out <= 1, "the new entry less the later slash");
+        _assertMeshConserved();
+    }
+
     function testFuzz_unstakeMoreThanActiveIsRejected(uint256 stakeAmount, uint256 unstake) public {
         stakeAmount = bound(stakeAmount, 1, 1e6 * MESH);
         unstake = bound(unstake, stakeAmount + 1, type(uint128).max);

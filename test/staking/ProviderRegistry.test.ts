@@ -256,6 +256,34 @@ describe("ProviderRegistry", () => {
       expect(1_000n * MESH - earlier <= 1n && earlier <= 1_000n * MESH).to.equal(true);
     });
 
+    it("starts a new share epoch when a slash empties the unbonding pool: later requests keep their full value", async () => {
+      const { registry, mesh, market, alice } = await networkHelpers.loadFixture(registered);
+      await registry.connect(alice).requestUnstake(500n * MESH); // entry 0, in epoch 0
+      await expect(registry.connect(market).slash(alice.address, 10_000, false))
+        .to.emit(registry, "Slashed")
+        .withArgs(alice.address, 1_500n * MESH, 500n * MESH, 10_000);
+      expect((await registry.unbondingEntry(alice.address, 0)).amount).to.equal(0n);
+
+      // Before the epoch, these shares were priced at 500e18 + 1 per MESH wei: 8,000 MESH overflowed uint128.
+      await registry.connect(alice).stake(alice.address, 8_000n * MESH);
+      await registry.connect(alice).requestUnstake(8_000n * MESH); // entry 1, in epoch 1
+      expect((await registry.unbondingEntry(alice.address, 1)).amount).to.equal(8_000n * MESH);
+      expect((await registry.stakeOf(alice.address)).unbonding).to.equal(8_000n * MESH);
+      // A later partial slash reaches only the new epoch's entry.
+      await registry.connect(market).slash(alice.address, 1_000, false); // 10% of 8,000
+      expect((await registry.unbondingEntry(alice.address, 1)).amount).to.equal(7_200n * MESH);
+
+      await networkHelpers.time.increase(UNBONDING_PERIOD + 1n);
+      const before = await mesh.balanceOf(alice.address);
+      // The emptied entry is released for nothing, the new one in full.
+      await expect(registry.connect(alice).withdrawStake(10))
+        .to.emit(registry, "StakeWithdrawn")
+        .withArgs(alice.address, 7_200n * MESH, 2);
+      expect(await mesh.balanceOf(alice.address)).to.equal(before + 7_200n * MESH);
+      expect(await registry.totalStaked()).to.equal(0n);
+      expect(await mesh.balanceOf(await registry.getAddress())).to.equal(await registry.slashedStake());
+    });
+
     it("never shortens a running jail with a later slash, even after the jail period was lowered", async () => {
       const { registry, market, alice } = await networkHelpers.loadFixture(registered);
       await registry.connect(market).slash(alice.address, 100, true);
