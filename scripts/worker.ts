@@ -31,6 +31,7 @@ import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/wo
 import { WorkerState } from "../sdk/src/worker/state.js";
 import type { CheatMode } from "../sdk/src/worker/worker.js";
 import { runCli } from "./lib/cli.js";
+import { describeProfile, rejectionReasons } from "./lib/profile.js";
 import { devnetNetwork } from "./lib/localnet.js";
 
 const DEFAULT_CONFIG = join(".meshwork", "worker", "worker.json");
@@ -98,6 +99,7 @@ function firstLineOf(error: unknown): string {
 
 function amount(value: string): string {
   if (!/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError("expected a positive decimal amount, e.g. 12.5");
+  if (!/[1-9]/.test(value)) throw new InvalidArgumentError(`the amount must be more than 0 (got ${value})`);
   return value;
 }
 
@@ -179,39 +181,52 @@ program
     const reached = chain.id === undefined ? `${chain.problem}: check --rpc before \`register\`` : `chain id ${chain.id}`;
     console.log(`chain     ${config.rpcUrl} (${config.network}, ${reached}); blobs from ${config.blobSources.join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
     console.log(`config    ${configPath}`);
-    console.log("next: fund this address with gas, MESH to stake and the payment token for collateral, then `register`, `stake`, `prices`, `start`");
+    const fund = config.network === "localhost" ? ` (on the local devnet: \`npm run meshwork -- fund ${wallet.address}\`)` : "";
+    console.log(`next: fund this address with gas, MESH to stake and the payment token for collateral${fund}, then \`register\`, \`stake\`, \`prices\`, \`start\``);
   });
 
 program
   .command("register")
-  .description("register (or update) this node's hardware profile on-chain")
-  .requiredOption("--region <code>", "ISO-3166 alpha-2 region, e.g. DE", (v) => {
+  .description("register this node's hardware profile on-chain, or update it (options left out keep their registered values)")
+  .option("--region <code>", "ISO-3166 alpha-2 region, e.g. DE (required to register; on update, default: the registered one)", (v) => {
     if (!/^[A-Z]{2}$/.test(v)) throw new InvalidArgumentError("two capital letters, e.g. DE");
     return v;
   })
-  .option("--energy <kind>", "grid | renewable | unknown", "unknown")
-  .option("--gpu-class <id>", "GPU class id (0 = unclassified)", "0")
-  .option("--metadata <uri>", "metadata URI (emitted only)", "")
+  .option("--energy <kind>", "grid | renewable | unknown (default: unknown; on update, the registered one)")
+  .option(
+    "--gpu-class <id>",
+    "GPU class id (0-65535) from the table governance publishes: a job that asks for a class is offered only to nodes of exactly that id; " +
+      "0 = unclassified, offered only jobs that ask for no class (default: 0; on update, the registered one)",
+    (v) => {
+      if (!/^\d+$/.test(v) || Number(v) > 0xffff) throw new InvalidArgumentError("an integer from 0 to 65535 (the registry's uint16), e.g. 3");
+      return Number(v);
+    },
+  )
+  .option("--metadata <uri>", "metadata URI (emitted in the event only, not kept on-chain)", "")
   .action(async (opts) => {
     const { config, mw, wallet } = await connect(program.opts().config);
     const raw = JSON.parse(readFileSync(program.opts().config, "utf8"));
     const hw = raw.hardware ?? (await detectHardware());
-    const energy = { grid: Energy.Grid, renewable: Energy.Renewable, unknown: Energy.Unknown }[opts.energy as string];
-    if (energy === undefined) throw new MeshworkError(`--energy must be grid, renewable or unknown (got ${opts.energy})`);
+    const energies: Record<string, Energy> = { grid: Energy.Grid, renewable: Energy.Renewable, unknown: Energy.Unknown };
+    if (opts.energy !== undefined && energies[opts.energy] === undefined) throw new MeshworkError(`--energy must be grid, renewable or unknown (got ${opts.energy})`);
+    // An update starts from what is registered: an option left out keeps its value.
+    const registered = await mw.context.contracts.registry.isRegistered(wallet.address);
+    const current = registered ? (await mw.providers.get(wallet.address)).profile : undefined;
+    if (!current && opts.region === undefined) throw new MeshworkError("register: --region <code> is required to register (e.g. --region DE)");
+    const kept = current ? [["region", opts.region], ["energy", opts.energy], ["GPU class", opts.gpuClass]].filter(([, v]) => v === undefined).map(([name]) => name) : [];
     const profile: Profile = {
       gpuCount: Math.max(1, hw.gpuCount),
       vramGB: Math.max(1, hw.vramGB),
-      gpuClass: Number(opts.gpuClass),
-      region: opts.region,
-      energy,
+      gpuClass: opts.gpuClass ?? current?.gpuClass ?? 0,
+      region: opts.region ?? current!.region,
+      energy: opts.energy !== undefined ? energies[opts.energy] : (current?.energy ?? Energy.Unknown),
       // What this machine runs, of the config's runtimes (all by default): what the daemon will offer.
       runtimes: (await detectRuntimes(config.runtimes, { onnx: config.onnx })).map((r) => r.id),
     };
     if (profile.runtimes.length === 0) throw new MeshworkError("no runtime of the config's `runtimes` is available on this machine");
-    const registered = await mw.context.contracts.registry.isRegistered(wallet.address);
     if (registered) await mw.providers.updateProfile(profile, opts.metadata);
     else await mw.providers.register(profile, opts.metadata);
-    console.log(`${registered ? "updated" : "registered"} ${wallet.address}: ${JSON.stringify(profile)}`);
+    console.log(`${registered ? "updated" : "registered"} ${wallet.address}: ${describeProfile(profile)}${kept.length ? ` (kept as registered: ${kept.join(", ")})` : ""}`);
     if (hw.gpuCount === 0) {
       console.log("note: no GPU detected, so the profile says 1 GPU with 1 GB, the least a profile may say: jobs that ask for more GPUs or memory are not offered to this node");
     }
@@ -249,10 +264,14 @@ program
     for (const { symbol, text, units } of parsed) {
       await mw.providers.postPrice(symbol, units, { commons: Boolean(opts.commons) });
       if (!opts.commons) {
-        raw.prices[symbol] = units.toString();
-        writeFileSync(configPath, JSON.stringify(raw, null, 2) + "\n"); // what is on-chain is what the daemon asks
+        // What is on-chain is what the daemon asks; 0 on-chain means the token is not taken at all.
+        if (units === 0n) delete raw.prices[symbol];
+        else raw.prices[symbol] = units.toString();
+        writeFileSync(configPath, JSON.stringify(raw, null, 2) + "\n");
       }
-      console.log(`posted ${opts.commons ? "commons " : ""}price ${text} ${symbol} per work unit`);
+      if (units > 0n) console.log(`posted ${opts.commons ? "commons " : ""}price ${text} ${symbol} per work unit`);
+      else if (opts.commons) console.log(`posted commons price 0: ${symbol} compute-commons jobs now pay this node's usual ${symbol} price`);
+      else console.log(`posted price 0: this node no longer takes ${symbol} jobs`);
     }
   });
 
@@ -279,6 +298,14 @@ program
     const { config, mw, wallet } = await connect(program.opts().config);
     const me = await mw.providers.get(wallet.address);
     console.log(`provider  ${wallet.address} (${me.active ? "active" : "inactive"})`);
+    console.log(`profile   ${me.profile.gpuCount === 0 ? "not registered (`register --region <code>` registers it)" : describeProfile(me.profile)}`);
+    const posted: string[] = [];
+    for (const [symbol, price] of Object.entries(me.prices)) {
+      const places = await mw.balances.decimals(symbol);
+      const commons = me.commonsPrices[symbol] ?? 0n;
+      if (price > 0n) posted.push(`${formatUnits(price, places)} ${symbol}/unit${commons > 0n ? ` (commons ${formatUnits(commons, places)})` : ""}`);
+    }
+    console.log(`prices    ${posted.join(", ") || "none posted (`prices tUSD=1.5` posts one)"}`);
     console.log(`stake     ${formatUnits(me.stake.active, 18)} MESH active, ${formatUnits(me.stake.unbonding, 18)} unbonding`);
     if (me.stake.unbonding > 0n) {
       const [entries, { time }] = await Promise.all([mw.providers.unbonding(wallet.address), mw.context.latestBlock("status")]);
@@ -296,7 +323,11 @@ program
     if (existsSync(dbPath)) {
       const state = new WorkerState(dbPath);
       const roles: Record<string, string> = { none: "not taken", provider: "as provider", auditor: "as auditor", tieBreaker: "as tie-breaker" };
-      for (const r of state.summary()) console.log(`jobs      ${roles[r.role] ?? r.role}, ${r.phase}: ${r.count}`);
+      const rejected = state.inPhase("rejected");
+      for (const r of state.summary()) {
+        const why = r.phase === "rejected" ? ` (${rejectionReasons(rejected.filter((j) => j.role === r.role).map((j) => j.note))})` : "";
+        console.log(`jobs      ${roles[r.role] ?? r.role}, ${r.phase}: ${r.count}${why}`);
+      }
       state.close();
     }
   });
@@ -307,6 +338,7 @@ program
   .action(async (token: string | undefined, value: string | undefined) => {
     const { mw, wallet } = await connect(program.opts().config);
     const symbols = token ? [token] : Object.keys(mw.book.contracts.paymentTokens);
+    let withdrew = false;
     for (const symbol of symbols) {
       const balance = await mw.balances.of(symbol, wallet.address);
       const places = await mw.balances.decimals(symbol);
@@ -315,7 +347,9 @@ program
       if (wanted === 0n) continue;
       await mw.balances.withdraw(symbol, wanted);
       console.log(`withdrew ${formatUnits(wanted, places)} ${symbol}`);
+      withdrew = true;
     }
+    if (!withdrew) console.log(`nothing to withdraw: this node has no ${symbols.join(" or ")} in the market`);
   });
 
 program

@@ -113,15 +113,19 @@ describe("worker CLI and daemon as processes", function () {
     for (const args of [["register", "--region", region, "--energy", "renewable", "--gpu-class", "3"], ["stake", "1000"], ["prices", "tUSD=1"]]) {
       const result = await cli(config, ...args);
       expect(result.code, result.output).to.equal(0);
+      // The profile by name, not the registry's numbers.
+      if (args[0] === "register") expect(result.output).to.match(new RegExp(`registered ${address}: region ${region}, energy renewable, GPU class 3, \\d+ GPUs? × \\d+ GB, runtimes int-kernel, onnx\n`));
       // A machine without a GPU registers as the least profile the registry takes, and is told so.
       if (args[0] === "register" && JSON.parse(readFileSync(config, "utf8")).hardware.gpuCount === 0) {
-        expect(result.output).to.contain('"gpuCount":1,"vramGB":1');
+        expect(result.output).to.contain(", 1 GPU × 1 GB, ");
         expect(result.output).to.contain("note: no GPU detected, so the profile says 1 GPU with 1 GB");
       }
     }
     const status = await cli(config, "status");
     expect(status.code, status.output).to.equal(0);
     expect(status.output).to.contain("1000.0 MESH active");
+    expect(status.output).to.contain(`profile   region ${region}, energy renewable, GPU class 3, `);
+    expect(status.output).to.contain("prices    1.0 tUSD/unit\n");
     // The profile offers what this machine runs of the config's runtimes (both, here).
     expect((await ProviderRegistry__factory.connect(book.contracts.registry, provider).profileOf(address)).runtimes).to.equal(0b11n);
     return { config, address };
@@ -369,6 +373,41 @@ describe("worker CLI and daemon as processes", function () {
     expect(done.output).to.not.contain("unbonding 500.0");
   });
 
+  it("re-registers keeping what is left out; prices 0, nothing to withdraw and rejections by reason say so", async () => {
+    const o = await operator(16, "GH");
+    const registry = ProviderRegistry__factory.connect(book.contracts.registry, provider);
+    // Only the GPU class given: the region and energy stay as registered.
+    const updated = await cli(o.config, "register", "--gpu-class", "5");
+    expect(updated.code, updated.output).to.equal(0);
+    expect(updated.output).to.match(new RegExp(`updated ${o.address}: region GH, energy renewable, GPU class 5, .* \\(kept as registered: region, energy\\)`));
+    const profile = await registry.profileOf(o.address);
+    expect([profile.region, Number(profile.energy), Number(profile.gpuClass)]).to.deep.equal(["0x4748", 2, 5]);
+
+    const nothing = await cli(o.config, "withdraw");
+    expect(nothing.code, nothing.output).to.equal(0);
+    expect(nothing.output.trim().split("\n").at(-1)).to.equal(`nothing to withdraw: this node has no ${Object.keys(book.contracts.paymentTokens).join(" or ")} in the market`);
+
+    // A job priced under the node's minimum (4 tUSD per unit against 5) is rejected, and status says why.
+    expect((await cli(o.config, "prices", "tUSD=5")).code).to.equal(0);
+    const job = await postJob(o.address, 40);
+    const daemon = startDaemon(o.config);
+    await daemon.line((e) => e.jobId === job.jobId && /^not taking job/.test(e.msg ?? ""));
+    await stopGroup(daemon, 10_000);
+    await job.cancel();
+    const status = await cli(o.config, "status");
+    expect(status.output).to.contain("profile   region GH, energy renewable, GPU class 5, ");
+    expect(status.output).to.contain("prices    5.0 tUSD/unit\n");
+    expect(status.output).to.match(/jobs {6}not taken, rejected: \d+ \((.*, )?price 1(, .*)?\)/);
+
+    // 0 on-chain: the node no longer takes the token; the config no longer prices it.
+    const zero = await cli(o.config, "prices", "tUSD=0");
+    expect(zero.code, zero.output).to.equal(0);
+    expect(zero.output.trim().split("\n").at(-1)).to.equal("posted price 0: this node no longer takes tUSD jobs");
+    expect(await registry.postedPrice(o.address, book.contracts.paymentTokens.tUSD)).to.equal(0n);
+    expect(JSON.parse(readFileSync(o.config, "utf8")).prices).to.not.have.property("tUSD");
+    expect((await cli(o.config, "status")).output).to.contain("prices    none posted");
+  });
+
   it("prints one clear line and exits non-zero on bad input, spending nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "meshwork-operator-"));
     dirs.push(dir);
@@ -393,6 +432,7 @@ describe("worker CLI and daemon as processes", function () {
     const init = await cli(config, "init", "--rpc", node.url, "--key", devKey(14), "--deployments", deploymentsDir);
     expect(init.code, init.output).to.equal(0);
     expect(init.output).to.contain(`(localhost, chain id ${book.chainId})`);
+    expect(init.output).to.contain(`(on the local devnet: \`npm run meshwork -- fund ${new Wallet(devKey(14)).address}\`)`);
     const again = await cli(config, "init", "--rpc", node.url);
     expect(again.code).to.not.equal(0);
     expect(again.output).to.match(/error: .* exists; pass --force/);
@@ -415,6 +455,17 @@ describe("worker CLI and daemon as processes", function () {
     expect([noEarnings.code, noEarnings.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: withdraw 3 tUSD: this node has 0.0 tUSD in the market"]);
     const tooPrecise = await cli(config, "withdraw", "tUSD", "0.0000001");
     expect([tooPrecise.code, tooPrecise.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: bad amount 0.0000001: tUSD has 6 decimal places"]);
+    // Zero is refused before the contract can (ProviderRegistryZeroAmount).
+    const stakeZero = await cli(config, "stake", "0");
+    expect([stakeZero.code, stakeZero.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: the amount must be more than 0 (got 0)"]);
+    const unstakeZero = await cli(config, "unstake", "0.00");
+    expect([unstakeZero.code, unstakeZero.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: the amount must be more than 0 (got 0.00)"]);
+    // A first registration needs a region; a GPU class is a uint16.
+    const noRegion = await cli(config, "register", "--energy", "grid");
+    expect([noRegion.code, noRegion.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: register: --region <code> is required to register (e.g. --region DE)"]);
+    const badClass = await cli(config, "register", "--region", "DE", "--gpu-class", "70000");
+    expect(badClass.code).to.not.equal(0);
+    expect(badClass.output).to.match(/an integer from 0 to 65535/);
     expect(await provider.getTransactionCount(address)).to.equal(0); // nothing sent
     const wrongPassword = await runScript("tsx", ["scripts/worker.ts", "--config", config, "status"], { MESHWORK_PASSWORD: "nope" }, 60_000);
     expect(wrongPassword.output).to.match(/error: cannot decrypt the keystore/);
