@@ -133,7 +133,6 @@ async function benchJobs() {
   const config = {
     concurrency: CONCURRENCY,
     maxCollateral: {},
-    prices: { tUSD: 1n * USD },
     confirmations: 0,
     pollMs: 50,
     audit: true,
@@ -325,7 +324,7 @@ async function benchPolling() {
     store: w.store,
     state,
     runtimes,
-    config: { concurrency: 0, maxCollateral: {}, prices: { tUSD: 1n * USD }, confirmations: 0, pollMs: 50, audit: true, maxBlobBytes: 1 << 20, withdrawEverySec: 0 },
+    config: { concurrency: 0, maxCollateral: {}, confirmations: 0, pollMs: 50, audit: true, maxBlobBytes: 1 << 20, withdrawEverySec: 0 },
     logger: quietLogger(),
   });
   await worker.tick(); // reads the JobCreated logs: untimed

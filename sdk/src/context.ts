@@ -51,6 +51,8 @@ function sameCall(tx: TransactionResponse): TransactionRequest {
 export const LOG_RANGE = 5_000;
 /** A transaction given up on is not repriced past this many times the fees the RPC quotes (it is still waited for). */
 const UNSTICK_FEE_CAP = 4n;
+/** How many times {@link MeshworkContext.replacePending} doubles its fees while the node calls its replacement underpriced. */
+const REPLACE_TRIES = 6;
 /** The fewest blocks a refused log query must have asked for to be taken as refused for its range. */
 const NARROWED_FROM_BLOCKS = 8;
 /** How many log queries in a row must go through before {@link MeshworkContext.logRange} doubles back. */
@@ -242,6 +244,52 @@ export class MeshworkContext {
       }
       this.#givenUp.delete(lowest);
     }
+  }
+
+  /**
+   * Replaces every transaction of the signer's that the RPC still holds unmined — the nonces from its
+   * "latest" count up to its "pending" count, as a process that stopped before they were mined leaves
+   * them — with a zero-value transfer to itself, so what this process sends is not queued behind a
+   * transaction it knows nothing of (and so could never reprice). Each replacement pays twice the fees
+   * the RPC quotes, doubled again while the node calls it underpriced (up to REPLACE_TRIES times), and
+   * is then waited for like a transaction given up on: the next send goes after it (see {@link send}).
+   * Whatever the replaced transactions did is to be done again. Meant for a key no one else sends with
+   * (a provider node's): another wallet's transaction waiting in the mempool would be cancelled too.
+   * @returns the nonces replaced (none when nothing was pending).
+   */
+  async replacePending(action = "replace pending"): Promise<number[]> {
+    const signer = this.signer(action);
+    const from = await this.call(action, () => signer.getAddress());
+    const [latest, pending] = await Promise.all([
+      this.call(action, () => this.provider.getTransactionCount(from, "latest")),
+      this.call(action, () => this.provider.getTransactionCount(from, "pending")),
+    ]);
+    const replaced: number[] = [];
+    for (let nonce = latest; nonce < pending; nonce++) {
+      const fees = await this.call(action, () => this.provider.getFeeData());
+      for (let tries = 1, factor = 2n; ; tries++, factor *= 2n) {
+        const request: TransactionRequest = { to: from, value: 0n, nonce, gasLimit: 21_000n };
+        if (fees.maxFeePerGas !== null) {
+          request.maxFeePerGas = fees.maxFeePerGas * factor + 1n;
+          const tip = (fees.maxPriorityFeePerGas ?? 0n) * factor + 1n;
+          request.maxPriorityFeePerGas = tip < request.maxFeePerGas ? tip : request.maxFeePerGas;
+        } else {
+          request.gasPrice = (fees.gasPrice ?? 0n) * factor + 1n;
+        }
+        try {
+          const tx = await signer.sendTransaction(request);
+          this.#giveUp(action, tx);
+          replaced.push(nonce);
+          break;
+        } catch (error) {
+          const e = error as { code?: string; message?: string };
+          if (e.code === "NONCE_EXPIRED") break; // mined meanwhile
+          const underpriced = e.code === "REPLACEMENT_UNDERPRICED" || /underpriced|fee too low/i.test(e.message ?? "");
+          if (!underpriced || tries >= REPLACE_TRIES) throw toMeshworkError(error, this.interfaces, action);
+        }
+      }
+    }
+    return replaced;
   }
 
   /**

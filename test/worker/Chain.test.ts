@@ -770,4 +770,86 @@ describe("worker on an unreliable chain", function () {
     expect(state.active().map((r) => r.jobId)).to.not.include(job.jobId);
     expect(sends).to.deep.equal([]);
   });
+
+  it("replaces a commit an earlier run broadcast and left unmined (killed before it was mined): the restarted node commits in time and settles", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { mw, state, cheap, job } = await cheapWorkerAndJob(w, 24, { computeWindow: 600n });
+    // The first run saves its salt, broadcasts its commit and is killed before the commit is mined.
+    const send = mw.context.send.bind(mw.context);
+    mw.context.send = async (action, fn) => {
+      if (action === "commit") throw new Error("killed");
+      return send(action, fn);
+    };
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "committing", 20, { finalTick: false });
+    const row = state.get(job.jobId)!;
+    await rpc.request({ method: "evm_setAutomine", params: [false] });
+    let miner: ReturnType<typeof setInterval> | undefined;
+    try {
+      // What it broadcast: the commit, still in the mempool (nothing is mined until it is replaced, as
+      // when it was priced under a fee spike: the chain would never mine it).
+      const commitment = await w.market.commitmentHash(job.jobId, w.cheap.address, row.root!, row.salt!);
+      const old = await w.market.connect(w.cheap).commit(job.jobId, commitment, { gasLimit: 300_000n });
+      const nonces = async () => Promise.all(["latest", "pending"].map(async (tag) => Number(await rpc.request({ method: "eth_getTransactionCount", params: [w.cheap.address, tag] }))));
+      const [latest, pending] = await nonces();
+      expect(pending).to.equal(latest + 1);
+      const waiting = async () => ((await rpc.request({ method: "eth_getBlockByNumber", params: ["pending", false] })) as { transactions: string[] }).transactions;
+      const mineOnceReplaced = (async () => {
+        let held = true;
+        for (let i = 0; i < 300 && (held = (await waiting()).includes(old.hash)); i++) await new Promise((r) => setTimeout(r, 20));
+        if (!held) miner = setInterval(() => void rpc.request({ method: "evm_mine", params: [] }).catch(() => undefined), 100);
+      })();
+
+      const restartedMw = await Meshwork.connect({ runner: w.cheap, addresses: w.book, blobStore: w.store, sending: { timeoutMs: 2_000, reprices: 1 } });
+      const sends = recordSends(restartedMw);
+      const lines: { msg: string; nonces?: number[] }[] = [];
+      const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+      const restarted = makeWorker(w, w.cheap, restartedMw, { state, logger });
+      for (let i = 0; i < 5 && (await job.state()) === "Claimed"; i++) {
+        await restarted.tick();
+        await restarted.idle();
+      }
+      expect(await job.state()).to.equal("Committed");
+      expect(lines.find((l) => l.msg.startsWith("replaced transactions an earlier run left unmined"))?.nonces).to.deep.equal([latest]);
+      expect(sends.filter((a) => a === "commit")).to.have.length(1);
+      expect(state.get(job.jobId)).to.include({ phase: "committed", salt: row.salt }); // the same commitment
+      expect(await nonces()).to.deep.equal([latest + 2, latest + 2]); // the replacement, then the commit
+      await mineOnceReplaced;
+      expect(await connection.ethers.provider.getTransactionReceipt(old.hash)).to.equal(null); // never mined
+    } finally {
+      clearInterval(miner);
+      await rpc.request({ method: "evm_setAutomine", params: [true] });
+    }
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor));
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Settled");
+    const counters = await w.registry.countersOf(w.cheap.address);
+    expect([counters.timedOut, counters.slashes]).to.deep.equal([0n, 0n]);
+  });
+
+  it("claims again a job whose claim a reorg dropped (its transaction in no block), instead of holding it as claimed while it reads Open", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const { mw, sends, state, cheap, job } = await cheapWorkerAndJob(w, 25, { computeWindow: 600n });
+    let beforeClaim: unknown;
+    const send = mw.context.send.bind(mw.context);
+    mw.context.send = async (action, fn) => {
+      if (action === "claim" && beforeClaim === undefined) beforeClaim = await rpc.request({ method: "evm_snapshot", params: [] });
+      return send(action, fn);
+    };
+    await drive(w, [cheap], async () => state.get(job.jobId)?.phase === "claimed", 20, { finalTick: false });
+    const { claimTx, claimBlock } = state.get(job.jobId)!;
+    expect(claimTx).to.match(/^0x[0-9a-f]{64}$/);
+    await rpc.request({ method: "evm_revert", params: [beforeClaim] }); // the claim's block is gone
+    expect(await job.state()).to.equal("Open");
+    // Not before the RPC is past the claim's block: until then, the Open read may be a stale one.
+    await cheap.tick();
+    await cheap.idle();
+    expect(state.get(job.jobId)?.phase).to.equal("claimed");
+    await networkHelpers.mine(2);
+    expect(await connection.ethers.provider.getBlockNumber()).to.be.greaterThan(claimBlock!);
+    await drive(w, [cheap], async () => (await job.state()) !== "Open", 10, { finalTick: false });
+    expect(await job.state()).to.equal("Claimed");
+    expect(sends.filter((a) => a === "claim")).to.have.length(2);
+    expect(state.get(job.jobId)?.claimTx).to.not.equal(claimTx);
+    await settlesWithOneCommit(w, cheap, job, sends);
+  });
 });

@@ -14,9 +14,9 @@ import { join } from "node:path";
 import { network } from "hardhat";
 import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
-import { MeshworkBlobError } from "../../sdk/src/errors.js";
+import { MeshworkBlobError, MeshworkEncodingError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
-import { collateralOf } from "../../sdk/src/params.js";
+import { collateralOf, packRequirements, unpackRequirements } from "../../sdk/src/params.js";
 import { WorkerState } from "../../sdk/src/worker/state.js";
 import { DirectoryBlobStore, digestOf } from "../../sdk/src/blob.js";
 import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
@@ -952,6 +952,122 @@ describe("worker daemon", function () {
     expect(short.error?.issues.map((i) => [i.path.join("."), i.message])).to.deep.equal([["keepBlobsSec", "0 (keep every blob) or at least 3600 (an hour)"]]);
   });
 
+  it("takes jobs at the prices it posted on-chain, read again while it runs: a job turned down for its price is claimed once the price is lowered, also across a restart", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await w.sdk(w.cheap); // posted 1 tUSD per work unit
+    const state = new WorkerState(":memory:");
+    const worker = makeWorker(w, w.cheap, mw, { state, pricesEveryMs: 0 });
+    const a = await consumer.jobs.create(await intKernelSpec(w, 61), { ...JOB, price: 5n * USD }); // 0.5 per unit
+    await worker.tick();
+    expect(state.get(a.jobId)).to.include({ phase: "rejected", note: "price" });
+    await mw.providers.postPrice("tUSD", USD / 2n);
+    await drive(w, [worker], async () => (await a.state()) !== "Open", 5, { finalTick: false });
+    expect(await a.state()).to.equal("Claimed");
+
+    // Lowered while the node is down: the restarted node considers the job again.
+    const b = await consumer.jobs.create(await intKernelSpec(w, 62), { ...JOB, price: 3n * USD }); // 0.3 per unit
+    await worker.tick();
+    await worker.idle();
+    expect(state.get(b.jobId)).to.include({ phase: "rejected", note: "price" });
+    await mw.providers.postPrice("tUSD", (3n * USD) / 10n);
+    const restarted = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
+    await drive(w, [restarted], async () => (await b.state()) !== "Open", 5, { finalTick: false });
+    expect(await b.state()).to.equal("Claimed");
+    expect(b.job.request.price).to.equal(3n * USD);
+  });
+
+  it("prices a compute-commons job at its commons price, where it posted one", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const mw = await w.sdk(w.cheap); // posted 1 tUSD per work unit
+    await mw.providers.postPrice("tUSD", USD / 5n, { commons: true }); // 0.2 for commons jobs
+    const worker = makeWorker(w, w.cheap, mw);
+    await worker.start();
+    await worker.stop();
+    const prepared = await consumer.jobs.prepare(await intKernelSpec(w, 63), { ...JOB, price: 3n * USD }); // 0.3 per unit
+    const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
+    await expect(worker.quote(prepared.request, w.consumer.address, expiry)).to.be.rejectedWith(/below this node's posted price/);
+    const commons = packRequirements({ ...unpackRequirements(BigInt(prepared.request.requirements)), commons: true });
+    const offer = await worker.quote({ ...prepared.request, requirements: commons }, w.consumer.address, expiry);
+    expect(offer.provider).to.equal(w.cheap.address);
+    const tooCheap = { ...prepared.request, requirements: commons, price: USD }; // 0.1 per unit
+    await expect(worker.quote(tooCheap, w.consumer.address, expiry)).to.be.rejectedWith(/below this node's posted commons price/);
+  });
+
+  it("does not compute again a claimed job whose output cannot be encoded past its first chunk: marked failed, timed out at its deadline", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const intKernel = new IntKernelRuntime();
+    let badRuns = 0;
+    // Chunk 2 gives an output the encoding refuses (as a NaN or an out-of-range value does): the job's own fault.
+    const failing: Runtime = {
+      name: intKernel.name,
+      id: intKernel.id,
+      capabilities: () => intKernel.capabilities(),
+      async load(spec, executable) {
+        const loaded = await intKernel.load(spec, executable);
+        return {
+          run: async (input, index) => {
+            if (index === 2) {
+              badRuns++;
+              throw new MeshworkEncodingError("fixed-point value out of range", { details: { index: 0 } });
+            }
+            return loaded.run(input, index);
+          },
+          close: () => loaded.close(),
+        };
+      },
+    };
+    const mw = await w.sdk(w.cheap);
+    const sends: string[] = [];
+    const send = mw.context.send.bind(mw.context);
+    mw.context.send = async (action, fn) => (sends.push(action), send(action, fn));
+    const state = new WorkerState(":memory:");
+    const worker = makeWorker(w, w.cheap, mw, { state, runtimes: [failing] });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 64), { ...JOB, computeWindow: 600n });
+    await drive(w, [worker], async () => state.get(job.jobId)?.phase === "failed", 10);
+    expect(state.get(job.jobId)?.note).to.match(/^cannot compute: fixed-point value out of range/);
+    for (let i = 0; i < 3; i++) await worker.tick();
+    await worker.idle();
+    expect(badRuns).to.equal(1);
+    expect(await counter(worker, "meshwork_jobs_failed_total", { reason: "compute" })).to.equal(1);
+    expect(sends).to.deep.equal(["claim"]);
+    await networkHelpers.time.increase(601); // its commit deadline passes
+    await worker.tick();
+    await worker.idle();
+    expect(sends).to.deep.equal(["claim", "enforceDeadline"]);
+    expect(state.get(job.jobId)).to.include({ phase: "done", note: "failed, then Claimed" });
+    expect(await counter(worker, "meshwork_jobs_failed_total", { reason: "lost" })).to.equal(0);
+    expect((await w.registry.countersOf(w.cheap.address)).timedOut).to.equal(1n);
+    expect(await counter(worker, "meshwork_jobs_in_flight")).to.equal(0);
+  });
+
+  it("does not claim an audit again with leaves it saved for another sample: computes the current sample's, and the audit passes", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const [cheap] = await workersFor(w, w.cheap);
+    const auditorMw = await w.sdk(w.auditor);
+    const audits: string[] = [];
+    const send = auditorMw.context.send.bind(auditorMw.context);
+    auditorMw.context.send = async (action, fn) => {
+      if (action === "audit" && audits.push(action) === 1) throw new Error("killed"); // after the leaves were saved
+      return send(action, fn);
+    };
+    const auditorState = new WorkerState(":memory:");
+    const auditor = makeWorker(w, w.auditor, auditorMw, { state: auditorState });
+    const job = await consumer.jobs.create(await intKernelSpec(w, 65), { ...JOB, computeWindow: 600n }); // a newcomer's: audited
+    await drive(w, [cheap, auditor], async () => audits.length > 0, 40, { finalTick: false });
+    const saved = JSON.parse(auditorState.get(job.jobId)!.data!) as { leaves: string[]; sample: string };
+    expect(saved.sample).to.equal((await w.market.auditOf(job.job)).sample.map(String).join(","));
+    // As if the market had drawn another sample since (a new challenge after an audit nobody claimed).
+    auditorState.update(job.jobId, { data: JSON.stringify({ leaves: saved.leaves.map(() => `0x${"00".repeat(32)}`), sample: "9,9" }) });
+    await drive(w, [cheap, auditor], () => settledOrFailed(job), 60);
+    expect(await job.state()).to.equal("Settled");
+    expect(audits).to.have.length(2);
+    expect(await counter(auditor, "meshwork_audits_total", { role: "auditor", outcome: "passed" })).to.equal(1);
+  });
+
   it("signs offers for consumers who route off-chain, only at or above its price", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
@@ -965,7 +1081,7 @@ describe("worker daemon", function () {
     const job = await consumer.jobs.createWithOffer(best.offer!);
     expect(await job.state()).to.equal("Claimed");
     const cheapRequest = { ...prepared.request, price: 5n * USD };
-    await expect(worker.quote(cheapRequest, w.consumer.address, expiry)).to.be.rejectedWith(/below this worker's minimum/);
+    await expect(worker.quote(cheapRequest, w.consumer.address, expiry)).to.be.rejectedWith(/below this node's posted price/);
     void Meshwork;
   });
 });

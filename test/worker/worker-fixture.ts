@@ -54,6 +54,7 @@ export function makeWorker(
     blobRetention?: WorkerOptions["blobRetention"];
     unavailableRetryMs?: number;
     othersGrace?: WorkerOptions["othersGrace"];
+    pricesEveryMs?: number;
     maxCollateral?: Record<string, bigint>;
     withdrawEverySec?: number;
     logger?: WorkerOptions["logger"];
@@ -70,7 +71,6 @@ export function makeWorker(
     config: {
       concurrency: 2,
       maxCollateral: options.maxCollateral ?? {},
-      prices: { tUSD: 1n * USD },
       confirmations: 0,
       pollMs: 50,
       audit: true,
@@ -83,6 +83,7 @@ export function makeWorker(
     cheat: options.cheat,
     unavailableRetryMs: options.unavailableRetryMs,
     othersGrace: options.othersGrace,
+    pricesEveryMs: options.pricesEveryMs,
   });
 }
 

@@ -16,12 +16,14 @@ export type Role = "none" | "provider" | "auditor" | "tieBreaker";
 
 /**
  * A job's phase for this worker. Provider: claimed → computed → committing (salt saved) → committed →
- * revealed → done. Auditor/tie-breaker: auditing (leaves saved) → audit-committed → done.
+ * revealed → done; failed: claimed, but its outputs cannot be encoded (the job's own fault: NaN, out of
+ * range), followed until it times out. Auditor/tie-breaker: auditing (leaves saved) → audit-committed → done.
  */
 export type Phase =
   | "seen"
   | "rejected"
   | "claimed"
+  | "failed"
   | "computed"
   | "committing"
   | "committed"
@@ -41,8 +43,11 @@ export interface JobRow {
   /** Result root and output URI (provider), as committed. */
   root?: string;
   outputURI?: string;
-  /** Provider: the output manifest JSON; auditor: the sampled leaves JSON. */
+  /** Provider: the output manifest JSON; auditor: the sampled leaves JSON (see {@link AuditData}). */
   data?: string;
+  /** Provider: its claim's transaction and block, to tell a claim a reorg dropped from a stale read. */
+  claimTx?: string;
+  claimBlock?: number;
   /** Why it was rejected or how it ended. */
   note?: string;
   /** When this worker claimed it (unix ms), for the duration metric. */
@@ -73,6 +78,9 @@ export class WorkerState {
       );
       CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
     `);
+    // Columns added since the first release: a database from an older version gains them.
+    const columns = new Set((this.#db.prepare("PRAGMA table_info(jobs)").all() as { name: string }[]).map((c) => c.name));
+    if (!columns.has("claim_tx")) this.#db.exec("ALTER TABLE jobs ADD COLUMN claim_tx TEXT; ALTER TABLE jobs ADD COLUMN claim_block INTEGER;");
   }
 
   getMeta(key: string): string | undefined {
@@ -98,7 +106,18 @@ export class WorkerState {
 
   /** Updates some fields of a job (durably: each call is one transaction). */
   update(jobId: string, fields: Partial<Omit<JobRow, "jobId" | "job" | "createdBlock" | "updatedAt">>): void {
-    const columns: Record<string, string> = { role: "role", phase: "phase", salt: "salt", root: "root", outputURI: "output_uri", data: "data", note: "note", startedAt: "started_at" };
+    const columns: Record<string, string> = {
+      role: "role",
+      phase: "phase",
+      salt: "salt",
+      root: "root",
+      outputURI: "output_uri",
+      data: "data",
+      note: "note",
+      startedAt: "started_at",
+      claimTx: "claim_tx",
+      claimBlock: "claim_block",
+    };
     const sets: string[] = [];
     const values: (string | number | null)[] = [];
     for (const [key, value] of Object.entries(fields)) {
@@ -124,6 +143,12 @@ export class WorkerState {
     return this.#db.prepare(`SELECT * FROM jobs WHERE phase IN (${marks}) ORDER BY created_block`).all(...phases).map(toRow);
   }
 
+  /** Puts the jobs rejected for one of `notes` back to `seen`, to be considered again; returns how many. */
+  reconsider(notes: string[]): number {
+    const marks = notes.map(() => "?").join(", ");
+    return Number(this.#db.prepare(`UPDATE jobs SET phase = 'seen', note = NULL, updated_at = ? WHERE phase = 'rejected' AND note IN (${marks})`).run(Date.now(), ...notes).changes);
+  }
+
   /**
    * Deletes the jobs finished (`done`) before `before` (unix ms), so the database does not grow with
    * every job the node has ever seen; returns how many. A job is only recorded when the scan first
@@ -143,6 +168,19 @@ export class WorkerState {
   }
 }
 
+/** What an auditor or tie-breaker saves before its claim: its leaves, and the sample they answer ("i,j,…"). */
+export interface AuditData {
+  leaves: string[];
+  /** Missing in rows saved by versions before 2026-12-07 (a bare array of leaves). */
+  sample?: string;
+}
+
+/** A row's saved audit leaves and sample, from either format. */
+export function auditDataOf(data: string): AuditData {
+  const parsed = JSON.parse(data) as string[] | AuditData;
+  return Array.isArray(parsed) ? { leaves: parsed } : parsed;
+}
+
 function toRow(r: any): JobRow {
   return {
     jobId: r.job_id,
@@ -156,6 +194,8 @@ function toRow(r: any): JobRow {
     data: r.data ?? undefined,
     note: r.note ?? undefined,
     startedAt: r.started_at ?? undefined,
+    claimTx: r.claim_tx ?? undefined,
+    claimBlock: r.claim_block ?? undefined,
     updatedAt: Number(r.updated_at),
   };
 }

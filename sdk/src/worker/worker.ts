@@ -35,7 +35,7 @@ import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash,
 import { runtimeThreadsOf, type WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
 import { SESSION_FAILED, type LoadedJob, type Runtime } from "./runtimes/runtime.js";
-import type { JobRow, WorkerState } from "./state.js";
+import { auditDataOf, type AuditData, type JobRow, type WorkerState } from "./state.js";
 
 /** Test-only ways to cheat, to prove they are caught: never set outside tests and the demo. */
 export type CheatMode = "fabricate" | "copy" | "late";
@@ -47,7 +47,7 @@ export interface WorkerOptions {
   store: BlobStore;
   state: WorkerState;
   runtimes: Runtime[];
-  config: Pick<WorkerConfig, "concurrency" | "maxCollateral" | "prices" | "confirmations" | "pollMs" | "audit" | "maxBlobBytes" | "withdrawEverySec"> &
+  config: Pick<WorkerConfig, "concurrency" | "maxCollateral" | "confirmations" | "pollMs" | "audit" | "maxBlobBytes" | "withdrawEverySec"> &
     Partial<Pick<WorkerConfig, "computeHeadroom" | "runtimeThreads">>;
   logger: Logger;
   metrics?: WorkerMetrics;
@@ -73,6 +73,8 @@ export interface WorkerOptions {
    * pays gas for a transaction that reverts because another landed first. 0: at once.
    */
   othersGrace?: { blocks?: number; seconds?: number };
+  /** How often this node's posted prices are read again (ms, default 15,000; 0: every time they are needed). */
+  pricesEveryMs?: number;
 }
 
 /** Why a job was not taken: the reasons the rejection metric and log lines use. */
@@ -125,6 +127,11 @@ export class Worker {
   /** The job whose sample is being computed, if any. */
   #sampling?: string;
   #lastWithdraw = Date.now();
+  /** This node's posted prices, as last read (see #postedPrices), and each payment token's commons price key. */
+  #posted?: { at: number; prices: Map<string, PostedPrices> };
+  readonly #commonsKeys = new Map<string, string>();
+  /** Whether this process checked for transactions an earlier one left unmined (see #replacePending). */
+  #pendingReplaced = false;
   /** When the blob directory was last pruned (0: at the first tick), and the prune running, if any. */
   #lastPrune = 0;
   /** When finished jobs were last forgotten (0: at the first tick). */
@@ -201,9 +208,11 @@ export class Worker {
     this.#ticking = (async () => {
       try {
         if (!this.#address) this.#address = await this.#o.mw.context.account("worker");
+        if (!this.#pendingReplaced) await this.#replacePending();
         this.#latest = undefined;
         this.#stuck = undefined;
         await this.#checkStanding();
+        await this.#postedPrices(); // a lowered price puts the jobs turned down for theirs back
         try {
           await this.#scan();
         } catch (error) {
@@ -251,6 +260,24 @@ export class Worker {
       }
     })();
     return this.#ticking;
+  }
+
+  /**
+   * Once per process, before this node sends anything: transactions its key left unmined (sent by an
+   * earlier run that stopped before they were mined, and unknown to this one, which could never reprice
+   * them) are replaced (see MeshworkContext.replacePending), so this run's are not queued behind them.
+   * Their steps are taken again: a claim, commit or reveal sent twice is refused, or found to have
+   * landed. Tried again next tick when the RPC fails.
+   */
+  async #replacePending() {
+    try {
+      const nonces = await this.#o.mw.context.replacePending();
+      this.#pendingReplaced = true;
+      if (nonces.length > 0) this.#log.warn({ nonces }, "replaced transactions an earlier run left unmined; their steps are taken again");
+    } catch (error) {
+      this.metrics.rpcErrors.inc();
+      this.#log.warn({ err: describe(error) }, "could not check for transactions an earlier run left unmined; trying again next tick");
+    }
   }
 
   /** Signs an offer for a consumer routing off-chain, if this worker would take the job at that price. */
@@ -314,6 +341,8 @@ export class Worker {
         return;
       case "claimed":
         return this.#startCompute(row, state);
+      case "failed":
+        return this.#followFailed(row, state);
       case "computed":
       case "committing":
         return this.#commit(row, state);
@@ -384,7 +413,7 @@ export class Worker {
     }
     await this.#ensureFunds(job.request.paymentToken, collateralOf(job), "claim");
     const receipt = await this.#send("claim", () => this.#o.mw.context.contracts.market.claim(job));
-    this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now() });
+    this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now(), claimTx: receipt.hash, claimBlock: receipt.blockNumber });
     if (spec.expectedMs !== undefined) this.#expected.set(row.jobId, spec.expectedMs);
     this.#inputChecks.delete(String(job.request.specHash)); // the computation reads the inputs again (from the cache)
     this.metrics.jobsClaimed.inc();
@@ -414,17 +443,23 @@ export class Worker {
     const runtime = this.#o.runtimes.find((x) => x.id === requirements.runtime);
     if (!runtime) throw new JobRejectedError("runtime", `runtime ${runtimeName(requirements.runtime) ?? requirements.runtime} is not offered`);
     const symbol = this.#symbolOf(r.paymentToken);
-    const minPerUnit = this.#o.config.prices[symbol ?? ""];
-    if (minPerUnit === undefined) throw new JobRejectedError("token", `no price set for token ${r.paymentToken}`);
+    // The prices this node posted on-chain (what the market checks a claim against), a commons job's
+    // commons price where it posted one.
+    const posted = (await this.#postedPrices()).get(String(r.paymentToken).toLowerCase());
+    const minPerUnit = requirements.commons && posted?.commons ? posted.commons : (posted?.usual ?? 0n);
+    if (minPerUnit === 0n) throw new JobRejectedError("token", `this node posts no price for ${symbol ?? `token ${r.paymentToken}`}`);
     if (BigInt(r.price) < minPerUnit * BigInt(r.workUnits)) {
-      throw new JobRejectedError("price", "price below this worker's minimum", { price: String(r.price), minimum: String(minPerUnit * BigInt(r.workUnits)) });
+      throw new JobRejectedError("price", `price below this node's posted ${requirements.commons && posted?.commons ? "commons " : ""}price`, {
+        price: String(r.price),
+        minimum: String(minPerUnit * BigInt(r.workUnits)),
+      });
     }
     const [eligibility] = await registry.checkEligibility(this.#address, r.paymentToken, r.requirements, r.price, r.workUnits, true);
     if (Number(eligibility) !== 0) throw new JobRejectedError("ineligible", `not eligible (reason ${eligibility})`, { eligibility: Number(eligibility) });
     const limit = this.#o.config.maxCollateral[symbol ?? ""];
     if (limit !== undefined && !options.targeted) {
       const locked = this.#o.state
-        .inPhase("claimed", "computed", "committing", "committed", "revealed")
+        .inPhase("claimed", "failed", "computed", "committing", "committed", "revealed")
         .filter((j) => j.job.request.paymentToken.toLowerCase() === String(r.paymentToken).toLowerCase())
         .reduce((sum, j) => sum + collateralOf(j.job), 0n);
       if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
@@ -441,9 +476,41 @@ export class Worker {
   }
 
   /**
+   * This node's posted prices per payment token (lower-case address): its usual one and its commons
+   * one (0: none), read again after PRICES_EVERY_MS, so `prices` takes effect without a restart. When a
+   * price went down, or one was posted where there was none (since the last read, in this run or an
+   * earlier one: the prices are kept in the state), the jobs turned down for their price or token are
+   * considered again.
+   */
+  async #postedPrices(): Promise<Map<string, PostedPrices>> {
+    if (this.#posted && Date.now() - this.#posted.at < (this.#o.pricesEveryMs ?? PRICES_EVERY_MS)) return this.#posted.prices;
+    const { registry } = this.#o.mw.context.contracts;
+    const prices = new Map<string, PostedPrices>();
+    for (const token of Object.values(this.#o.mw.book.contracts.paymentTokens)) {
+      const key = token.toLowerCase();
+      let commonsKey = this.#commonsKeys.get(key);
+      if (!commonsKey) this.#commonsKeys.set(key, (commonsKey = await registry.commonsPriceKey(token)));
+      const [usual, commons] = await Promise.all([registry.postedPrice(this.#address, token), registry.postedPrice(this.#address, commonsKey)]);
+      prices.set(key, { usual, commons });
+    }
+    this.#posted = { at: Date.now(), prices };
+    const json = JSON.stringify([...prices].map(([token, p]) => [token, String(p.usual), String(p.commons)]));
+    const saved = this.#o.state.getMeta(POSTED_PRICES_KEY);
+    if (saved !== json) {
+      const before = new Map((saved ? (JSON.parse(saved) as [string, string, string][]) : []).map(([t, u, c]) => [t, { usual: BigInt(u), commons: BigInt(c) }]));
+      const lower = (now: bigint, then: bigint | undefined) => now !== 0n && (!then || now < then);
+      const cheaper = [...prices].some(([t, p]) => lower(p.usual, before.get(t)?.usual) || lower(p.commons, before.get(t)?.commons));
+      this.#o.state.setMeta(POSTED_PRICES_KEY, json);
+      const again = cheaper ? this.#o.state.reconsider(["price", "token"]) : 0;
+      this.#log.info({ prices: Object.fromEntries([...prices].map(([t, p]) => [this.#symbolOf(t) ?? t, { usual: String(p.usual), commons: String(p.commons) }])), reconsidered: again }, "posted prices");
+    }
+    return prices;
+  }
+
+  /**
    * The job's expected compute time alone (ms): the executable's load plus its input bytes at the best
    * speed measured for it (see #speeds). Throws {@link JobRejectedError} "window" (for good) when that,
-   * times `computeHeadroom`, does not fit its compute window less COMMIT_RESERVE_SEC: a claimed job not
+   * times `computeHeadroom`, does not fit its compute window less the commit's reserve (#commitReserveSec): a claimed job not
    * committed in time costs the timeout share of its collateral. "busy" (tried again) when it fits
    * alone, but it or one of the jobs being computed would not fit its own window while they all share
    * the runtime threads.
@@ -457,11 +524,12 @@ export class Worker {
     }
     const aloneMs = expectedOf(speed, inputBytes(spec));
     const headroom = this.#o.config.computeHeadroom ?? COMPUTE_HEADROOM;
-    const fits = (ms: number, windowSec: number) => ms * headroom <= (windowSec - COMMIT_RESERVE_SEC) * 1000;
+    const reserveSec = this.#commitReserveSec();
+    const fits = (ms: number, windowSec: number) => ms * headroom <= (windowSec - reserveSec) * 1000;
     const windowSec = Number(job.request.computeWindow);
     const details = { expectedSec: Number((aloneMs / 1000).toFixed(1)), computeWindowSec: windowSec, headroom };
     if (!fits(aloneMs, windowSec)) {
-      throw new JobRejectedError("window", `expected to compute for ${details.expectedSec} s: ${headroom} × that is more than its ${windowSec} s compute window less ${COMMIT_RESERVE_SEC} s to commit`, details);
+      throw new JobRejectedError("window", `expected to compute for ${details.expectedSec} s: ${headroom} × that is more than its ${windowSec} s compute window less ${reserveSec} s to commit`, details);
     }
     const computing = this.#o.state.inPhase("claimed");
     for (const id of this.#expected.keys()) if (!computing.some((r) => r.jobId === id)) this.#expected.delete(id); // no longer computed
@@ -473,6 +541,14 @@ export class Worker {
       throw new JobRejectedError("busy", `it or a job being computed would not be computed within its compute window while ${computing.length} other jobs compute`, { ...details, computing: computing.length });
     }
     return aloneMs;
+  }
+
+  /**
+   * Seconds of a compute window kept for the commit: COMMIT_RESERVE_SEC, or the time a transaction is
+   * waited for before it is sent again with higher fees, if longer (a commit may need one resend).
+   */
+  #commitReserveSec(): number {
+    return Math.max(COMMIT_RESERVE_SEC, Math.ceil((this.#o.mw.context.sending.timeoutMs ?? 0) / 1000));
   }
 
   /**
@@ -753,14 +829,22 @@ export class Worker {
   }
 
   async #compute(row: JobRow, state: JobStateName) {
-    if (state !== "Claimed") return (await this.#goneFromUs(row)) ? this.#lost(row, state) : undefined; // else stale: next tick
+    if (state !== "Claimed") {
+      if (state === "Open" && (await this.#claimDropped(row))) return;
+      return (await this.#goneFromUs(row)) ? this.#lost(row, state) : undefined; // else stale: next tick
+    }
     if (this.#o.cheat === "late") return; // test-only: never commits, to be timed out
     const runtime = this.#runtimeOf(row.job);
     const { spec, executable } = await this.#loadSpec(row.job, runtime);
     const started = performance.now();
     const inputs = await this.#inputs(spec);
     const loading = performance.now();
-    const loaded = await runtime.load(spec, executable);
+    let loaded: LoadedJob;
+    try {
+      loaded = await runtime.load(spec, executable);
+    } catch (error) {
+      return this.#failed(row, runtime, error);
+    }
     const running = performance.now();
     // Each output chunk is stored (written, uploaded to the blob sources) while the next one computes.
     const writer = new ResultWriter(this.#o.store, row.jobId);
@@ -771,7 +855,12 @@ export class Worker {
           this.#log.info({ jobId: row.jobId, progress: `${i}/${spec.chunking.chunks}` }, "stopping: the computation starts again after a restart");
           return;
         }
-        const output = await loaded.run(inputs.get(i)!, i);
+        let output: Uint8Array;
+        try {
+          output = await loaded.run(inputs.get(i)!, i);
+        } catch (error) {
+          return this.#failed(row, runtime, error, i);
+        }
         await writer.add(this.#o.cheat === "fabricate" ? new Uint8Array(randomBytes(output.length || 1)) : output);
         if ((i + 1) % Math.max(1, Math.floor(spec.chunking.chunks / 4)) === 0 || i + 1 === spec.chunking.chunks) {
           this.#log.info({ jobId: row.jobId, progress: `${i + 1}/${spec.chunking.chunks}` }, "computing");
@@ -792,6 +881,52 @@ export class Worker {
     this.#log.info({ jobId: row.jobId, root, outputURI }, "computed and published");
   }
 
+  /**
+   * A claimed job's runtime failed: when the job itself is at fault (a chunk whose outputs cannot be
+   * encoded — NaN, out of range — or an executable the runtime refuses), computing it again would fail
+   * again, so the job is not computed again, never committed, and followed until it times out (the
+   * timeout share of the collateral is lost either way: the market has no way to hand a claim back).
+   * Anything else (out of memory, a session that failed) is thrown: tried again next tick.
+   */
+  #failed(row: JobRow, runtime: Runtime, error: unknown, chunk?: number): void {
+    if (!((error instanceof MeshworkValidationError && error.details.reason !== SESSION_FAILED) || error instanceof MeshworkEncodingError)) throw error;
+    if (this.#o.state.get(row.jobId)?.phase !== "claimed") return;
+    this.metrics.jobsFailed.inc({ reason: "compute" });
+    this.#o.state.update(row.jobId, { phase: "failed", note: `cannot compute: ${error.shortMessage}` });
+    this.#log.error(
+      { jobId: row.jobId, runtime: runtime.name, chunk, err: describe(error) },
+      "the job cannot be computed (its own outputs or executable are invalid): not committed; it times out at its commit deadline",
+    );
+  }
+
+  /** A job whose computation failed for good (see #failed): followed until it has left this node. */
+  async #followFailed(row: JobRow, state: JobStateName) {
+    if (state === "Claimed") {
+      await this.#commitTooLate(row); // times it out once its commit deadline passed
+      return;
+    }
+    if (await this.#goneFromUs(row)) await this.#lost(row, state);
+  }
+
+  /**
+   * Whether this node's claim of a job it read as Open was dropped by a reorg: its transaction is in
+   * no block the RPC has, though the RPC is past the claim's block by the confirmations (a stale read
+   * — a node that has not reached the claim yet — is not taken for one). Then the job is considered
+   * afresh, as one never claimed (if the claim is mined again meanwhile, that finds it ours). Only
+   * before a salt exists: a commit may have been sent.
+   */
+  async #claimDropped(row: JobRow): Promise<boolean> {
+    const current = this.#o.state.get(row.jobId);
+    if (!current?.claimTx || current.claimBlock === undefined || (current.phase !== "claimed" && current.phase !== "computed")) return false;
+    const ctx = this.#o.mw.context;
+    const [receipt, latest] = await Promise.all([ctx.call("claim receipt", () => ctx.provider.getTransactionReceipt(current.claimTx!)), this.#latestBlock()]);
+    if (receipt || latest.number < BigInt(current.claimBlock + Math.max(1, this.#o.config.confirmations))) return false;
+    this.metrics.inFlight.dec();
+    this.#o.state.update(row.jobId, { role: "none", phase: "seen", root: undefined, outputURI: undefined, data: undefined, claimTx: undefined, claimBlock: undefined, startedAt: undefined });
+    this.#log.warn({ jobId: row.jobId, claimTx: current.claimTx, claimBlock: current.claimBlock }, "the claim was dropped by a reorg: the job is Open again and considered afresh");
+    return true;
+  }
+
   async #commit(row: JobRow, state: JobStateName) {
     const { market } = this.#o.mw.context.contracts;
     if (state !== "Claimed") {
@@ -805,6 +940,7 @@ export class Worker {
           return;
         }
       }
+      if (state === "Open" && (await this.#claimDropped(row))) return;
       if (!(await this.#goneFromUs(row))) return; // a stale read (a lagging RPC node): the next tick decides
       return this.#lost(row, state);
     }
@@ -991,10 +1127,11 @@ export class Worker {
 
   /** The job moved on without us (timed out and reopened, or ended). */
   async #lost(row: JobRow, state: JobStateName) {
-    this.metrics.jobsFailed.inc({ reason: "lost" });
+    const failed = this.#o.state.get(row.jobId)?.phase === "failed"; // counted when it failed
+    if (!failed) this.metrics.jobsFailed.inc({ reason: "lost" });
     this.metrics.inFlight.dec();
-    this.#log.warn({ jobId: row.jobId, state }, "lost the job (deadline passed?)");
-    this.#o.state.update(row.jobId, { phase: "done", note: `lost in ${state}` });
+    this.#log.warn({ jobId: row.jobId, state }, failed ? "the job that could not be computed has left this node" : "lost the job (deadline passed?)");
+    this.#o.state.update(row.jobId, { phase: "done", note: failed ? `failed, then ${state}` : `lost in ${state}` });
   }
 
   /* AUDITOR */
@@ -1020,7 +1157,7 @@ export class Worker {
     if (!role) return;
     const leaves = this.#sampledLeaves(row, runtime, role === "auditor" ? "audit" : "tieBreak", audit.sample.map(Number));
     if (!leaves) return; // computing in the background
-    await this.#claimAudit(row, role, leaves);
+    await this.#claimAudit(row, role, leaves, audit.sample.map(Number));
   }
 
   /**
@@ -1029,7 +1166,7 @@ export class Worker {
    * before the claim is sent, so the reveal can follow whenever it lands: after a crash, or after a
    * send given up on is mined later.
    */
-  async #claimAudit(row: JobRow, role: "auditor" | "tieBreaker", leaves: string[]): Promise<boolean> {
+  async #claimAudit(row: JobRow, role: "auditor" | "tieBreaker", leaves: string[], sample: number[]): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
     const job = row.job;
     const commitment = auditorCommitment(row.jobId, this.#address, leaves);
@@ -1038,7 +1175,8 @@ export class Worker {
     await this.#ensureFunds(job.request.paymentToken, auditCollateral, role === "auditor" ? "audit" : "tieBreak");
     const claim = () => (role === "auditor" ? market.audit(job, commitment) : market.tieBreak(job));
     if (await refused(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job)))) return false;
-    this.#o.state.update(row.jobId, { role, phase: "auditing", data: JSON.stringify(leaves) });
+    const saved: AuditData = { leaves, sample: sample.join(",") };
+    this.#o.state.update(row.jobId, { role, phase: "auditing", data: JSON.stringify(saved) });
     await this.#send(role === "auditor" ? "audit" : "tieBreak", claim);
     this.#sampled.delete(row.jobId);
     this.#o.state.update(row.jobId, { phase: "audit-committed" });
@@ -1089,7 +1227,7 @@ export class Worker {
   async #followAudit(row: JobRow, state: JobStateName) {
     const { market } = this.#o.mw.context.contracts;
     const job = row.job;
-    const leaves = JSON.parse(row.data!) as string[];
+    const { leaves, sample: savedSample } = auditDataOf(row.data!);
     if (FINAL.has(state)) {
       const outcome = await this.#auditOutcome(row, state);
       this.metrics.audits.inc({ role: row.role, outcome });
@@ -1105,9 +1243,12 @@ export class Worker {
       if (ours(audit)) return this.#o.state.update(row.jobId, { phase: "audit-committed" });
       const phase = Number(audit.phase);
       const open = row.role === "auditor" ? state === "Audited" && phase === 1 /* AwaitingAuditor */ : state === "Disputed" && phase === 4; /* AwaitingTieBreaker */
+      const sample = audit.sample.map(Number);
       // Still to be had: claimed again with the saved leaves (a send given up on goes first; if it
-      // lands, this claim is refused and the next tick finds the audit ours).
-      if (open && (await this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves))) return;
+      // lands, this claim is refused and the next tick finds the audit ours) — if they answer the
+      // sample the market holds now (a new challenge draws a new one): else computed afresh, below.
+      const same = savedSample === undefined || savedSample === sample.join(",");
+      if (open && same && (await this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves, sample))) return;
       // Refused: taken — by the claim given up on, perhaps, mined meanwhile (an approval before this
       // claim waits for it) — or no longer to be had (its deadline passed, the node not eligible),
       // when the claim given up on would be refused too, and the job is considered afresh.
@@ -1428,6 +1569,16 @@ const INPUT_CHECKS = 2;
  * leaves Open; this bounds the ones no job ever drops (an offer's that no job came of).
  */
 const INPUT_CHECK_KEEP_MS = 3_600_000;
+/** How often the worker reads its posted prices again (ms), and where it keeps the last ones read. */
+const PRICES_EVERY_MS = 15_000;
+const POSTED_PRICES_KEY = "postedPrices";
+
+/** A node's posted prices for one payment token, per work unit (0: none). */
+interface PostedPrices {
+  usual: bigint;
+  commons: bigint;
+}
+
 /** How often the worker reads whether it may take jobs at all (registered, staked, not jailed). */
 const STANDING_EVERY_MS = 5 * 60_000;
 /** The rejection reason of a spec or executable that cannot be fetched now (tried again: not in PERMANENT). */
