@@ -124,8 +124,8 @@ function ensurePackages(nodePath, env) {
   log("installing packages (npm install) under Node " + nodeMajor(nodePath));
   const npm = process.env.npm_execpath?.endsWith(".js") ? [nodePath, process.env.npm_execpath] : ["npm"];
   // onnxruntime-node's install script would download the CUDA provider's libraries from outside the
-  // registry: skipped, as .npmrc also says (kept in the environment, where the script looks first, for
-  // npm versions that stop passing a project's unknown .npmrc keys on). An operator's own value wins.
+  // registry: skipped through the environment, where the script looks first (an .npmrc key for it made
+  // npm 11 warn on every command). An operator's own value wins.
   const installEnv = { ...env, ONNXRUNTIME_NODE_INSTALL: env.ONNXRUNTIME_NODE_INSTALL || "skip" };
   const status = run(npm[0], [...npm.slice(1), "install", "--no-audit", "--no-fund"], installEnv);
   if (status !== 0) throw new Error("npm install failed");

@@ -350,6 +350,29 @@ describe("worker on an unreliable chain", function () {
     expect(Number(await cheap.metrics.jobsCompleted.get().then((m) => m.values[0]?.value ?? 0))).to.equal(1);
   });
 
+  it("finds a job a log query missed (answered by an RPC node behind the one that gave the block number): the last blocks read are read again", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const state = new WorkerState(":memory:");
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), { state });
+    await cheap.tick(); // read up to the head
+    const job = await consumer.jobs.create(await intKernelSpec(w, 27), JOB);
+    const original = rpc.request.bind(rpc);
+    let hidden = 0;
+    rpc.request = async (args) => (args.method === "eth_getLogs" ? (hidden++, []) : original(args));
+    try {
+      await cheap.tick();
+      await cheap.idle();
+    } finally {
+      rpc.request = original;
+    }
+    expect(hidden).to.be.greaterThan(0);
+    expect(state.get(job.jobId)).to.equal(undefined);
+    await networkHelpers.mine(1);
+    await drive(w, [cheap], async () => (await job.state()) !== "Open", 10, { finalTick: false });
+    expect(await job.state()).to.equal("Claimed");
+  });
+
   it("follows the chain through an RPC that caps log queries at 10 blocks: finds new jobs and books their settlement", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

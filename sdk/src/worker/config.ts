@@ -36,7 +36,10 @@ export const WorkerConfigSchema = z.strictObject({
   runtimeThreads: z.number().int().min(1).max(64).optional(),
   /** Most collateral (smallest units) locked at once, per payment token symbol; unset = no limit. */
   maxCollateral: z.record(z.string(), bigintString).default({}),
-  /** Minimum price per work unit per payment token symbol (also what `prices` posts). */
+  /**
+   * A copy of the prices `prices` posted, per work unit per payment token symbol. The daemon goes by the
+   * prices posted on-chain (what the market checks), read again every 15 s.
+   */
   prices: z.record(z.string(), bigintString).default({}),
   /** Blocks to wait before acting on an event (reorg safety). */
   confirmations: z.number().int().min(0).max(64).default(1),

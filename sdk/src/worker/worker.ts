@@ -294,8 +294,12 @@ export class Worker {
     const { market } = this.#o.mw.context.contracts;
     const provider = this.#o.mw.context.provider;
     const safe = (await provider.getBlockNumber()) - this.#o.config.confirmations;
-    const from = Number(this.#o.state.getMeta("scannedTo") ?? this.#o.mw.book.deploymentBlock - 1) + 1;
-    if (safe < from) return;
+    const next = Number(this.#o.state.getMeta("scannedTo") ?? this.#o.mw.book.deploymentBlock - 1) + 1;
+    if (safe < next) return;
+    // The last RESCAN_BLOCKS blocks read are read again (a job already seen is ignored): a load-balanced
+    // RPC may answer the block number from one node and the log query from another behind it, which
+    // returns nothing for the blocks it has not reached yet.
+    const from = Math.max(this.#o.mw.book.deploymentBlock, next - RESCAN_BLOCKS);
     // Range by range (fewer blocks at once where the RPC refuses a range), each recorded as read.
     await this.#o.mw.context.logs(
       "scan",
@@ -1569,6 +1573,8 @@ const INPUT_CHECKS = 2;
  * leaves Open; this bounds the ones no job ever drops (an offer's that no job came of).
  */
 const INPUT_CHECK_KEEP_MS = 3_600_000;
+/** Blocks already read that each scan for new jobs reads again (see #scan). */
+const RESCAN_BLOCKS = 16;
 /** How often the worker reads its posted prices again (ms), and where it keeps the last ones read. */
 const PRICES_EVERY_MS = 15_000;
 const POSTED_PRICES_KEY = "postedPrices";
