@@ -26,7 +26,7 @@ import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel } from "../../sdk/src/worker/runtimes/onnxModel.js";
-import type { Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
+import type { LoadedJob, Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
 import type { Worker } from "../../sdk/src/worker/worker.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { CHUNKS, JOB, counter, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
@@ -83,20 +83,22 @@ function holdingRuntime(spec: JobSpecInput, holdAt = 1, timedRun = true) {
   return { runtime, runs, release };
 }
 
-/** `runtime`, each chunk run taking at least `ms` longer: a slower machine. */
-function slowRuntime(runtime: Runtime, ms: number): Runtime {
+/** `runtime`, each chunk run through `run` (given the loaded job's own run). */
+function wrappedRuntime(runtime: Runtime, run: (inner: LoadedJob["run"], input: Uint8Array, index: number) => Promise<Uint8Array>): Runtime {
   return {
     name: runtime.name,
     id: runtime.id,
     capabilities: () => runtime.capabilities(),
     async load(spec, executable) {
       const loaded = await runtime.load(spec, executable);
-      return {
-        run: async (input, index) => (await new Promise((resolve) => setTimeout(resolve, ms)), loaded.run(input, index)),
-        close: () => loaded.close(),
-      };
+      return { run: (input, index) => run((i, n) => loaded.run(i, n), input, index), close: () => loaded.close() };
     },
   };
+}
+
+/** `runtime`, each chunk run taking at least `ms` longer: a slower machine. */
+function slowRuntime(runtime: Runtime, ms: number): Runtime {
+  return wrappedRuntime(runtime, async (run, input, index) => (await new Promise((resolve) => setTimeout(resolve, ms)), run(input, index)));
 }
 
 /** A job whose first chunk `cheap`'s worker holds (see holdingRuntime), and the auditor's worker. */
@@ -998,27 +1000,13 @@ describe("worker daemon", function () {
   it("does not compute again a claimed job whose output cannot be encoded past its first chunk: marked failed, timed out at its deadline", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const intKernel = new IntKernelRuntime();
     let badRuns = 0;
     // Chunk 2 gives an output the encoding refuses (as a NaN or an out-of-range value does): the job's own fault.
-    const failing: Runtime = {
-      name: intKernel.name,
-      id: intKernel.id,
-      capabilities: () => intKernel.capabilities(),
-      async load(spec, executable) {
-        const loaded = await intKernel.load(spec, executable);
-        return {
-          run: async (input, index) => {
-            if (index === 2) {
-              badRuns++;
-              throw new MeshworkEncodingError("fixed-point value out of range", { details: { index: 0 } });
-            }
-            return loaded.run(input, index);
-          },
-          close: () => loaded.close(),
-        };
-      },
-    };
+    const failing = wrappedRuntime(new IntKernelRuntime(), async (run, input, index) => {
+      if (index !== 2) return run(input, index);
+      badRuns++;
+      throw new MeshworkEncodingError("fixed-point value out of range", { details: { index: 0 } });
+    });
     const mw = await w.sdk(w.cheap);
     const sends: string[] = [];
     const send = mw.context.send.bind(mw.context);

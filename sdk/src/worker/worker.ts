@@ -212,7 +212,9 @@ export class Worker {
         this.#latest = undefined;
         this.#stuck = undefined;
         await this.#checkStanding();
-        await this.#postedPrices(); // a lowered price puts the jobs turned down for theirs back
+        // A lowered price puts the jobs turned down for theirs back; a failed read is tried again when a
+        // job is considered (the jobs in hand move on meanwhile).
+        await this.#postedPrices().catch(() => undefined);
         try {
           await this.#scan();
         } catch (error) {
