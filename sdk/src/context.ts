@@ -266,9 +266,14 @@ export class MeshworkContext {
     ]);
     const replaced: number[] = [];
     for (let nonce = latest; nonce < pending; nonce++) {
-      const fees = await this.call(action, () => this.provider.getFeeData());
+      if (this.#givenUp.has(nonce)) continue; // replaced (or sent by this process) already: waited for by the next send
+      const [fees, gasLimit] = await Promise.all([
+        this.call(action, () => this.provider.getFeeData()),
+        // Not a flat 21,000: some chains (Arbitrum's) charge a transfer more.
+        this.call(action, () => this.provider.estimateGas({ from, to: from, value: 0n })),
+      ]);
       for (let tries = 1, factor = 2n; ; tries++, factor *= 2n) {
-        const request: TransactionRequest = { to: from, value: 0n, nonce, gasLimit: 21_000n };
+        const request: TransactionRequest = { to: from, value: 0n, nonce, gasLimit };
         if (fees.maxFeePerGas !== null) {
           request.maxFeePerGas = fees.maxFeePerGas * factor + 1n;
           const tip = (fees.maxPriorityFeePerGas ?? 0n) * factor + 1n;

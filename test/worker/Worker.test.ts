@@ -17,7 +17,7 @@ import { Meshwork } from "../../sdk/src/client.js";
 import { MeshworkBlobError, MeshworkEncodingError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
 import { collateralOf, packRequirements, unpackRequirements } from "../../sdk/src/params.js";
-import { WorkerState } from "../../sdk/src/worker/state.js";
+import { WorkerState, auditDataOf } from "../../sdk/src/worker/state.js";
 import { DirectoryBlobStore, digestOf } from "../../sdk/src/blob.js";
 import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
 import { MAX_CHUNKS, MAX_SPEC_BYTES, executableOf, parseJobSpec, putJobSpec, specHash, type JobSpecInput } from "../../sdk/src/spec.js";
@@ -855,6 +855,31 @@ describe("worker daemon", function () {
     }
   });
 
+  it("opens a database an earlier version wrote: adds the claim's columns and reads its rows, audit leaves saved without their sample included", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const job = await consumer.jobs.create(await intKernelSpec(w, 66), JOB);
+    const db = join(mkdtempSync(join(tmpdir(), "meshwork-migrate-")), "worker.db");
+    const { DatabaseSync } = await import("node:sqlite");
+    const old = new DatabaseSync(db);
+    // The jobs table as the first release made it.
+    old.exec(`CREATE TABLE jobs (
+      job_id TEXT PRIMARY KEY, job TEXT NOT NULL, created_block INTEGER NOT NULL,
+      role TEXT NOT NULL, phase TEXT NOT NULL, salt TEXT, root TEXT, output_uri TEXT, data TEXT,
+      note TEXT, started_at INTEGER, updated_at INTEGER NOT NULL)`);
+    old.close();
+    const first = new WorkerState(db);
+    first.see(job.jobId, job.job, 1);
+    first.update(job.jobId, { role: "auditor", phase: "auditing", data: JSON.stringify(["0x01", "0x02"]) });
+    first.close();
+    const state = new WorkerState(db); // opened again: nothing to add
+    expect(state.get(job.jobId)).to.include({ role: "auditor", phase: "auditing", claimTx: undefined });
+    expect(auditDataOf(state.get(job.jobId)!.data!)).to.deep.equal({ leaves: ["0x01", "0x02"] });
+    state.update(job.jobId, { claimTx: "0xab", claimBlock: 7, claimBlockHash: "0xcd" });
+    expect(state.get(job.jobId)).to.include({ claimTx: "0xab", claimBlock: 7, claimBlockHash: "0xcd" });
+    state.close();
+  });
+
   it("forgets the jobs finished 30 days ago (its database does not grow forever), and never takes them up again", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
@@ -867,6 +892,9 @@ describe("worker daemon", function () {
     const open = await consumer.jobs.create(await intKernelSpec(w, 25), { ...JOB, price: 1n }); // under its price: followed, not done
     await cheap.tick();
     expect(state.get(open.jobId)?.phase).to.equal("rejected");
+    // 30 days of blocks go by: the jobs' creation is far behind the blocks each scan reads again.
+    await networkHelpers.mine(32);
+    await cheap.tick();
     expect(state.forgetDone(Date.now() - 30 * 24 * 3600_000)).to.equal(0); // finished just now
     expect(state.forgetDone(Date.now() + 1)).to.equal(1);
     expect(state.get(job.jobId)).to.equal(undefined);

@@ -48,6 +48,7 @@ export interface JobRow {
   /** Provider: its claim's transaction and block, to tell a claim a reorg dropped from a stale read. */
   claimTx?: string;
   claimBlock?: number;
+  claimBlockHash?: string;
   /** Why it was rejected or how it ended. */
   note?: string;
   /** When this worker claimed it (unix ms), for the duration metric. */
@@ -79,8 +80,15 @@ export class WorkerState {
       CREATE INDEX IF NOT EXISTS jobs_phase ON jobs (phase);
     `);
     // Columns added since the first release: a database from an older version gains them.
-    const columns = new Set((this.#db.prepare("PRAGMA table_info(jobs)").all() as { name: string }[]).map((c) => c.name));
-    if (!columns.has("claim_tx")) this.#db.exec("ALTER TABLE jobs ADD COLUMN claim_tx TEXT; ALTER TABLE jobs ADD COLUMN claim_block INTEGER;");
+    for (const [column, type] of [["claim_tx", "TEXT"], ["claim_block", "INTEGER"], ["claim_block_hash", "TEXT"]]) {
+      const columns = (this.#db.prepare("PRAGMA table_info(jobs)").all() as { name: string }[]).map((c) => c.name);
+      if (columns.includes(column)) continue;
+      try {
+        this.#db.exec(`ALTER TABLE jobs ADD COLUMN ${column} ${type}`);
+      } catch (error) {
+        if (!/duplicate column/i.test(String((error as Error).message))) throw error; // another process added it meanwhile
+      }
+    }
   }
 
   getMeta(key: string): string | undefined {
@@ -117,6 +125,7 @@ export class WorkerState {
       startedAt: "started_at",
       claimTx: "claim_tx",
       claimBlock: "claim_block",
+      claimBlockHash: "claim_block_hash",
     };
     const sets: string[] = [];
     const values: (string | number | null)[] = [];
@@ -196,6 +205,7 @@ function toRow(r: any): JobRow {
     startedAt: r.started_at ?? undefined,
     claimTx: r.claim_tx ?? undefined,
     claimBlock: r.claim_block ?? undefined,
+    claimBlockHash: r.claim_block_hash ?? undefined,
     updatedAt: Number(r.updated_at),
   };
 }

@@ -153,6 +153,8 @@ export class Worker {
     this.#o = options;
     this.#log = options.logger;
     this.metrics = options.metrics ?? new WorkerMetrics();
+    // The jobs an earlier run left claimed and unfinished: each is counted out when it ends.
+    this.metrics.inFlight.set(options.state.inPhase("claimed", "failed", "computed", "committing", "committed", "revealed").length);
   }
 
   get address(): string {
@@ -308,7 +310,7 @@ export class Worker {
       async (start, end) => {
         const logs = await market.queryFilter(market.filters.JobCreated(), start, end);
         for (const log of logs) this.#o.state.see(log.args.jobId, jobFromResult(log.args.job), log.blockNumber);
-        this.#o.state.setMeta("scannedTo", String(end));
+        this.#o.state.setMeta("scannedTo", String(Math.max(end, next - 1))); // the blocks read again never move it back
         return [];
       },
       from,
@@ -419,7 +421,7 @@ export class Worker {
     }
     await this.#ensureFunds(job.request.paymentToken, collateralOf(job), "claim");
     const receipt = await this.#send("claim", () => this.#o.mw.context.contracts.market.claim(job));
-    this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now(), claimTx: receipt.hash, claimBlock: receipt.blockNumber });
+    this.#o.state.update(row.jobId, { role: "provider", phase: "claimed", startedAt: Date.now(), claimTx: receipt.hash, claimBlock: receipt.blockNumber, claimBlockHash: receipt.blockHash });
     if (spec.expectedMs !== undefined) this.#expected.set(row.jobId, spec.expectedMs);
     this.#inputChecks.delete(String(job.request.specHash)); // the computation reads the inputs again (from the cache)
     this.metrics.jobsClaimed.inc();
@@ -915,20 +917,35 @@ export class Worker {
   }
 
   /**
-   * Whether this node's claim of a job it read as Open was dropped by a reorg: its transaction is in
-   * no block the RPC has, though the RPC is past the claim's block by the confirmations (a stale read
-   * — a node that has not reached the claim yet — is not taken for one). Then the job is considered
-   * afresh, as one never claimed (if the claim is mined again meanwhile, that finds it ours). Only
-   * before a salt exists: a commit may have been sent.
+   * Whether this node's claim of a job it read as Open was dropped by a reorg: the RPC has another
+   * block at the claim's height than the one the claim was mined in, and the claim's transaction in
+   * no block. An RPC node that has not reached the claim yet (a stale read) has no block at that
+   * height, and is not taken for one. Then the job is considered afresh, as one never claimed (a claim
+   * mined again meanwhile is found ours, and adopted). Only before a salt exists: a commit may have
+   * been sent.
    */
   async #claimDropped(row: JobRow): Promise<boolean> {
     const current = this.#o.state.get(row.jobId);
-    if (!current?.claimTx || current.claimBlock === undefined || (current.phase !== "claimed" && current.phase !== "computed")) return false;
+    if (!current?.claimTx || current.claimBlock === undefined || !current.claimBlockHash) return false;
+    if (current.phase !== "claimed" && current.phase !== "computed") return false;
     const ctx = this.#o.mw.context;
-    const [receipt, latest] = await Promise.all([ctx.call("claim receipt", () => ctx.provider.getTransactionReceipt(current.claimTx!)), this.#latestBlock()]);
-    if (receipt || latest.number < BigInt(current.claimBlock + Math.max(1, this.#o.config.confirmations))) return false;
+    const [block, receipt] = await Promise.all([
+      ctx.call("claim block", () => ctx.provider.getBlock(current.claimBlock!)),
+      ctx.call("claim receipt", () => ctx.provider.getTransactionReceipt(current.claimTx!)),
+    ]);
+    if (!block || block.hash === current.claimBlockHash || receipt) return false;
     this.metrics.inFlight.dec();
-    this.#o.state.update(row.jobId, { role: "none", phase: "seen", root: undefined, outputURI: undefined, data: undefined, claimTx: undefined, claimBlock: undefined, startedAt: undefined });
+    this.#o.state.update(row.jobId, {
+      role: "none",
+      phase: "seen",
+      root: undefined,
+      outputURI: undefined,
+      data: undefined,
+      claimTx: undefined,
+      claimBlock: undefined,
+      claimBlockHash: undefined,
+      startedAt: undefined,
+    });
     this.#log.warn({ jobId: row.jobId, claimTx: current.claimTx, claimBlock: current.claimBlock }, "the claim was dropped by a reorg: the job is Open again and considered afresh");
     return true;
   }
@@ -1172,7 +1189,7 @@ export class Worker {
    * before the claim is sent, so the reveal can follow whenever it lands: after a crash, or after a
    * send given up on is mined later.
    */
-  async #claimAudit(row: JobRow, role: "auditor" | "tieBreaker", leaves: string[], sample: number[]): Promise<boolean> {
+  async #claimAudit(row: JobRow, role: "auditor" | "tieBreaker", leaves: string[], sample: number[] | undefined): Promise<boolean> {
     const { market } = this.#o.mw.context.contracts;
     const job = row.job;
     const commitment = auditorCommitment(row.jobId, this.#address, leaves);
@@ -1181,7 +1198,7 @@ export class Worker {
     await this.#ensureFunds(job.request.paymentToken, auditCollateral, role === "auditor" ? "audit" : "tieBreak");
     const claim = () => (role === "auditor" ? market.audit(job, commitment) : market.tieBreak(job));
     if (await refused(() => (role === "auditor" ? market.audit.staticCall(job, commitment) : market.tieBreak.staticCall(job)))) return false;
-    const saved: AuditData = { leaves, sample: sample.join(",") };
+    const saved: AuditData = { leaves, sample: sample?.join(",") };
     this.#o.state.update(row.jobId, { role, phase: "auditing", data: JSON.stringify(saved) });
     await this.#send(role === "auditor" ? "audit" : "tieBreak", claim);
     this.#sampled.delete(row.jobId);
@@ -1254,7 +1271,8 @@ export class Worker {
       // lands, this claim is refused and the next tick finds the audit ours) — if they answer the
       // sample the market holds now (a new challenge draws a new one): else computed afresh, below.
       const same = savedSample === undefined || savedSample === sample.join(",");
-      if (open && same && (await this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves, sample))) return;
+      // (A row saved without its sample keeps it unknown.)
+      if (open && same && (await this.#claimAudit(row, row.role as "auditor" | "tieBreaker", leaves, savedSample === undefined ? undefined : sample))) return;
       // Refused: taken — by the claim given up on, perhaps, mined meanwhile (an approval before this
       // claim waits for it) — or no longer to be had (its deadline passed, the node not eligible),
       // when the claim given up on would be refused too, and the job is considered afresh.
