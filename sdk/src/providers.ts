@@ -107,7 +107,18 @@ function fromStruct(s: { gpuCount: bigint; vramGB: bigint; gpuClass: bigint; reg
   };
 }
 
+/** A provider's posted prices for one payment token, per work unit (0: none). */
+export interface PostedPrices {
+  /** What any job in that token must pay at least. */
+  usual: bigint;
+  /** What a compute-commons job must pay at least, where posted (else the usual price applies). */
+  commons: bigint;
+}
+
 export class Providers {
+  /** Each payment token's commons price key (a pure function of the token), by token address. */
+  readonly #commonsKeys = new Map<string, string>();
+
   constructor(private readonly ctx: MeshworkContext) {}
 
   /**
@@ -262,6 +273,21 @@ export class Providers {
    * console.log(me.reputation.reliability);
    * ```
    */
+  /** `address`'s posted prices, usual and commons, per payment token symbol of the address book. */
+  async postedPrices(address: string): Promise<Record<string, PostedPrices>> {
+    const { registry } = this.ctx.contracts;
+    return this.ctx.call("providers.postedPrices", async () => {
+      const out: Record<string, PostedPrices> = {};
+      for (const [symbol, token] of Object.entries(this.ctx.book.contracts.paymentTokens)) {
+        let commonsKey = this.#commonsKeys.get(token);
+        if (!commonsKey) this.#commonsKeys.set(token, (commonsKey = await registry.commonsPriceKey(token)));
+        const [usual, commons] = await Promise.all([registry.postedPrice(address, token), registry.postedPrice(address, commonsKey)]);
+        out[symbol] = { usual, commons };
+      }
+      return out;
+    });
+  }
+
   async get(address: string): Promise<ProviderInfo> {
     const { registry, market } = this.ctx.contracts;
     return this.ctx.call("providers.get", async () => {
@@ -275,13 +301,10 @@ export class Providers {
       const prices: Record<string, bigint> = {};
       const commonsPrices: Record<string, bigint> = {};
       const completed: Record<string, bigint> = {};
+      const posted = await this.postedPrices(address);
       for (const [symbol, token] of Object.entries(this.ctx.book.contracts.paymentTokens)) {
-        const commonsKey = await registry.commonsPriceKey(token);
-        [prices[symbol], commonsPrices[symbol], completed[symbol]] = await Promise.all([
-          registry.postedPrice(address, token),
-          registry.postedPrice(address, commonsKey),
-          market.completedJobs(token, address),
-        ]);
+        [prices[symbol], commonsPrices[symbol]] = [posted[symbol].usual, posted[symbol].commons];
+        completed[symbol] = await market.completedJobs(token, address);
       }
       return {
         address,

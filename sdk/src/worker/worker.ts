@@ -29,6 +29,7 @@ import { MeshworkBlobError, MeshworkContractError, MeshworkEncodingError, Meshwo
 import { splitChunks } from "../encoding.js";
 import { JOB_STATES, type JobStateName, type SignedOffer } from "../jobs.js";
 import { auditorCommitment, leafHash, MerkleTree, sha256 } from "../merkle.js";
+import type { PostedPrices } from "../providers.js";
 import { collateralOf, jobFromResult, storedCommitment, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
 import { ResultWriter, digestFromURI, type OutputManifest, manifestRoot } from "../results.js";
 import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
@@ -127,9 +128,8 @@ export class Worker {
   /** The job whose sample is being computed, if any. */
   #sampling?: string;
   #lastWithdraw = Date.now();
-  /** This node's posted prices, as last read (see #postedPrices), and each payment token's commons price key. */
-  #posted?: { at: number; prices: Map<string, PostedPrices> };
-  readonly #commonsKeys = new Map<string, string>();
+  /** This node's posted prices by payment token symbol, as last read (see #postedPrices). */
+  #posted?: { at: number; prices: Record<string, PostedPrices> };
   /** Whether this process checked for transactions an earlier one left unmined (see #replacePending). */
   #pendingReplaced = false;
   /** When the blob directory was last pruned (0: at the first tick), and the prune running, if any. */
@@ -453,7 +453,7 @@ export class Worker {
     const symbol = this.#symbolOf(r.paymentToken);
     // The prices this node posted on-chain (what the market checks a claim against), a commons job's
     // commons price where it posted one.
-    const posted = (await this.#postedPrices()).get(String(r.paymentToken).toLowerCase());
+    const posted = symbol === undefined ? undefined : (await this.#postedPrices())[symbol];
     const minPerUnit = requirements.commons && posted?.commons ? posted.commons : (posted?.usual ?? 0n);
     if (minPerUnit === 0n) throw new JobRejectedError("token", `this node posts no price for ${symbol ?? `token ${r.paymentToken}`}`);
     if (BigInt(r.price) < minPerUnit * BigInt(r.workUnits)) {
@@ -490,27 +490,19 @@ export class Worker {
    * earlier one: the prices are kept in the state), the jobs turned down for their price or token are
    * considered again.
    */
-  async #postedPrices(): Promise<Map<string, PostedPrices>> {
+  async #postedPrices(): Promise<Record<string, PostedPrices>> {
     if (this.#posted && Date.now() - this.#posted.at < (this.#o.pricesEveryMs ?? PRICES_EVERY_MS)) return this.#posted.prices;
-    const { registry } = this.#o.mw.context.contracts;
-    const prices = new Map<string, PostedPrices>();
-    for (const token of Object.values(this.#o.mw.book.contracts.paymentTokens)) {
-      const key = token.toLowerCase();
-      let commonsKey = this.#commonsKeys.get(key);
-      if (!commonsKey) this.#commonsKeys.set(key, (commonsKey = await registry.commonsPriceKey(token)));
-      const [usual, commons] = await Promise.all([registry.postedPrice(this.#address, token), registry.postedPrice(this.#address, commonsKey)]);
-      prices.set(key, { usual, commons });
-    }
+    const prices = await this.#o.mw.providers.postedPrices(this.#address);
     this.#posted = { at: Date.now(), prices };
-    const json = JSON.stringify([...prices].map(([token, p]) => [token, String(p.usual), String(p.commons)]));
+    const json = JSON.stringify(prices, (_, v) => (typeof v === "bigint" ? String(v) : v));
     const saved = this.#o.state.getMeta(POSTED_PRICES_KEY);
     if (saved !== json) {
-      const before = new Map((saved ? (JSON.parse(saved) as [string, string, string][]) : []).map(([t, u, c]) => [t, { usual: BigInt(u), commons: BigInt(c) }]));
-      const lower = (now: bigint, then: bigint | undefined) => now !== 0n && (!then || now < then);
-      const cheaper = [...prices].some(([t, p]) => lower(p.usual, before.get(t)?.usual) || lower(p.commons, before.get(t)?.commons));
+      const before = (saved ? JSON.parse(saved) : {}) as Record<string, { usual: string; commons: string } | undefined>;
+      const lower = (now: bigint, then: string | undefined) => now !== 0n && (!then || now < BigInt(then));
+      const cheaper = Object.entries(prices).some(([s, p]) => lower(p.usual, before[s]?.usual) || lower(p.commons, before[s]?.commons));
       this.#o.state.setMeta(POSTED_PRICES_KEY, json);
       const again = cheaper ? this.#o.state.reconsider(["price", "token"]) : 0;
-      this.#log.info({ prices: Object.fromEntries([...prices].map(([t, p]) => [this.#symbolOf(t) ?? t, { usual: String(p.usual), commons: String(p.commons) }])), reconsidered: again }, "posted prices");
+      this.#log.info({ prices: JSON.parse(json), reconsidered: again }, "posted prices");
     }
     return prices;
   }
@@ -1599,11 +1591,6 @@ const RESCAN_BLOCKS = 16;
 const PRICES_EVERY_MS = 15_000;
 const POSTED_PRICES_KEY = "postedPrices";
 
-/** A node's posted prices for one payment token, per work unit (0: none). */
-interface PostedPrices {
-  usual: bigint;
-  commons: bigint;
-}
 
 /** How often the worker reads whether it may take jobs at all (registered, staked, not jailed). */
 const STANDING_EVERY_MS = 5 * 60_000;
