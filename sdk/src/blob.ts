@@ -16,7 +16,9 @@
  * was already there; 400 when the body does not hash to `{digest}` or the digest is malformed; 413 when
  * it is larger than the server allows), `GET {base}/blobs/{digest}` (200 with the bytes, 404) and
  * `HEAD {base}/blobs/{digest}` (200, 404). `{digest}` may be in either form. Clients never trust a
- * server: {@link HttpBlobStore.get} re-hashes what it receives.
+ * server: {@link HttpBlobStore.get} re-hashes what it receives. A server on a loopback address answers
+ * 403 to a request from a web page of another site, or one naming a host other than a loopback one
+ * (see {@link foreignRequest}).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -300,6 +302,12 @@ export interface BlobServerOptions {
   port?: number;
   /** Interface to listen on (default 127.0.0.1: reachable from this machine only). */
   host?: string;
+  /**
+   * On a loopback `host`: the host names, besides the loopback ones, a request may name in its `Host`
+   * header (e.g. the public name a reverse proxy that keeps the `Host` header forwards); others get
+   * 403, see {@link foreignRequest}. Ignored on other interfaces, which answer any name.
+   */
+  allowedHosts?: string[];
   /**
    * Directory to keep blobs in, one file per blob named by its 64 hex digits (created if missing;
    * blobs survive restarts). Without it, blobs live in memory and die with the server.
@@ -653,7 +661,7 @@ export class DirectoryBlobStore implements BlobStore {
  * ```
  */
 export async function startBlobServer(options: BlobServerOptions = {}): Promise<BlobServer> {
-  const { port = 0, host = "127.0.0.1", dir, maxBytes = 256 * 1024 * 1024 } = options;
+  const { port = 0, host = "127.0.0.1", dir, maxBytes = 256 * 1024 * 1024, allowedHosts = [] } = options;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError(`maxBytes must be a non-negative integer (got ${maxBytes})`);
   let backend: Backend;
   if (dir === undefined) backend = new MemoryBackend();
@@ -663,7 +671,13 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
     backend = d;
   }
 
+  const loopback = isLoopbackHost(host);
   const server = createServer((req, res) => {
+    const refused = loopback ? foreignRequest(req, allowedHosts) : undefined;
+    if (refused) {
+      req.resume();
+      return reply(res, 403, { error: refused });
+    }
     handle(backend, maxBytes, req, res).catch((error) => {
       if (!res.headersSent) reply(res, 500, { error: `internal error: ${(error as Error)?.message ?? error}` });
       else res.destroy();
@@ -690,6 +704,38 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
         server.closeAllConnections();
       }),
   };
+}
+
+/** Whether `host` (a host name, an IPv4 or IPv6 address, bracketed or not) is this machine's loopback. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Why a server that listens on a loopback address only, for this machine's programs, refuses `req`
+ * (undefined: it does not):
+ * - a `Host` header naming anything but a loopback name or address (or one of `allowedHosts`): a web
+ *   page whose own domain now resolves to 127.0.0.1 (DNS rebinding) sends its domain there, and would
+ *   otherwise read and write as if it were this machine;
+ * - a browser's `Sec-Fetch-Site` of `cross-site` or `same-site`: a page of another site (another port
+ *   of 127.0.0.1 or localhost included), which could not read the answer anyway but could upload, or
+ *   learn which blobs this node holds from whether a request fails.
+ * Requests from programs (no `Sec-Fetch-Site`) and from the operator's address bar (`none`) pass.
+ */
+export function foreignRequest(req: IncomingMessage, allowedHosts: readonly string[] = []): string | undefined {
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${req.headers.host ?? ""}`).hostname;
+  } catch {
+    hostname = "";
+  }
+  if (!isLoopbackHost(hostname) && !allowedHosts.some((h) => h.toLowerCase() === hostname)) {
+    return `host ${JSON.stringify(req.headers.host ?? "")} not served: this server answers requests for this machine (127.0.0.1, localhost) only`;
+  }
+  const site = req.headers["sec-fetch-site"];
+  if (site === "cross-site" || site === "same-site") return "requests from web pages of other sites are not served";
+  return undefined;
 }
 
 function reply(res: ServerResponse, status: number, body?: Record<string, unknown>, headers: Record<string, string> = {}) {

@@ -7,7 +7,7 @@ import { expect } from "chai";
 import { randomBytes } from "node:crypto";
 import { utimesSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +25,7 @@ import {
 } from "../../sdk/src/blob.js";
 import { MeshworkBlobError, MeshworkError, MeshworkVerificationError } from "../../sdk/src/errors.js";
 import { fetchResult, publishResult } from "../../sdk/src/results.js";
+import { WorkerMetrics } from "../../sdk/src/worker/metrics.js";
 import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { rejection } from "../helpers/rejection.js";
 
@@ -46,6 +47,20 @@ async function evilServer(handler: (req: IncomingMessage, res: ServerResponse) =
         server.closeAllConnections();
       }),
   };
+}
+
+/** One request to `url` with exactly these headers (fetch would set its own `Host`): its status and body. */
+function rawRequest(url: string, method: string, headers: Record<string, string>, body?: Uint8Array): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: { ...headers, ...(body ? { "content-length": String(body.length) } : {}) } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 /** The behaviour every BlobStore shares. */
@@ -530,6 +545,64 @@ describe("blob store", () => {
       expect(res.status).to.equal(413);
       // The server still works afterwards.
       expect(await store.put(utf8("abc"))).to.equal(ABC);
+    });
+  });
+
+  describe("servers for this machine only (127.0.0.1): no web page of another site, no DNS rebinding", () => {
+    it("the blob server answers 403 to a request naming another host, or from another site's page, and stores nothing", async () => {
+      const server = await startBlobServer({ maxBytes: 1024 });
+      try {
+        const url = `${server.url}/blobs/${ABC}`;
+        const local = { host: `127.0.0.1:${server.port}` };
+        // A page on evil.example whose name now resolves to 127.0.0.1 sends its own name.
+        for (const method of ["PUT", "GET", "HEAD"]) {
+          const res = await rawRequest(url, method, { host: `evil.example:${server.port}` }, method === "PUT" ? utf8("abc") : undefined);
+          expect(res.status, method).to.equal(403);
+        }
+        const rebound = await rawRequest(url, "PUT", { host: `evil.example:${server.port}` }, utf8("abc"));
+        expect(JSON.parse(rebound.body).error).to.match(/host "evil\.example:\d+" not served/);
+        for (const site of ["cross-site", "same-site"]) {
+          expect((await rawRequest(url, "PUT", { ...local, "sec-fetch-site": site }, utf8("abc"))).status, site).to.equal(403);
+          expect((await rawRequest(url, "GET", { ...local, "sec-fetch-site": site })).status, site).to.equal(403);
+        }
+        expect((await rawRequest(url, "GET", local)).status).to.equal(404); // nothing was stored
+        // Programs, the address bar and the loopback names in every spelling are served.
+        expect((await rawRequest(url, "PUT", local, utf8("abc"))).status).to.equal(201);
+        for (const host of [`localhost:${server.port}`, `LOCALHOST`, `127.0.0.1`, `127.1.2.3:${server.port}`, `[::1]:${server.port}`]) {
+          expect((await rawRequest(url, "GET", { host })).status, host).to.equal(200);
+        }
+        for (const site of ["none", "same-origin"]) expect((await rawRequest(url, "GET", { ...local, "sec-fetch-site": site })).status, site).to.equal(200);
+        expect((await fetch(url)).status).to.equal(200);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("the blob server answers the names it is told to (a reverse proxy keeping the Host header), and any on another interface", async () => {
+      const proxied = await startBlobServer({ allowedHosts: ["Blobs.Example.org"] });
+      const everywhere = await startBlobServer({ host: "0.0.0.0" });
+      try {
+        expect((await rawRequest(`${proxied.url}/blobs/${ABC}`, "GET", { host: "blobs.example.org" })).status).to.equal(404);
+        expect((await rawRequest(`${proxied.url}/blobs/${ABC}`, "GET", { host: "evil.example" })).status).to.equal(403);
+        expect((await rawRequest(`${everywhere.url}/blobs/${ABC}`, "GET", { host: "blobs.example.org" })).status).to.equal(404);
+      } finally {
+        await proxied.close();
+        await everywhere.close();
+      }
+    });
+
+    it("the worker's metrics answer 403 to a request naming another host, or from another site's page", async () => {
+      const { url, server } = await new WorkerMetrics().serve(0);
+      try {
+        const port = new URL(url).port;
+        expect((await rawRequest(url, "GET", { host: `evil.example:${port}` })).status).to.equal(403);
+        expect((await rawRequest(url, "GET", { host: `127.0.0.1:${port}`, "sec-fetch-site": "cross-site" })).status).to.equal(403);
+        const res = await rawRequest(url, "GET", { host: `localhost:${port}` });
+        expect(res.status).to.equal(200);
+        expect(res.body).to.include("meshwork_jobs_claimed_total");
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
     });
   });
 

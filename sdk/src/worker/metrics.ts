@@ -5,6 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { foreignRequest, isLoopbackHost } from "../blob.js";
 
 export class WorkerMetrics {
   readonly registry = new Registry();
@@ -71,9 +72,18 @@ export class WorkerMetrics {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port). */
+  /**
+   * Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port). On a loopback `host`, a request from a
+   * web page of another site or naming another host (DNS rebinding) gets 403, as the blob server's
+   * (see `foreignRequest` in blob.ts).
+   */
   async serve(port: number, host = "127.0.0.1"): Promise<{ url: string; server: Server }> {
+    const loopback = isLoopbackHost(host);
     const server = createServer(async (req, res) => {
+      if (loopback && foreignRequest(req)) {
+        res.writeHead(403).end();
+        return;
+      }
       if (req.url !== "/metrics") {
         res.writeHead(404).end();
         return;
