@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { expect } from "chai";
-import { hexlify } from "ethers";
+import { hexlify, makeError } from "ethers";
 import { network } from "hardhat";
 import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
@@ -655,6 +655,30 @@ describe("worker on an unreliable chain", function () {
     expect(lines.filter((l) => l.msg.startsWith("the dispute went to governance"))).to.have.length(1);
     expect(lines.find((l) => l.msg.startsWith("the dispute went to governance"))).to.include({ jobId: job.jobId, role: "auditor" });
     expect(await counter(auditor, "meshwork_disputes_escalated_total", { role: "auditor" })).to.equal(1);
+  });
+
+  it("keeps the RPC URL (an API key in its path) out of the log when the RPC answers with an HTTP error", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const lines: { msg: string; err?: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const mw = await w.sdk(w.cheap);
+    const cheap = makeWorker(w, w.cheap, mw, { logger });
+    await cheap.tick();
+    // What ethers' JsonRpcProvider throws for a 503: its message quotes info.requestUrl.
+    const requestUrl = "https://rpc.example.org/v2/SECRET-API-KEY";
+    const provider = mw.context.provider as { getBlockNumber: () => Promise<number> };
+    const getBlockNumber = provider.getBlockNumber;
+    provider.getBlockNumber = () =>
+      Promise.reject(makeError("server response 503 Service Unavailable", "SERVER_ERROR", { info: { requestUrl, responseBody: "", responseStatus: "503 Service Unavailable" } }));
+    try {
+      await cheap.tick();
+    } finally {
+      provider.getBlockNumber = getBlockNumber;
+    }
+    const failed = lines.filter((l) => l.err !== undefined);
+    expect(failed.map((l) => l.msg)).to.include("reading new jobs failed; retrying next tick");
+    expect(failed.find((l) => l.msg.startsWith("reading new jobs failed"))?.err).to.equal("server response 503 Service Unavailable");
+    expect(JSON.stringify(lines)).to.not.include("SECRET-API-KEY");
   });
 
   it("says why a node takes no jobs (here: not registered), once, and shows it in a metric", async () => {

@@ -1684,7 +1684,16 @@ async function succeeds(call: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
+/**
+ * An error in one line, for the log and the state's notes. An ethers error goes by its short message
+ * (and the JSON-RPC error's own message, when the RPC gave one): its full message quotes the request's
+ * URL, the RPC URL whose path or user part often holds the operator's API key.
+ */
 function describe(error: unknown): string {
   if (error instanceof MeshworkError) return error.shortMessage;
-  return error instanceof Error ? error.message : String(error);
+  if (!(error instanceof Error)) return String(error);
+  const { shortMessage, error: rpc } = error as { shortMessage?: unknown; error?: { message?: unknown } };
+  if (typeof shortMessage !== "string") return error.message;
+  const said = typeof rpc?.message === "string" && !shortMessage.includes(rpc.message) ? `: ${rpc.message}` : "";
+  return shortMessage + said;
 }
