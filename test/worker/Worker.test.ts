@@ -16,7 +16,7 @@ import pino from "pino";
 import { Meshwork } from "../../sdk/src/client.js";
 import { MeshworkBlobError, MeshworkEncodingError } from "../../sdk/src/errors.js";
 import type { JobHandle } from "../../sdk/src/jobs.js";
-import { collateralOf, packRequirements, unpackRequirements } from "../../sdk/src/params.js";
+import { collateralOf, packRequirements, unpackRequirements, type JobStruct } from "../../sdk/src/params.js";
 import { WorkerState, auditDataOf } from "../../sdk/src/worker/state.js";
 import { DirectoryBlobStore, digestOf } from "../../sdk/src/blob.js";
 import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
@@ -27,7 +27,8 @@ import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import type { LoadedJob, Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
-import type { Worker } from "../../sdk/src/worker/worker.js";
+import { JobRejectedError, MAX_OFFER_SEC, type Worker } from "../../sdk/src/worker/worker.js";
+import { rejection } from "../helpers/rejection.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { CHUNKS, JOB, counter, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
 
@@ -1023,6 +1024,30 @@ describe("worker daemon", function () {
     expect(offer.provider).to.equal(w.cheap.address);
     const tooCheap = { ...prepared.request, requirements: commons, price: USD }; // 0.1 per unit
     await expect(worker.quote(tooCheap, w.consumer.address, expiry)).to.be.rejectedWith(/below this node's posted commons price/);
+  });
+
+  it("signs an offer only for an expiry within MAX_OFFER_SEC of the chain's time, and within its collateral limit", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap));
+    await worker.start();
+    await worker.stop();
+    const prepared = await consumer.jobs.prepare(await intKernelSpec(w, 64), JOB);
+    const now = BigInt(await networkHelpers.time.latest());
+    // An offer the node could not withdraw for years (a price raised, a token dropped, the daemon gone), or one already expired.
+    for (const expiry of [now + BigInt(MAX_OFFER_SEC) + 60n, 2n ** 40n - 1n, now]) {
+      const error = await rejection(worker.quote(prepared.request, w.consumer.address, expiry));
+      expect(error, String(expiry)).to.be.instanceOf(JobRejectedError);
+      expect(error.details, String(expiry)).to.include({ reason: "expiry" });
+    }
+    const offer = await worker.quote(prepared.request, w.consumer.address, now + BigInt(MAX_OFFER_SEC) - 60n);
+    expect(offer.provider).to.equal(w.cheap.address);
+    // The collateral limit holds for the jobs its offers create too.
+    const limited = makeWorker(w, w.cheap, await w.sdk(w.cheap), { maxCollateral: { tUSD: collateralOf({ consumer: w.consumer.address, request: prepared.request, terms: await w.market.currentTerms() } as JobStruct) - 1n } });
+    await limited.start();
+    await limited.stop();
+    const error = await rejection(limited.quote(prepared.request, w.consumer.address, now + 600n));
+    expect(error.details, error.message).to.include({ reason: "collateral" });
   });
 
   it("does not compute again a claimed job whose output cannot be encoded past its first chunk: marked failed, timed out at its deadline", async () => {

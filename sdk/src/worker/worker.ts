@@ -284,8 +284,21 @@ export class Worker {
     }
   }
 
-  /** Signs an offer for a consumer routing off-chain, if this worker would take the job at that price. */
+  /**
+   * Signs an offer for a consumer routing off-chain, if this worker would take the job at that price
+   * and within its collateral limit (`maxCollateral`), for an expiry later than the chain's time and at
+   * most {@link MAX_OFFER_SEC} after it: the market takes an offer until its expiry whatever this node's
+   * prices, limits or state are by then, and the node cannot withdraw it (PROTOCOL.md §4: offers should
+   * be short-lived). Throws {@link JobRejectedError} (reason `expiry`, or that of the job's check).
+   */
   async quote(request: JobRequestStruct, consumer: string, expiry: bigint): Promise<SignedOffer> {
+    const { time } = await this.#o.mw.context.latestBlock("quote");
+    if (expiry <= time || expiry > time + BigInt(MAX_OFFER_SEC)) {
+      throw new JobRejectedError("expiry", `an offer's expiry must be after the chain's time and at most ${MAX_OFFER_SEC} s after it`, {
+        expiry: String(expiry),
+        chainTime: String(time),
+      });
+    }
     const { market } = this.#o.mw.context.contracts;
     const job: JobStruct = { consumer, request: { ...request, targetProvider: this.#address }, terms: BigInt(await market.currentTerms()) };
     await this.#evaluate(job, { targeted: true });
@@ -465,7 +478,7 @@ export class Worker {
     const [eligibility] = await registry.checkEligibility(this.#address, r.paymentToken, r.requirements, r.price, r.workUnits, true);
     if (Number(eligibility) !== 0) throw new JobRejectedError("ineligible", `not eligible (reason ${eligibility})`, { eligibility: Number(eligibility) });
     const limit = this.#o.config.maxCollateral[symbol ?? ""];
-    if (limit !== undefined && !options.targeted) {
+    if (limit !== undefined) {
       const locked = this.#o.state
         .inPhase("claimed", "failed", "computed", "committing", "committed", "revealed")
         .filter((j) => j.job.request.paymentToken.toLowerCase() === String(r.paymentToken).toLowerCase())
@@ -1564,6 +1577,9 @@ export class Worker {
     this.#log.warn({ jobId: row.jobId, err: describe(error) }, "step failed; retrying next tick");
   }
 }
+
+/** The longest an offer signed by {@link Worker.quote} may stay valid: seconds from the chain's time to its expiry. */
+export const MAX_OFFER_SEC = 3600;
 
 /** `details.reason` of a blob, verified, of another size than its spec declares. */
 const SIZE_MISMATCH = "size-mismatch";
