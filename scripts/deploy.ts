@@ -10,7 +10,9 @@
  * - Re-running on the same network resumes or reuses Ignition's journal (ignition/deployments/<id>), so
  *   it deploys nothing twice; the address book is never replaced silently (see scripts/lib/addressBook.ts).
  */
-import { network } from "hardhat";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { config, network } from "hardhat";
 import MeshworkModule from "../ignition/modules/Meshwork.js";
 import DevnetModule from "../ignition/modules/Devnet.js";
 import { writeAddressBook, type AddressBook } from "./lib/addressBook.js";
@@ -60,8 +62,25 @@ const contracts = {
   },
 };
 
-/** The block a contract was created in: the first block where it has code (binary search). */
-async function creationBlock(target: string, from: number, to: number): Promise<number> {
+/**
+ * The block each contract was created in, from the receipts Ignition's journal recorded when it confirmed
+ * the deployments (this run's or an earlier run's): reading code at past blocks would need an archive
+ * node, which most public RPCs are not. The in-process network keeps no journal, and all its state: there
+ * the first block where the contract has code is searched for.
+ */
+function journalCreationBlocks(): Map<string, number> {
+  const path = join(config.paths.ignition, "deployments", deploymentId, "journal.jsonl");
+  const found = new Map<string, number>();
+  if (connection.networkConfig.type === "edr-simulated" || !existsSync(path)) return found;
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    const entry = JSON.parse(line) as { type?: string; receipt?: { contractAddress?: string | null; blockNumber?: number } };
+    const created = entry.type === "TRANSACTION_CONFIRM" ? entry.receipt?.contractAddress : undefined;
+    if (created && entry.receipt?.blockNumber !== undefined) found.set(created.toLowerCase(), entry.receipt.blockNumber);
+  }
+  return found;
+}
+async function searchCreationBlock(target: string, from: number, to: number): Promise<number> {
   while (from < to) {
     const mid = Math.floor((from + to) / 2);
     if ((await ethers.provider.getCode(target, mid)) === "0x") from = mid + 1;
@@ -70,9 +89,14 @@ async function creationBlock(target: string, from: number, to: number): Promise<
   return from;
 }
 const endBlock = await ethers.provider.getBlockNumber();
+const journalBlocks = journalCreationBlocks();
 const blocks: Record<string, number> = {};
 for (const [name, value] of Object.entries(contracts)) {
-  if (typeof value === "string") blocks[name] = await creationBlock(value, 0, endBlock);
+  if (typeof value !== "string") continue;
+  const recorded = journalBlocks.get(value.toLowerCase());
+  if (recorded !== undefined) blocks[name] = recorded;
+  else if (connection.networkConfig.type === "edr-simulated") blocks[name] = await searchCreationBlock(value, 0, endBlock);
+  else throw new Error(`Ignition's journal (ignition/deployments/${deploymentId}) has no receipt creating ${name} (${value})`);
 }
 
 // Parameters as the chain reports them, so the address book never disagrees with the contracts.
