@@ -48,6 +48,9 @@ export default defineConfig({
     sepolia: {
       type: "http",
       chainType: "l1",
+      // Checked against the RPC's: a URL of another chain (a local node, chain 31337, would even get the
+      // devnet module with its minutes-long windows) fails instead of deploying there as "sepolia".
+      chainId: 11155111,
       url: configVariable("SEPOLIA_RPC_URL"),
       accounts: [configVariable("SEPOLIA_PRIVATE_KEY")],
     },

@@ -5,13 +5,15 @@
  * - Local chains (chain id 31337: the in-process network, `hardhat node` as `localhost`) get the devnet
  *   module (test stablecoin included) with windows of minutes.
  * - Any other network gets the live module with the live defaults; it needs PAYMENT_TOKEN (the USD
- *   stablecoin to allowlist) and optionally MESH_RECIPIENT (who receives the MESH supply). The network's
- *   RPC URL and deployer key come from Hardhat's keystore or environment variables (hardhat.config.ts).
+ *   stablecoin to allowlist) and optionally MESH_RECIPIENT (who receives the MESH supply), both checked
+ *   before the first transaction. The network's RPC URL and deployer key come from Hardhat's keystore or
+ *   environment variables (hardhat.config.ts).
  * - Re-running on the same network resumes or reuses Ignition's journal (ignition/deployments/<id>), so
  *   it deploys nothing twice; the address book is never replaced silently (see scripts/lib/addressBook.ts).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { getAddress, isAddress } from "ethers";
 import { config, network } from "hardhat";
 import MeshworkModule from "../ignition/modules/Meshwork.js";
 import DevnetModule from "../ignition/modules/Devnet.js";
@@ -27,25 +29,54 @@ const genesis = await ethers.provider.getBlock(0);
 const deploymentId = local ? `devnet-${genesis!.hash!.slice(2, 10)}` : `${networkName}-${chainId}`;
 const startBlock = await ethers.provider.getBlockNumber();
 
-console.log(`Deploying Meshwork to ${networkName} (chain ${chainId}) as ${deploymentId}...`);
-const deployed = local
-  ? await ignition.deploy(DevnetModule, { parameters: { MeshworkDevnet: DEVNET_PARAMETERS }, deploymentId, displayUi: false })
-  : await ignition.deploy(MeshworkModule, {
-      parameters: {
-        Meshwork: {
-          paymentToken: required("PAYMENT_TOKEN"),
-          ...(process.env.MESH_RECIPIENT ? { meshRecipient: process.env.MESH_RECIPIENT } : {}),
-        },
-      },
-      deploymentId,
-      displayUi: false,
-    });
-
 function required(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`set ${name} to deploy on ${networkName}`);
   return value;
 }
+
+/** An address from the environment, checksummed; refused (before any transaction) unless it is one. */
+function addressFrom(name: string, value: string): string {
+  if (!isAddress(value) || BigInt(value) === 0n) throw new Error(`${name}=${value} is not a (non-zero) address`);
+  return getAddress(value);
+}
+
+// The live inputs are checked before Ignition sends anything: a bad one found later would leave a
+// half-built system, still the deployer's, and a journal Ignition refuses to resume with other values.
+const live = local
+  ? undefined
+  : {
+      paymentToken: addressFrom("PAYMENT_TOKEN", required("PAYMENT_TOKEN")),
+      meshRecipient: process.env.MESH_RECIPIENT ? addressFrom("MESH_RECIPIENT", process.env.MESH_RECIPIENT) : undefined,
+    };
+if (live) {
+  if ((await ethers.provider.getCode(live.paymentToken)) === "0x") {
+    throw new Error(`PAYMENT_TOKEN ${live.paymentToken} has no code on ${networkName} (chain ${chainId}): not a token there`);
+  }
+  const token = await ethers.getContractAt(["function decimals() view returns (uint8)", "function symbol() view returns (string)"], live.paymentToken);
+  const described = await Promise.all([token.symbol(), token.decimals()]).then(
+    ([symbol, decimals]) => `${symbol}, ${decimals} decimals`,
+    () => undefined,
+  );
+  if (described === undefined) throw new Error(`PAYMENT_TOKEN ${live.paymentToken} does not answer symbol() and decimals(): not an ERC20`);
+  const deployer = (await ethers.getSigners())[0].address;
+  console.log(`Payment token: ${live.paymentToken} (${described})`);
+  console.log(`The whole MESH supply (every vote) goes to ${live.meshRecipient ?? `the deployer ${deployer} (set MESH_RECIPIENT to change it)`}`);
+}
+
+console.log(`Deploying Meshwork to ${networkName} (chain ${chainId}) as ${deploymentId}...`);
+const deployed = !live
+  ? await ignition.deploy(DevnetModule, { parameters: { MeshworkDevnet: DEVNET_PARAMETERS }, deploymentId, displayUi: false })
+  : await ignition.deploy(MeshworkModule, {
+      parameters: {
+        Meshwork: {
+          paymentToken: live.paymentToken,
+          ...(live.meshRecipient ? { meshRecipient: live.meshRecipient } : {}),
+        },
+      },
+      deploymentId,
+      displayUi: false,
+    });
 
 const address = async (c: { getAddress(): Promise<string> }) => c.getAddress();
 const contracts = {
@@ -58,7 +89,7 @@ const contracts = {
   commons: await address(deployed.commons),
   paymentTokens: {
     ...("usd" in deployed ? { tUSD: await address(deployed.usd as { getAddress(): Promise<string> }) } : {}),
-    ...(local ? { MESH: await address(deployed.mesh) } : { USD: required("PAYMENT_TOKEN") }),
+    ...(!live ? { MESH: await address(deployed.mesh) } : { USD: live.paymentToken }),
   },
 };
 

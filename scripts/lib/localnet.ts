@@ -83,12 +83,14 @@ export async function stopGroup(child: ChildProcess, graceMs = 10_000): Promise<
 /**
  * Starts `hardhat node` on 127.0.0.1 (a free port unless given) and waits until it answers.
  * `intervalMs` makes it mine a block every so often even without transactions (audit draws wait for the
- * block after a commit).
+ * block after a commit). `chainId` (default 31337) makes it look like another chain, e.g. a public one.
  */
-export async function startLocalNode(options: { port?: number; intervalMs?: number } = {}): Promise<LocalNode> {
+export async function startLocalNode(options: { port?: number; intervalMs?: number; chainId?: number } = {}): Promise<LocalNode> {
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(join(BIN, "hardhat"), ["node", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const chainId = options.chainId ?? 31337;
+  const args = ["node", "--hostname", "127.0.0.1", "--port", String(port), ...(options.chainId ? ["--chain-id", String(chainId)] : [])];
+  const child = spawn(join(BIN, "hardhat"), args, {
     cwd: ROOT,
     env: CHILD_ENV,
     detached: true,
@@ -103,7 +105,7 @@ export async function startLocalNode(options: { port?: number; intervalMs?: numb
   for (;;) {
     if (child.exitCode !== null) throw new Error(`hardhat node exited (${child.exitCode}):\n${output}`);
     try {
-      if ((await rpc(url, "eth_chainId")) === "0x7a69") break;
+      if ((await rpc(url, "eth_chainId")) === `0x${chainId.toString(16)}`) break;
     } catch {
       // not listening yet
     }

@@ -374,3 +374,109 @@ describe("deploy script against a hardhat node", function () {
     expect(await market.balanceOf(c.paymentTokens.tUSD, auditor.address)).to.equal(price);
   });
 });
+
+/**
+ * The live module (any chain id but 31337), on a `hardhat node` that says it is chain 11155111 (Sepolia),
+ * reached as `localhost`: inputs checked before any transaction, the supply to MESH_RECIPIENT, the live
+ * defaults, and a deployer left with nothing.
+ */
+describe("deploy script against a live chain", function () {
+  this.timeout(300_000);
+  const CHAIN_ID = 11155111;
+
+  let node: LocalNode | undefined;
+  let provider: JsonRpcProvider;
+  let deploymentsDir = "";
+  const journalDir = join(ROOT, "ignition", "deployments", `localhost-${CHAIN_ID}`);
+  let journalExisted = true;
+
+  function deploy(env: NodeJS.ProcessEnv) {
+    return runScript(
+      "hardhat",
+      ["run", "scripts/deploy.ts", "--network", "localhost"],
+      { MESHWORK_RPC_URL: node!.url, MESHWORK_DEPLOYMENTS_DIR: deploymentsDir, ...env },
+      180_000,
+    );
+  }
+
+  before(async function () {
+    this.timeout(240_000);
+    // A journal left by an earlier run describes another chain: Ignition would refuse it.
+    journalExisted = existsSync(journalDir);
+    if (journalExisted) throw new Error(`${journalDir} exists (left by an earlier run?): remove it first`);
+    node = await startLocalNode({ chainId: CHAIN_ID });
+    provider = new JsonRpcProvider(node.url, Network.from(CHAIN_ID), { staticNetwork: true, cacheTimeout: -1, pollingInterval: 100 });
+    deploymentsDir = mkdtempSync(join(tmpdir(), "meshwork-deployments-"));
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    provider?.destroy();
+    await node?.stop();
+    if (deploymentsDir) rmSync(deploymentsDir, { recursive: true, force: true });
+    // This throw-away chain's journal (never one that was there before).
+    if (!journalExisted) rmSync(journalDir, { recursive: true, force: true });
+  });
+
+  it("refuses a payment token that is not a token there before sending anything", async () => {
+    const eoa = (await provider.getSigner(5)).address;
+    for (const [paymentToken, message] of [
+      ["0x1234", "PAYMENT_TOKEN=0x1234 is not a (non-zero) address"],
+      [eoa, `PAYMENT_TOKEN ${eoa} has no code`],
+    ]) {
+      const refused = await deploy({ PAYMENT_TOKEN: paymentToken });
+      expect(refused.code, refused.output).to.not.equal(0);
+      expect(refused.output).to.contain(message);
+      expect(await provider.getBlockNumber(), "no transaction").to.equal(0);
+      expect(existsSync(journalDir), "no journal").to.equal(false);
+    }
+    const zero = "0x" + "00".repeat(20);
+    const refused = await deploy({ PAYMENT_TOKEN: eoa, MESH_RECIPIENT: zero });
+    expect(refused.code).to.not.equal(0);
+    expect(refused.output).to.contain(`MESH_RECIPIENT=${zero} is not a (non-zero) address`);
+    expect(await provider.getBlockNumber()).to.equal(0);
+  });
+
+  it("deploys the live system: MESH to its recipient, the deployer keeping nothing", async () => {
+    const [deployer, issuer] = await Promise.all([provider.getSigner(0), provider.getSigner(1)]);
+    const usd = await new TestUSD__factory(issuer).deploy();
+    await usd.waitForDeployment();
+    const token = await usd.getAddress();
+    const recipient = (await provider.getSigner(7)).address;
+
+    const result = await deploy({ PAYMENT_TOKEN: token.toLowerCase(), MESH_RECIPIENT: recipient });
+    expect(result.code, result.output).to.equal(0);
+    expect(result.output).to.contain(`The whole MESH supply (every vote) goes to ${recipient}`);
+    const book = JSON.parse(readFileSync(join(deploymentsDir, "localhost.json"), "utf8")) as AddressBook;
+    expect(book.chainId).to.equal(CHAIN_ID);
+    expect(book.ignitionDeploymentId).to.equal(`localhost-${CHAIN_ID}`);
+    expect(book.contracts.paymentTokens).to.deep.equal({ USD: token });
+    expect(book.parameters).to.include({ "timelock.minDelay": 2 * 86_400, "governor.votingPeriod": 7 * 86_400, "registry.unbondingPeriod": String(30 * 86_400) });
+
+    const c = book.contracts;
+    const mesh = MeshToken__factory.connect(c.mesh, provider);
+    const timelock = MeshTimelock__factory.connect(c.timelock, provider);
+    const market = IJobMarket__factory.connect(c.market, provider);
+    expect(await mesh.balanceOf(recipient)).to.equal(await mesh.totalSupply());
+    expect(await mesh.balanceOf(deployer.address)).to.equal(0n);
+    expect(await market.isPaymentToken(token)).to.equal(true);
+    expect(await market.isPaymentToken(c.mesh)).to.equal(false);
+    expect(await market.guardian()).to.equal(ZeroAddress);
+    for (const name of ["market", "registry", "commons"] as const) {
+      expect(await JobMarket__factory.connect(c[name], provider).owner(), name).to.equal(c.timelock);
+    }
+    expect(await JobMarket__factory.connect(c.auditModule, provider).owner()).to.equal(ZeroAddress);
+    // Every role the timelock ever granted, and who holds it now: the timelock, the governor, anyone (executor).
+    const granted = await timelock.queryFilter(timelock.filters.RoleGranted(), 0);
+    const holders = new Set<string>();
+    for (const e of granted) if (await timelock.hasRole(e.args.role, e.args.account)) holders.add(`${e.args.role} ${e.args.account}`);
+    expect([...holders].sort()).to.deep.equal(
+      [
+        `${DEFAULT_ADMIN_ROLE} ${c.timelock}`,
+        `${id("PROPOSER_ROLE")} ${c.governor}`,
+        `${id("CANCELLER_ROLE")} ${c.governor}`,
+        `${id("EXECUTOR_ROLE")} ${ZeroAddress}`,
+      ].sort(),
+    );
+  });
+});
