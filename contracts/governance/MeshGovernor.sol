@@ -10,14 +10,19 @@ import {GovernorVotes} from "@openzeppelin/contracts/governance/extensions/Gover
 import {GovernorVotesQuorumFraction} from "@openzeppelin/contracts/governance/extensions/GovernorVotesQuorumFraction.sol";
 import {TimelockController} from "@openzeppelin/contracts/governance/TimelockController.sol";
 import {IVotes} from "@openzeppelin/contracts/governance/utils/IVotes.sol";
+import {IProviderRegistry} from "../interfaces/IProviderRegistry.sol";
 
 /// @title MeshGovernor
-/// @notice The Meshwork DAO: MESH holders propose, vote (for / against / abstain) and, through the
-/// timelock that owns every governed contract, execute. Standard OpenZeppelin Governor, so Tally and
-/// other Governor front ends work as they are. Its clock is MESH's: timestamps (ERC-6372), so every
-/// delay and period is in seconds on any chain.
+/// @notice The Meshwork DAO: MESH holders and stakers propose, vote (for / against / abstain) and,
+/// through the timelock that owns every governed contract, execute. An account's votes are the MESH
+/// delegated to it plus its own active stake in the provider registry
+/// ({IProviderRegistry.getPastStakeVotes}): staked MESH, held by the registry, would otherwise vote
+/// for nobody. Standard OpenZeppelin Governor otherwise, so Tally and other Governor front ends work
+/// (they show the governor's `getVotes`). Its clock is MESH's: timestamps (ERC-6372), so every delay and
+/// period is in seconds on any chain.
 /// @dev Settings (delay, period, threshold), quorum fraction and the late-quorum extension are governed
-/// through `onlyGovernance` setters, that is by proposals executed by the timelock.
+/// through `onlyGovernance` setters, that is by proposals executed by the timelock. The quorum is a
+/// share of MESH's whole supply, staked MESH included.
 contract MeshGovernor is
     Governor,
     GovernorSettings,
@@ -27,7 +32,10 @@ contract MeshGovernor is
     GovernorPreventLateQuorum,
     GovernorTimelockControl
 {
+    IProviderRegistry private immutable _stakeRegistry;
+
     /// @param token MESH (ERC20Votes, timestamp clock).
+    /// @param stakeRegistry The provider registry whose active stakes vote with their providers.
     /// @param timelock The timelock that executes proposals and owns the protocol.
     /// @param votingDelay_ Seconds between a proposal and the start of its vote (1 day live).
     /// @param votingPeriod_ Seconds a vote lasts (7 days live).
@@ -36,6 +44,7 @@ contract MeshGovernor is
     /// @param lateQuorumExtension Seconds a vote is extended when quorum is reached late (1 day live).
     constructor(
         IVotes token,
+        IProviderRegistry stakeRegistry,
         TimelockController timelock,
         uint48 votingDelay_,
         uint32 votingPeriod_,
@@ -49,7 +58,24 @@ contract MeshGovernor is
         GovernorVotesQuorumFraction(quorumPercent)
         GovernorPreventLateQuorum(lateQuorumExtension)
         GovernorTimelockControl(timelock)
-    {}
+    {
+        _stakeRegistry = stakeRegistry;
+    }
+
+    /// @notice The provider registry whose stakes vote (see the contract's notice).
+    function stakeRegistry() external view returns (IProviderRegistry) {
+        return _stakeRegistry;
+    }
+
+    /// @dev Delegated MESH votes plus the account's own active stake at `timepoint`.
+    function _getVotes(address account, uint256 timepoint, bytes memory params)
+        internal
+        view
+        override(Governor, GovernorVotes)
+        returns (uint256)
+    {
+        return super._getVotes(account, timepoint, params) + _stakeRegistry.getPastStakeVotes(account, timepoint);
+    }
 
     /* The overrides Solidity requires when several extensions define the same function. */
 

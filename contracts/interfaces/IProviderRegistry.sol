@@ -37,13 +37,15 @@ interface IProviderRegistry {
         uint16 runtimes;
     }
 
-    /// @notice Reputation counters of rare events, maintained by the market, and the registration time.
+    /// @notice Reputation counters of rare events, maintained by the market, the registration time and
+    /// the time of the last slash (0 if never slashed).
     struct Counters {
         uint32 timedOut;
         uint32 audited;
         uint32 failedAudits;
         uint32 slashes;
         uint40 registeredAt;
+        uint40 lastSlashedAt;
     }
 
     /// @notice One pending unstake request. Its value is `shares` of the provider's unbonding pool, so a
@@ -118,6 +120,8 @@ interface IProviderRegistry {
     error ProviderRegistryParameterOutOfBounds(Parameter parameter, uint256 value, uint256 min, uint256 max);
     error ProviderRegistryInvalidBps(uint256 bps);
     error ProviderRegistryInsufficientSlashedStake(uint256 have, uint256 need);
+    /// @notice Votes were asked for a time not yet past (`clock` is the current block's timestamp).
+    error ProviderRegistryFutureLookup(uint256 timepoint, uint48 clock);
 
     /* PROVIDER ACTIONS */
 
@@ -203,6 +207,16 @@ interface IProviderRegistry {
     function stakeOf(address provider) external view returns (uint256 active, uint256 unbonding, uint256 jailedUntil);
     function isActive(address provider) external view returns (bool);
     function countersOf(address provider) external view returns (Counters memory);
+    /// @notice The votes a provider's stake gives it now: its active stake, or 0 when it was slashed since
+    /// its stake last changed (a slash writes no history, to keep disputes cheap; the next `stake` or
+    /// `requestUnstake` counts the stake again). Unbonding stake does not vote. The governor adds these
+    /// votes to the provider's delegated MESH votes; they cannot be delegated.
+    function stakeVotes(address provider) external view returns (uint256);
+    /// @notice {stakeVotes} at a past `timepoint` (a timestamp, MESH's ERC-6372 clock): the active stake
+    /// at that time, or 0 when a slash came at or after the stake's last change before it (never more than
+    /// the stake the provider had then).
+    /// @dev Reverts {ProviderRegistryFutureLookup} unless `timepoint` is before the current block's time.
+    function getPastStakeVotes(address provider, uint256 timepoint) external view returns (uint256);
     /// @notice An unbonding entry's current MESH value and release time.
     function unbondingEntry(address provider, uint256 entryId) external view returns (uint256 amount, uint256 releaseAt);
     /// @return head Id of the oldest unpaid entry.

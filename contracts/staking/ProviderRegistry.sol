@@ -7,6 +7,7 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {IProviderRegistry} from "../interfaces/IProviderRegistry.sol";
 import {Requirements} from "../libraries/JobParams.sol";
 
@@ -15,6 +16,7 @@ import {Requirements} from "../libraries/JobParams.sol";
 contract ProviderRegistry is IProviderRegistry, Ownable {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
+    using Checkpoints for Checkpoints.Trace208;
 
     /* STORAGE */
 
@@ -74,6 +76,10 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
     mapping(address provider => UnbondingPool) private _pools;
     mapping(address provider => UnbondingQueue) private _queues;
     mapping(address provider => mapping(uint256 entryId => Unbonding)) private _entries;
+    /// @dev Each provider's active stake after each change by `stake` or `requestUnstake`, keyed by time,
+    /// for its votes. A value is the stake (low 96 bits) and the time it was written (above them), so a
+    /// lookup sees whether a slash, which writes no checkpoint, came after it (see `_stakeVotesAt`).
+    mapping(address provider => Checkpoints.Trace208) private _stakeHistory;
 
     modifier onlyMarket() {
         if (msg.sender != _market) revert ProviderRegistryUnauthorized(msg.sender);
@@ -157,6 +163,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         unchecked {
             record.stake -= uint96(amount);
         }
+        _recordStake(msg.sender, record.stake);
 
         UnbondingPool storage pool = _pools[msg.sender];
         // Virtual share and amount of 1 keep the price defined even after a slash empties the pool.
@@ -243,7 +250,10 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         }
         Totals memory totals = _totals;
         _totals = Totals(totals.staked - uint128(amount), totals.slashed + uint128(amount));
-        ++_counters[provider].slashes;
+        Counters storage counters = _counters[provider];
+        ++counters.slashes;
+        // The stake's votes stop until its next change (`_stakeVotesAt`): cheaper than a checkpoint.
+        counters.lastSlashedAt = uint40(block.timestamp);
         emit Slashed(provider, fromStake, fromUnbonding, bps);
         if (jail) {
             // A later slash never shortens a jail (the jail period may have been lowered since).
@@ -359,6 +369,17 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
     }
 
     /// @inheritdoc IProviderRegistry
+    function stakeVotes(address provider) external view returns (uint256) {
+        return _stakeVotesAt(provider, block.timestamp);
+    }
+
+    /// @inheritdoc IProviderRegistry
+    function getPastStakeVotes(address provider, uint256 timepoint) external view returns (uint256) {
+        if (timepoint >= block.timestamp) revert ProviderRegistryFutureLookup(timepoint, uint48(block.timestamp));
+        return _stakeVotesAt(provider, timepoint);
+    }
+
+    /// @inheritdoc IProviderRegistry
     function unbondingEntry(address provider, uint256 entryId) external view returns (uint256 amount, uint256 releaseAt) {
         Unbonding memory entry = _entries[provider][entryId];
         UnbondingPool memory pool = _pools[provider];
@@ -471,9 +492,25 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         ProviderRecord storage record = _providers[provider];
         uint256 newStake = record.stake + amount;
         record.stake = newStake.toUint96();
+        _recordStake(provider, newStake);
         _totals.staked += amount.toUint128();
         emit Staked(provider, msg.sender, amount, newStake);
         _mesh.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @dev Appends the provider's active stake now to its history (replacing one written in this block).
+    function _recordStake(address provider, uint256 activeStake) private {
+        _stakeHistory[provider].push(uint48(block.timestamp), uint208((block.timestamp << 96) | activeStake));
+    }
+
+    /// @dev The active stake recorded last at or before `timepoint`, unless the provider was slashed at or
+    /// after the time it was recorded: a slash lowers the stake without a checkpoint, so such a record may
+    /// be more than the stake was (a slash in the record's own second counts as after it).
+    function _stakeVotesAt(address provider, uint256 timepoint) private view returns (uint256) {
+        uint256 packed = _stakeHistory[provider].upperLookupRecent(timepoint.toUint48());
+        uint256 recordedAt = packed >> 96;
+        if (recordedAt == 0 || _counters[provider].lastSlashedAt >= recordedAt) return 0;
+        return uint96(packed);
     }
 
     function _setParameter(Parameter which, uint256 value) private {

@@ -697,6 +697,16 @@ contract MarketInvariantTest is MarketSetup {
         );
     }
 
+    /// @notice No provider's stake votes more than its active stake, whatever slashes came (a slash
+    /// writes no vote record: the votes stop until the stake's next change).
+    function invariant_stakeVotesNeverExceedTheActiveStake() public view {
+        for (uint256 i; i < 3; ++i) {
+            address provider = handler.providers(i);
+            (uint256 active,,) = _registry().stakeOf(provider);
+            assertTrue(_registry().stakeVotes(provider) <= active, "stake votes");
+        }
+    }
+
     /// @notice No job is in an impossible state: its audit phase matches its state, settled or slashed
     /// jobs were committed first, claimed jobs have a registered claimant.
     function invariant_jobsAreInPossibleStates() public view {
@@ -813,4 +823,5 @@ interface MarketHandlerRegistry {
     function totalStaked() external view returns (uint256);
     function slashedStake() external view returns (uint256);
     function isRegistered(address) external view returns (bool);
+    function stakeVotes(address) external view returns (uint256);
 }

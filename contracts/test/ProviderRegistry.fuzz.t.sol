@@ -115,6 +115,49 @@ contract ProviderRegistryFuzzTest is MarketSetup {
         _assertMeshConserved();
     }
 
+    /// @notice Stake votes are the active stake of their time, or 0 once a slash may have lowered it
+    /// without a record: never more than the stake was. Operations may share a second (a block).
+    function testFuzz_stakeVotesNeverExceedTheStakeOfTheirTime(
+        uint256 first,
+        uint256 unstake,
+        uint256 slashBps,
+        uint256 second,
+        uint256 seed
+    ) public {
+        first = bound(first, 1, 1e9 * MESH / 4);
+        unstake = bound(unstake, 1, first);
+        second = bound(second, 1, 1e9 * MESH / 4);
+        slashBps = bound(slashBps, 0, 10_000);
+        mesh.transfer(ALICE, first + second);
+        vm.prank(ALICE);
+        mesh.approve(address(registry), first + second);
+
+        uint256[4] memory at;
+        uint256[4] memory active;
+        for (uint256 step; step < 4; ++step) {
+            vm.warp(block.timestamp + (seed >> (step * 8)) % 3); // 0, 1 or 2 s: same-second steps too
+            vm.prank(step == 2 ? address(market) : ALICE);
+            if (step == 0) registry.stake(ALICE, first);
+            else if (step == 1) registry.requestUnstake(unstake);
+            else if (step == 2) registry.slash(ALICE, slashBps, true);
+            else registry.stake(ALICE, second);
+            at[step] = block.timestamp;
+            (active[step],,) = registry.stakeOf(ALICE);
+        }
+        vm.warp(block.timestamp + 1);
+
+        for (uint256 step; step < 4; ++step) {
+            uint256 votes = registry.getPastStakeVotes(ALICE, at[step]);
+            // The stake at the end of that second is the last step's within it.
+            uint256 last = step;
+            while (last < 3 && at[last + 1] == at[step]) ++last;
+            assertTrue(votes <= active[last], "never more than the stake of its time");
+            bool recordedAfterSlash = last == 3 && at[3] > at[2];
+            assertEq(votes, recordedAfterSlash ? active[3] : 0, "exact once recorded after the slash, else 0");
+        }
+        assertEq(registry.stakeVotes(ALICE), at[3] > at[2] ? active[3] : 0, "votes now");
+    }
+
     function testFuzz_unstakeMoreThanActiveIsRejected(uint256 stakeAmount, uint256 unstake) public {
         stakeAmount = bound(stakeAmount, 1, 1e6 * MESH);
         unstake = bound(unstake, stakeAmount + 1, type(uint128).max);

@@ -80,6 +80,7 @@ export function buildMeshwork(m: Builder, paymentTokens: Token[], options: { all
   ]);
   const governor = m.contract("MeshGovernor", [
     mesh,
+    registry,
     timelock,
     m.getParameter("votingDelay", DAY),
     m.getParameter("votingPeriod", 7 * DAY),

@@ -136,10 +136,18 @@ export class Governance {
     return this.ctx.send("delegate", () => this.ctx.contracts.mesh.delegate(delegatee));
   }
 
-  /** The caller's (or `account`'s) current voting power. */
+  /**
+   * The caller's (or `account`'s) current voting power: the MESH delegated to it plus its own active
+   * stake in the provider registry (0 for a stake slashed since it last changed: staking or requesting
+   * an unstake of any amount counts it again). A vote counts both as they were when it opened.
+   */
   async votingPower(account?: string): Promise<bigint> {
     const who = account ?? (await this.ctx.account("votingPower"));
-    return this.ctx.call("getVotes", () => this.ctx.contracts.mesh.getVotes(who));
+    const [delegated, staked] = await Promise.all([
+      this.ctx.call("getVotes", () => this.ctx.contracts.mesh.getVotes(who)),
+      this.ctx.call("stakeVotes", () => this.ctx.contracts.registry.stakeVotes(who)),
+    ]);
+    return delegated + staked;
   }
 
   /**
@@ -163,7 +171,7 @@ export class Governance {
   }
 
   /**
-   * Proposes `actions`; needs the proposal threshold in delegated votes.
+   * Proposes `actions`; needs the proposal threshold in votes (delegated MESH and own stake).
    * @throws {MeshworkContractError} `GovernorInsufficientProposerVotes(proposer, votes, threshold)`,
    * `GovernorUnexpectedProposalState` (the same proposal exists).
    * @example

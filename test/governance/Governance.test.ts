@@ -440,6 +440,108 @@ describe("Meshwork governance", () => {
     });
   });
 
+  describe("stakers' votes", () => {
+    /** `signer` stakes `amount` of its MESH as a provider (the registry holds it, delegating to nobody). */
+    async function stake(dao: Dao, signer: HardhatEthersSigner, amount: bigint) {
+      await dao.mesh.connect(signer).approve(await dao.registry.getAddress(), amount);
+      await dao.registry.connect(signer).stake(signer.address, amount);
+    }
+
+    /** The market as a signer (impersonated), to slash as a fraud verdict would. */
+    async function marketSigner(dao: Dao) {
+      const address = await dao.market.getAddress();
+      await dao.networkHelpers.impersonateAccount(address);
+      await dao.networkHelpers.setBalance(address, 10n ** 18n);
+      return ethers.getSigner(address);
+    }
+
+    it("counts a staker's own active stake with its delegated MESH, as both were at the vote's snapshot", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      const { governor, registry, bob, dave } = dao;
+      await stake(dao, bob, SHARES.bob / 3n);
+      await stake(dao, dave, SHARES.dave / 2n); // dave never delegated: only his stake votes
+      const t = await time.latest();
+      await time.increase(1);
+      expect(await dao.mesh.getVotes(bob.address)).to.equal(SHARES.bob - SHARES.bob / 3n);
+      expect(await registry.getPastStakeVotes(bob.address, t)).to.equal(SHARES.bob / 3n);
+      expect(await governor.getVotes(bob.address, t)).to.equal(SHARES.bob);
+      expect(await governor.getVotes(dave.address, t)).to.equal(SHARES.dave / 2n);
+      expect(await registry.stakeVotes(dave.address)).to.equal(SHARES.dave / 2n);
+
+      const p = await propose(dao, dao.alice, [setParameter(dao, FEE_BPS, 100)], "Fee to 1%");
+      await time.increaseTo((await governor.proposalSnapshot(p.id)) + 1n);
+      await stake(dao, dave, SHARES.dave / 2n); // after the snapshot: not counted for this vote
+      await expect(governor.connect(bob).castVote(p.id, Vote.For)).to.emit(governor, "VoteCast").withArgs(bob.address, p.id, Vote.For, SHARES.bob, "");
+      await expect(governor.connect(dave).castVote(p.id, Vote.For)).to.emit(governor, "VoteCast").withArgs(dave.address, p.id, Vote.For, SHARES.dave / 2n, "");
+      await time.increaseTo((await governor.proposalDeadline(p.id)) + 1n);
+      // 3% + 3%: quorum (4% of the whole supply, staked MESH included) only with the stakes counted.
+      expect(await governor.quorum(await governor.proposalSnapshot(p.id))).to.equal(QUORUM);
+      expect(await governor.proposalVotes(p.id)).to.deep.equal([0n, SHARES.bob + SHARES.dave / 2n, 0n]);
+      expect(await governor.state(p.id)).to.equal(ProposalState.Succeeded);
+    });
+
+    it("stops counting stake from its unstake request on, and never changes the votes of a past time", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      const { governor, registry, bob } = dao;
+      await stake(dao, bob, SHARES.bob);
+      const staked = await time.latest();
+      await time.increase(10);
+      await registry.connect(bob).requestUnstake(SHARES.bob / 4n);
+      const requested = await time.latest();
+      await time.increase(1);
+      expect(await governor.getVotes(bob.address, staked)).to.equal(SHARES.bob);
+      expect(await governor.getVotes(bob.address, requested - 1)).to.equal(SHARES.bob);
+      expect(await governor.getVotes(bob.address, requested)).to.equal((SHARES.bob * 3n) / 4n); // unbonding MESH does not vote
+      expect(await governor.getVotes(bob.address, staked - 1)).to.equal(SHARES.bob); // before: delegated MESH
+      expect(await dao.mesh.getVotes(bob.address)).to.equal(0n);
+    });
+
+    it("takes a slashed stake's votes away until its next change counts it again, never more than it was", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      const { governor, registry, bob } = dao;
+      await stake(dao, bob, SHARES.bob / 2n);
+      const staked = await time.latest();
+      await time.increase(10);
+      const market = await marketSigner(dao);
+      await registry.connect(market).slash(bob.address, 1_000, true); // 10%, as a fraud verdict
+      const slashed = await time.latest();
+      expect((await registry.countersOf(bob.address)).lastSlashedAt).to.equal(BigInt(slashed));
+      await time.increase(10);
+      // The record of the whole stake made before the slash can no longer be trusted: no stake votes from it.
+      expect(await registry.getPastStakeVotes(bob.address, staked)).to.equal(0n);
+      expect(await registry.getPastStakeVotes(bob.address, slashed)).to.equal(0n);
+      expect(await registry.stakeVotes(bob.address)).to.equal(0n);
+      expect(await governor.getVotes(bob.address, slashed)).to.equal(SHARES.bob / 2n); // its delegated MESH only
+
+      await stake(dao, bob, 1n); // any change records the stake as it is now
+      const restaked = await time.latest();
+      await time.increase(1);
+      const left = ((SHARES.bob / 2n) * 9n) / 10n + 1n;
+      expect((await registry.stakeOf(bob.address)).active).to.equal(left);
+      expect(await registry.getPastStakeVotes(bob.address, restaked)).to.equal(left);
+      expect(await governor.getVotes(bob.address, restaked)).to.equal(SHARES.bob / 2n - 1n + left);
+      expect(await registry.getPastStakeVotes(bob.address, restaked - 1)).to.equal(0n); // the past stays as it was read
+    });
+
+    it("refuses to tell the stake votes of a time not yet past", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      const { registry, bob } = dao;
+      await stake(dao, bob, SHARES.bob);
+      const now = await time.latest();
+      await expect(registry.getPastStakeVotes(bob.address, now))
+        .to.be.revertedWithCustomError(registry, "ProviderRegistryFutureLookup")
+        .withArgs(now, now);
+      await expect(dao.governor.getVotes(bob.address, now + 100))
+        .to.be.revertedWithCustomError(dao.mesh, "ERC5805FutureLookup")
+        .withArgs(now + 100, now);
+    });
+
+    it("is wired to the deployed registry", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      expect(await dao.governor.stakeRegistry()).to.equal(await dao.registry.getAddress());
+    });
+  });
+
   describe("cancellation and the timelock", () => {
     it("lets the proposer cancel while the proposal is pending, and nobody else", async () => {
       const dao = await networkHelpers.loadFixture(daoWithVoters);

@@ -83,6 +83,8 @@ describe("SDK: providers", () => {
     await networkHelpers.time.increase(3 * 3600); // the chain runs hours ahead of this machine's clock
     await mw.providers.stake(5n * MESH);
     expect((await mw.providers.get(w.cheap.address)).stake.active).to.equal(1_005n * MESH);
+    // Its stake votes (its 5 MESH left in hand are not delegated).
+    expect(await mw.governance.votingPower()).to.equal(1_005n * MESH);
 
     const chainNow = BigInt(await networkHelpers.time.latest());
     const before = await w.ethers.provider.getBlockNumber();
