@@ -5,8 +5,9 @@
  * - Local chains (chain id 31337: the in-process network, `hardhat node` as `localhost`) get the devnet
  *   module (test stablecoin included) with windows of minutes.
  * - Any other network gets the live module with the live defaults; it needs PAYMENT_TOKEN (the USD
- *   stablecoin to allowlist) and optionally MESH_RECIPIENT (who receives the MESH supply), both checked
- *   before the first transaction. The network's RPC URL and deployer key come from Hardhat's keystore or
+ *   stablecoin to allowlist) and MESH_RECIPIENT (who receives the whole MESH supply, hence every vote:
+ *   a multisig, vesting or distribution contract; the deployer's own address only if named), both
+ *   checked before the first transaction. The network's RPC URL and deployer key come from Hardhat's keystore or
  *   environment variables (hardhat.config.ts).
  * - Re-running on the same network resumes or reuses Ignition's journal (ignition/deployments/<id>), so
  *   it deploys nothing twice; the address book is never replaced silently (see scripts/lib/addressBook.ts).
@@ -47,7 +48,8 @@ const live = local
   ? undefined
   : {
       paymentToken: addressFrom("PAYMENT_TOKEN", required("PAYMENT_TOKEN")),
-      meshRecipient: process.env.MESH_RECIPIENT ? addressFrom("MESH_RECIPIENT", process.env.MESH_RECIPIENT) : undefined,
+      // Required: whoever holds the supply holds every vote, so nobody gets it by default.
+      meshRecipient: addressFrom("MESH_RECIPIENT", required("MESH_RECIPIENT")),
     };
 if (live) {
   if ((await ethers.provider.getCode(live.paymentToken)) === "0x") {
@@ -61,7 +63,8 @@ if (live) {
   if (described === undefined) throw new Error(`PAYMENT_TOKEN ${live.paymentToken} does not answer symbol() and decimals(): not an ERC20`);
   const deployer = (await ethers.getSigners())[0].address;
   console.log(`Payment token: ${live.paymentToken} (${described})`);
-  console.log(`The whole MESH supply (every vote) goes to ${live.meshRecipient ?? `the deployer ${deployer} (set MESH_RECIPIENT to change it)`}`);
+  const who = live.meshRecipient === deployer ? `${live.meshRecipient} (the deployer)` : live.meshRecipient;
+  console.log(`The whole MESH supply (every vote) goes to ${who}`);
 }
 
 console.log(`Deploying Meshwork to ${networkName} (chain ${chainId}) as ${deploymentId}...`);
@@ -71,7 +74,7 @@ const deployed = !live
       parameters: {
         Meshwork: {
           paymentToken: live.paymentToken,
-          ...(live.meshRecipient ? { meshRecipient: live.meshRecipient } : {}),
+          meshRecipient: live.meshRecipient,
         },
       },
       deploymentId,

@@ -418,13 +418,15 @@ describe("deploy script against a live chain", function () {
     if (!journalExisted) rmSync(journalDir, { recursive: true, force: true });
   });
 
-  it("refuses a payment token that is not a token there before sending anything", async () => {
+  it("refuses a payment token that is not a token there, or no MESH recipient, before sending anything", async () => {
     const eoa = (await provider.getSigner(5)).address;
-    for (const [paymentToken, message] of [
-      ["0x1234", "PAYMENT_TOKEN=0x1234 is not a (non-zero) address"],
-      [eoa, `PAYMENT_TOKEN ${eoa} has no code`],
+    const recipient = (await provider.getSigner(7)).address;
+    for (const [paymentToken, meshRecipient, message] of [
+      ["0x1234", recipient, "PAYMENT_TOKEN=0x1234 is not a (non-zero) address"],
+      [eoa, recipient, `PAYMENT_TOKEN ${eoa} has no code`],
+      [eoa, "", "set MESH_RECIPIENT to deploy on localhost"], // every vote: never to the deployer by default
     ]) {
-      const refused = await deploy({ PAYMENT_TOKEN: paymentToken });
+      const refused = await deploy({ PAYMENT_TOKEN: paymentToken, MESH_RECIPIENT: meshRecipient });
       expect(refused.code, refused.output).to.not.equal(0);
       expect(refused.output).to.contain(message);
       expect(await provider.getBlockNumber(), "no transaction").to.equal(0);
