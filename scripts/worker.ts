@@ -16,13 +16,14 @@
 import "./lib/quietWarnings.js";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { text } from "node:stream/consumers";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { FetchRequest, JsonRpcProvider, Wallet, formatUnits, parseUnits } from "ethers";
 import pino from "pino";
 import { DirectoryBlobStore } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
 import { loadAddressBook, type AddressBook } from "../sdk/src/addressBook.js";
-import { MeshworkChainMismatchError, MeshworkError } from "../sdk/src/errors.js";
+import { MeshworkChainMismatchError, MeshworkConfigError, MeshworkError } from "../sdk/src/errors.js";
 import { Energy, type Profile } from "../sdk/src/providers.js";
 import { parseWorkerConfig, type WorkerConfig } from "../sdk/src/worker/config.js";
 import { detectHardware } from "../sdk/src/worker/hardware.js";
@@ -97,6 +98,39 @@ function firstLineOf(error: unknown): string {
   return String((error as Error)?.message ?? error).split("\n")[0].slice(0, 120);
 }
 
+/**
+ * The wallet of a private key given as 32 bytes of hex (`0x` optional; surrounding whitespace, a file's
+ * final newline, ignored). The error says where the key came from (`from`) and never quotes it: ethers'
+ * own error would print the whole value.
+ */
+function walletOfKey(key: string, from: string): Wallet {
+  const hex = key.trim();
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(hex)) throw new MeshworkError(`the private key ${from} is not 32 bytes of hex (64 hex digits, optionally 0x-prefixed)`);
+  try {
+    return new Wallet(hex.startsWith("0x") ? hex : `0x${hex}`);
+  } catch {
+    throw new MeshworkError(`the private key ${from} is not a valid secp256k1 private key`); // 0, or not under the curve's order
+  }
+}
+
+/** The key `init` imports: from `--key-file`, stdin (`--key -`) or `--key <hex>`; none: a new one is generated. */
+async function importedKey(opts: { key?: string; keyFile?: string }): Promise<Wallet | undefined> {
+  if (opts.keyFile !== undefined) {
+    let key: string;
+    try {
+      key = readFileSync(opts.keyFile, "utf8");
+    } catch (cause) {
+      throw new MeshworkConfigError(`cannot read the key file ${opts.keyFile}`, { cause, details: { path: opts.keyFile } });
+    }
+    return walletOfKey(key, `in ${opts.keyFile}`);
+  }
+  if (opts.key === "-") {
+    if (process.stdin.isTTY) throw new MeshworkError("--key - reads the key from a pipe, not a terminal: `init --key - < key.txt`, or use --key-file <path>");
+    return walletOfKey(await text(process.stdin), "read from stdin");
+  }
+  return opts.key === undefined ? undefined : walletOfKey(opts.key, "given with --key");
+}
+
 function amount(value: string): string {
   if (!/^\d+(\.\d+)?$/.test(value)) throw new InvalidArgumentError("expected a positive decimal amount, e.g. 12.5");
   if (!/[1-9]/.test(value)) throw new InvalidArgumentError(`the amount must be more than 0 (got ${value})`);
@@ -117,11 +151,12 @@ const program = new Command()
 
 program
   .command("init")
-  .description("create an encrypted keystore (new key, or --key), detect the hardware and write the config")
+  .description("create an encrypted keystore (new key, or --key-file), detect the hardware and write the config")
   .option("--rpc <url>", "JSON-RPC endpoint (default: the local devnet's, or http://127.0.0.1:8545)")
   .option("--network <name>", "address book in deployments/", "localhost")
   .option("--data <dir>", "data directory (database, blobs)")
-  .option("--key <hex>", "import this private key instead of generating one")
+  .option("--key <hex>", "import this private key instead of generating one; `-` reads it from stdin (a key given here shows in `ps` and the shell's history: prefer --key-file or -)")
+  .addOption(new Option("--key-file <path>", "import the private key (hex) held in this file instead of generating one").conflicts("key"))
   .option("--blob-port <port>", "port of the local blob store", "8788")
   .option("--metrics-port <port>", "port of the Prometheus endpoint (0 = off)", "9464")
   .option("--blob-source <url...>", "blob stores to fetch consumers' inputs from (default on localhost: the devnet's)")
@@ -132,7 +167,7 @@ program
     const configPath = resolve(program.opts().config);
     if (existsSync(configPath) && !opts.force) throw new MeshworkError(`${configPath} exists; pass --force to replace it`);
     const dataDir = resolve(opts.data ?? dirname(configPath));
-    const wallet = opts.key ? new Wallet(opts.key) : Wallet.createRandom();
+    const wallet = (await importedKey(opts)) ?? Wallet.createRandom();
     const keystore = join(dataDir, "keystore.json");
     const hardware = await detectHardware();
     // On localhost, the network `npm start -- --keep` leaves up: its RPC, blob store and address book.

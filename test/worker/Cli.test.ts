@@ -496,3 +496,68 @@ describe("worker CLI and daemon as processes", function () {
     expect(readFileSync(join(dir, "keystore.json"), "utf8")).to.not.equal(before);
   });
 });
+
+/**
+ * `init` needs no chain: an address book (made up: `init` only reads its chain id) and an RPC that does
+ * not answer (only a warning). What it does with the secrets it is given, and what it writes.
+ */
+describe("worker init, offline: the key and what it writes", function () {
+  this.timeout(300_000);
+
+  let dir = "";
+  let rpcUrl = "";
+  const key = devKey(15);
+  const address = new Wallet(key).address;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "meshwork-init-"));
+    const made = () => Wallet.createRandom().address;
+    const contracts = { mesh: made(), registry: made(), market: made(), auditModule: made(), timelock: made(), governor: made(), commons: made(), paymentTokens: { tUSD: made() } };
+    writeFileSync(join(dir, "localhost.json"), JSON.stringify({ network: "localhost", chainId: 31337, deploymentBlock: 0, contracts }));
+    rpcUrl = `http://127.0.0.1:${await freePort()}`;
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** `worker init` on a config in a fresh directory under `dir`, with `input` on its stdin. */
+  function init(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; config?: string } = {}): Promise<{ code: number | null; output: string; config: string }> {
+    const config = options.config ?? join(mkdtempSync(join(dir, "operator-")), "worker.json");
+    return new Promise((done, reject) => {
+      const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/worker.ts", "--config", config, "init", "--rpc", rpcUrl, "--deployments", dir, ...args], {
+        cwd: ROOT,
+        env: { ...CHILD_ENV, ...(options.env ?? ENV) },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let output = "";
+      child.stdout!.on("data", (d) => (output += d));
+      child.stderr!.on("data", (d) => (output += d));
+      child.once("error", reject);
+      child.once("close", (code) => done({ code, output, config }));
+      child.stdin!.end(options.input ?? "");
+    });
+  }
+
+  it("imports a key from a file or stdin, and never prints a bad one", async () => {
+    const keyFile = join(dir, "key.txt");
+    writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+    const fromFile = await init(["--key-file", keyFile]);
+    expect(fromFile.code, fromFile.output).to.equal(0);
+    expect(fromFile.output).to.contain(`address   ${address}`);
+    const fromStdin = await init(["--key", "-"], { input: `${key.slice(2)}\n` });
+    expect(fromStdin.code, fromStdin.output).to.equal(0);
+    expect(fromStdin.output).to.contain(`address   ${address}`);
+
+    // A malformed key (ethers would quote it whole) or one that is no secp256k1 key: one line that names where it came from.
+    const bad = key.slice(0, -2) + "zz";
+    const badArg = await init(["--key", bad]);
+    expect([badArg.code, badArg.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: the private key given with --key is not 32 bytes of hex (64 hex digits, optionally 0x-prefixed)"]);
+    expect(badArg.output).to.not.contain(bad.slice(2, 40));
+    writeFileSync(keyFile, "0x" + "ff".repeat(32));
+    const badFile = await init(["--key-file", keyFile]);
+    expect([badFile.code, badFile.output.trim().split("\n").at(-1)]).to.deep.equal([1, `error: the private key in ${keyFile} is not a valid secp256k1 private key`]);
+    expect(badFile.output).to.not.contain("ff".repeat(16));
+    const both = await init(["--key", key, "--key-file", keyFile]);
+    expect(both.code).to.not.equal(0);
+    expect(both.output).to.match(/option '--key-file <path>' cannot be used with option '--key <hex>'/);
+  });
+});
