@@ -10,8 +10,9 @@
  *   withdraw   withdraw earnings from the market
  *   unstake    start unbonding stake, or withdraw released stake
  *
- * The keystore password comes from MESHWORK_PASSWORD. Every error is printed as one line; the exit code
- * is non-zero.
+ * The keystore password comes from the first line of the file MESHWORK_PASSWORD_FILE names, or from
+ * MESHWORK_PASSWORD; both are removed from the environment at start. Every error is printed as one
+ * line; the exit code is non-zero.
  */
 import "./lib/quietWarnings.js";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -37,10 +38,33 @@ import { devnetNetwork } from "./lib/localnet.js";
 
 const DEFAULT_CONFIG = join(".meshwork", "worker", "worker.json");
 
+/**
+ * Where the keystore password comes from, taken out of the environment as the CLI starts so that no
+ * process it starts (nvidia-smi, the runtimes' threads) inherits it.
+ */
+const passwordFrom = { value: process.env.MESHWORK_PASSWORD || undefined, file: process.env.MESHWORK_PASSWORD_FILE || undefined };
+delete process.env.MESHWORK_PASSWORD;
+delete process.env.MESHWORK_PASSWORD_FILE;
+let passwordRead: string | undefined;
+
+/** The keystore password: the first line of the file MESHWORK_PASSWORD_FILE names, or MESHWORK_PASSWORD. */
 function password(): string {
-  const value = process.env.MESHWORK_PASSWORD;
-  if (!value) throw new MeshworkError("set MESHWORK_PASSWORD to the keystore password");
-  return value;
+  if (passwordRead !== undefined) return passwordRead;
+  const { value, file } = passwordFrom;
+  if (value !== undefined && file !== undefined) throw new MeshworkConfigError("set MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD, not both");
+  if (file !== undefined) {
+    let content: string;
+    try {
+      content = readFileSync(file, "utf8");
+    } catch (cause) {
+      throw new MeshworkConfigError(`cannot read MESHWORK_PASSWORD_FILE ${file}`, { cause, details: { path: file } });
+    }
+    const line = content.split("\n")[0].replace(/\r$/, "");
+    if (!line) throw new MeshworkConfigError(`the first line of MESHWORK_PASSWORD_FILE ${file} is empty: it is the keystore password`);
+    return (passwordRead = line);
+  }
+  if (value === undefined) throw new MeshworkConfigError("set MESHWORK_PASSWORD_FILE to a file whose first line is the keystore password (or MESHWORK_PASSWORD to the password)");
+  return (passwordRead = value);
 }
 
 const providers: JsonRpcProvider[] = [];
@@ -210,7 +234,7 @@ program
     mkdirSync(dirname(configPath), { recursive: true });
     writeFileSync(configPath, JSON.stringify({ ...config, hardware }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
     console.log(`address   ${wallet.address}`);
-    console.log(`keystore  ${keystore} (encrypted with MESHWORK_PASSWORD; back it up: it holds your stake and earnings)`);
+    console.log(`keystore  ${keystore} (encrypted with the keystore password; back it up: it holds your stake and earnings)`);
     if (kept) console.log(`kept      the previous keystore as ${kept} (its address still holds whatever it staked and earned)`);
     console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
     const reached = chain.id === undefined ? `${chain.problem}: check --rpc before \`register\`` : `chain id ${chain.id}`;

@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { expect } from "chai";
 import { JsonRpcProvider, Network, Wallet } from "ethers";
 import { startBlobServer, HttpBlobStore, type BlobServer } from "../../sdk/src/blob.js";
@@ -501,7 +501,7 @@ describe("worker CLI and daemon as processes", function () {
  * `init` needs no chain: an address book (made up: `init` only reads its chain id) and an RPC that does
  * not answer (only a warning). What it does with the secrets it is given, and what it writes.
  */
-describe("worker init, offline: the key and what it writes", function () {
+describe("worker init, offline: the key, the password and what it writes", function () {
   this.timeout(300_000);
 
   let dir = "";
@@ -559,5 +559,29 @@ describe("worker init, offline: the key and what it writes", function () {
     const both = await init(["--key", key, "--key-file", keyFile]);
     expect(both.code).to.not.equal(0);
     expect(both.output).to.match(/option '--key-file <path>' cannot be used with option '--key <hex>'/);
+  });
+
+  it("takes the password from MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD, and no process it starts inherits either", async () => {
+    // An nvidia-smi that writes down the environment it was given (and finds no GPU).
+    const bin = mkdtempSync(join(dir, "bin-"));
+    const seen = join(bin, "env.txt");
+    writeFileSync(join(bin, "nvidia-smi"), `#!/bin/sh\nenv > '${seen}'\nexit 1\n`, { mode: 0o755 });
+    const path = `${bin}:${CHILD_ENV.PATH}`;
+    const passwordFile = join(dir, "password.txt");
+    writeFileSync(passwordFile, "a passphrase from a file\nnot this line\n", { mode: 0o600 });
+
+    const fromFile = await init(["--key", key], { env: { PATH: path, MESHWORK_PASSWORD_FILE: passwordFile } });
+    expect(fromFile.code, fromFile.output).to.equal(0);
+    expect(readFileSync(seen, "utf8")).to.not.match(/MESHWORK_PASSWORD/);
+    const keystore = readFileSync(join(dirname(fromFile.config), "keystore.json"), "utf8");
+    expect((await Wallet.fromEncryptedJson(keystore, "a passphrase from a file")).address).to.equal(address);
+
+    rmSync(seen);
+    const fromEnv = await init(["--key", key], { env: { PATH: path, MESHWORK_PASSWORD: PASSWORD } });
+    expect(fromEnv.code, fromEnv.output).to.equal(0);
+    expect(readFileSync(seen, "utf8")).to.not.contain(PASSWORD);
+
+    const both = await init([], { env: { MESHWORK_PASSWORD: PASSWORD, MESHWORK_PASSWORD_FILE: passwordFile } });
+    expect([both.code, both.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: set MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD, not both"]);
   });
 });

@@ -17,7 +17,7 @@ export const WorkerConfigSchema = z.strictObject({
   network: z.string().min(1).default("localhost"),
   /** … or its directory. */
   deploymentsDir: z.string().optional(),
-  /** The encrypted keystore (ethers JSON wallet); its password comes from MESHWORK_PASSWORD. */
+  /** The encrypted keystore (ethers JSON wallet); its password comes from MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD (the CLI). */
   keystore: z.string().min(1),
   /** Where the worker keeps its database and blobs. */
   dataDir: z.string().min(1),

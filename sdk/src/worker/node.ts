@@ -39,7 +39,7 @@ export async function openKeystore(path: string, password: string): Promise<Wall
     const wallet = await Wallet.fromEncryptedJson(json, password);
     return new Wallet(wallet.privateKey);
   } catch (cause) {
-    throw new MeshworkConfigError("cannot decrypt the keystore: wrong password (MESHWORK_PASSWORD)?", { cause });
+    throw new MeshworkConfigError("cannot decrypt the keystore: wrong password (MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD)?", { cause });
   }
 }
 
