@@ -15,7 +15,7 @@
  * line; the exit code is non-zero.
  */
 import "./lib/quietWarnings.js";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -32,7 +32,7 @@ import { detectRuntimes } from "../sdk/src/worker/runtimes/index.js";
 import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/worker/node.js";
 import { WorkerState } from "../sdk/src/worker/state.js";
 import type { CheatMode } from "../sdk/src/worker/worker.js";
-import { runCli } from "./lib/cli.js";
+import { redactUrl, runCli } from "./lib/cli.js";
 import { describeProfile, rejectionReasons } from "./lib/profile.js";
 import { devnetNetwork } from "./lib/localnet.js";
 
@@ -222,7 +222,9 @@ program
       throw new MeshworkChainMismatchError(BigInt(book.chainId), chain.id, { details: { network: book.network } });
     }
     const encrypted = await wallet.encrypt(password());
-    mkdirSync(dataDir, { recursive: true });
+    // The directories init creates only its user may enter (one that is there keeps its mode), and the
+    // config, whose rpcUrl often holds an API key, only its user may read, as the keystore.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // Only now, with everything checked: the key that holds a stake and earnings is never lost to a
     // re-init, it is kept beside.
     let kept: string | undefined;
@@ -231,14 +233,15 @@ program
       renameSync(keystore, kept);
     }
     writeFileSync(keystore, encrypted, { mode: 0o600 });
-    mkdirSync(dirname(configPath), { recursive: true });
-    writeFileSync(configPath, JSON.stringify({ ...config, hardware }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
+    mkdirSync(dirname(configPath), { recursive: true, mode: 0o700 });
+    writeFileSync(configPath, JSON.stringify({ ...config, hardware }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n", { mode: 0o600 });
+    chmodSync(configPath, 0o600); // one replaced with --force too
     console.log(`address   ${wallet.address}`);
     console.log(`keystore  ${keystore} (encrypted with the keystore password; back it up: it holds your stake and earnings)`);
     if (kept) console.log(`kept      the previous keystore as ${kept} (its address still holds whatever it staked and earned)`);
     console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
     const reached = chain.id === undefined ? `${chain.problem}: check --rpc before \`register\`` : `chain id ${chain.id}`;
-    console.log(`chain     ${config.rpcUrl} (${config.network}, ${reached}); blobs from ${config.blobSources.join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
+    console.log(`chain     ${redactUrl(config.rpcUrl)} (${config.network}, ${reached}); blobs from ${config.blobSources.map(redactUrl).join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
     console.log(`config    ${configPath}`);
     const fund = config.network === "localhost" ? ` (on the local devnet: \`npm run meshwork -- fund ${wallet.address}\`)` : "";
     console.log(`next: fund this address with gas, MESH to stake and the payment token for collateral${fund}, then \`register\`, \`stake\`, \`prices\`, \`start\``);

@@ -9,6 +9,22 @@ export function errorLine(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * A URL to print: its scheme, host and port; anything else — user and password, path, query,
+ * fragment, where RPC providers put API keys — as "/…". `http://127.0.0.1:8545` stays as it is,
+ * `https://user:secret@rpc.example/v2/KEY?x=1` prints as `https://rpc.example/…`.
+ */
+export function redactUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return "(not a URL)";
+  }
+  const hidden = parsed.username || parsed.password || parsed.pathname.replace(/^\/$/, "") || parsed.search || parsed.hash;
+  return `${parsed.protocol}//${parsed.host}${hidden ? "/…" : ""}`;
+}
+
 /** Parses argv and runs the command; an error prints `error: <line>` and sets a non-zero exit code. */
 export async function runCli(program: Command, cleanup: () => void): Promise<void> {
   try {

@@ -8,7 +8,7 @@
  * bad input gives one clear line and a non-zero exit.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { expect } from "chai";
@@ -520,10 +520,10 @@ describe("worker init, offline: the key, the password and what it writes", funct
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   /** `worker init` on a config in a fresh directory under `dir`, with `input` on its stdin. */
-  function init(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; config?: string } = {}): Promise<{ code: number | null; output: string; config: string }> {
+  function init(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; config?: string; rpc?: string } = {}): Promise<{ code: number | null; output: string; config: string }> {
     const config = options.config ?? join(mkdtempSync(join(dir, "operator-")), "worker.json");
     return new Promise((done, reject) => {
-      const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/worker.ts", "--config", config, "init", "--rpc", rpcUrl, "--deployments", dir, ...args], {
+      const child = spawn(join(ROOT, "node_modules", ".bin", "tsx"), ["scripts/worker.ts", "--config", config, "init", "--rpc", options.rpc ?? rpcUrl, "--deployments", dir, ...args], {
         cwd: ROOT,
         env: { ...CHILD_ENV, ...(options.env ?? ENV) },
         stdio: ["pipe", "pipe", "pipe"],
@@ -583,5 +583,33 @@ describe("worker init, offline: the key, the password and what it writes", funct
 
     const both = await init([], { env: { MESHWORK_PASSWORD: PASSWORD, MESHWORK_PASSWORD_FILE: passwordFile } });
     expect([both.code, both.output.trim().split("\n").at(-1)]).to.deep.equal([1, "error: set MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD, not both"]);
+  });
+
+  it("creates its directories and the config for its user only, and prints the RPC without its credentials", async () => {
+    const base = mkdtempSync(join(dir, "modes-"));
+    const existing = join(base, "chosen");
+    mkdirSync(existing);
+    chmodSync(existing, 0o755); // one the operator made: left as it is
+    const config = join(base, "etc", "meshwork", "worker.json");
+    const data = join(existing, "node", "data");
+    const port = new URL(rpcUrl).port;
+    const made = await init(["--key", key, "--data", data, "--blob-source", "https://blobs.example/TOKEN123/"], {
+      config,
+      rpc: `http://operator:s3cret@127.0.0.1:${port}/v2/APIKEY123?token=xyz`,
+    });
+    expect(made.code, made.output).to.equal(0);
+    const mode = (path: string) => statSync(path).mode & 0o777;
+    expect([join(base, "etc"), dirname(config), join(existing, "node"), data].map(mode)).to.deep.equal([0o700, 0o700, 0o700, 0o700]);
+    expect(mode(existing)).to.equal(0o755);
+    expect([config, join(data, "keystore.json")].map(mode)).to.deep.equal([0o600, 0o600]);
+    expect(made.output).to.contain(`chain     http://127.0.0.1:${port}/… (localhost, could not be reached`);
+    expect(made.output).to.contain("blobs from https://blobs.example/…");
+    for (const secret of ["operator", "s3cret", "APIKEY123", "xyz", "TOKEN123"]) expect(made.output).to.not.contain(secret);
+    expect(JSON.parse(readFileSync(config, "utf8")).rpcUrl).to.equal(`http://operator:s3cret@127.0.0.1:${port}/v2/APIKEY123?token=xyz`); // kept whole in the config
+    // Re-init: a config replaced with --force is made its user's only too.
+    chmodSync(config, 0o644);
+    const again = await init(["--key", key, "--data", data, "--force"], { config });
+    expect(again.code, again.output).to.equal(0);
+    expect(mode(config)).to.equal(0o600);
   });
 });
