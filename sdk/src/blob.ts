@@ -23,12 +23,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, type FileHandle } from "node:fs/promises";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { concatBytes } from "./encoding.js";
-import { MeshworkBlobError } from "./errors.js";
+import { MeshworkBlobError, MeshworkConfigError } from "./errors.js";
 
 /** `0x` + 64 hex digits, or 64 hex digits. Either case. */
 const DIGEST_RE = /^(?:0x)?([0-9a-fA-F]{64})$/;
@@ -651,6 +651,7 @@ export class DirectoryBlobStore implements BlobStore {
 /**
  * Starts the embedded blob server (see the module comment for the protocol). It recomputes the digest of
  * every upload and stores nothing that does not match; reads are served as stored (clients verify).
+ * @throws {MeshworkConfigError} when it cannot listen on `host`:`port` (the port in use, say).
  *
  * @example
  * ```ts
@@ -684,13 +685,7 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await listen(server, port, host, "the blob server");
   const address = server.address() as AddressInfo;
   const shown = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
   const url = `http://${shown.includes(":") ? `[${shown}]` : shown}:${address.port}`;
@@ -704,6 +699,27 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Starts `server` listening on `host`:`port`; `what` names it in the error. A port another program
+ * holds (EADDRINUSE) or one this user may not take (EACCES) rejects with a {@link MeshworkConfigError}
+ * naming the address (`details`: `host`, `port`, `code`) rather than an unhandled 'error' event.
+ * @internal
+ */
+export async function listen(server: Server, port: number, host: string, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === "EADDRINUSE" ? "the port is in use (by another program, or another node on this machine)" : error.code === "EACCES" ? "not allowed to listen there" : error.message;
+      reject(new MeshworkConfigError(`${what} cannot listen on ${host}:${port}: ${why}`, { cause: error, details: { host, port, code: error.code } }));
+    };
+    server.once("error", failed);
+    server.listen(port, host, () => {
+      server.off("error", failed);
+      resolve();
+    });
+  });
 }
 
 /** Whether `host` (a host name, an IPv4 or IPv6 address, bracketed or not) is this machine's loopback. */

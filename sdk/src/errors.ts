@@ -107,7 +107,10 @@ export class MeshworkChainMismatchError extends MeshworkError {
   }
 }
 
-/** No address book for that network, or one that is incomplete. */
+/**
+ * A setting that cannot be used: no address book for that network, or one that is incomplete; a config
+ * or keystore that cannot be read; a port a server cannot listen on.
+ */
 export class MeshworkConfigError extends MeshworkError {
   override name = "MeshworkConfigError";
 }

@@ -23,7 +23,7 @@ import {
   type BlobServer,
   type BlobStore,
 } from "../../sdk/src/blob.js";
-import { MeshworkBlobError, MeshworkError, MeshworkVerificationError } from "../../sdk/src/errors.js";
+import { MeshworkBlobError, MeshworkConfigError, MeshworkError, MeshworkVerificationError } from "../../sdk/src/errors.js";
 import { fetchResult, publishResult } from "../../sdk/src/results.js";
 import { WorkerMetrics } from "../../sdk/src/worker/metrics.js";
 import { CachingBlobStore } from "../../sdk/src/worker/node.js";
@@ -602,6 +602,22 @@ describe("blob store", () => {
         expect(res.body).to.include("meshwork_jobs_claimed_total");
       } finally {
         await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+
+  describe("a port in use", () => {
+    it("the blob server and the worker's metrics reject with a typed error naming the address", async () => {
+      const holder = await startBlobServer();
+      try {
+        for (const start of [() => startBlobServer({ port: holder.port }), () => new WorkerMetrics().serve(holder.port)]) {
+          const error = await rejection(start());
+          expect(error).to.be.instanceOf(MeshworkConfigError);
+          expect(error.shortMessage).to.match(new RegExp(`^the (blob|metrics) server cannot listen on 127\\.0\\.0\\.1:${holder.port}: the port is in use`));
+          expect(error.details).to.include({ host: "127.0.0.1", port: holder.port, code: "EADDRINUSE" });
+        }
+      } finally {
+        await holder.close();
       }
     });
   });

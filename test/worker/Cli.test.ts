@@ -612,4 +612,22 @@ describe("worker init, offline: the key, the password and what it writes", funct
     expect(again.code, again.output).to.equal(0);
     expect(mode(config)).to.equal(0o600);
   });
+
+  it("start with a port in use says which and the config key that sets it, and exits", async () => {
+    const taken = await startBlobServer();
+    try {
+      const ports = async (taking: string) => ({ blobPort: taking === "blobPort" ? taken.port : await freePort(), metricsPort: taking === "metricsPort" ? taken.port : await freePort() });
+      for (const [setting, server, fix] of [["metricsPort", "metrics", "to a free port, or 0 to serve no metrics"], ["blobPort", "blob", "to a free port"]]) {
+        const { blobPort, metricsPort } = await ports(setting);
+        const { config } = await init(["--key", key, "--blob-port", String(blobPort), "--metrics-port", String(metricsPort)]);
+        const start = await runScript("tsx", ["scripts/worker.ts", "--config", config, "start"], ENV, 60_000); // and exits: nothing it opened is left listening
+        expect([start.code, start.output.trim().split("\n").at(-1)]).to.deep.equal([
+          1,
+          `error: the ${server} server cannot listen on 127.0.0.1:${taken.port}: the port is in use (by another program, or another node on this machine): set ${setting} in the worker config ${fix}`,
+        ]);
+      }
+    } finally {
+      await taken.close();
+    }
+  });
 });

@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { foreignRequest, isLoopbackHost } from "../blob.js";
+import { foreignRequest, isLoopbackHost, listen } from "../blob.js";
 
 export class WorkerMetrics {
   readonly registry = new Registry();
@@ -76,6 +76,7 @@ export class WorkerMetrics {
    * Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port). On a loopback `host`, a request from a
    * web page of another site or naming another host (DNS rebinding) gets 403, as the blob server's
    * (see `foreignRequest` in blob.ts).
+   * @throws {MeshworkConfigError} when it cannot listen there (the port in use: `details.code` EADDRINUSE).
    */
   async serve(port: number, host = "127.0.0.1"): Promise<{ url: string; server: Server }> {
     const loopback = isLoopbackHost(host);
@@ -91,7 +92,7 @@ export class WorkerMetrics {
       res.writeHead(200, { "content-type": this.registry.contentType });
       res.end(await this.registry.metrics());
     });
-    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    await listen(server, port, host, "the metrics server");
     const { port: bound } = server.address() as AddressInfo;
     return { url: `http://${host}:${bound}/metrics`, server };
   }

@@ -115,47 +115,71 @@ export async function startProviderNode(
 ): Promise<ProviderNode> {
   const logger = options.logger ?? pino({ name: "meshwork-worker" });
   const provider = new JsonRpcProvider(config.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1, pollingInterval: config.pollMs });
-  const wallet = (await openKeystore(config.keystore, password)).connect(provider);
-  const blobDir = join(config.dataDir, "blobs");
-  const blobServer = await startBlobServer({ port: config.blobPort, dir: blobDir, maxBytes: config.maxBlobBytes });
-  // The node writes and reads its own blobs in the directory its server serves: no HTTP round trip,
-  // and what it hashed already is not hashed again.
-  const local = new DirectoryBlobStore(blobDir);
-  const store = new CachingBlobStore(
-    local,
-    config.blobSources.map((url) => new HttpBlobStore(url)),
-  );
-  const sending = {
-    timeoutMs: config.txTimeoutSec * 1000,
-    onReprice: (action: string, stuck: { hash: string; nonce: number }, again: { hash: string }) =>
-      logger.warn({ action, nonce: stuck.nonce, stuck: stuck.hash, again: again.hash }, `${action} not mined in ${config.txTimeoutSec} s: sent again with higher fees`),
-  };
-  const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store, sending });
-  const runtimeThreads = runtimeThreadsOf(config);
-  setRuntimeThreads(runtimeThreads);
-  const probed = await probeRuntimes(config.runtimes, { onnx: config.onnx });
-  for (const { runtime, capabilities } of probed) logger.info({ runtime: runtime.name, ...capabilities }, "runtime");
-  const runtimes = probed.filter((p) => p.capabilities.available).map((p) => p.runtime);
-  const metrics = new WorkerMetrics({ defaultMetrics: true });
-  const served = config.metricsPort ? await metrics.serve(config.metricsPort) : undefined;
-  const state = new WorkerState(join(config.dataDir, "worker.db"));
-  const blobRetention = { store: local, keepSec: config.keepBlobsSec };
-  const worker = new Worker({ mw, store, state, runtimes, config, logger, metrics, cheat: options.cheat, blobRetention });
-  await worker.start();
-  logger.info({ blobs: blobServer.url, metrics: served?.url, chainId: String(mw.chainId), runtimeThreads }, "provider node up");
-  return {
-    worker,
-    mw,
-    wallet,
-    blobServer,
-    metricsUrl: served?.url,
-    logger,
-    async stop() {
-      await worker.stop();
-      await blobServer.close();
-      await new Promise((resolve) => served?.server.close(resolve) ?? resolve(undefined));
-      state.close();
-      provider.destroy();
-    },
-  };
+  // What is open is closed again, last first, when a later step fails: a node that cannot start
+  // throws and leaves nothing listening or polling behind.
+  const opened: (() => unknown)[] = [() => provider.destroy()];
+  try {
+    const wallet = (await openKeystore(config.keystore, password)).connect(provider);
+    const blobDir = join(config.dataDir, "blobs");
+    const blobServer = await startBlobServer({ port: config.blobPort, dir: blobDir, maxBytes: config.maxBlobBytes }).catch((error) => {
+      throw withSetting(error, "blobPort", "to a free port");
+    });
+    opened.push(() => blobServer.close());
+    // Both ports are taken before anything slower: one in use fails the start at once.
+    const metrics = new WorkerMetrics({ defaultMetrics: true });
+    const served = config.metricsPort
+      ? await metrics.serve(config.metricsPort).catch((error) => {
+          throw withSetting(error, "metricsPort", "to a free port, or 0 to serve no metrics");
+        })
+      : undefined;
+    if (served) opened.push(() => new Promise((resolve) => served.server.close(resolve)));
+    // The node writes and reads its own blobs in the directory its server serves: no HTTP round trip,
+    // and what it hashed already is not hashed again.
+    const local = new DirectoryBlobStore(blobDir);
+    const store = new CachingBlobStore(
+      local,
+      config.blobSources.map((url) => new HttpBlobStore(url)),
+    );
+    const sending = {
+      timeoutMs: config.txTimeoutSec * 1000,
+      onReprice: (action: string, stuck: { hash: string; nonce: number }, again: { hash: string }) =>
+        logger.warn({ action, nonce: stuck.nonce, stuck: stuck.hash, again: again.hash }, `${action} not mined in ${config.txTimeoutSec} s: sent again with higher fees`),
+    };
+    const mw = await Meshwork.connect({ runner: wallet, network: config.network, deploymentsDir: config.deploymentsDir, blobStore: store, sending });
+    const runtimeThreads = runtimeThreadsOf(config);
+    setRuntimeThreads(runtimeThreads);
+    const probed = await probeRuntimes(config.runtimes, { onnx: config.onnx });
+    for (const { runtime, capabilities } of probed) logger.info({ runtime: runtime.name, ...capabilities }, "runtime");
+    const runtimes = probed.filter((p) => p.capabilities.available).map((p) => p.runtime);
+    const state = new WorkerState(join(config.dataDir, "worker.db"));
+    opened.push(() => state.close());
+    const blobRetention = { store: local, keepSec: config.keepBlobsSec };
+    const worker = new Worker({ mw, store, state, runtimes, config, logger, metrics, cheat: options.cheat, blobRetention });
+    await worker.start();
+    logger.info({ blobs: blobServer.url, metrics: served?.url, chainId: String(mw.chainId), runtimeThreads }, "provider node up");
+    return {
+      worker,
+      mw,
+      wallet,
+      blobServer,
+      metricsUrl: served?.url,
+      logger,
+      async stop() {
+        await worker.stop();
+        await blobServer.close();
+        await new Promise((resolve) => served?.server.close(resolve) ?? resolve(undefined));
+        state.close();
+        provider.destroy();
+      },
+    };
+  } catch (error) {
+    for (const close of opened.reverse()) await Promise.resolve().then(close).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A server's error for a port it cannot listen on (blob.ts's `listen`), with the config key that sets the port. */
+function withSetting(error: unknown, key: string, fix: string): unknown {
+  if (!(error instanceof MeshworkConfigError) || error.details.port === undefined) return error;
+  return new MeshworkConfigError(`${error.shortMessage}: set ${key} in the worker config ${fix}`, { cause: error, details: { ...error.details, setting: key } });
 }
