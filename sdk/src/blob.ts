@@ -15,7 +15,8 @@
  * **HTTP protocol.** `PUT {base}/blobs/{digest}` with the raw bytes as body (201 created, 200 when it
  * was already there; 400 when the body does not hash to `{digest}` or the digest is malformed; 413 when
  * it is larger than the server allows), `GET {base}/blobs/{digest}` (200 with the bytes, 404) and
- * `HEAD {base}/blobs/{digest}` (200, 404). `{digest}` may be in either form. Clients never trust a
+ * `HEAD {base}/blobs/{digest}` (200, 404); a failure of the server's own (a file it cannot write) is a
+ * 500 whose body says only `internal error`. `{digest}` may be in either form. Clients never trust a
  * server: {@link HttpBlobStore.get} re-hashes what it receives. A server on a loopback address answers
  * 403 to a request from a web page of another site, or one naming a host other than a loopback one
  * (see {@link foreignRequest}).
@@ -679,8 +680,10 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
       req.resume();
       return reply(res, 403, { error: refused });
     }
-    handle(backend, maxBytes, req, res).catch((error) => {
-      if (!res.headersSent) reply(res, 500, { error: `internal error: ${(error as Error)?.message ?? error}` });
+    // A failure of the server's own (a file it cannot write) is not the client's business: its message
+    // names files and directories of this machine.
+    handle(backend, maxBytes, req, res).catch(() => {
+      if (!res.headersSent) reply(res, 500, { error: "internal error" });
       else res.destroy();
     });
   });

@@ -450,6 +450,21 @@ describe("blob store", () => {
       }
     });
 
+    it("answers a failure of its own (its directory gone) with a 500 that names no file", async () => {
+      const where = join(dir, "vanishing");
+      const server = await startBlobServer({ dir: where });
+      try {
+        await rm(where, { recursive: true });
+        const res = await fetch(`${server.url}/blobs/${ABC}`, { method: "PUT", body: utf8("abc") });
+        expect(res.status).to.equal(500);
+        expect(await res.json()).to.deep.equal({ error: "internal error" });
+        const error = await rejection(new HttpBlobStore(server.url).put(utf8("abc")));
+        expect([error.shortMessage, error.details.status]).to.deep.equal(["blob PUT failed with HTTP 500: internal error", 500]);
+      } finally {
+        await server.close();
+      }
+    });
+
     it("serves concurrent uploads of the same blob", async () => {
       const server = await startBlobServer({ dir: join(dir, "concurrent") });
       try {
