@@ -149,6 +149,7 @@ export interface HttpBlobStoreOptions {
  * A client of a blob server (see the module comment for the protocol): {@link startBlobServer}'s, or any
  * gateway speaking the same three requests. Every failure is a {@link MeshworkBlobError} with `details`
  * `{ digest, status, url }` (status absent when no response came) and the underlying error as `cause`.
+ * Redirects are not followed: a 3xx answer is a failure (`details.reason` "redirect", `location`).
  */
 export class HttpBlobStore implements BlobStore {
   readonly baseUrl: string;
@@ -218,7 +219,17 @@ export class HttpBlobStore implements BlobStore {
         body: body as BodyInit | undefined,
         headers: body ? { "content-type": "application/octet-stream" } : undefined,
         signal: controller.signal,
+        // Not followed: a gateway could otherwise send this node's requests to any address it can
+        // reach (an internal service, a cloud metadata endpoint).
+        redirect: "manual",
       });
+      if ((res.status >= 300 && res.status < 400) || res.type === "opaqueredirect") {
+        await res.body?.cancel().catch(() => {});
+        const location = res.headers.get("location") ?? undefined;
+        throw new MeshworkBlobError(`blob ${method} answered with a redirect${res.status ? ` (HTTP ${res.status})` : ""}, which is not followed`, {
+          details: { digest, status: res.status, url, reason: "redirect", ...(location === undefined ? {} : { location }) },
+        });
+      }
       try {
         return await handle(res, url);
       } catch (error) {

@@ -766,6 +766,27 @@ describe("blob store", () => {
       expect((await rejection(store.get(ABC))).shortMessage).to.equal("blob GET failed with HTTP 503: maintenance");
     });
 
+    it("follows no redirect: a gateway cannot send the node's requests elsewhere (an internal address)", async () => {
+      const asked: string[] = [];
+      const inside = await evil((req, res) => {
+        asked.push(`${req.method} ${req.url}`);
+        res.end("abc");
+      });
+      const { url } = await evil((req, res) => {
+        req.resume();
+        res.writeHead(req.method === "PUT" ? 307 : 302, { location: `${inside.url}${req.url}` });
+        res.end();
+      });
+      const store = new HttpBlobStore(url);
+      for (const [method, op] of [["GET", () => store.get(ABC)], ["HEAD", () => store.has(ABC)], ["PUT", () => store.put(utf8("abc"))]] as const) {
+        const error = await rejection(op());
+        expect(error, method).to.be.instanceOf(MeshworkBlobError);
+        expect(error.shortMessage).to.equal(`blob ${method} answered with a redirect (HTTP ${method === "PUT" ? 307 : 302}), which is not followed`);
+        expect(error.details).to.include({ digest: ABC, reason: "redirect", location: `${inside.url}/blobs/${ABC}`, url: `${url}/blobs/${ABC}` });
+      }
+      expect(asked).to.deep.equal([]);
+    });
+
     it("uses the fetch it is given", async () => {
       const seen: string[] = [];
       const fake: typeof fetch = async (input, init) => {
