@@ -10,21 +10,25 @@
  *
  * The network is `--network` (default localhost: the network `npm start -- --keep` leaves up, found
  * through .meshwork/devnet/network.json), its RPC `--rpc` or MESHWORK_RPC_URL, the blob store `--blobs`
- * or MESHWORK_BLOBS, the key `--key` or MESHWORK_KEY (on localhost, `--account <n>` picks one of the
- * node's development accounts). Every error is printed as one line and the exit code is non-zero.
+ * or MESHWORK_BLOBS, the key `--keystore` or MESHWORK_KEYSTORE (an encrypted keystore, such as a
+ * worker's: its password from MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD), or `--key` or MESHWORK_KEY
+ * (on localhost, `--account <n>` picks one of the node's development accounts). Every error is printed
+ * as one line and the exit code is non-zero.
  */
 import "./lib/quietWarnings.js";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { Contract, JsonRpcProvider, Wallet, formatUnits, isAddress, parseUnits, type ContractRunner, type ContractTransactionResponse } from "ethers";
 import { HttpBlobStore, digestOf } from "../sdk/src/blob.js";
 import { Meshwork } from "../sdk/src/client.js";
 import { MeshworkError } from "../sdk/src/errors.js";
+import { openKeystore } from "../sdk/src/worker/node.js";
 import { MARKET_PARAMETERS, REGISTRY_PARAMETERS, type MarketParameter, type ProposalAction, type RegistryParameter, type Support } from "../sdk/src/governance.js";
 import { VERDICTS, type Verdict } from "../sdk/src/stats.js";
 import { Energy } from "../sdk/src/providers.js";
 import { runCli } from "./lib/cli.js";
+import { password } from "./lib/password.js";
 import { describeEscalation } from "./lib/escalations.js";
 import { devKey, devnetNetwork } from "./lib/localnet.js";
 
@@ -33,6 +37,7 @@ interface Globals {
   rpc?: string;
   blobs?: string;
   key?: string;
+  keystore?: string;
   account?: string;
   deployments?: string;
 }
@@ -45,9 +50,11 @@ async function connect(g: Globals, options: { signer: boolean }): Promise<Meshwo
   const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1, pollingInterval: 500 });
   providers.push(provider);
   let runner: ContractRunner = provider;
-  const key = g.key ?? process.env.MESHWORK_KEY ?? (g.account !== undefined && g.network === "localhost" ? devKey(Number(g.account)) : undefined);
-  if (key) runner = new Wallet(key, provider);
-  else if (options.signer) throw new MeshworkError("this command sends a transaction: pass --key (or MESHWORK_KEY), or --account <n> on localhost");
+  const keystore = g.keystore ?? (g.key ? undefined : process.env.MESHWORK_KEYSTORE);
+  const key = g.key ?? (keystore ? undefined : process.env.MESHWORK_KEY) ?? (g.account !== undefined && g.network === "localhost" ? devKey(Number(g.account)) : undefined);
+  if (keystore) runner = (await openKeystore(keystore, password())).connect(provider);
+  else if (key) runner = new Wallet(key, provider);
+  else if (options.signer) throw new MeshworkError("this command sends a transaction: pass --keystore (or MESHWORK_KEYSTORE), --key (or MESHWORK_KEY), or --account <n> on localhost");
   const blobs = g.blobs ?? process.env.MESHWORK_BLOBS ?? local.blobs;
   return Meshwork.connect({
     runner,
@@ -84,7 +91,8 @@ const program = new Command()
   .option("--network <name>", "address book in deployments/", "localhost")
   .option("--rpc <url>", "JSON-RPC endpoint (default: MESHWORK_RPC_URL, the local devnet, or 127.0.0.1:8545)")
   .option("--blobs <url>", "blob store (default: MESHWORK_BLOBS or the local devnet's)")
-  .option("--key <hex>", "private key that signs (default: MESHWORK_KEY)")
+  .option("--key <hex>", "private key that signs (default: MESHWORK_KEY; shows in `ps` and the shell's history: prefer --keystore)")
+  .addOption(new Option("--keystore <path>", "encrypted keystore that signs, e.g. a worker's (default: MESHWORK_KEYSTORE; password: MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD)").conflicts("key"))
   .option("--account <n>", "on localhost: sign with development account n")
   .option("--deployments <dir>", "directory of the address books")
   .showHelpAfterError();
@@ -261,8 +269,11 @@ gov
   .action(async (id: string, support: string, o) => {
     if (!["for", "against", "abstain"].includes(support)) throw new MeshworkError(`support must be for, against or abstain (got ${support})`);
     const mw = await connect(g(), { signer: true });
-    await mw.governance.vote(proposalId(id), support as Support, o.reason);
-    console.log(`voted ${support} on ${id}`);
+    const receipt = await mw.governance.vote(proposalId(id), support as Support, o.reason);
+    const governor = mw.context.contracts.governor;
+    const cast = receipt.logs.map((l) => governor.interface.parseLog(l)).find((e) => e?.name === "VoteCast");
+    // The weight: the MESH delegated to the voter and its own active stake, at the vote's snapshot.
+    console.log(`voted ${support} on ${id} with ${formatUnits(cast?.args.weight ?? 0n, 18)} votes`);
   });
 
 gov

@@ -33,39 +33,11 @@ import { loadWorkerConfig, openKeystore, startProviderNode } from "../sdk/src/wo
 import { WorkerState } from "../sdk/src/worker/state.js";
 import type { CheatMode } from "../sdk/src/worker/worker.js";
 import { redactUrl, runCli } from "./lib/cli.js";
+import { password } from "./lib/password.js";
 import { describeProfile, rejectionReasons } from "./lib/profile.js";
 import { devnetNetwork } from "./lib/localnet.js";
 
 const DEFAULT_CONFIG = join(".meshwork", "worker", "worker.json");
-
-/**
- * Where the keystore password comes from, taken out of the environment as the CLI starts so that no
- * process it starts (nvidia-smi, the runtimes' threads) inherits it.
- */
-const passwordFrom = { value: process.env.MESHWORK_PASSWORD || undefined, file: process.env.MESHWORK_PASSWORD_FILE || undefined };
-delete process.env.MESHWORK_PASSWORD;
-delete process.env.MESHWORK_PASSWORD_FILE;
-let passwordRead: string | undefined;
-
-/** The keystore password: the first line of the file MESHWORK_PASSWORD_FILE names, or MESHWORK_PASSWORD. */
-function password(): string {
-  if (passwordRead !== undefined) return passwordRead;
-  const { value, file } = passwordFrom;
-  if (value !== undefined && file !== undefined) throw new MeshworkConfigError("set MESHWORK_PASSWORD_FILE or MESHWORK_PASSWORD, not both");
-  if (file !== undefined) {
-    let content: string;
-    try {
-      content = readFileSync(file, "utf8");
-    } catch (cause) {
-      throw new MeshworkConfigError(`cannot read MESHWORK_PASSWORD_FILE ${file}`, { cause, details: { path: file } });
-    }
-    const line = content.split("\n")[0].replace(/\r$/, "");
-    if (!line) throw new MeshworkConfigError(`the first line of MESHWORK_PASSWORD_FILE ${file} is empty: it is the keystore password`);
-    return (passwordRead = line);
-  }
-  if (value === undefined) throw new MeshworkConfigError("set MESHWORK_PASSWORD_FILE to a file whose first line is the keystore password (or MESHWORK_PASSWORD to the password)");
-  return (passwordRead = value);
-}
 
 const providers: JsonRpcProvider[] = [];
 

@@ -172,7 +172,13 @@ describe("npm start: the local network, and the CLIs against it", function () {
     const id = /proposal (\d+)/.exec(propose.output)![1];
     await rpc(url, "evm_increaseTime", [61]);
     await rpc(url, "evm_mine", []);
-    expect((await meshwork("--account", "0", "gov", "vote", id, "for", "--reason", "fewer frivolous challenges")).code).to.equal(0);
+    const vote = await meshwork("--account", "0", "gov", "vote", id, "for", "--reason", "fewer frivolous challenges");
+    expect(vote.code, vote.output).to.equal(0);
+    // A node operator votes with its worker's keystore: its 1,000 MESH of stake are its votes.
+    const keystore = join(runDir, "berlin-lab", "keystore.json");
+    const operator = await runScript("tsx", ["scripts/meshwork.ts", "--keystore", keystore, "gov", "vote", id, "against"], { ...env, MESHWORK_PASSWORD: "devnet" }, 180_000);
+    expect(operator.code, operator.output).to.equal(0);
+    expect(operator.output).to.contain(`voted against on ${id} with 1000.0 votes`);
     await rpc(url, "evm_increaseTime", [5 * 60 + 1]);
     await rpc(url, "evm_mine", []);
     expect((await meshwork("--account", "0", "gov", "queue", id)).code).to.equal(0);
