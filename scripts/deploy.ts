@@ -9,6 +9,7 @@
  *   a multisig, vesting or distribution contract; the deployer's own address only if named), both
  *   checked before the first transaction. The network's RPC URL and deployer key come from Hardhat's keystore or
  *   environment variables (hardhat.config.ts).
+ * - Before the address book is written, the hand-over is read back from the chain (scripts/lib/handover.ts).
  * - Re-running on the same network resumes or reuses Ignition's journal (ignition/deployments/<id>), so
  *   it deploys nothing twice; the address book is never replaced silently (see scripts/lib/addressBook.ts).
  */
@@ -19,6 +20,7 @@ import { config, network } from "hardhat";
 import MeshworkModule from "../ignition/modules/Meshwork.js";
 import DevnetModule from "../ignition/modules/Devnet.js";
 import { writeAddressBook, type AddressBook } from "./lib/addressBook.js";
+import { handoverProblems } from "./lib/handover.js";
 import { DEVNET_PARAMETERS } from "./lib/devnetParameters.js";
 
 const connection = await network.connect();
@@ -155,6 +157,14 @@ parameters["governor.quorumPercent"] = Number(await governor["quorumNumerator()"
 parameters["governor.proposalThreshold"] = (await governor.proposalThreshold()).toString();
 parameters["governor.lateQuorumExtension"] = Number(await governor.lateQuorumVoteExtension());
 parameters["timelock.minDelay"] = Number(await timelock.getMinDelay());
+
+// The hand-over as the chain reports it: no address book for a system someone still controls.
+const deployerAddress = (await ethers.getSigners())[0].address;
+const problems = await handoverProblems(ethers.provider, contracts, deployerAddress);
+if (problems.length) {
+  throw new Error(`the hand-over to the timelock is incomplete, no address book written:\n- ${problems.join("\n- ")}`);
+}
+console.log("Hand-over checked: the timelock owns every governed contract; the deployer holds no role");
 
 const book: AddressBook = {
   network: networkName,

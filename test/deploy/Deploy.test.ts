@@ -449,6 +449,7 @@ describe("deploy script against a live chain", function () {
     const result = await deploy({ PAYMENT_TOKEN: token.toLowerCase(), MESH_RECIPIENT: recipient });
     expect(result.code, result.output).to.equal(0);
     expect(result.output).to.contain(`The whole MESH supply (every vote) goes to ${recipient}`);
+    expect(result.output).to.contain("Hand-over checked: the timelock owns every governed contract");
     const book = JSON.parse(readFileSync(join(deploymentsDir, "localhost.json"), "utf8")) as AddressBook;
     expect(book.chainId).to.equal(CHAIN_ID);
     expect(book.ignitionDeploymentId).to.equal(`localhost-${CHAIN_ID}`);

@@ -18,6 +18,7 @@ import {
   type Action,
   type Dao,
 } from "../helpers/dao.js";
+import { handoverProblems } from "../../scripts/lib/handover.js";
 import { MESH, USD, createJob, fund, makeReveal, onboardProvider, type System } from "../helpers/system.js";
 
 const connection = await network.create();
@@ -129,6 +130,27 @@ describe("Meshwork governance", () => {
       }
       expect(await timelock.hasRole(admin, governor)).to.equal(false);
       expect(await timelock.getMinDelay()).to.equal(TIMELOCK_DELAY);
+    });
+
+    it("passes the deploy script's hand-over check, which names what someone else still controls", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      const contracts = {
+        mesh: await dao.mesh.getAddress(),
+        registry: await dao.registry.getAddress(),
+        market: await dao.market.getAddress(),
+        timelock: await dao.timelock.getAddress(),
+        governor: await dao.governor.getAddress(),
+        commons: await dao.commons.getAddress(),
+      };
+      expect(await handoverProblems(ethers.provider, contracts, dao.deployer.address)).to.deep.equal([]);
+
+      const timelock = await timelockSigner(dao);
+      await dao.registry.connect(timelock).transferOwnership(dao.deployer.address);
+      await dao.timelock.connect(timelock).grantRole(await dao.timelock.PROPOSER_ROLE(), dao.deployer.address);
+      expect(await handoverProblems(ethers.provider, contracts, dao.deployer.address)).to.deep.equal([
+        `the registry's owner is ${dao.deployer.address}, not the timelock (${contracts.timelock})`,
+        `the deployer ${dao.deployer.address} is still the timelock's proposer`,
+      ]);
     });
 
     it("configures the governor with the devnet parameters", async () => {
