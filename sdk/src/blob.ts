@@ -327,6 +327,12 @@ export interface BlobServerOptions {
   dir?: string;
   /** Largest blob accepted, in bytes (default 256 MiB). */
   maxBytes?: number;
+  /**
+   * Serve only (GET, HEAD): a PUT gets 405 and stores nothing. For a server whose owner writes its
+   * directory itself, as a provider node does (its outputs): anyone who can reach the port could
+   * otherwise fill the disk with blobs that stay for the node's `keepBlobsSec`.
+   */
+  readOnly?: boolean;
 }
 
 export interface BlobServer {
@@ -674,7 +680,7 @@ export class DirectoryBlobStore implements BlobStore {
  * ```
  */
 export async function startBlobServer(options: BlobServerOptions = {}): Promise<BlobServer> {
-  const { port = 0, host = "127.0.0.1", dir, maxBytes = 256 * 1024 * 1024, allowedHosts = [] } = options;
+  const { port = 0, host = "127.0.0.1", dir, maxBytes = 256 * 1024 * 1024, allowedHosts = [], readOnly = false } = options;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError(`maxBytes must be a non-negative integer (got ${maxBytes})`);
   let backend: Backend;
   if (dir === undefined) backend = new MemoryBackend();
@@ -693,7 +699,7 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
     }
     // A failure of the server's own (a file it cannot write) is not the client's business: its message
     // names files and directories of this machine.
-    handle(backend, maxBytes, req, res).catch(() => {
+    handle(backend, maxBytes, readOnly, req, res).catch(() => {
       if (!res.headersSent) reply(res, 500, { error: "internal error" });
       else res.destroy();
     });
@@ -774,7 +780,7 @@ function reply(res: ServerResponse, status: number, body?: Record<string, unknow
   res.end(text);
 }
 
-async function handle(backend: Backend, maxBytes: number, req: IncomingMessage, res: ServerResponse) {
+async function handle(backend: Backend, maxBytes: number, readOnly: boolean, req: IncomingMessage, res: ServerResponse) {
   const path = new URL(req.url ?? "/", "http://localhost").pathname;
   const m = /^\/blobs\/([^/]+)$/.exec(path);
   if (!m) {
@@ -782,9 +788,11 @@ async function handle(backend: Backend, maxBytes: number, req: IncomingMessage, 
     return reply(res, 404, { error: "not found: the API is /blobs/{digest}" });
   }
   const method = req.method ?? "GET";
-  if (method !== "GET" && method !== "HEAD" && method !== "PUT") {
+  if (method !== "GET" && method !== "HEAD" && (method !== "PUT" || readOnly)) {
     req.resume();
-    return reply(res, 405, { error: `method ${method} not allowed` }, { allow: "GET, HEAD, PUT" });
+    const allow = readOnly ? "GET, HEAD" : "GET, HEAD, PUT";
+    const why = readOnly && method === "PUT" ? "this server only serves its own blobs" : `method ${method} not allowed`;
+    return reply(res, 405, { error: why }, { allow });
   }
   const dm = DIGEST_RE.exec(decodedSegment(m[1]));
   if (!dm) {

@@ -524,6 +524,29 @@ describe("blob store", () => {
       expect(del.headers.get("allow")).to.equal("GET, HEAD, PUT");
     });
 
+    it("serves only, when read-only: what its owner wrote is served, an upload gets 405 and stores nothing", async () => {
+      const dir = await mkdtemp(join(tmpdir(), "meshwork-readonly-"));
+      const own = new DirectoryBlobStore(dir);
+      const ours = await own.put(utf8("abc"));
+      const readOnly = await startBlobServer({ dir, readOnly: true });
+      try {
+        const client = new HttpBlobStore(readOnly.url, { timeoutMs: 5_000 });
+        expect(new TextDecoder().decode(await client.get(ours))).to.equal("abc");
+        const theirs = digestOf(utf8("theirs"));
+        const put = await fetch(`${readOnly.url}/blobs/${theirs}`, { method: "PUT", body: utf8("theirs") });
+        expect(put.status).to.equal(405);
+        expect(put.headers.get("allow")).to.equal("GET, HEAD");
+        expect(await put.json()).to.deep.equal({ error: "this server only serves its own blobs" });
+        expect(await client.has(theirs)).to.equal(false);
+        expect(await readdir(dir)).to.deep.equal([ours.slice(2)]);
+        const error = await rejection(client.put(utf8("theirs")));
+        expect(error).to.be.instanceOf(MeshworkBlobError);
+      } finally {
+        await readOnly.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
     it("answers 404 for a missing blob, and the client's error says which and where", async () => {
       expect((await fetch(`${server.url}/blobs/${ABC}`)).status).to.equal(404);
       expect((await fetch(`${server.url}/blobs/${ABC}`, { method: "HEAD" })).status).to.equal(404);

@@ -121,7 +121,9 @@ export async function startProviderNode(
   try {
     const wallet = (await openKeystore(config.keystore, password)).connect(provider);
     const blobDir = join(config.dataDir, "blobs");
-    const blobServer = await startBlobServer({ port: config.blobPort, dir: blobDir, maxBytes: config.maxBlobBytes }).catch((error) => {
+    // Read-only: the node writes its directory itself, and an upload from anyone who can reach the
+    // port would stay on its disk for keepBlobsSec.
+    const blobServer = await startBlobServer({ port: config.blobPort, dir: blobDir, maxBytes: config.maxBlobBytes, readOnly: true }).catch((error) => {
       throw withSetting(error, "blobPort", "to a free port");
     });
     opened.push(() => blobServer.close());
