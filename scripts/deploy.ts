@@ -7,7 +7,8 @@
  * - Any other network gets the live module with the live defaults; it needs PAYMENT_TOKEN (the USD
  *   stablecoin to allowlist) and MESH_RECIPIENT (who receives the whole MESH supply, hence every vote:
  *   a multisig, vesting or distribution contract; the deployer's own address only if named), both
- *   checked before the first transaction. The network's RPC URL and deployer key come from Hardhat's keystore or
+ *   checked before the first transaction, and optionally GUARDIAN (who may pause new jobs and claims for
+ *   a bounded time, docs/governance.md; none by default). The network's RPC URL and deployer key come from Hardhat's keystore or
  *   environment variables (hardhat.config.ts).
  * - Before the address book is written, the hand-over is read back from the chain (scripts/lib/handover.ts).
  * - Re-running on the same network resumes or reuses Ignition's journal (ignition/deployments/<id>), so
@@ -52,6 +53,7 @@ const live = local
       paymentToken: addressFrom("PAYMENT_TOKEN", required("PAYMENT_TOKEN")),
       // Required: whoever holds the supply holds every vote, so nobody gets it by default.
       meshRecipient: addressFrom("MESH_RECIPIENT", required("MESH_RECIPIENT")),
+      guardian: process.env.GUARDIAN ? addressFrom("GUARDIAN", process.env.GUARDIAN) : undefined,
     };
 if (live) {
   if ((await ethers.provider.getCode(live.paymentToken)) === "0x") {
@@ -67,6 +69,7 @@ if (live) {
   console.log(`Payment token: ${live.paymentToken} (${described})`);
   const who = live.meshRecipient === deployer ? `${live.meshRecipient} (the deployer)` : live.meshRecipient;
   console.log(`The whole MESH supply (every vote) goes to ${who}`);
+  console.log(`Guardian: ${live.guardian ?? "none (set GUARDIAN to name one; the DAO can set one later)"}`);
 }
 
 console.log(`Deploying Meshwork to ${networkName} (chain ${chainId}) as ${deploymentId}...`);
@@ -77,6 +80,7 @@ const deployed = !live
         Meshwork: {
           paymentToken: live.paymentToken,
           meshRecipient: live.meshRecipient,
+          ...(live.guardian ? { guardian: live.guardian } : {}),
         },
       },
       deploymentId,

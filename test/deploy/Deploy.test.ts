@@ -446,7 +446,8 @@ describe("deploy script against a live chain", function () {
     const token = await usd.getAddress();
     const recipient = (await provider.getSigner(7)).address;
 
-    const result = await deploy({ PAYMENT_TOKEN: token.toLowerCase(), MESH_RECIPIENT: recipient });
+    const guardian = (await provider.getSigner(8)).address;
+    const result = await deploy({ PAYMENT_TOKEN: token.toLowerCase(), MESH_RECIPIENT: recipient, GUARDIAN: guardian });
     expect(result.code, result.output).to.equal(0);
     expect(result.output).to.contain(`The whole MESH supply (every vote) goes to ${recipient}`);
     expect(result.output).to.contain("Hand-over checked: the timelock owns every governed contract");
@@ -464,10 +465,11 @@ describe("deploy script against a live chain", function () {
     expect(await mesh.balanceOf(deployer.address)).to.equal(0n);
     expect(await market.isPaymentToken(token)).to.equal(true);
     expect(await market.isPaymentToken(c.mesh)).to.equal(false);
-    expect(await market.guardian()).to.equal(ZeroAddress);
     for (const name of ["market", "registry", "commons"] as const) {
       expect(await JobMarket__factory.connect(c[name], provider).owner(), name).to.equal(c.timelock);
     }
+    expect(await market.guardian()).to.equal(guardian); // bounded pauses only
+    expect(result.output).to.contain(`Guardian: ${guardian}`);
     expect(await JobMarket__factory.connect(c.auditModule, provider).owner()).to.equal(ZeroAddress);
     // Every role the timelock ever granted, and who holds it now: the timelock, the governor, anyone (executor).
     const granted = await timelock.queryFilter(timelock.filters.RoleGranted(), 0);
