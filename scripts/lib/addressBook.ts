@@ -37,8 +37,8 @@ export class AddressBookConflictError extends Error {
 
 /**
  * Writes the address book, never silently replacing one that describes another deployment: same chain
- * and addresses are rewritten (the parameters may have been refreshed), anything else needs
- * MESHWORK_OVERWRITE=1. Returns what happened.
+ * and addresses are rewritten (the parameters may have been refreshed; `deployedAt` stays the first
+ * one), anything else needs MESHWORK_OVERWRITE=1. Returns what happened.
  */
 export function writeAddressBook(book: AddressBook): "created" | "updated" | "replaced" {
   const path = addressBookPath(book.network);
@@ -53,6 +53,8 @@ export function writeAddressBook(book: AddressBook): "created" | "updated" | "re
     }
     if (differences.length > 0 && process.env.MESHWORK_OVERWRITE !== "1") throw new AddressBookConflictError(path, differences);
     outcome = differences.length > 0 ? "replaced" : "updated";
+    // The same deployment, its parameters read again: it was deployed when the book first said.
+    if (outcome === "updated" && previous.deployedAt) book = { ...book, deployedAt: previous.deployedAt };
   }
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, JSON.stringify(book, null, 2) + "\n");

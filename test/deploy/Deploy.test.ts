@@ -254,6 +254,7 @@ describe("deploy script against a hardhat node", function () {
     expect(rewritten.blocks).to.deep.equal(book.blocks);
     expect(rewritten.parameters).to.deep.equal(book.parameters);
     expect(rewritten.ignitionDeploymentId).to.equal(book.ignitionDeploymentId);
+    expect(rewritten.deployedAt).to.equal(book.deployedAt); // when it was deployed, not re-read
 
     // A book describing another deployment is left alone...
     const foreign = JSON.stringify({ ...book, contracts: { ...book.contracts, market: getAddress("0x" + "ab".repeat(20)) } }, null, 2) + "\n";
