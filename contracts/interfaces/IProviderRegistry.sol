@@ -38,14 +38,15 @@ interface IProviderRegistry {
     }
 
     /// @notice Reputation counters of rare events, maintained by the market, the registration time and
-    /// the time of the last slash (0 if never slashed).
+    /// the time of the first slash of active stake since the stake last changed by `stake` or
+    /// `requestUnstake` (0 if none; see {getPastStakeVotes}).
     struct Counters {
         uint32 timedOut;
         uint32 audited;
         uint32 failedAudits;
         uint32 slashes;
         uint40 registeredAt;
-        uint40 lastSlashedAt;
+        uint40 unrecordedSlashAt;
     }
 
     /// @notice One pending unstake request. Its value is `shares` of the provider's unbonding pool, so a
@@ -213,8 +214,9 @@ interface IProviderRegistry {
     /// votes to the provider's delegated MESH votes; they cannot be delegated.
     function stakeVotes(address provider) external view returns (uint256);
     /// @notice {stakeVotes} at a past `timepoint` (a timestamp, MESH's ERC-6372 clock): the active stake
-    /// at that time, or 0 when a slash came at or after the stake's last change before it (never more than
-    /// the stake the provider had then).
+    /// at that time, or 0 when a slash of active stake came at or after the stake's last change before it
+    /// and at or before `timepoint` (never more than the stake the provider had then). A slash after
+    /// `timepoint` does not change it: past votes never change.
     /// @dev Reverts {ProviderRegistryFutureLookup} unless `timepoint` is before the current block's time.
     function getPastStakeVotes(address provider, uint256 timepoint) external view returns (uint256);
     /// @notice An unbonding entry's current MESH value and release time.

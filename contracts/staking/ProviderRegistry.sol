@@ -77,8 +77,8 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
     mapping(address provider => UnbondingQueue) private _queues;
     mapping(address provider => mapping(uint256 entryId => Unbonding)) private _entries;
     /// @dev Each provider's active stake after each change by `stake` or `requestUnstake`, keyed by time,
-    /// for its votes. A value is the stake (low 96 bits) and the time it was written (above them), so a
-    /// lookup sees whether a slash, which writes no checkpoint, came after it (see `_stakeVotesAt`).
+    /// for its votes. A slash writes no checkpoint (dispute gas) but stamps `Counters.unrecordedSlashAt`
+    /// if unset; the next change first writes a 0 at that time (see `_recordStake`, `_stakeVotesAt`).
     mapping(address provider => Checkpoints.Trace208) private _stakeHistory;
 
     modifier onlyMarket() {
@@ -252,8 +252,8 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         _totals = Totals(totals.staked - uint128(amount), totals.slashed + uint128(amount));
         Counters storage counters = _counters[provider];
         ++counters.slashes;
-        // The stake's votes stop until its next change (`_stakeVotesAt`): cheaper than a checkpoint.
-        counters.lastSlashedAt = uint40(block.timestamp);
+        // The stake's votes stop from now until its next change (`_stakeVotesAt`): cheaper than a checkpoint.
+        if (fromStake != 0 && counters.unrecordedSlashAt == 0) counters.unrecordedSlashAt = uint40(block.timestamp);
         emit Slashed(provider, fromStake, fromUnbonding, bps);
         if (jail) {
             // A later slash never shortens a jail (the jail period may have been lowered since).
@@ -498,19 +498,27 @@ contract ProviderRegistry is IProviderRegistry, Ownable {
         _mesh.safeTransferFrom(msg.sender, address(this), amount);
     }
 
-    /// @dev Appends the provider's active stake now to its history (replacing one written in this block).
+    /// @dev Appends the provider's active stake now to its history (replacing one written in this block),
+    /// after a 0 at the time of the first slash since the last record, if any: from that slash until now
+    /// the stake was lowered without a record, so it votes nothing (a slash in a record's own second
+    /// replaces that record). Keys never go back: that slash came at or after the last record.
     function _recordStake(address provider, uint256 activeStake) private {
-        _stakeHistory[provider].push(uint48(block.timestamp), uint208((block.timestamp << 96) | activeStake));
+        Checkpoints.Trace208 storage history = _stakeHistory[provider];
+        Counters storage counters = _counters[provider];
+        uint256 slashedAt = counters.unrecordedSlashAt;
+        if (slashedAt != 0) {
+            history.push(uint48(slashedAt), 0);
+            counters.unrecordedSlashAt = 0;
+        }
+        history.push(uint48(block.timestamp), uint208(activeStake));
     }
 
-    /// @dev The active stake recorded last at or before `timepoint`, unless the provider was slashed at or
-    /// after the time it was recorded: a slash lowers the stake without a checkpoint, so such a record may
-    /// be more than the stake was (a slash in the record's own second counts as after it).
+    /// @dev The active stake recorded last at or before `timepoint`, or 0 if a slash not yet recorded came
+    /// at or before `timepoint` (it came after the last record). A later slash leaves past values as they were.
     function _stakeVotesAt(address provider, uint256 timepoint) private view returns (uint256) {
-        uint256 packed = _stakeHistory[provider].upperLookupRecent(timepoint.toUint48());
-        uint256 recordedAt = packed >> 96;
-        if (recordedAt == 0 || _counters[provider].lastSlashedAt >= recordedAt) return 0;
-        return uint96(packed);
+        uint256 slashedAt = _counters[provider].unrecordedSlashAt;
+        if (slashedAt != 0 && slashedAt <= timepoint) return 0;
+        return _stakeHistory[provider].upperLookupRecent(timepoint.toUint48());
     }
 
     function _setParameter(Parameter which, uint256 value) private {

@@ -115,8 +115,9 @@ contract ProviderRegistryFuzzTest is MarketSetup {
         _assertMeshConserved();
     }
 
-    /// @notice Stake votes are the active stake of their time, or 0 once a slash may have lowered it
-    /// without a record: never more than the stake was. Operations may share a second (a block).
+    /// @notice Stake votes are the active stake of their time, or 0 from a slash of active stake (which
+    /// writes no record) until the next record: never more than the stake was, and a later slash leaves
+    /// them as they were. Operations may share a second (a block).
     function testFuzz_stakeVotesNeverExceedTheStakeOfTheirTime(
         uint256 first,
         uint256 unstake,
@@ -152,10 +153,59 @@ contract ProviderRegistryFuzzTest is MarketSetup {
             uint256 last = step;
             while (last < 3 && at[last + 1] == at[step]) ++last;
             assertTrue(votes <= active[last], "never more than the stake of its time");
-            bool recordedAfterSlash = last == 3 && at[3] > at[2];
-            assertEq(votes, recordedAfterSlash ? active[3] : 0, "exact once recorded after the slash, else 0");
+            // From the slash (if it took active stake) until the next record's second: 0; else exact.
+            bool unrecorded = active[2] != active[1] && at[step] >= at[2] && at[step] < at[3];
+            assertEq(votes, unrecorded ? 0 : active[last], "exact but from an unrecorded slash");
         }
-        assertEq(registry.stakeVotes(ALICE), at[3] > at[2] ? active[3] : 0, "votes now");
+        assertEq(registry.stakeVotes(ALICE), active[3], "votes now");
+    }
+
+    /// @notice Through any mix of stakes, unstake requests and slashes, some in one second: a time's stake
+    /// votes never exceed the stake at the end of that second, and once a time is past they never change
+    /// (a slash after a vote's snapshot leaves the vote's weights as they were).
+    function testFuzz_pastStakeVotesNeverExceedTheStakeAndNeverChange(uint256 seed) public {
+        mesh.transfer(ALICE, 1e9 * MESH / 4);
+        vm.prank(ALICE);
+        mesh.approve(address(registry), type(uint256).max);
+        uint256 n = 10;
+        uint256[10] memory at;
+        uint256[10] memory activeAfter;
+        uint256[10] memory firstRead;
+        bool[10] memory read;
+        for (uint256 i; i < n; ++i) {
+            uint256 r = uint256(keccak256(abi.encode(seed, i)));
+            vm.warp(block.timestamp + r % 3); // 0, 1 or 2 s
+            // Every past time read so far reads the same now.
+            for (uint256 j; j < i; ++j) {
+                if (at[j] >= block.timestamp) continue;
+                uint256 v = registry.getPastStakeVotes(ALICE, at[j]);
+                if (read[j]) assertEq(v, firstRead[j], "a past time's votes changed");
+                (firstRead[j], read[j]) = (v, true);
+            }
+            (uint256 active,,) = registry.stakeOf(ALICE);
+            uint256 kind = (r >> 8) % 3;
+            if (kind == 1 && active == 0) kind = 0;
+            if (kind == 0) {
+                vm.prank(ALICE);
+                registry.stake(ALICE, bound(r >> 16, 1, 1e6 * MESH));
+            } else if (kind == 1) {
+                vm.prank(ALICE);
+                registry.requestUnstake(bound(r >> 16, 1, active));
+            } else {
+                vm.prank(address(market));
+                registry.slash(ALICE, bound(r >> 16, 0, 10_000), false);
+            }
+            at[i] = block.timestamp;
+            (activeAfter[i],,) = registry.stakeOf(ALICE);
+        }
+        vm.warp(block.timestamp + 1);
+        for (uint256 i; i < n; ++i) {
+            uint256 last = i; // the stake at the end of that second is the last operation's within it
+            while (last + 1 < n && at[last + 1] == at[i]) ++last;
+            uint256 v = registry.getPastStakeVotes(ALICE, at[i]);
+            assertTrue(v <= activeAfter[last], "never more than the stake of its time");
+            if (read[i]) assertEq(v, firstRead[i], "a past time's votes changed");
+        }
     }
 
     function testFuzz_unstakeMoreThanActiveIsRejected(uint256 stakeAmount, uint256 unstake) public {

@@ -527,10 +527,11 @@ describe("Meshwork governance", () => {
       const market = await marketSigner(dao);
       await registry.connect(market).slash(bob.address, 1_000, true); // 10%, as a fraud verdict
       const slashed = await time.latest();
-      expect((await registry.countersOf(bob.address)).lastSlashedAt).to.equal(BigInt(slashed));
+      expect((await registry.countersOf(bob.address)).unrecordedSlashAt).to.equal(BigInt(slashed));
       await time.increase(10);
-      // The record of the whole stake made before the slash can no longer be trusted: no stake votes from it.
-      expect(await registry.getPastStakeVotes(bob.address, staked)).to.equal(0n);
+      // Before the slash the whole stake voted; from the slash the record can no longer be trusted.
+      expect(await registry.getPastStakeVotes(bob.address, staked)).to.equal(SHARES.bob / 2n);
+      expect(await registry.getPastStakeVotes(bob.address, slashed - 1)).to.equal(SHARES.bob / 2n);
       expect(await registry.getPastStakeVotes(bob.address, slashed)).to.equal(0n);
       expect(await registry.stakeVotes(bob.address)).to.equal(0n);
       expect(await governor.getVotes(bob.address, slashed)).to.equal(SHARES.bob / 2n); // its delegated MESH only
@@ -543,6 +544,7 @@ describe("Meshwork governance", () => {
       expect(await registry.getPastStakeVotes(bob.address, restaked)).to.equal(left);
       expect(await governor.getVotes(bob.address, restaked)).to.equal(SHARES.bob / 2n - 1n + left);
       expect(await registry.getPastStakeVotes(bob.address, restaked - 1)).to.equal(0n); // the past stays as it was read
+      expect(await registry.getPastStakeVotes(bob.address, slashed - 1)).to.equal(SHARES.bob / 2n);
     });
 
     it("refuses to tell the stake votes of a time not yet past", async () => {
@@ -556,6 +558,39 @@ describe("Meshwork governance", () => {
       await expect(dao.governor.getVotes(bob.address, now + 100))
         .to.be.revertedWithCustomError(dao.mesh, "ERC5805FutureLookup")
         .withArgs(now + 100, now);
+    });
+
+    it("leaves the votes of a time before a slash as they were, so an open vote still counts the stake", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      const { governor, registry, bob, dave } = dao;
+      await stake(dao, bob, SHARES.bob);
+      const p = await propose(dao, dao.alice, [setParameter(dao, FEE_BPS, 100)], "Fee to 1%, then a slash");
+      const snapshot = await governor.proposalSnapshot(p.id);
+      await time.increaseTo(snapshot + 1n);
+      const market = await marketSigner(dao);
+      await registry.connect(market).slash(bob.address, 1, true); // after the snapshot
+      const slashed = await time.latest();
+      expect(await governor.getVotes(bob.address, snapshot)).to.equal(SHARES.bob);
+      await dao.mesh.connect(dave).approve(await registry.getAddress(), 1n);
+      await registry.connect(dave).stake(bob.address, 1n); // anyone's stake records it again
+      const restaked = await time.latest();
+      await time.increase(1);
+      expect(await governor.getVotes(bob.address, snapshot)).to.equal(SHARES.bob);
+      expect(await registry.getPastStakeVotes(bob.address, slashed)).to.equal(0n);
+      expect(await registry.getPastStakeVotes(bob.address, restaked)).to.equal(SHARES.bob - SHARES.bob / 10_000n + 1n);
+      await expect(governor.connect(bob).castVote(p.id, Vote.For)).to.emit(governor, "VoteCast").withArgs(bob.address, p.id, Vote.For, SHARES.bob, "");
+    });
+
+    it("keeps a stake's votes through a slash that takes none of it (0 bps, or only unbonding stake)", async () => {
+      const dao = await networkHelpers.loadFixture(daoWithVoters);
+      const { registry, bob } = dao;
+      await stake(dao, bob, SHARES.bob);
+      await time.increase(5);
+      const market = await marketSigner(dao);
+      await registry.connect(market).slash(bob.address, 0, true);
+      expect((await registry.countersOf(bob.address)).slashes).to.equal(1n);
+      expect((await registry.countersOf(bob.address)).unrecordedSlashAt).to.equal(0n);
+      expect(await registry.stakeVotes(bob.address)).to.equal(SHARES.bob);
     });
 
     it("is wired to the deployed registry", async () => {
