@@ -35,7 +35,7 @@ contract MeshGovernor is
     IProviderRegistry private immutable _stakeRegistry;
 
     /// @param token MESH (ERC20Votes, timestamp clock).
-    /// @param stakeRegistry The provider registry whose active stakes vote with their providers.
+    /// @param stakeRegistry_ The provider registry whose active stakes vote with their providers.
     /// @param timelock The timelock that executes proposals and owns the protocol.
     /// @param votingDelay_ Seconds between a proposal and the start of its vote (1 day live).
     /// @param votingPeriod_ Seconds a vote lasts (7 days live).
@@ -44,7 +44,7 @@ contract MeshGovernor is
     /// @param lateQuorumExtension Seconds a vote is extended when quorum is reached late (1 day live).
     constructor(
         IVotes token,
-        IProviderRegistry stakeRegistry,
+        IProviderRegistry stakeRegistry_,
         TimelockController timelock,
         uint48 votingDelay_,
         uint32 votingPeriod_,
@@ -59,7 +59,7 @@ contract MeshGovernor is
         GovernorPreventLateQuorum(lateQuorumExtension)
         GovernorTimelockControl(timelock)
     {
-        _stakeRegistry = stakeRegistry;
+        _stakeRegistry = stakeRegistry_;
     }
 
     /// @notice The provider registry whose stakes vote (see the contract's notice).
