@@ -11,6 +11,7 @@ import {
   DEVNET_PARAMETERS,
   ProposalState,
   Vote,
+  contractSigner,
   deployDao,
   passProposal,
   proposalArgs,
@@ -469,14 +470,6 @@ describe("Meshwork governance", () => {
       await dao.registry.connect(signer).stake(signer.address, amount);
     }
 
-    /** The market as a signer (impersonated), to slash as a fraud verdict would. */
-    async function marketSigner(dao: Dao) {
-      const address = await dao.market.getAddress();
-      await dao.networkHelpers.impersonateAccount(address);
-      await dao.networkHelpers.setBalance(address, 10n ** 18n);
-      return ethers.getSigner(address);
-    }
-
     it("counts a staker's own active stake with its delegated MESH, as both were at the vote's snapshot", async () => {
       const dao = await networkHelpers.loadFixture(daoWithVoters);
       const { governor, registry, bob, dave } = dao;
@@ -524,7 +517,7 @@ describe("Meshwork governance", () => {
       await stake(dao, bob, SHARES.bob / 2n);
       const staked = await time.latest();
       await time.increase(10);
-      const market = await marketSigner(dao);
+      const market = await contractSigner(dao, dao.market);
       await registry.connect(market).slash(bob.address, 1_000, true); // 10%, as a fraud verdict
       const slashed = await time.latest();
       expect((await registry.countersOf(bob.address)).unrecordedSlashAt).to.equal(BigInt(slashed));
@@ -567,7 +560,7 @@ describe("Meshwork governance", () => {
       const p = await propose(dao, dao.alice, [setParameter(dao, FEE_BPS, 100)], "Fee to 1%, then a slash");
       const snapshot = await governor.proposalSnapshot(p.id);
       await time.increaseTo(snapshot + 1n);
-      const market = await marketSigner(dao);
+      const market = await contractSigner(dao, dao.market);
       await registry.connect(market).slash(bob.address, 1, true); // after the snapshot
       const slashed = await time.latest();
       expect(await governor.getVotes(bob.address, snapshot)).to.equal(SHARES.bob);
@@ -586,7 +579,7 @@ describe("Meshwork governance", () => {
       const { registry, bob } = dao;
       await stake(dao, bob, SHARES.bob);
       await time.increase(5);
-      const market = await marketSigner(dao);
+      const market = await contractSigner(dao, dao.market);
       await registry.connect(market).slash(bob.address, 0, true);
       expect((await registry.countersOf(bob.address)).slashes).to.equal(1n);
       expect((await registry.countersOf(bob.address)).unrecordedSlashAt).to.equal(0n);

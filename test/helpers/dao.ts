@@ -111,10 +111,15 @@ export async function passProposal(dao: Dao, voter: HardhatEthersSigner, actions
   return id;
 }
 
-/** The timelock as a signer (impersonated), for tests of what only governance may do. */
-export async function timelockSigner(dao: Dao): Promise<HardhatEthersSigner> {
-  const address = await dao.timelock.getAddress();
+/** A deployed contract as a signer (impersonated, given gas money), to call what only it may call. */
+export async function contractSigner(dao: Dao, contract: { getAddress(): Promise<string> }): Promise<HardhatEthersSigner> {
+  const address = await contract.getAddress();
   await dao.networkHelpers.impersonateAccount(address);
   await dao.networkHelpers.setBalance(address, 10n ** 20n);
   return dao.ethers.getSigner(address);
+}
+
+/** The timelock as a signer (impersonated), for tests of what only governance may do. */
+export async function timelockSigner(dao: Dao): Promise<HardhatEthersSigner> {
+  return contractSigner(dao, dao.timelock);
 }
