@@ -15,7 +15,7 @@
  * line; the exit code is non-zero.
  */
 import "./lib/quietWarnings.js";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statfsSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { text } from "node:stream/consumers";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -51,6 +51,11 @@ async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: 
 }
 
 /** A unix time (seconds) as an ISO date. */
+/** Bytes in GiB, one decimal. */
+function gib(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(1);
+}
+
 function isoTime(seconds: bigint): string {
   return new Date(Number(seconds) * 1000).toISOString();
 }
@@ -214,6 +219,11 @@ program
     console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
     const reached = chain.id === undefined ? `${chain.problem}: check --rpc before \`register\`` : `chain id ${chain.id}`;
     console.log(`chain     ${redactUrl(config.rpcUrl)} (${config.network}, ${reached}); blobs from ${config.blobSources.map(redactUrl).join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
+    const free = statfsSync(dataDir);
+    const freeBytes = free.bavail * free.bsize;
+    const budget = config.maxBlobDirBytes;
+    const roomy = budget === 0 ? "no budget: it may fill the disk" : budget > freeBytes / 2 ? "over half of that: lower maxBlobDirBytes in the config" : "maxBlobDirBytes";
+    console.log(`blobs     ${join(dataDir, "blobs")}, budget ${gib(budget)} GiB of the disk's ${gib(freeBytes)} GiB free (${roomy})`);
     console.log(`config    ${configPath}`);
     const fund = config.network === "localhost" ? ` (on the local devnet: \`npm run meshwork -- fund ${wallet.address}\`)` : "";
     console.log(`next: fund this address with gas, MESH to stake and the payment token for collateral${fund}, then \`register\`, \`stake\`, \`prices\`, \`start\``);
@@ -351,8 +361,10 @@ program
     }
     console.log(`reputation reliability ${me.reputation.reliability.toFixed(3)}, audits passed ${me.reputation.auditPassRate.toFixed(3)}`);
     const blobs = await new DirectoryBlobStore(join(config.dataDir, "blobs")).usage();
-    const keep = config.keepBlobsSec === 0 ? "kept for good" : `removed once unused for ${config.keepBlobsSec / 3600} h`;
-    console.log(`blobs     ${blobs.blobs} in ${join(config.dataDir, "blobs")}, ${(blobs.bytes / 2 ** 20).toFixed(1)} MiB (${keep})`);
+    const budget = config.maxBlobDirBytes === 0 ? "no budget" : `budget ${gib(config.maxBlobDirBytes)} GiB`;
+    const keep =
+      config.keepBlobsSec > 0 ? `removed once unused for ${config.keepBlobsSec / 3600} h` : config.maxBlobDirBytes > 0 ? "removed only to make room" : "kept for good";
+    console.log(`blobs     ${blobs.blobs} in ${join(config.dataDir, "blobs")}, ${(blobs.bytes / 2 ** 20).toFixed(1)} MiB (${budget}; ${keep})`);
     const dbPath = join(config.dataDir, "worker.db");
     if (existsSync(dbPath)) {
       const state = new WorkerState(dbPath);

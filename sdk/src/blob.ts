@@ -520,9 +520,11 @@ export class DirectoryBlobStore implements BlobStore {
   /**
    * Removes every blob unused for `unusedForMs` or longer (by its file time, see the class comment)
    * unless `keep(digest)` says otherwise; temporary files and files not named like a blob are left
-   * alone. A blob removed here that is needed again is fetched again: a caching store brings it back
-   * from its sources. `stop()`, asked between files, ends it early. A file it cannot remove is counted
-   * in `failed` and skipped.
+   * alone. With `maxBytes`, it then removes the least recently used of the blobs left that `keep` does
+   * not keep, oldest first, until the blobs left take `maxBytes` or less (the blobs kept may take more
+   * on their own). A blob removed here that is needed again is fetched again: a caching store brings
+   * it back from its sources. `stop()`, asked between files, ends it early. A file it cannot remove is
+   * counted in `failed` and skipped.
    *
    * Safe beside this store's `put` and a blob server on the same directory, also in other processes:
    * an old file is first renamed aside (atomic), then looked at again; one used meanwhile (a put or a
@@ -530,27 +532,48 @@ export class DirectoryBlobStore implements BlobStore {
    * in that instant finds the blob missing (a caching store fetches it again); one already reading
    * reads on.
    */
-  async prune(options: { unusedForMs: number; keep?: (digest: string) => boolean; now?: number; stop?: () => boolean }): Promise<PruneReport> {
+  async prune(options: {
+    unusedForMs: number;
+    keep?: (digest: string) => boolean;
+    maxBytes?: number;
+    now?: number;
+    stop?: () => boolean;
+  }): Promise<PruneReport> {
     const cutoff = (options.now ?? Date.now()) - options.unusedForMs;
     const report: PruneReport = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0, failed: 0 };
     await this.#removeStaleAside(Date.now());
-    const kept = (size: number) => {
-      report.kept++;
-      report.keptBytes += size;
+    /** The blobs left that `keep` does not keep: what `maxBytes` removes, least recently used first. */
+    const removable: { name: string; usedAt: number; size: number }[] = [];
+    /** Removes blob `name` unless it was used meanwhile (`usedSince` its file time); counts it as removed or failed. */
+    const remove = async (name: string, usedSince: (usedAt: number) => boolean) => {
+      const outcome = await this.#removeUnless(name, async (aside) => usedSince((await stat(aside)).mtimeMs));
+      if (outcome === "failed") report.failed++;
+      else if (outcome !== "gone" && outcome.removed) {
+        report.removed++;
+        report.removedBytes += outcome.size;
+      }
+      return outcome;
     };
     for await (const { name, stats } of this.#files()) {
-      if (options.stop?.()) break;
-      if (stats.mtimeMs >= cutoff || options.keep?.("0x" + name)) {
-        kept(stats.size);
-        continue;
-      }
-      const outcome = await this.#removeUnless(name, async (aside) => (await stat(aside)).mtimeMs >= cutoff); // used after it was listed
-      if (outcome === "failed") report.failed++;
-      else if (outcome !== "gone") {
-        if (outcome.removed) {
-          report.removed++;
-          report.removedBytes += outcome.size;
-        } else kept(outcome.size);
+      if (options.stop?.()) return report;
+      const keep = options.keep?.("0x" + name) ?? false;
+      let size = stats.size;
+      if (!keep && stats.mtimeMs < cutoff) {
+        const outcome = await remove(name, (usedAt) => usedAt >= cutoff);
+        if (outcome === "failed" || outcome === "gone" || outcome.removed) continue;
+        size = outcome.size; // used after it was listed: kept, and not the least recently used
+      } else if (!keep) removable.push({ name, usedAt: stats.mtimeMs, size });
+      report.kept++;
+      report.keptBytes += size;
+    }
+    if (options.maxBytes === undefined) return report;
+    removable.sort((x, y) => x.usedAt - y.usedAt);
+    for (const { name, usedAt, size } of removable) {
+      if (report.keptBytes <= options.maxBytes || options.stop?.()) break;
+      const outcome = await remove(name, (at) => at > usedAt);
+      if (outcome === "gone" || (outcome !== "failed" && outcome.removed)) {
+        report.kept--;
+        report.keptBytes -= size;
       }
     }
     return report;

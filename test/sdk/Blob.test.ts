@@ -273,6 +273,44 @@ describe("blob store", () => {
       expect(error.details.path).to.equal(join(where, digests[0].slice(2)));
     });
 
+    it("with maxBytes, removes the least recently used blobs it is not told to keep until the rest fit, after the blobs unused for long", async () => {
+      const where = await mkdtemp(join(dir, "prune-budget-"));
+      const store = new DirectoryBlobStore(where);
+      const MIN = 60_000;
+      // Ten blobs of 100 bytes, blob i last used i minutes ago (blob 9: the least recently used).
+      const digests: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const digest = await store.put(new Uint8Array(100).fill(i));
+        const at = new Date(Date.now() - i * MIN);
+        await utimes(join(where, digest.slice(2)), at, at);
+        digests.push(digest);
+      }
+      const left = async () => (await readdir(where)).map((n) => digests.indexOf("0x" + n)).sort((a, b) => a - b);
+      // Blob 9 is unused for over 8.5 minutes: it goes for that. Then 8 and 6 (7 is kept), oldest first, to fit 700.
+      const report = await store.prune({ unusedForMs: 8.5 * MIN, maxBytes: 700, keep: (d) => d === digests[7] });
+      expect(report).to.deep.equal({ removed: 3, removedBytes: 300, kept: 7, keptBytes: 700, failed: 0 });
+      expect(await left()).to.deep.equal([0, 1, 2, 3, 4, 5, 7]);
+      // Already within: nothing goes.
+      expect(await store.prune({ unusedForMs: Number.MAX_SAFE_INTEGER, maxBytes: 700 })).to.include({ removed: 0, kept: 7 });
+      // The blobs kept may take more than maxBytes on their own: every other one goes, and no more.
+      const kept = new Set([digests[0], digests[1]]);
+      const tight = await store.prune({ unusedForMs: Number.MAX_SAFE_INTEGER, maxBytes: 100, keep: (d) => kept.has(d) });
+      expect(tight).to.deep.equal({ removed: 5, removedBytes: 500, kept: 2, keptBytes: 200, failed: 0 });
+      expect(await left()).to.deep.equal([0, 1]);
+      // A blob used after it was listed (here: inside keep, asked before the removals) is not the least
+      // recently used any more: it stays, and the next one goes in its place.
+      const touched = await store.prune({
+        unusedForMs: Number.MAX_SAFE_INTEGER,
+        maxBytes: 100,
+        keep: (d) => {
+          if (d === digests[1]) utimesSync(join(where, d.slice(2)), new Date(), new Date());
+          return false;
+        },
+      });
+      expect(touched).to.deep.equal({ removed: 1, removedBytes: 100, kept: 1, keptBytes: 100, failed: 0 });
+      expect(await left()).to.deep.equal([1]);
+    });
+
     it("prunes safely beside puts: a blob put again while it is pruned is there once the put resolves; one used after it was listed stays", async () => {
       const where = await mkdtemp(join(dir, "prune-race-"));
       const store = new DirectoryBlobStore(where);

@@ -96,6 +96,7 @@ describe("worker CLI and daemon as processes", function () {
     expect(init.code, init.output).to.equal(0);
     const address = new Wallet(devKey(index)).address;
     expect(init.output).to.contain(`address   ${address}`);
+    expect(init.output).to.match(/blobs {5}.*blobs, budget 16\.0 GiB of the disk's [\d.]+ GiB free \((maxBlobDirBytes|over half of that: lower maxBlobDirBytes in the config)\)/);
     const keystore = JSON.parse(readFileSync(join(dir, "keystore.json"), "utf8"));
     expect(keystore.address.toLowerCase()).to.equal(address.slice(2).toLowerCase()); // encrypted JSON wallet
     expect(readFileSync(join(dir, "keystore.json"), "utf8")).to.not.contain(devKey(index).slice(2));
@@ -216,7 +217,7 @@ describe("worker CLI and daemon as processes", function () {
     const status = await cli(a.config, "status");
     expect(status.output).to.contain("jobs      as provider, done: 1");
     // The job's spec, program, inputs, manifest and outputs are in its blob directory, kept a week.
-    expect(status.output).to.match(/blobs {5}(\d+) in .*blobs, [\d.]+ MiB \(removed once unused for 168 h\)/);
+    expect(status.output).to.match(/blobs {5}(\d+) in .*blobs, [\d.]+ MiB \(budget 16\.0 GiB; removed once unused for 168 h\)/);
     expect(Number(/blobs {5}(\d+)/.exec(status.output)![1])).to.be.at.least(11);
   });
 

@@ -8,7 +8,7 @@
  * rejected with nothing claimed.
  */
 import { expect } from "chai";
-import { mkdtempSync, readdirSync, utimesSync } from "node:fs";
+import { mkdtempSync, readdirSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { network } from "hardhat";
@@ -981,6 +981,71 @@ describe("worker daemon", function () {
     expect(WorkerConfigSchema.parse({ ...minimal, keepBlobsSec: 0 }).keepBlobsSec).to.equal(0);
     const short = WorkerConfigSchema.safeParse({ ...minimal, keepBlobsSec: 60 });
     expect(short.error?.issues.map((i) => [i.path.join("."), i.message])).to.deep.equal([["keepBlobsSec", "0 (keep every blob) or at least 3600 (an hour)"]]);
+  });
+
+  it("keeps its blob directory within maxBlobDirBytes: makes room from a finished job's blobs, passes over a job whose blobs do not fit beside a followed job's, and takes it once that one finishes", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
+    const local = new DirectoryBlobStore(dir);
+    const state = new WorkerState(":memory:");
+    const [specA, specB, specC] = [await intKernelSpec(w, 51), await intKernelSpec(w, 52), await intKernelSpec(w, 53)];
+    const blobsOf = (spec: JobSpecInput) => {
+      const parsed = parseJobSpec(spec);
+      return [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
+    };
+    // Room for one job's spec, program and inputs, and no more: each job's are the same size.
+    const a = await consumer.jobs.create(specA, JOB);
+    const specBytes = (await w.store.get(specHash(specA))).length;
+    const maxBytes = specBytes + blobsOf(specA).reduce((n, ref) => n + ref.size, 0);
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
+      state,
+      store: new CachingBlobStore(local, [w.store]),
+      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
+    });
+    const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { config: { concurrency: 0 } }); // audits only: every job is cheap's
+    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    const bytesHeld = () => [...files()].reduce((n, d) => n + statSync(join(dir, d.slice(2))).size, 0);
+
+    // A settles; its blobs, outputs included, take the directory over the budget (a taken job's are never refused).
+    await drive(w, [cheap, auditor], () => settledOrFailed(a));
+    expect(state.get(a.jobId)?.phase).to.equal("done");
+    const ofA = [specHash(specA), ...blobsOf(specA).map((r) => r.digest)];
+    for (const digest of ofA) expect(files()).to.include(digest);
+    expect(bytesHeld()).to.be.above(maxBytes);
+
+    // B: A is finished, so its blobs, the least recently used, go to make room for B's.
+    const b = await consumer.jobs.create(specB, JOB);
+    await drive(w, [cheap], async () => state.get(b.jobId)?.phase === "committed");
+    for (const digest of ofA) expect(files()).not.to.include(digest);
+    expect(await counter(cheap, "meshwork_blobs_pruned_total")).to.be.at.least(ofA.length);
+
+    // C, while B is followed: B's blobs stay, C's do not fit beside them, and C is passed over, not rejected.
+    const c = await consumer.jobs.create(specC, JOB);
+    await drive(w, [cheap], async () => (await counter(cheap, "meshwork_blob_dir_full_total")) > 0, 5, { finalTick: false });
+    expect(await c.state()).to.equal("Open");
+    expect(state.get(c.jobId)?.phase).to.equal("seen");
+    for (const ref of blobsOf(specC)) expect(files()).not.to.include(ref.digest);
+    for (const digest of [specHash(specB), ...blobsOf(specB).map((r) => r.digest)]) expect(files()).to.include(digest);
+
+    // B settles (finished for the worker); the next prune measures the directory, and C is taken: B's blobs made room.
+    await drive(w, [cheap, auditor], () => settledOrFailed(b));
+    await cheap.pruneBlobs();
+    await drive(w, [cheap], async () => (await c.state()) !== "Open", 10, { finalTick: false });
+    expect(state.get(c.jobId)?.role).to.equal("provider");
+    for (const ref of blobsOf(specC)) expect(files()).to.include(ref.digest);
+    for (const ref of blobsOf(specB)) expect(files()).not.to.include(ref.digest);
+    expect(await counter(cheap, "meshwork_blob_dir_full_total")).to.be.at.least(1);
+
+    // The setting: 16 GiB by default, 0 for none, and never too small for one job's program and inputs.
+    const minimal = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };
+    expect(WorkerConfigSchema.parse(minimal).maxBlobDirBytes).to.equal(16 * 1024 ** 3);
+    expect(WorkerConfigSchema.parse({ ...minimal, maxBlobDirBytes: 0 }).maxBlobDirBytes).to.equal(0);
+    const small = WorkerConfigSchema.safeParse({ ...minimal, maxBlobBytes: 1000, maxBlobDirBytes: 4999 });
+    expect(small.error?.issues.map((i) => [i.path.join("."), i.message])).to.deep.equal([
+      ["maxBlobDirBytes", "0 (no budget) or at least 5 × maxBlobBytes (5000): room for one job's program and inputs"],
+    ]);
+    expect(WorkerConfigSchema.parse({ ...minimal, maxBlobBytes: 1000, maxBlobDirBytes: 5000 }).maxBlobDirBytes).to.equal(5000);
   });
 
   it("takes jobs at the prices it posted on-chain, read again while it runs: a job turned down for its price is claimed once the price is lowered, also across a restart", async () => {

@@ -73,6 +73,15 @@ export const WorkerConfigSchema = z.strictObject({
     .min(0)
     .refine((s) => s === 0 || s >= 3600, "0 (keep every blob) or at least 3600 (an hour)")
     .default(7 * 24 * 3600),
+  /**
+   * The most bytes the blob directory keeps; 0 = no budget. Before it fetches the program or inputs of
+   * a job it has not taken, the worker makes room for them, removing the least recently used blobs of
+   * jobs it no longer follows, and passes the job over when they still do not fit. The hourly prune
+   * keeps the directory within it as well. The blobs of jobs it took are never refused, so the
+   * directory can go over by those. 0, or at least 5 × `maxBlobBytes` (one job's program and inputs).
+   * Default 16 GiB.
+   */
+  maxBlobDirBytes: z.number().int().min(0).default(16 * 1024 ** 3),
   /** What `init` detected (informational; `register` reads it). */
   hardware: z.unknown().optional(),
   /** Runtimes to offer (default: every one detected). */
@@ -85,6 +94,14 @@ export const WorkerConfigSchema = z.strictObject({
       thread: z.boolean().optional(),
     })
     .optional(),
+}).superRefine(({ maxBlobDirBytes, maxBlobBytes }, ctx) => {
+  if (maxBlobDirBytes !== 0 && maxBlobDirBytes < 5 * maxBlobBytes) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["maxBlobDirBytes"],
+      message: `0 (no budget) or at least 5 × maxBlobBytes (${5 * maxBlobBytes}): room for one job's program and inputs`,
+    });
+  }
 });
 
 export type WorkerConfig = z.output<typeof WorkerConfigSchema>;

@@ -7,6 +7,7 @@
 export { Worker, JobRejectedError, MAX_OFFER_SEC, type CheatMode, type WorkerOptions } from "./worker.js";
 export { WorkerState, type JobRow, type Phase, type Role } from "./state.js";
 export { WorkerMetrics } from "./metrics.js";
+export { BlobBudget, type BlobBudgetOptions, type Reservation } from "./blobBudget.js";
 export { WorkerConfigSchema, parseWorkerConfig, runtimeThreadsOf, type WorkerConfig, type WorkerConfigInput } from "./config.js";
 export { CachingBlobStore, loadWorkerConfig, openKeystore, startProviderNode, type ProviderNode } from "./node.js";
 export { detectHardware, parseNvidiaSmi } from "./hardware.js";

@@ -54,10 +54,15 @@ export class WorkerMetrics {
     help: "1 while this node may take jobs (registered, staked at least the minimum, not jailed), 0 otherwise",
     registers: [this.registry],
   });
-  readonly blobBytes = new Gauge({ name: "meshwork_blob_bytes", help: "Bytes in this node's blob directory at its last prune", registers: [this.registry] });
+  readonly blobDirFull = new Counter({
+    name: "meshwork_blob_dir_full_total",
+    help: "Jobs not yet taken that were passed over because their blobs did not fit in maxBlobDirBytes",
+    registers: [this.registry],
+  });
+  readonly blobBytes = new Gauge({ name: "meshwork_blob_bytes", help: "Bytes in this node's blob directory at its last prune, or when it last made room", registers: [this.registry] });
   readonly blobsPruned = new Counter({
     name: "meshwork_blobs_pruned_total",
-    help: "Blobs removed from this node's blob directory, unused for keepBlobsSec",
+    help: "Blobs removed from this node's blob directory: unused for keepBlobsSec, or to keep it within maxBlobDirBytes",
     registers: [this.registry],
   });
   readonly rpcErrors = new Counter({ name: "meshwork_rpc_errors_total", help: "Failed polls (retried)", registers: [this.registry] });

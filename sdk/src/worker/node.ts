@@ -155,7 +155,7 @@ export async function startProviderNode(
     const runtimes = probed.filter((p) => p.capabilities.available).map((p) => p.runtime);
     const state = new WorkerState(join(config.dataDir, "worker.db"));
     opened.push(() => state.close());
-    const blobRetention = { store: local, keepSec: config.keepBlobsSec };
+    const blobRetention = { store: local, keepSec: config.keepBlobsSec, maxBytes: config.maxBlobDirBytes };
     const worker = new Worker({ mw, store, state, runtimes, config, logger, metrics, cheat: options.cheat, blobRetention });
     await worker.start();
     logger.info({ blobs: blobServer.url, metrics: served?.url, chainId: String(mw.chainId), runtimeThreads }, "provider node up");

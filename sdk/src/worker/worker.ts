@@ -33,6 +33,7 @@ import type { PostedPrices } from "../providers.js";
 import { collateralOf, jobFromResult, storedCommitment, unpackRequirements, unpackTerms, unpackVerification, type JobRequestStruct, type JobStruct } from "../params.js";
 import { ResultWriter, digestFromURI, type OutputManifest, manifestRoot } from "../results.js";
 import { MAX_SPEC_BYTES, executableOf, parseJobSpecBytes, runtimeName, specHash, type BlobRef, type JobSpec } from "../spec.js";
+import { BlobBudget } from "./blobBudget.js";
 import { runtimeThreadsOf, type WorkerConfig } from "./config.js";
 import { WorkerMetrics } from "./metrics.js";
 import { SESSION_FAILED, type LoadedJob, type Runtime } from "./runtimes/runtime.js";
@@ -56,9 +57,12 @@ export interface WorkerOptions {
   /**
    * This node's own blob directory (the local half of `store`), pruned every `everySec` (default
    * 3600) of the blobs unused for `keepSec`, except those of the jobs it still follows: see
-   * {@link Worker.pruneBlobs}. Without it, nothing is removed.
+   * {@link Worker.pruneBlobs}. With `maxBytes` (`maxBlobDirBytes`, 0: none), the directory's budget
+   * (see {@link BlobBudget}): the blobs of a job not yet taken are fetched only when they fit, and
+   * each prune also removes the least recently used blobs of jobs it no longer follows until the
+   * directory is within it. Without it, nothing is removed.
    */
-  blobRetention?: { store: DirectoryBlobStore; keepSec: number; everySec?: number };
+  blobRetention?: { store: DirectoryBlobStore; keepSec: number; everySec?: number; maxBytes?: number };
   /**
    * A spec or program that cannot be fetched (missing from every source, a source down) is asked for
    * again after this long, doubling up to 15 minutes (default 30 s): never given up while its job is
@@ -139,6 +143,8 @@ export class Worker {
   #pruning?: Promise<void>;
   /** The program or model and input digests of each spec read, by spec hash, for the prune's pins. */
   readonly #specBlobs = new Map<string, string[]>();
+  /** The blob directory's budget, if it has one (see {@link WorkerOptions.blobRetention}). */
+  readonly #budget?: BlobBudget;
   /**
    * The best measurement of each program or model (see {@link speedKey}): from its first chunk, timed
    * before its first claim, then every computation.
@@ -153,6 +159,17 @@ export class Worker {
     this.#o = options;
     this.#log = options.logger;
     this.metrics = options.metrics ?? new WorkerMetrics();
+    const retention = options.blobRetention;
+    if (retention?.maxBytes) {
+      this.#budget = new BlobBudget({
+        store: retention.store,
+        maxBytes: retention.maxBytes,
+        pinned: async () => {
+          const pinned = await this.#pinnedBlobs(retention.store, { checking: true });
+          return this.#stopping ? undefined : pinned; // stopping: the pins may be incomplete
+        },
+      });
+    }
     // The jobs an earlier run left claimed and unfinished: each is counted out when it ends.
     this.metrics.inFlight.set(options.state.inPhase("claimed", "failed", "computed", "committing", "committed", "revealed").length);
   }
@@ -485,7 +502,7 @@ export class Worker {
         .reduce((sum, j) => sum + collateralOf(j.job), 0n);
       if (locked + collateralOf(job) > limit) throw new JobRejectedError("collateral", "collateral limit reached", { locked: String(locked) });
     }
-    const loaded = await this.#loadSpec(job, runtime, { throttled: !options.targeted });
+    const loaded = await this.#loadSpec(job, runtime, { throttled: !options.targeted, notTaken: true });
     const specHash = String(job.request.specHash);
     // An executable new to this node is timed on a free runtime thread (see #timeFirstChunk): its check,
     // which loads it, waits for one.
@@ -643,7 +660,8 @@ export class Worker {
    * program or model into its runtime, which checks it against the spec (a program that does not
    * parse, a model whose inputs the chunks are no whole rows of: "spec", for good; a model ONNX
    * Runtime cannot load — no ONNX, or out of memory now — or the runtime failing otherwise: tried again
-   * after a delay, as a spec that cannot be fetched), then fetches every input, one at a time, and checks it is the
+   * after a delay, as a spec that cannot be fetched), then fetches every input, one at a time, once the
+   * blob directory's budget has room for them ("disk" when it has not: tried again), and checks each is the
    * size its spec declares (the store checks its digest). A caching store keeps them for the
    * computation. Inputs that cannot be fetched now, or not within their declared size, are
    * "inputs-unavailable" (tried again); bytes, verified, shorter than declared are "blob" (for good: the
@@ -658,6 +676,17 @@ export class Worker {
       throw this.#cannotRun(runtime, specHash, `load the job's ${executableName} now`, error);
     }
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
+    const fetched = await this.#roomFor(refs, [specHash, executableOf(spec).digest]);
+    try {
+      await this.#fetchInputs(spec, refs, stoppable);
+    } finally {
+      fetched();
+    }
+    if (!this.#speeds.has(speedKey(spec, runtime))) await this.#timeFirstChunk({ spec, runtime, executable }, specHash, stoppable);
+  }
+
+  /** Fetches every input of `refs` for #checkInputs, one at a time (see there). */
+  async #fetchInputs(spec: JobSpec, refs: readonly BlobRef[], stoppable: boolean) {
     for (const [i, ref] of refs.entries()) {
       if (stoppable && this.#stopping) throw new JobRejectedError("fetching", "stopping");
       try {
@@ -671,7 +700,6 @@ export class Worker {
         throw new JobRejectedError("inputs-unavailable", "an input cannot be fetched now", { cause: describe(error) });
       }
     }
-    if (!this.#speeds.has(speedKey(spec, runtime))) await this.#timeFirstChunk({ spec, runtime, executable }, specHash, stoppable);
   }
 
   /**
@@ -721,6 +749,38 @@ export class Worker {
   }
 
   /**
+   * Room in the blob directory's budget for the blobs of `refs` it does not hold yet (see
+   * {@link BlobBudget}), before they are fetched for a job not yet taken; `keep`: the other blobs of
+   * the same job. Resolves to the release to call once they are fetched (or not); throws
+   * {@link JobRejectedError} "disk" (tried again later) when they do not fit.
+   */
+  async #roomFor(refs: readonly BlobRef[], keep: string[]): Promise<() => void> {
+    if (!this.#budget) return () => undefined;
+    const reservation = await this.#budget.reserve(refs, keep);
+    const removed = reservation.removed;
+    this.#madeRoom(removed);
+    if (reservation.ok) return reservation.release;
+    const { needed, used, maxBytes, retryAt } = reservation;
+    this.metrics.blobDirFull.inc();
+    // Said once per look (then no look before retryAt): the directory holds mostly the blobs of jobs it follows.
+    if (removed) this.#log.warn({ needed, used, maxBlobDirBytes: maxBytes }, "blob directory full: passing over jobs whose blobs do not fit in maxBlobDirBytes until some finish");
+    throw new JobRejectedError("disk", "its blobs do not fit in the blob directory's budget (maxBlobDirBytes)", {
+      needed,
+      used,
+      maxBlobDirBytes: maxBytes,
+      retryAt: new Date(retryAt).toISOString(),
+    });
+  }
+
+  /** Books what the budget removed to make room, if it looked. */
+  #madeRoom(removed: PruneReport | undefined) {
+    if (!removed) return;
+    this.metrics.blobsPruned.inc(removed.removed);
+    this.metrics.blobBytes.set(removed.keptBytes);
+    if (removed.removed > 0) this.#log.info({ ...removed, maxBlobDirBytes: this.#budget?.maxBytes }, "made room in the blob directory");
+  }
+
+  /**
    * The blob `ref` names, verified, read no further than its declared size and refused
    * ({@link SIZE_MISMATCH}) when shorter. The spec's sizes bound what a worker accepts (`maxBlobBytes`)
    * and where a runtime computes. @throws {MeshworkBlobError}
@@ -736,7 +796,7 @@ export class Worker {
   }
 
   /** Fetches and verifies the spec, its executable and its inputs. */
-  async #loadSpec(job: JobStruct, runtime: Runtime, options: { throttled?: boolean } = {}): Promise<LoadedSpec> {
+  async #loadSpec(job: JobStruct, runtime: Runtime, options: { throttled?: boolean; notTaken?: boolean } = {}): Promise<LoadedSpec> {
     const max = this.#o.config.maxBlobBytes;
     const hash = String(job.request.specHash);
     const unavailable = this.#unavailable.get(hash);
@@ -748,11 +808,14 @@ export class Worker {
     // Bytes that cannot be had now (missing from every source, a source down or serving other bytes)
     // are asked for again later; bytes that hash to the digest but are no spec are rejected for good.
     let bytes: Uint8Array;
+    // Its size is known once it is here (up to MAX_SPEC_BYTES): counted then, room made if it took the directory over.
+    const budgeted = options.notTaken && this.#budget && !(await this.#o.blobRetention!.store.has(hash));
     try {
       bytes = await this.#o.store.get(hash, { maxBytes: MAX_SPEC_BYTES });
     } catch (error) {
       throw this.#markUnavailable(hash, "spec cannot be fetched now", error);
     }
+    if (budgeted) this.#madeRoom(await this.#budget!.landed(bytes.length, [hash]));
     let spec: JobSpec;
     try {
       spec = parseJobSpecBytes(bytes);
@@ -768,8 +831,8 @@ export class Worker {
     if (canonical.toLowerCase() !== String(job.request.specHash).toLowerCase()) {
       throw new JobRejectedError("spec", "the spec's canonical hash is not the job's specHash");
     }
-    // Noted for the prune's pins (trimmed to the jobs still followed at each prune), when it prunes.
-    if (this.#o.blobRetention && this.#o.blobRetention.keepSec > 0) this.#specBlobs.set(canonical, specBlobs(spec));
+    // Noted for the pins of the prune and the budget (trimmed to the jobs still followed at each prune).
+    if (this.#o.blobRetention) this.#specBlobs.set(canonical, specBlobs(spec));
     if (spec.runtime !== runtime.name) throw new JobRejectedError("runtime", `the spec's runtime ${spec.runtime} is not the job's`);
     const verification = unpackVerification(BigInt(job.request.verification));
     if (verification.chunks !== spec.chunking.chunks) throw new JobRejectedError("spec", "the spec's chunking is not the job's");
@@ -779,8 +842,9 @@ export class Worker {
     const sizes = [exe.size, ...(spec.inputs.kind === "chunks" ? spec.inputs.chunks.map((c) => c.size) : [spec.inputs.blob.size])];
     const total = sizes.reduce((a, b) => a + b, 0);
     if (sizes.some((s) => s > max) || total > 4 * max) throw new JobRejectedError("size", "input too large", { bytes: total, max });
+    const fetched = options.notTaken ? await this.#roomFor([exe], [hash]) : undefined;
     try {
-      const executable = await this.#fetchDeclared(exe);
+      const executable = await this.#fetchDeclared(exe).finally(fetched);
       // Fetched: no longer unavailable, unless it is its load that failed (which doubles its delay until it loads).
       if (!this.#unavailable.get(hash)?.load) this.#unavailable.delete(hash);
       return { spec, runtime, executable };
@@ -1445,7 +1509,7 @@ export class Worker {
   /** Starts a prune in the background when one is due (see {@link pruneBlobs}). */
   #maybePrune() {
     const retention = this.#o.blobRetention;
-    if (!retention || retention.keepSec === 0 || this.#pruning || this.#stopping) return;
+    if (!retention || (retention.keepSec === 0 && !this.#budget) || this.#pruning || this.#stopping) return;
     if (Date.now() - this.#lastPrune < (retention.everySec ?? 3600) * 1000) return;
     this.#lastPrune = Date.now();
     this.#pruning = this.pruneBlobs()
@@ -1471,7 +1535,8 @@ export class Worker {
    * `keepSec`, except those of the jobs this worker still follows (not `done` in its state: the spec,
    * the program or model and the inputs of each, and a provider's manifest and outputs), which stay
    * however old. What goes: inputs fetched to check jobs that others claimed first, and the blobs of
-   * finished jobs, outputs included, once nobody has fetched them for `keepSec`. Runs on its own every
+   * finished jobs, outputs included, once nobody has fetched them for `keepSec`; then, with a budget
+   * (`maxBytes`), the least recently used of those until the directory is within it. Runs on its own every
    * `everySec` from the first tick; resolves to what it removed and kept (undefined without a
    * blob directory).
    */
@@ -1480,7 +1545,13 @@ export class Worker {
     if (!retention) return undefined;
     const pinned = await this.#pinnedBlobs(retention.store);
     const stop = () => this.#stopping;
-    const report = await retention.store.prune({ unusedForMs: retention.keepSec * 1000, keep: (digest) => pinned.has(digest), stop });
+    const report = await retention.store.prune({
+      unusedForMs: retention.keepSec === 0 ? Number.MAX_SAFE_INTEGER : retention.keepSec * 1000,
+      maxBytes: this.#budget?.maxBytes,
+      keep: (digest) => pinned.has(digest),
+      stop,
+    });
+    if (!this.#stopping) this.#budget?.measured(report.keptBytes); // a prune stopped early counted only part
     this.metrics.blobBytes.set(report.keptBytes);
     this.metrics.blobsPruned.inc(report.removed);
     this.#log[report.removed > 0 ? "info" : "debug"]({ ...report, pinned: pinned.size }, "pruned the blob directory");
@@ -1488,10 +1559,11 @@ export class Worker {
   }
 
   /**
-   * The digests of the blobs of the jobs this worker still follows (see {@link pruneBlobs}). A spec's
+   * The digests of the blobs of the jobs this worker still follows (see {@link pruneBlobs}), and with
+   * `checking` (the budget's), of the jobs whose checks are running or passed. A spec's
    * blobs were noted when it was read; after a restart, each spec is read once more from `local`.
    */
-  async #pinnedBlobs(local: DirectoryBlobStore): Promise<Set<string>> {
+  async #pinnedBlobs(local: DirectoryBlobStore, options: { checking?: boolean } = {}): Promise<Set<string>> {
     const pinned = new Set<string>();
     const specs = new Set<string>();
     for (const row of this.#o.state.active()) {
@@ -1518,6 +1590,16 @@ export class Worker {
         }
       }
       for (const digest of blobs) pinned.add(digest);
+    }
+    // With `checking`, those of the jobs not yet taken whose checks are running or passed too: about to
+    // be claimed (not kept from a prune by age: a check is forgotten within an hour, keepSec is longer).
+    for (const [key, check] of this.#inputChecks) {
+      if (check.error) continue;
+      const hash = normalizeDigest(key);
+      specs.add(hash); // its spec's blobs stay noted
+      if (!options.checking) continue;
+      pinned.add(hash);
+      for (const digest of this.#specBlobs.get(hash) ?? []) pinned.add(digest);
     }
     if (!this.#stopping) for (const hash of this.#specBlobs.keys()) if (!specs.has(hash)) this.#specBlobs.delete(hash);
     return pinned;
