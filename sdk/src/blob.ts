@@ -333,6 +333,12 @@ export interface BlobServerOptions {
    * otherwise fill the disk with blobs that stay for the node's `keepBlobsSec`.
    */
   readOnly?: boolean;
+  /**
+   * Told of the server's own failures, which the client gets as a bare 500 (`request`: its method and
+   * path), and of errors of the listening socket once it listens (`request` undefined; without this,
+   * such an error would end the process). For the owner's log: the error may name local paths.
+   */
+  onError?: (error: unknown, request?: string) => void;
 }
 
 export interface BlobServer {
@@ -722,13 +728,15 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
     }
     // A failure of the server's own (a file it cannot write) is not the client's business: its message
     // names files and directories of this machine.
-    handle(backend, maxBytes, readOnly, req, res).catch(() => {
+    handle(backend, maxBytes, readOnly, req, res).catch((error) => {
+      options.onError?.(error, `${req.method} ${req.url}`);
       if (!res.headersSent) reply(res, 500, { error: "internal error" });
       else res.destroy();
     });
   });
 
   await listen(server, port, host, "the blob server");
+  server.on("error", (error) => options.onError?.(error));
   const address = server.address() as AddressInfo;
   const shown = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
   const url = `http://${shown.includes(":") ? `[${shown}]` : shown}:${address.port}`;

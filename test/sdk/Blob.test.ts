@@ -11,6 +11,7 @@ import { createServer, request, type IncomingMessage, type ServerResponse } from
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Gauge } from "prom-client";
 import {
   DirectoryBlobStore,
   HttpBlobStore,
@@ -488,14 +489,19 @@ describe("blob store", () => {
       }
     });
 
-    it("answers a failure of its own (its directory gone) with a 500 that names no file", async () => {
+    it("answers a failure of its own (its directory gone) with a 500 that names no file, and tells its owner what failed", async () => {
       const where = join(dir, "vanishing");
-      const server = await startBlobServer({ dir: where });
+      const told: [unknown, string | undefined][] = [];
+      const server = await startBlobServer({ dir: where, onError: (error, request) => told.push([error, request]) });
       try {
         await rm(where, { recursive: true });
         const res = await fetch(`${server.url}/blobs/${ABC}`, { method: "PUT", body: utf8("abc") });
         expect(res.status).to.equal(500);
         expect(await res.json()).to.deep.equal({ error: "internal error" });
+        expect(told).to.have.length(1);
+        expect(told[0][1]).to.equal(`PUT /blobs/${ABC}`);
+        expect((told[0][0] as NodeJS.ErrnoException).code).to.equal("ENOENT");
+        expect((told[0][0] as Error).message).to.include(where); // the owner's log may name the path
         const error = await rejection(new HttpBlobStore(server.url).put(utf8("abc")));
         expect([error.shortMessage, error.details.status]).to.deep.equal(["blob PUT failed with HTTP 500: internal error", 500]);
       } finally {
@@ -676,6 +682,34 @@ describe("blob store", () => {
         const res = await rawRequest(url, "GET", { host: `localhost:${port}` });
         expect(res.status).to.equal(200);
         expect(res.body).to.include("meshwork_jobs_claimed_total");
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it("the worker's metrics answer 500 when a metric cannot be collected, tell their owner, and keep serving", async () => {
+      const metrics = new WorkerMetrics();
+      let broken = true;
+      new Gauge({
+        name: "meshwork_test_broken",
+        help: "a gauge whose collection fails while broken",
+        registers: [metrics.registry],
+        collect() {
+          if (broken) throw new Error("cannot read the GPU's temperature");
+        },
+      });
+      const told: unknown[] = [];
+      const { url, server } = await metrics.serve(0, "127.0.0.1", (error) => told.push(error));
+      try {
+        expect((await fetch(url)).status).to.equal(500);
+        expect(told.map((e) => (e as Error).message)).to.deep.equal(["cannot read the GPU's temperature"]);
+        broken = false;
+        const res = await fetch(url);
+        expect(res.status).to.equal(200);
+        expect(await res.text()).to.include("meshwork_test_broken");
+        // An error of the listening socket once it listens is told too, and does not end the process.
+        server.emit("error", new Error("accept failed: EMFILE"));
+        expect((told[1] as Error).message).to.equal("accept failed: EMFILE");
       } finally {
         await new Promise((resolve) => server.close(resolve));
       }

@@ -81,11 +81,13 @@ export class WorkerMetrics {
    * Serves `/metrics` on 127.0.0.1:`port` (0 picks a free port). On a loopback `host`, a request from a
    * web page of another site or naming another host (DNS rebinding) gets 403, as the blob server's
    * (see `foreignRequest` in blob.ts).
+   * A metric that cannot be collected gets 500, and `onError` is told, as of an error of the listening
+   * socket once it listens (without it, such an error would end the process).
    * @throws {MeshworkConfigError} when it cannot listen there (the port in use: `details.code` EADDRINUSE).
    */
-  async serve(port: number, host = "127.0.0.1"): Promise<{ url: string; server: Server }> {
+  async serve(port: number, host = "127.0.0.1", onError?: (error: unknown) => void): Promise<{ url: string; server: Server }> {
     const loopback = isLoopbackHost(host);
-    const server = createServer(async (req, res) => {
+    const server = createServer((req, res) => {
       if (loopback && foreignRequest(req)) {
         res.writeHead(403).end();
         return;
@@ -94,10 +96,16 @@ export class WorkerMetrics {
         res.writeHead(404).end();
         return;
       }
-      res.writeHead(200, { "content-type": this.registry.contentType });
-      res.end(await this.registry.metrics());
+      this.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
+        (error) => {
+          onError?.(error);
+          res.writeHead(500).end();
+        },
+      );
     });
     await listen(server, port, host, "the metrics server");
+    server.on("error", (error) => onError?.(error));
     const { port: bound } = server.address() as AddressInfo;
     return { url: `http://${host}:${bound}/metrics`, server };
   }

@@ -123,14 +123,20 @@ export async function startProviderNode(
     const blobDir = join(config.dataDir, "blobs");
     // Read-only: the node writes its directory itself, and an upload from anyone who can reach the
     // port would stay on its disk for keepBlobsSec.
-    const blobServer = await startBlobServer({ port: config.blobPort, dir: blobDir, maxBytes: config.maxBlobBytes, readOnly: true }).catch((error) => {
+    const blobServer = await startBlobServer({
+      port: config.blobPort,
+      dir: blobDir,
+      maxBytes: config.maxBlobBytes,
+      readOnly: true,
+      onError: (error, request) => logger.warn({ err: error, request }, "the blob server failed"),
+    }).catch((error) => {
       throw withSetting(error, "blobPort", "to a free port");
     });
     opened.push(() => blobServer.close());
     // Both ports are taken before anything slower: one in use fails the start at once.
     const metrics = new WorkerMetrics({ defaultMetrics: true });
     const served = config.metricsPort
-      ? await metrics.serve(config.metricsPort).catch((error) => {
+      ? await metrics.serve(config.metricsPort, undefined, (error) => logger.warn({ err: error }, "the metrics server failed")).catch((error) => {
           throw withSetting(error, "metricsPort", "to a free port, or 0 to serve no metrics");
         })
       : undefined;
