@@ -18,7 +18,7 @@ import { MeshworkBlobError, MeshworkEncodingError } from "../../sdk/src/errors.j
 import type { JobHandle } from "../../sdk/src/jobs.js";
 import { collateralOf, packRequirements, unpackRequirements, type JobStruct } from "../../sdk/src/params.js";
 import { WorkerState, auditDataOf } from "../../sdk/src/worker/state.js";
-import { DirectoryBlobStore, digestOf } from "../../sdk/src/blob.js";
+import { DirectoryBlobStore, digestOf, type BlobStore } from "../../sdk/src/blob.js";
 import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
 import { MAX_CHUNKS, MAX_SPEC_BYTES, executableOf, parseJobSpec, putJobSpec, specHash, type JobSpecInput } from "../../sdk/src/spec.js";
 import { WorkerConfigSchema } from "../../sdk/src/worker/config.js";
@@ -27,7 +27,7 @@ import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
 import { OnnxRuntime } from "../../sdk/src/worker/runtimes/onnx.js";
 import { buildDenseModel } from "../../sdk/src/worker/runtimes/onnxModel.js";
 import type { LoadedJob, Runtime } from "../../sdk/src/worker/runtimes/runtime.js";
-import { JobRejectedError, MAX_OFFER_SEC, type Worker } from "../../sdk/src/worker/worker.js";
+import { JobRejectedError, MAX_OFFER_SEC, MAX_QUOTES_AT_ONCE, type Worker } from "../../sdk/src/worker/worker.js";
 import { rejection } from "../helpers/rejection.js";
 import { USD, sdkWorld, type SdkWorld } from "../sdk/fixture.js";
 import { CHUNKS, JOB, counter, drive, intKernelSpec, makeWorker, onnxSpec, settledOrFailed } from "./worker-fixture.js";
@@ -1113,6 +1113,28 @@ describe("worker daemon", function () {
     await limited.stop();
     const error = await rejection(limited.quote(prepared.request, w.consumer.address, now + 600n));
     expect(error.details, error.message).to.include({ reason: "collateral" });
+  });
+
+  it("prepares at most MAX_QUOTES_AT_ONCE offers at once: more are turned away as busy, and taken once those are done", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    // The inputs' source answers only when let go: every offer waits on the first one's input check.
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    const store: BlobStore = { put: (b, d) => w.store.put(b, d), has: (d) => w.store.has(d), get: async (d, o) => (await held, w.store.get(d, o)) };
+    const worker = makeWorker(w, w.cheap, await w.sdk(w.cheap), { store });
+    await worker.start();
+    await worker.stop();
+    const prepared = await consumer.jobs.prepare(await intKernelSpec(w, 65), JOB);
+    const expiry = BigInt(await networkHelpers.time.latest()) + 600n;
+    const waiting = Array.from({ length: MAX_QUOTES_AT_ONCE }, () => worker.quote(prepared.request, w.consumer.address, expiry));
+    const busy = await rejection(worker.quote(prepared.request, w.consumer.address, expiry));
+    expect(busy).to.be.instanceOf(JobRejectedError);
+    expect(busy.details).to.include({ reason: "busy" });
+    expect(busy.shortMessage).to.equal(`${MAX_QUOTES_AT_ONCE} offers are being prepared already: ask again shortly`);
+    letGo();
+    for (const offer of await Promise.all(waiting)) expect(offer.provider).to.equal(w.cheap.address);
+    expect((await worker.quote(prepared.request, w.consumer.address, expiry)).provider).to.equal(w.cheap.address);
   });
 
   it("does not compute again a claimed job whose output cannot be encoded past its first chunk: marked failed, timed out at its deadline", async () => {

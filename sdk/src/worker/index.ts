@@ -4,7 +4,7 @@
  * the worker's native dependencies (node:sqlite, onnxruntime-node).
  * @packageDocumentation
  */
-export { Worker, JobRejectedError, MAX_OFFER_SEC, type CheatMode, type WorkerOptions } from "./worker.js";
+export { Worker, JobRejectedError, MAX_OFFER_SEC, MAX_QUOTES_AT_ONCE, type CheatMode, type WorkerOptions } from "./worker.js";
 export { WorkerState, type JobRow, type Phase, type Role } from "./state.js";
 export { WorkerMetrics } from "./metrics.js";
 export { BlobBudget, type BlobBudgetOptions, type Reservation } from "./blobBudget.js";

@@ -154,6 +154,8 @@ export class Worker {
   readonly #expected = new Map<string, number>();
   /** First chunks being timed now (see #timeFirstChunk): each holds a runtime thread. */
   #timing = 0;
+  /** Offers being prepared now (see {@link quote}). */
+  #quoting = 0;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -306,9 +308,22 @@ export class Worker {
    * and within its collateral limit (`maxCollateral`), for an expiry later than the chain's time and at
    * most {@link MAX_OFFER_SEC} after it: the market takes an offer until its expiry whatever this node's
    * prices, limits or state are by then, and the node cannot withdraw it (PROTOCOL.md §4: offers should
-   * be short-lived). Throws {@link JobRejectedError} (reason `expiry`, or that of the job's check).
+   * be short-lived). At most {@link MAX_QUOTES_AT_ONCE} at once: more are turned away (reason `busy`,
+   * ask again shortly). Throws {@link JobRejectedError} (reason `expiry`, `busy`, or that of the job's check).
    */
   async quote(request: JobRequestStruct, consumer: string, expiry: bigint): Promise<SignedOffer> {
+    if (this.#quoting >= MAX_QUOTES_AT_ONCE) {
+      throw new JobRejectedError("busy", `${MAX_QUOTES_AT_ONCE} offers are being prepared already: ask again shortly`);
+    }
+    this.#quoting++;
+    try {
+      return await this.#quote(request, consumer, expiry);
+    } finally {
+      this.#quoting--;
+    }
+  }
+
+  async #quote(request: JobRequestStruct, consumer: string, expiry: bigint): Promise<SignedOffer> {
     const { time } = await this.#o.mw.context.latestBlock("quote");
     if (expiry <= time || expiry > time + BigInt(MAX_OFFER_SEC)) {
       throw new JobRejectedError("expiry", `an offer's expiry must be after the chain's time and at most ${MAX_OFFER_SEC} s after it`, {
@@ -1662,6 +1677,11 @@ export class Worker {
 
 /** The longest an offer signed by {@link Worker.quote} may stay valid: seconds from the chain's time to its expiry. */
 export const MAX_OFFER_SEC = 3600;
+/**
+ * The most offers {@link Worker.quote} prepares at once: each may download a job's program and inputs
+ * and time its first chunk, so a flood of requests is turned away ("busy") rather than queued.
+ */
+export const MAX_QUOTES_AT_ONCE = 4;
 
 /** `details.reason` of a blob, verified, of another size than its spec declares. */
 const SIZE_MISMATCH = "size-mismatch";
