@@ -1048,6 +1048,47 @@ describe("worker daemon", function () {
     expect(WorkerConfigSchema.parse({ ...minimal, maxBlobBytes: 1000, maxBlobDirBytes: 5000 }).maxBlobDirBytes).to.equal(5000);
   });
 
+  it("with maxBlobDirBytes, counts as pinned only the blobs of jobs it took: an open job it turned down after fetching its inputs holds no room, and the next job is taken", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
+    const local = new DirectoryBlobStore(dir);
+    const state = new WorkerState(":memory:");
+    // A: its last input declared twice the size it is, so turned down for good ("blob") once its
+    // inputs are fetched, and still open: anyone's job, followed only to audit it, which cost its
+    // poster nothing.
+    const honest = await intKernelSpec(w, 61);
+    if (honest.inputs.kind !== "chunks") throw new Error("chunks expected");
+    const last = honest.inputs.chunks.length - 1;
+    const specA: JobSpecInput = { ...honest, inputs: { kind: "chunks", chunks: honest.inputs.chunks.map((c, i) => (i === last ? { ...c, size: 2 * c.size } : c)) } };
+    const specB = await intKernelSpec(w, 62);
+    const blobsOf = (spec: JobSpecInput) => {
+      const parsed = parseJobSpec(spec);
+      return [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
+    };
+    const a = await consumer.jobs.create(specA, JOB);
+    // Room for A's spec, program and inputs as declared, not for B's beside them.
+    const maxBytes = (await w.store.get(specHash(specA))).length + blobsOf(specA).reduce((n, ref) => n + ref.size, 0);
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
+      state,
+      store: new CachingBlobStore(local, [w.store]),
+      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
+    });
+    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    await drive(w, [cheap], async () => state.get(a.jobId)?.phase === "rejected", 10, { finalTick: false });
+    expect(state.get(a.jobId)?.note).to.equal("blob");
+    expect(await a.state()).to.equal("Open");
+    for (const ref of blobsOf(specA)) expect(files()).to.include(ref.digest);
+
+    // B: A's blobs, of a job the node did not take, make room for B's, and B is taken.
+    const b = await consumer.jobs.create(specB, JOB);
+    await drive(w, [cheap], async () => (await b.state()) !== "Open", 10, { finalTick: false });
+    expect(state.get(b.jobId)?.role).to.equal("provider");
+    expect(await counter(cheap, "meshwork_blob_dir_full_total")).to.equal(0);
+    for (const ref of blobsOf(specB)) expect(files()).to.include(ref.digest);
+    expect(files()).not.to.include(executableOf(parseJobSpec(specA)).digest);
+  });
+
   it("takes jobs at the prices it posted on-chain, read again while it runs: a job turned down for its price is claimed once the price is lowered, also across a restart", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

@@ -3,7 +3,7 @@
  * nothing, whose program or model and inputs every eligible node downloads to check them before a
  * claim. The budget bounds what such checks bring in: before a check fetches blobs the directory does
  * not hold, {@link BlobBudget.reserve} makes sure they fit, removing the least recently used blobs that
- * no job this node follows needs when they do not, and says no when even that leaves no room. A job's
+ * no job this node took or is checking needs when they do not, and says no when even that leaves no room. A job's
  * spec, whose size is known only once it is here (up to 8 MiB), is counted when it lands
  * ({@link BlobBudget.landed}), and room made then.
  *
@@ -18,7 +18,8 @@ export interface BlobBudgetOptions {
   /** The most bytes the directory's blobs may take once a reserve made room (> 0). */
   maxBytes: number;
   /**
-   * The digests no reserve may remove: the blobs of the jobs the worker still follows. Undefined when
+   * The digests no reserve may remove: the blobs of the jobs the worker took and has not finished, and
+   * of those whose checks are running or passed (not of a job it only saw or turned down). Undefined when
    * they cannot all be listed now (the worker is stopping): the reserve then removes nothing.
    */
   pinned: () => Promise<ReadonlySet<string> | undefined>;

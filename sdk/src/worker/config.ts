@@ -76,7 +76,7 @@ export const WorkerConfigSchema = z.strictObject({
   /**
    * The most bytes the blob directory keeps; 0 = no budget. Before it fetches the program or inputs of
    * a job it has not taken, the worker makes room for them, removing the least recently used blobs of
-   * jobs it no longer follows, and passes the job over when they still do not fit. The hourly prune
+   * jobs it did not take or finished, and passes the job over when they still do not fit. The hourly prune
    * keeps the directory within it as well. The blobs of jobs it took are never refused, so the
    * directory can go over by those. 0, or at least 5 × `maxBlobBytes` (one job's program and inputs).
    * Default 16 GiB.

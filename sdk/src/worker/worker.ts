@@ -59,7 +59,7 @@ export interface WorkerOptions {
    * 3600) of the blobs unused for `keepSec`, except those of the jobs it still follows: see
    * {@link Worker.pruneBlobs}. With `maxBytes` (`maxBlobDirBytes`, 0: none), the directory's budget
    * (see {@link BlobBudget}): the blobs of a job not yet taken are fetched only when they fit, and
-   * each prune also removes the least recently used blobs of jobs it no longer follows until the
+   * each prune also removes the least recently used blobs of jobs it did not take or finished until the
    * directory is within it. Without it, nothing is removed.
    */
   blobRetention?: { store: DirectoryBlobStore; keepSec: number; everySec?: number; maxBytes?: number };
@@ -1577,13 +1577,23 @@ export class Worker {
    * The digests of the blobs of the jobs this worker still follows (see {@link pruneBlobs}), and with
    * `checking` (the budget's), of the jobs whose checks are running or passed. A spec's
    * blobs were noted when it was read; after a restart, each spec is read once more from `local`.
+   *
+   * With `checking`, a job followed only as seen or turned down (`seen`, `rejected`: anyone's, which
+   * its poster may leave open until its claimBy, or cancel, at no cost) pins nothing unless its audit
+   * sample is being computed: its blobs are what the budget bounds. Pinned, they would take the
+   * budget for good, and every job after them would be passed over ("disk").
    */
   async #pinnedBlobs(local: DirectoryBlobStore, options: { checking?: boolean } = {}): Promise<Set<string>> {
     const pinned = new Set<string>();
+    /** The specs whose blobs stay noted; `pinnedSpecs`: those whose blobs are pinned. */
     const specs = new Set<string>();
+    const pinnedSpecs = new Set<string>();
     for (const row of this.#o.state.active()) {
       if (this.#stopping) break; // what is not pinned is then not pruned either: prune stops too
       const hash = normalizeDigest(String(row.job.request.specHash));
+      specs.add(hash);
+      const untaken = (row.phase === "seen" || row.phase === "rejected") && !this.#computing.has(row.jobId);
+      if (options.checking && untaken) continue;
       pinned.add(hash);
       try {
         if (row.outputURI) pinned.add(digestFromURI(row.outputURI));
@@ -1593,8 +1603,8 @@ export class Worker {
       } catch (error) {
         this.#log.warn({ jobId: row.jobId, err: describe(error) }, "cannot read a job's outputs from the local state: not pinned");
       }
-      if (specs.has(hash)) continue;
-      specs.add(hash);
+      if (pinnedSpecs.has(hash)) continue;
+      pinnedSpecs.add(hash);
       let blobs = this.#specBlobs.get(hash);
       if (!blobs) {
         try {
