@@ -1089,6 +1089,41 @@ describe("worker daemon", function () {
     expect(files()).not.to.include(executableOf(parseJobSpec(specA)).digest);
   });
 
+  it("with maxBlobDirBytes, the hourly prune keeps the blobs of a check that passed (an offer's job, about to be taken) and removes the least recently used of the others instead", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
+    const local = new DirectoryBlobStore(dir);
+    const specX = await intKernelSpec(w, 63);
+    const prepared = await consumer.jobs.prepare(specX, JOB);
+    const parsed = parseJobSpec(specX);
+    const refs = [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
+    const ofX = [specHash(specX), ...refs.map((r) => r.digest)];
+    // Room for X's spec, program and inputs, and 100 bytes more.
+    const maxBytes = (await w.store.get(specHash(specX))).length + refs.reduce((n, ref) => n + ref.size, 0) + 100;
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
+      store: new CachingBlobStore(local, [w.store]),
+      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
+    });
+    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    await cheap.start();
+    try {
+      // X's inputs checked for an offer: the consumer may post the job with it any time now.
+      await cheap.quote(prepared.request, w.consumer.address, BigInt(await networkHelpers.time.latest()) + 600n);
+      for (const digest of ofX) expect(files()).to.include(digest);
+      // X's blobs last used ten minutes ago; then a blob nobody needs, newer, takes the directory over.
+      const ago = new Date(Date.now() - 600_000);
+      for (const digest of ofX) utimesSync(join(dir, digest.slice(2)), ago, ago);
+      const junk = await local.put(utf8("x".repeat(1000)));
+      const report = await cheap.pruneBlobs();
+      for (const digest of ofX) expect(files()).to.include(digest);
+      expect(files()).not.to.include(junk);
+      expect(report).to.include({ removed: 1 });
+    } finally {
+      await cheap.stop();
+    }
+  });
+
   it("takes jobs at the prices it posted on-chain, read again while it runs: a job turned down for its price is claimed once the price is lowered, also across a restart", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

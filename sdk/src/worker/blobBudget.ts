@@ -106,6 +106,23 @@ export class BlobBudget {
     return next;
   }
 
+  /**
+   * Brings the directory within the budget now (the hourly prune), in turn with the reserves: removes
+   * the least recently used blobs that are neither pinned nor being fetched until the directory, with
+   * the blobs being fetched, is within it (or nothing more can go), and measures it. The next reserve
+   * looks again, even after one that said no. Resolves to what it removed and kept, or undefined when
+   * the pins cannot be listed now (the worker is stopping).
+   */
+  fit(): Promise<PruneReport | undefined> {
+    const next = this.#queue.then(async () => {
+      const report = await this.#makeRoom(0, new Set());
+      if (report) this.#fullUntil = 0;
+      return report;
+    });
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
   /** Removes what it may until `needed` more fit (see {@link reserve}); undefined when the pins cannot be listed now. */
   async #makeRoom(needed: number, keep: Set<string>): Promise<PruneReport | undefined> {
     const pinned = await this.#o.pinned();

@@ -1562,11 +1562,19 @@ export class Worker {
     const stop = () => this.#stopping;
     const report = await retention.store.prune({
       unusedForMs: retention.keepSec === 0 ? Number.MAX_SAFE_INTEGER : retention.keepSec * 1000,
-      maxBytes: this.#budget?.maxBytes,
       keep: (digest) => pinned.has(digest),
       stop,
     });
-    if (!this.#stopping) this.#budget?.measured(report.keptBytes); // a prune stopped early counted only part
+    // The budget's pass goes through the budget: in turn with its reserves, keeping the blobs being
+    // fetched and those of the checks running or passed (its own pins), then measuring what is left.
+    const fitted = this.#stopping ? undefined : await this.#budget?.fit();
+    if (fitted) {
+      report.removed += fitted.removed;
+      report.removedBytes += fitted.removedBytes;
+      report.failed += fitted.failed;
+      report.kept = fitted.kept;
+      report.keptBytes = fitted.keptBytes;
+    }
     this.metrics.blobBytes.set(report.keptBytes);
     this.metrics.blobsPruned.inc(report.removed);
     this.#log[report.removed > 0 ? "info" : "debug"]({ ...report, pinned: pinned.size }, "pruned the blob directory");
