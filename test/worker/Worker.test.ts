@@ -1124,6 +1124,48 @@ describe("worker daemon", function () {
     }
   });
 
+  it("with maxBlobDirBytes, a check whose program needed room keeps its program and inputs pinned: the room made for it does not forget which blobs its spec names", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
+    const local = new DirectoryBlobStore(dir);
+    const specX = await intKernelSpec(w, 64);
+    const prepared = await consumer.jobs.prepare(specX, JOB);
+    const parsed = parseJobSpec(specX);
+    const exe = executableOf(parsed);
+    const inputs = parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [];
+    const ofX = [specHash(specX), exe.digest, ...inputs.map((r) => r.digest)];
+    const inputBytes = inputs.reduce((n, ref) => n + ref.size, 0);
+    // Room for X's spec, program and inputs, and 100 bytes more.
+    const maxBytes = (await w.store.get(specHash(specX))).length + exe.size + inputBytes + 100;
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
+      store: new CachingBlobStore(local, [w.store]),
+      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
+    });
+    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    // A blob nobody needs, an hour old, that leaves room for X's spec but not for its program too:
+    // made room for when X's program is fetched.
+    const old = await local.put(utf8("o".repeat(inputBytes + 100 + Math.floor(exe.size / 2))));
+    const hour = new Date(Date.now() - 3_600_000);
+    utimesSync(join(dir, old.slice(2)), hour, hour);
+    await cheap.start();
+    await cheap.idle(); // its first prune measured the directory
+    try {
+      await cheap.quote(prepared.request, w.consumer.address, BigInt(await networkHelpers.time.latest()) + 600n);
+      expect(files()).not.to.include(old);
+      for (const digest of ofX) expect(files()).to.include(digest);
+      // X's blobs last used ten minutes ago; then a blob nobody needs, newer, takes the directory over.
+      const ago = new Date(Date.now() - 600_000);
+      for (const digest of ofX) utimesSync(join(dir, digest.slice(2)), ago, ago);
+      const junk = await local.put(utf8("x".repeat(1000)));
+      await cheap.pruneBlobs();
+      for (const digest of ofX) expect(files()).to.include(digest);
+      expect(files()).not.to.include(junk);
+    } finally {
+      await cheap.stop();
+    }
+  });
+
   it("takes jobs at the prices it posted on-chain, read again while it runs: a job turned down for its price is claimed once the price is lowered, also across a restart", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

@@ -651,6 +651,11 @@ export class Worker {
       const running = [...this.#inputChecks.values()].filter((c) => !c.settled).length;
       if (running >= INPUT_CHECKS && !wait) throw new JobRejectedError("fetching", "waiting to fetch its inputs: other jobs' are being fetched");
       const entry: InputCheck = { settled: false, done: Promise.resolve() };
+      // Its spec's blobs noted again for the pins, which keep them while the check runs or has passed:
+      // the room made for its program (see #loadSpec), before the check was here, forgot them (a spec
+      // neither followed nor checked is dropped from the notes), and a job of an offer has no row to
+      // read them from again.
+      if (this.#o.blobRetention) this.#specBlobs.set(normalizeDigest(key), specBlobs(loaded.spec));
       entry.done = this.#checkInputs(loaded, key, !wait).then(
         () => void Object.assign(entry, { settled: true, settledAt: Date.now() }),
         (error: JobRejectedError) => void Object.assign(entry, { settled: true, settledAt: Date.now(), error }),
