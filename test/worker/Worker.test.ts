@@ -1166,6 +1166,41 @@ describe("worker daemon", function () {
     }
   });
 
+  it("with maxBlobDirBytes, lets go of a passed check's blobs once its job is turned down for its window: the next job is taken", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
+    const local = new DirectoryBlobStore(dir);
+    const state = new WorkerState(":memory:");
+    const [specA, specB] = [await intKernelSpec(w, 71), await intKernelSpec(w, 72)];
+    const blobsOf = (spec: JobSpecInput) => {
+      const parsed = parseJobSpec(spec);
+      return [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
+    };
+    // A: its inputs check out, then it is turned down for good, its 60 s window too short at 30 ms a
+    // chunk with a headroom of 400; B has an hour.
+    const a = await consumer.jobs.create(specA, { ...JOB, computeWindow: 60n });
+    const maxBytes = (await w.store.get(specHash(specA))).length + blobsOf(specA).reduce((n, ref) => n + ref.size, 0);
+    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
+      state,
+      store: new CachingBlobStore(local, [w.store]),
+      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
+      runtimes: [slowRuntime(new IntKernelRuntime(), 30)],
+      config: { computeHeadroom: 400 },
+    });
+    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    await drive(w, [cheap], async () => state.get(a.jobId)?.phase === "rejected", 10, { finalTick: false });
+    expect(state.get(a.jobId)?.note).to.equal("window");
+    for (const ref of blobsOf(specA)) expect(files()).to.include(ref.digest);
+
+    // B: A's blobs, of a job turned down, make room for B's (its check no longer holds them), and B is taken.
+    const b = await consumer.jobs.create(specB, JOB);
+    await drive(w, [cheap], async () => (await b.state()) !== "Open", 10, { finalTick: false });
+    expect(state.get(b.jobId)?.role).to.equal("provider");
+    expect(await counter(cheap, "meshwork_blob_dir_full_total")).to.equal(0);
+    expect(files()).not.to.include(executableOf(parseJobSpec(specA)).digest);
+  });
+
   it("takes jobs at the prices it posted on-chain, read again while it runs: a job turned down for its price is claimed once the price is lowered, also across a restart", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

@@ -525,7 +525,14 @@ export class Worker {
       throw new JobRejectedError("busy", "waiting for a free runtime thread to time its first chunk");
     }
     await this.#inputsChecked(loaded, specHash, options.targeted);
-    return { ...loaded, expectedMs: await this.#checkWindow(job, loaded) };
+    try {
+      return { ...loaded, expectedMs: await this.#checkWindow(job, loaded) };
+    } catch (error) {
+      // Turned down for good after its check passed: the check no longer pins its blobs for the budget
+      // (another job of the same spec checks them again, from the blob directory).
+      if (error instanceof JobRejectedError && PERMANENT.has(error.reason)) this.#inputChecks.delete(specHash);
+      throw error;
+    }
   }
 
   /**
