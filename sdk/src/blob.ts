@@ -729,7 +729,9 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
     // A failure of the server's own (a file it cannot write) is not the client's business: its message
     // names files and directories of this machine.
     handle(backend, maxBytes, readOnly, req, res).catch((error) => {
-      options.onError?.(error, `${req.method} ${req.url}`);
+      // A client that went away mid-download is no failure of the server's: nothing to tell.
+      const clientGone = req.socket.destroyed || (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE";
+      if (!clientGone) options.onError?.(error, `${req.method} ${req.url}`);
       if (!res.headersSent) reply(res, 500, { error: "internal error" });
       else res.destroy();
     });

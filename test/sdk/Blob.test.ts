@@ -509,6 +509,30 @@ describe("blob store", () => {
       }
     });
 
+    it("tells its owner nothing when a client goes away in the middle of a download", async () => {
+      const where = join(dir, "abandoned");
+      const told: unknown[] = [];
+      const server = await startBlobServer({ dir: where, maxBytes: 64 << 20, onError: (error) => told.push(error) });
+      try {
+        const digest = await new DirectoryBlobStore(where).put(new Uint8Array(randomBytes(16 << 20)));
+        await new Promise<void>((resolve, reject) => {
+          const req = request(`${server.url}/blobs/${digest}`, (res) => {
+            res.once("data", () => {
+              req.destroy(); // gone after the first bytes
+              setTimeout(resolve, 200);
+            });
+          });
+          req.on("error", () => undefined);
+          req.on("close", () => undefined);
+          req.end();
+          setTimeout(() => reject(new Error("no data")), 5_000);
+        });
+        expect(told).to.deep.equal([]);
+      } finally {
+        await server.close();
+      }
+    });
+
     it("serves concurrent uploads of the same blob", async () => {
       const server = await startBlobServer({ dir: join(dir, "concurrent") });
       try {
