@@ -975,12 +975,12 @@ describe("worker daemon", function () {
     expect(await counter(broken, "meshwork_blobs_pruned_total")).to.equal(0);
     expect(await counter(broken, "meshwork_rpc_errors_total")).to.equal(0);
 
-    // The setting: a week by default, 0 to keep every blob, never under an hour.
+    // The setting: a week by default, 0 for no age limit, never under an hour.
     const minimal = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };
     expect(WorkerConfigSchema.parse(minimal).keepBlobsSec).to.equal(7 * DAY);
     expect(WorkerConfigSchema.parse({ ...minimal, keepBlobsSec: 0 }).keepBlobsSec).to.equal(0);
     const short = WorkerConfigSchema.safeParse({ ...minimal, keepBlobsSec: 60 });
-    expect(short.error?.issues.map((i) => [i.path.join("."), i.message])).to.deep.equal([["keepBlobsSec", "0 (keep every blob) or at least 3600 (an hour)"]]);
+    expect(short.error?.issues.map((i) => [i.path.join("."), i.message])).to.deep.equal([["keepBlobsSec", "0 (no age limit) or at least 3600 (an hour)"]]);
   });
 
   it("keeps its blob directory within maxBlobDirBytes: makes room from a finished job's blobs, passes over a job whose blobs do not fit beside a followed job's, and takes it once that one finishes", async () => {

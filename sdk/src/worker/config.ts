@@ -65,20 +65,22 @@ export const WorkerConfigSchema = z.strictObject({
   withdrawEverySec: z.number().int().min(0).default(3600),
   /**
    * Remove blobs from the blob directory once unused (not written, read or served) for this many
-   * seconds, except those of jobs the worker still follows; 0 = keep every blob. Default 7 days.
+   * seconds, except those of jobs the worker still follows; 0 = no age limit (the budget,
+   * `maxBlobDirBytes`, still removes blobs to make room). Default 7 days.
    */
   keepBlobsSec: z
     .number()
     .int()
     .min(0)
-    .refine((s) => s === 0 || s >= 3600, "0 (keep every blob) or at least 3600 (an hour)")
+    .refine((s) => s === 0 || s >= 3600, "0 (no age limit) or at least 3600 (an hour)")
     .default(7 * 24 * 3600),
   /**
    * The most bytes the blob directory keeps; 0 = no budget. Before it fetches the program or inputs of
    * a job it has not taken, the worker makes room for them, removing the least recently used blobs of
    * jobs it did not take or finished, and passes the job over when they still do not fit. The hourly prune
    * keeps the directory within it as well. The blobs of jobs it took are never refused, so the
-   * directory can go over by those. 0, or at least 5 × `maxBlobBytes` (one job's program and inputs).
+   * directory can go over by those. 0, or at least 5 × `maxBlobBytes` (one job's program and inputs,
+   * at most 4 × `maxBlobBytes` together, and its spec, at most 8 MiB).
    * Default 16 GiB.
    */
   maxBlobDirBytes: z.number().int().min(0).default(16 * 1024 ** 3),
