@@ -114,6 +114,31 @@ describe("blob directory budget", () => {
     expect(await store.has(spec)).to.equal(true);
   });
 
+  it("fits the directory within the budget on its own (the hourly prune), keeping what is pinned or being fetched, and looks again after a refusal", async () => {
+    const { store, digests, left } = await directory(6);
+    const pinned = new Set([digests[5]]);
+    const budget = new BlobBudget({ store, maxBytes: 400, pinned: async () => pinned });
+    // A reserve that cannot fit beside the pinned blob and its own: refused, and no more looks for a minute.
+    expect(await budget.reserve(fresh(350))).to.include({ ok: false });
+    expect(left()).to.deep.equal([5]);
+    // A blob being fetched (reserved, landed) and two blobs written by others since.
+    const [landing] = fresh(100);
+    const reserved = await budget.reserve([landing]);
+    expect(reserved).to.include({ ok: true });
+    await store.put(new Uint8Array(100).fill(200));
+    const others = [await store.put(new Uint8Array(150).fill(1)), await store.put(new Uint8Array(150).fill(2))];
+    utimesSync(join(store.dir, others[0].slice(2)), new Date(0), new Date(0));
+    // 100 pinned + 100 being fetched + 300 > 400: the least recently used of the others goes, and no more.
+    const report = await budget.fit();
+    expect(report).to.include({ removed: 1, keptBytes: 350 });
+    expect(await store.has(others[0])).to.equal(false);
+    expect(await store.has(others[1])).to.equal(true);
+    expect(await store.has(landing.digest)).to.equal(true);
+    // The refusal is over: a reserve that fits once the other blob goes is looked at, and fits.
+    pinned.clear();
+    expect(await budget.reserve(fresh(300))).to.include({ ok: true });
+  });
+
   it("removes nothing when the pins cannot all be listed (the worker is stopping)", async () => {
     const { store, left } = await directory(5);
     const budget = new BlobBudget({ store, maxBytes: 500, pinned: async () => undefined });

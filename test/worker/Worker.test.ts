@@ -20,7 +20,7 @@ import { collateralOf, packRequirements, unpackRequirements, type JobStruct } fr
 import { WorkerState, auditDataOf } from "../../sdk/src/worker/state.js";
 import { DirectoryBlobStore, digestOf, type BlobStore } from "../../sdk/src/blob.js";
 import { digestFromURI, type OutputManifest } from "../../sdk/src/results.js";
-import { MAX_CHUNKS, MAX_SPEC_BYTES, executableOf, parseJobSpec, putJobSpec, specHash, type JobSpecInput } from "../../sdk/src/spec.js";
+import { MAX_CHUNKS, MAX_SPEC_BYTES, executableOf, parseJobSpec, putJobSpec, specHash, type BlobRef, type JobSpecInput } from "../../sdk/src/spec.js";
 import { WorkerConfigSchema } from "../../sdk/src/worker/config.js";
 import { CachingBlobStore } from "../../sdk/src/worker/node.js";
 import { IntKernelRuntime } from "../../sdk/src/worker/runtimes/intKernel.js";
@@ -100,6 +100,33 @@ function wrappedRuntime(runtime: Runtime, run: (inner: LoadedJob["run"], input: 
 /** `runtime`, each chunk run taking at least `ms` longer: a slower machine. */
 function slowRuntime(runtime: Runtime, ms: number): Runtime {
   return wrappedRuntime(runtime, async (run, input, index) => (await new Promise((resolve) => setTimeout(resolve, ms)), run(input, index)));
+}
+
+/** A spec's program and inputs, as it declares them. */
+function declaredBlobs(spec: JobSpecInput): BlobRef[] {
+  const parsed = parseJobSpec(spec);
+  return [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [parsed.inputs.blob])];
+}
+
+/**
+ * For the budget's tests: a provider node's blob directory, which the cheap provider's store caches
+ * into; `oneJob`, the room a job of `spec` (published) takes there before its claim (its spec, program
+ * and inputs); `worker`, the cheap provider over it with a budget of `maxBytes`.
+ */
+async function budgetedNode(w: SdkWorld, spec: JobSpecInput) {
+  const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
+  const local = new DirectoryBlobStore(dir);
+  const state = new WorkerState(":memory:");
+  const oneJob = (await w.store.get(specHash(spec))).length + declaredBlobs(spec).reduce((n, ref) => n + ref.size, 0);
+  const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+  const worker = async (maxBytes: number, options: Parameters<typeof makeWorker>[3] = {}) =>
+    makeWorker(w, w.cheap, await w.sdk(w.cheap), {
+      state,
+      store: new CachingBlobStore(local, [w.store]),
+      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
+      ...options,
+    });
+  return { dir, local, state, files, oneJob, worker };
 }
 
 /** A job whose first chunk `cheap`'s worker holds (see holdingRuntime), and the auditor's worker. */
@@ -986,31 +1013,18 @@ describe("worker daemon", function () {
   it("keeps its blob directory within maxBlobDirBytes: makes room from a finished job's blobs, passes over a job whose blobs do not fit beside a followed job's, and takes it once that one finishes", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
-    const local = new DirectoryBlobStore(dir);
-    const state = new WorkerState(":memory:");
     const [specA, specB, specC] = [await intKernelSpec(w, 51), await intKernelSpec(w, 52), await intKernelSpec(w, 53)];
-    const blobsOf = (spec: JobSpecInput) => {
-      const parsed = parseJobSpec(spec);
-      return [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
-    };
-    // Room for one job's spec, program and inputs, and no more: each job's are the same size.
     const a = await consumer.jobs.create(specA, JOB);
-    const specBytes = (await w.store.get(specHash(specA))).length;
-    const maxBytes = specBytes + blobsOf(specA).reduce((n, ref) => n + ref.size, 0);
-    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
-      state,
-      store: new CachingBlobStore(local, [w.store]),
-      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
-    });
+    // Room for one job's spec, program and inputs, and no more: each job's are the same size.
+    const { dir, state, files, oneJob: maxBytes, worker } = await budgetedNode(w, specA);
+    const cheap = await worker(maxBytes);
     const auditor = makeWorker(w, w.auditor, await w.sdk(w.auditor), { config: { concurrency: 0 } }); // audits only: every job is cheap's
-    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
     const bytesHeld = () => [...files()].reduce((n, d) => n + statSync(join(dir, d.slice(2))).size, 0);
 
     // A settles; its blobs, outputs included, take the directory over the budget (a taken job's are never refused).
     await drive(w, [cheap, auditor], () => settledOrFailed(a));
     expect(state.get(a.jobId)?.phase).to.equal("done");
-    const ofA = [specHash(specA), ...blobsOf(specA).map((r) => r.digest)];
+    const ofA = [specHash(specA), ...declaredBlobs(specA).map((r) => r.digest)];
     for (const digest of ofA) expect(files()).to.include(digest);
     expect(bytesHeld()).to.be.above(maxBytes);
 
@@ -1025,16 +1039,16 @@ describe("worker daemon", function () {
     await drive(w, [cheap], async () => (await counter(cheap, "meshwork_blob_dir_full_total")) > 0, 5, { finalTick: false });
     expect(await c.state()).to.equal("Open");
     expect(state.get(c.jobId)?.phase).to.equal("seen");
-    for (const ref of blobsOf(specC)) expect(files()).not.to.include(ref.digest);
-    for (const digest of [specHash(specB), ...blobsOf(specB).map((r) => r.digest)]) expect(files()).to.include(digest);
+    for (const ref of declaredBlobs(specC)) expect(files()).not.to.include(ref.digest);
+    for (const digest of [specHash(specB), ...declaredBlobs(specB).map((r) => r.digest)]) expect(files()).to.include(digest);
 
     // B settles (finished for the worker); the next prune measures the directory, and C is taken: B's blobs made room.
     await drive(w, [cheap, auditor], () => settledOrFailed(b));
     await cheap.pruneBlobs();
     await drive(w, [cheap], async () => (await c.state()) !== "Open", 10, { finalTick: false });
     expect(state.get(c.jobId)?.role).to.equal("provider");
-    for (const ref of blobsOf(specC)) expect(files()).to.include(ref.digest);
-    for (const ref of blobsOf(specB)) expect(files()).not.to.include(ref.digest);
+    for (const ref of declaredBlobs(specC)) expect(files()).to.include(ref.digest);
+    for (const ref of declaredBlobs(specB)) expect(files()).not.to.include(ref.digest);
     expect(await counter(cheap, "meshwork_blob_dir_full_total")).to.be.at.least(1);
 
     // The setting: 16 GiB by default, 0 for none, and never too small for one job's program and inputs.
@@ -1051,9 +1065,6 @@ describe("worker daemon", function () {
   it("with maxBlobDirBytes, counts as pinned only the blobs of jobs it took: an open job it turned down after fetching its inputs holds no room, and the next job is taken", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
-    const local = new DirectoryBlobStore(dir);
-    const state = new WorkerState(":memory:");
     // A: its last input declared twice the size it is, so turned down for good ("blob") once its
     // inputs are fetched, and still open: anyone's job, followed only to audit it, which cost its
     // poster nothing.
@@ -1062,50 +1073,33 @@ describe("worker daemon", function () {
     const last = honest.inputs.chunks.length - 1;
     const specA: JobSpecInput = { ...honest, inputs: { kind: "chunks", chunks: honest.inputs.chunks.map((c, i) => (i === last ? { ...c, size: 2 * c.size } : c)) } };
     const specB = await intKernelSpec(w, 62);
-    const blobsOf = (spec: JobSpecInput) => {
-      const parsed = parseJobSpec(spec);
-      return [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
-    };
     const a = await consumer.jobs.create(specA, JOB);
     // Room for A's spec, program and inputs as declared, not for B's beside them.
-    const maxBytes = (await w.store.get(specHash(specA))).length + blobsOf(specA).reduce((n, ref) => n + ref.size, 0);
-    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
-      state,
-      store: new CachingBlobStore(local, [w.store]),
-      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
-    });
-    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    const { state, files, oneJob, worker } = await budgetedNode(w, specA);
+    const cheap = await worker(oneJob);
     await drive(w, [cheap], async () => state.get(a.jobId)?.phase === "rejected", 10, { finalTick: false });
     expect(state.get(a.jobId)?.note).to.equal("blob");
     expect(await a.state()).to.equal("Open");
-    for (const ref of blobsOf(specA)) expect(files()).to.include(ref.digest);
+    for (const ref of declaredBlobs(specA)) expect(files()).to.include(ref.digest);
 
     // B: A's blobs, of a job the node did not take, make room for B's, and B is taken.
     const b = await consumer.jobs.create(specB, JOB);
     await drive(w, [cheap], async () => (await b.state()) !== "Open", 10, { finalTick: false });
     expect(state.get(b.jobId)?.role).to.equal("provider");
     expect(await counter(cheap, "meshwork_blob_dir_full_total")).to.equal(0);
-    for (const ref of blobsOf(specB)) expect(files()).to.include(ref.digest);
+    for (const ref of declaredBlobs(specB)) expect(files()).to.include(ref.digest);
     expect(files()).not.to.include(executableOf(parseJobSpec(specA)).digest);
   });
 
   it("with maxBlobDirBytes, the hourly prune keeps the blobs of a check that passed (an offer's job, about to be taken) and removes the least recently used of the others instead", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
-    const local = new DirectoryBlobStore(dir);
     const specX = await intKernelSpec(w, 63);
     const prepared = await consumer.jobs.prepare(specX, JOB);
-    const parsed = parseJobSpec(specX);
-    const refs = [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
-    const ofX = [specHash(specX), ...refs.map((r) => r.digest)];
+    const ofX = [specHash(specX), ...declaredBlobs(specX).map((r) => r.digest)];
     // Room for X's spec, program and inputs, and 100 bytes more.
-    const maxBytes = (await w.store.get(specHash(specX))).length + refs.reduce((n, ref) => n + ref.size, 0) + 100;
-    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
-      store: new CachingBlobStore(local, [w.store]),
-      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
-    });
-    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    const { dir, local, files, oneJob, worker } = await budgetedNode(w, specX);
+    const cheap = await worker(oneJob + 100);
     await cheap.start();
     try {
       // X's inputs checked for an offer: the consumer may post the job with it any time now.
@@ -1127,22 +1121,14 @@ describe("worker daemon", function () {
   it("with maxBlobDirBytes, a check whose program needed room keeps its program and inputs pinned: the room made for it does not forget which blobs its spec names", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
-    const local = new DirectoryBlobStore(dir);
     const specX = await intKernelSpec(w, 64);
     const prepared = await consumer.jobs.prepare(specX, JOB);
-    const parsed = parseJobSpec(specX);
-    const exe = executableOf(parsed);
-    const inputs = parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [];
+    const [exe, ...inputs] = declaredBlobs(specX);
     const ofX = [specHash(specX), exe.digest, ...inputs.map((r) => r.digest)];
     const inputBytes = inputs.reduce((n, ref) => n + ref.size, 0);
     // Room for X's spec, program and inputs, and 100 bytes more.
-    const maxBytes = (await w.store.get(specHash(specX))).length + exe.size + inputBytes + 100;
-    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
-      store: new CachingBlobStore(local, [w.store]),
-      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
-    });
-    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    const { dir, local, files, oneJob, worker } = await budgetedNode(w, specX);
+    const cheap = await worker(oneJob + 100);
     // A blob nobody needs, an hour old, that leaves room for X's spec but not for its program too:
     // made room for when X's program is fetched.
     const old = await local.put(utf8("o".repeat(inputBytes + 100 + Math.floor(exe.size / 2))));
@@ -1169,29 +1155,15 @@ describe("worker daemon", function () {
   it("with maxBlobDirBytes, lets go of a passed check's blobs once its job is turned down for its window: the next job is taken", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);
-    const dir = mkdtempSync(join(tmpdir(), "meshwork-budget-"));
-    const local = new DirectoryBlobStore(dir);
-    const state = new WorkerState(":memory:");
     const [specA, specB] = [await intKernelSpec(w, 71), await intKernelSpec(w, 72)];
-    const blobsOf = (spec: JobSpecInput) => {
-      const parsed = parseJobSpec(spec);
-      return [executableOf(parsed), ...(parsed.inputs.kind === "chunks" ? parsed.inputs.chunks : [])];
-    };
     // A: its inputs check out, then it is turned down for good, its 60 s window too short at 30 ms a
     // chunk with a headroom of 400; B has an hour.
     const a = await consumer.jobs.create(specA, { ...JOB, computeWindow: 60n });
-    const maxBytes = (await w.store.get(specHash(specA))).length + blobsOf(specA).reduce((n, ref) => n + ref.size, 0);
-    const cheap = makeWorker(w, w.cheap, await w.sdk(w.cheap), {
-      state,
-      store: new CachingBlobStore(local, [w.store]),
-      blobRetention: { store: local, keepSec: 7 * 24 * 3600, maxBytes },
-      runtimes: [slowRuntime(new IntKernelRuntime(), 30)],
-      config: { computeHeadroom: 400 },
-    });
-    const files = () => new Set(readdirSync(dir).map((name) => "0x" + name));
+    const { state, files, oneJob, worker } = await budgetedNode(w, specA);
+    const cheap = await worker(oneJob, { runtimes: [slowRuntime(new IntKernelRuntime(), 30)], config: { computeHeadroom: 400 } });
     await drive(w, [cheap], async () => state.get(a.jobId)?.phase === "rejected", 10, { finalTick: false });
     expect(state.get(a.jobId)?.note).to.equal("window");
-    for (const ref of blobsOf(specA)) expect(files()).to.include(ref.digest);
+    for (const ref of declaredBlobs(specA)) expect(files()).to.include(ref.digest);
 
     // B: A's blobs, of a job turned down, make room for B's (its check no longer holds them), and B is taken.
     const b = await consumer.jobs.create(specB, JOB);
