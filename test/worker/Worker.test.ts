@@ -1173,6 +1173,46 @@ describe("worker daemon", function () {
     expect(files()).not.to.include(executableOf(parseJobSpec(specA)).digest);
   });
 
+  it("with maxBlobDirBytes, a job passed over because its inputs do not fit does not load its program into the runtime again every tick while it waits for room", async () => {
+    const w = await networkHelpers.loadFixture(world);
+    const consumer = await w.sdk(w.consumer);
+    const [specX, specC] = [await intKernelSpec(w, 81), await intKernelSpec(w, 82)];
+    const prepared = await consumer.jobs.prepare(specX, JOB);
+    await consumer.jobs.prepare(specC, JOB); // publishes its spec
+    const [exeC] = declaredBlobs(specC);
+    // Room for X's spec, program and inputs (an offer's check that passed: pinned), and for C's spec
+    // and program beside them, not for C's inputs.
+    const { state, files, oneJob, worker } = await budgetedNode(w, specX);
+    const specCBytes = (await w.store.get(specHash(specC))).length;
+    const intKernel = new IntKernelRuntime();
+    let loadsOfC = 0;
+    const counting: Runtime = {
+      name: intKernel.name,
+      id: intKernel.id,
+      capabilities: () => intKernel.capabilities(),
+      load(spec, executable) {
+        if (executableOf(spec).digest === exeC.digest) loadsOfC++;
+        return intKernel.load(spec, executable);
+      },
+    };
+    const cheap = await worker(oneJob + specCBytes + exeC.size + 50, { runtimes: [counting] });
+    await cheap.start();
+    await cheap.stop(); // ticked from here on by the test
+    await cheap.quote(prepared.request, w.consumer.address, BigInt(await networkHelpers.time.latest()) + 600n);
+
+    const c = await consumer.jobs.create(specC, JOB);
+    await drive(w, [cheap], async () => (await counter(cheap, "meshwork_blob_dir_full_total")) > 0, 5, { finalTick: false });
+    for (let i = 0; i < 4; i++) {
+      await cheap.tick();
+      await cheap.idle();
+    }
+    expect(state.get(c.jobId)?.phase).to.equal("seen");
+    expect(await c.state()).to.equal("Open");
+    for (const ref of declaredBlobs(specC).slice(1)) expect(files()).not.to.include(ref.digest);
+    // Each tick asks the budget again (refused at once for a minute): the program is not loaded for that.
+    expect(loadsOfC).to.be.at.most(1);
+  });
+
   it("takes jobs at the prices it posted on-chain, read again while it runs: a job turned down for its price is claimed once the price is lowered, also across a restart", async () => {
     const w = await networkHelpers.loadFixture(world);
     const consumer = await w.sdk(w.consumer);

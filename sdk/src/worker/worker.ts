@@ -683,12 +683,12 @@ export class Worker {
   }
 
   /**
-   * Before a claim, since a claimed job that cannot be computed ends in a timeout penalty: loads the
+   * Before a claim, since a claimed job that cannot be computed ends in a timeout penalty: once the
+   * blob directory's budget has room for its inputs ("disk" when it has not: tried again), loads the
    * program or model into its runtime, which checks it against the spec (a program that does not
    * parse, a model whose inputs the chunks are no whole rows of: "spec", for good; a model ONNX
    * Runtime cannot load — no ONNX, or out of memory now — or the runtime failing otherwise: tried again
-   * after a delay, as a spec that cannot be fetched), then fetches every input, one at a time, once the
-   * blob directory's budget has room for them ("disk" when it has not: tried again), and checks each is the
+   * after a delay, as a spec that cannot be fetched), then fetches every input, one at a time, and checks each is the
    * size its spec declares (the store checks its digest). A caching store keeps them for the
    * computation. Inputs that cannot be fetched now, or not within their declared size, are
    * "inputs-unavailable" (tried again); bytes, verified, shorter than declared are "blob" (for good: the
@@ -696,15 +696,17 @@ export class Worker {
    */
   async #checkInputs({ spec, runtime, executable }: LoadedSpec, specHash: string, stoppable: boolean): Promise<void> {
     const executableName = spec.runtime === "onnx" ? "model" : "program";
-    try {
-      await (await runtime.load(spec, executable)).close();
-      this.#unavailable.delete(specHash);
-    } catch (error) {
-      throw this.#cannotRun(runtime, specHash, `load the job's ${executableName} now`, error);
-    }
     const refs = spec.inputs.kind === "chunks" ? spec.inputs.chunks : [spec.inputs.blob];
+    // Room first: a job passed over for room ("disk") is checked again every tick until it fits, and
+    // loading its program or model each time would hold the runtime thread the jobs taken compute on.
     const fetched = await this.#roomFor(refs, [specHash, executableOf(spec).digest]);
     try {
+      try {
+        await (await runtime.load(spec, executable)).close();
+        this.#unavailable.delete(specHash);
+      } catch (error) {
+        throw this.#cannotRun(runtime, specHash, `load the job's ${executableName} now`, error);
+      }
       await this.#fetchInputs(spec, refs, stoppable);
     } finally {
       fetched();
