@@ -729,8 +729,9 @@ export async function startBlobServer(options: BlobServerOptions = {}): Promise<
     // A failure of the server's own (a file it cannot write) is not the client's business: its message
     // names files and directories of this machine.
     handle(backend, maxBytes, readOnly, req, res).catch((error) => {
-      // A client that went away mid-download is no failure of the server's: nothing to tell.
-      const clientGone = req.socket.destroyed || (error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE";
+      // A client that went away mid-download is no failure of the server's: nothing to tell. Told by the
+      // error, not by the socket: a file that fails to read mid-download destroys the socket too.
+      const clientGone = CLIENT_GONE.has((error as NodeJS.ErrnoException).code ?? "");
       if (!clientGone) options.onError?.(error, `${req.method} ${req.url}`);
       if (!res.headersSent) reply(res, 500, { error: "internal error" });
       else res.destroy();
@@ -806,6 +807,9 @@ export function foreignRequest(req: IncomingMessage, allowedHosts: readonly stri
   if (site === "cross-site" || site === "same-site") return "requests from web pages of other sites are not served";
   return undefined;
 }
+
+/** The errors of a download whose client went away (the response closed before its end, or its socket reset). */
+const CLIENT_GONE: ReadonlySet<string> = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ECONNRESET", "EPIPE"]);
 
 function reply(res: ServerResponse, status: number, body?: Record<string, unknown>, headers: Record<string, string> = {}) {
   const text = body ? JSON.stringify(body) : "";

@@ -6,7 +6,7 @@
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
 import { utimesSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -528,6 +528,22 @@ describe("blob store", () => {
           setTimeout(() => reject(new Error("no data")), 5_000);
         });
         expect(told).to.deep.equal([]);
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("tells its owner of a blob it cannot read once the download started: the client was not the one that went away", async function () {
+      if (process.platform !== "linux") this.skip(); // a file that stats as a file and fails when read: /proc/self/mem
+      const where = join(dir, "unreadable");
+      const told: [unknown, string | undefined][] = [];
+      const server = await startBlobServer({ dir: where, onError: (error, request) => told.push([error, request]) });
+      try {
+        await symlink("/proc/self/mem", join(where, ABC.slice(2)));
+        const error = await rejection(new HttpBlobStore(server.url).get(ABC));
+        expect(error).to.be.instanceOf(MeshworkBlobError);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(told.map(([e, r]) => [(e as NodeJS.ErrnoException).code, r])).to.deep.equal([["EIO", `GET /blobs/${ABC}`]]);
       } finally {
         await server.close();
       }
