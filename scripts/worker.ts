@@ -50,12 +50,12 @@ async function connect(configPath: string): Promise<{ config: WorkerConfig; mw: 
   return { config, mw, wallet, provider };
 }
 
-/** A unix time (seconds) as an ISO date. */
 /** Bytes in GiB, one decimal. */
 function gib(bytes: number): string {
   return (bytes / 2 ** 30).toFixed(1);
 }
 
+/** A unix time (seconds) as an ISO date. */
 function isoTime(seconds: bigint): string {
   return new Date(Number(seconds) * 1000).toISOString();
 }
@@ -219,11 +219,20 @@ program
     console.log(`hardware  ${hardware.source}: ${hardware.gpuCount} GPU(s), ${hardware.vramGB} GB each; ${hardware.cpu.cores} CPU cores`);
     const reached = chain.id === undefined ? `${chain.problem}: check --rpc before \`register\`` : `chain id ${chain.id}`;
     console.log(`chain     ${redactUrl(config.rpcUrl)} (${config.network}, ${reached}); blobs from ${config.blobSources.map(redactUrl).join(", ") || "no source: pass --blob-source <url> where consumers put specs and inputs"}`);
-    const free = statfsSync(dataDir);
-    const freeBytes = free.bavail * free.bsize;
+    // For the operator's eye only: the keystore and config are written, so a filesystem that cannot
+    // say its free space (statfs unsupported there, say) must not fail `init` now.
+    let freeBytes: number | undefined;
+    try {
+      const free = statfsSync(dataDir);
+      freeBytes = free.bavail * free.bsize;
+    } catch {
+      freeBytes = undefined;
+    }
     const budget = config.maxBlobDirBytes;
-    const roomy = budget === 0 ? "no budget: it may fill the disk" : budget > freeBytes / 2 ? "over half of that: lower maxBlobDirBytes in the config" : "maxBlobDirBytes";
-    console.log(`blobs     ${join(dataDir, "blobs")}, budget ${gib(budget)} GiB of the disk's ${gib(freeBytes)} GiB free (${roomy})`);
+    const roomy =
+      budget === 0 ? "no budget: it may fill the disk" : freeBytes !== undefined && budget > freeBytes / 2 ? "over half of that: lower maxBlobDirBytes in the config" : "maxBlobDirBytes";
+    const disk = freeBytes === undefined ? "the disk's free space unknown" : `the disk's ${gib(freeBytes)} GiB free`;
+    console.log(`blobs     ${join(dataDir, "blobs")}, budget ${gib(budget)} GiB of ${disk} (${roomy})`);
     console.log(`config    ${configPath}`);
     const fund = config.network === "localhost" ? ` (on the local devnet: \`npm run meshwork -- fund ${wallet.address}\`)` : "";
     console.log(`next: fund this address with gas, MESH to stake and the payment token for collateral${fund}, then \`register\`, \`stake\`, \`prices\`, \`start\``);
