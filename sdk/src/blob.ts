@@ -530,7 +530,7 @@ export class DirectoryBlobStore implements BlobStore {
    * not keep, oldest first, until the blobs left take `maxBytes` or less (the blobs kept may take more
    * on their own). A blob removed here that is needed again is fetched again: a caching store brings
    * it back from its sources. `stop()`, asked between files, ends it early. A file it cannot remove is
-   * counted in `failed` and skipped.
+   * counted in `failed` and skipped. `dryRun`: removes nothing, and reports what it would remove.
    *
    * Safe beside this store's `put` and a blob server on the same directory, also in other processes:
    * an old file is first renamed aside (atomic), then looked at again; one used meanwhile (a put or a
@@ -544,6 +544,7 @@ export class DirectoryBlobStore implements BlobStore {
     maxBytes?: number;
     now?: number;
     stop?: () => boolean;
+    dryRun?: boolean;
   }): Promise<PruneReport> {
     const cutoff = (options.now ?? Date.now()) - options.unusedForMs;
     const report: PruneReport = { removed: 0, removedBytes: 0, kept: 0, keptBytes: 0, failed: 0 };
@@ -551,8 +552,8 @@ export class DirectoryBlobStore implements BlobStore {
     /** The blobs left that `keep` does not keep: what `maxBytes` removes, least recently used first. */
     const removable: { name: string; usedAt: number; size: number }[] = [];
     /** Removes blob `name` unless it was used meanwhile (`usedSince` its file time); counts it as removed or failed. */
-    const remove = async (name: string, usedSince: (usedAt: number) => boolean) => {
-      const outcome = await this.#removeUnless(name, async (aside) => usedSince((await stat(aside)).mtimeMs));
+    const remove = async (name: string, size: number, usedSince: (usedAt: number) => boolean) => {
+      const outcome = options.dryRun ? { removed: true, size } : await this.#removeUnless(name, async (aside) => usedSince((await stat(aside)).mtimeMs));
       if (outcome === "failed") report.failed++;
       else if (outcome !== "gone" && outcome.removed) {
         report.removed++;
@@ -565,7 +566,7 @@ export class DirectoryBlobStore implements BlobStore {
       const keep = options.keep?.("0x" + name) ?? false;
       let size = stats.size;
       if (!keep && stats.mtimeMs < cutoff) {
-        const outcome = await remove(name, (usedAt) => usedAt >= cutoff);
+        const outcome = await remove(name, size, (usedAt) => usedAt >= cutoff);
         if (outcome === "failed" || outcome === "gone" || outcome.removed) continue;
         size = outcome.size; // used after it was listed: kept, and not the least recently used
       } else if (!keep) removable.push({ name, usedAt: stats.mtimeMs, size });
@@ -576,7 +577,7 @@ export class DirectoryBlobStore implements BlobStore {
     removable.sort((x, y) => x.usedAt - y.usedAt);
     for (const { name, usedAt, size } of removable) {
       if (report.keptBytes <= options.maxBytes || options.stop?.()) break;
-      const outcome = await remove(name, (at) => at > usedAt);
+      const outcome = await remove(name, size, (at) => at > usedAt);
       if (outcome === "gone" || (outcome !== "failed" && outcome.removed)) {
         report.kept--;
         report.keptBytes -= size;

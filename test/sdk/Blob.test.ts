@@ -288,6 +288,10 @@ describe("blob store", () => {
       }
       const left = async () => (await readdir(where)).map((n) => digests.indexOf("0x" + n)).sort((a, b) => a - b);
       // Blob 9 is unused for over 8.5 minutes: it goes for that. Then 8 and 6 (7 is kept), oldest first, to fit 700.
+      // A dry run says so and removes nothing.
+      const planned = await store.prune({ unusedForMs: 8.5 * MIN, maxBytes: 700, keep: (d) => d === digests[7], dryRun: true });
+      expect(planned).to.deep.equal({ removed: 3, removedBytes: 300, kept: 7, keptBytes: 700, failed: 0 });
+      expect(await left()).to.have.length(10);
       const report = await store.prune({ unusedForMs: 8.5 * MIN, maxBytes: 700, keep: (d) => d === digests[7] });
       expect(report).to.deep.equal({ removed: 3, removedBytes: 300, kept: 7, keptBytes: 700, failed: 0 });
       expect(await left()).to.deep.equal([0, 1, 2, 3, 4, 5, 7]);

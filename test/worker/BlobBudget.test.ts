@@ -61,7 +61,7 @@ describe("blob directory budget", () => {
     expect(next.removed).to.include({ removed: 2, keptBytes: 750 });
   });
 
-  it("says no when even that leaves no room, and then does not look again until retried or measured", async () => {
+  it("says no when even that leaves no room, removing nothing then, and does not look again until retried or measured", async () => {
     const { store, digests, left } = await directory(4);
     const pinned = new Set(digests.slice(0, 3));
     let asked = 0;
@@ -76,10 +76,10 @@ describe("blob directory budget", () => {
     });
     const before = Date.now();
     const refused = await budget.reserve(fresh(350));
-    expect(refused).to.deep.include({ ok: false, needed: 350, used: 300, maxBytes: 600 });
-    // What was not pinned went all the same: 300 pinned + 350 cannot fit in 600.
-    expect(refused.removed).to.include({ removed: 1, kept: 3 });
-    expect(left()).to.deep.equal([0, 1, 2]);
+    expect(refused).to.deep.include({ ok: false, needed: 350, used: 400, maxBytes: 600 });
+    // 300 pinned + 350 cannot fit in 600: blob 3, which nothing needs, stays (removing it would not have made room).
+    expect(refused.removed).to.include({ removed: 0, kept: 4, keptBytes: 400 });
+    expect(left()).to.deep.equal([0, 1, 2, 3]);
     expect(refused.ok || refused.retryAt).to.be.within(before + 60_000, Date.now() + 60_000);
     // Within the retry delay: no look at all (no pins asked for, nothing removed).
     const again = await budget.reserve(fresh(350));
@@ -87,16 +87,18 @@ describe("blob directory budget", () => {
     expect(again.removed).to.equal(undefined);
     expect(asked).to.equal(1);
     // Smaller blobs that fit without removing anything are not refused meanwhile.
-    const fits = await budget.reserve(fresh(250));
-    expect(fits).to.include({ ok: true, bytes: 250 });
+    const fits = await budget.reserve(fresh(150));
+    expect(fits).to.include({ ok: true, bytes: 150 });
     if (fits.ok) fits.release(); // its fetch failed: nothing landed
     // A measure (the hourly prune) ends the delay: a job finished, its blobs unpinned, room made.
     pinned.clear();
     const smaller = await budget.reserve(fresh(0)); // nothing new: nothing reserved
     expect(smaller).to.include({ ok: true, bytes: 0 });
-    budget.measured(300);
+    budget.measured(400);
     const after = await budget.reserve(fresh(350));
     expect(after).to.include({ ok: true, bytes: 350 });
+    expect(after.removed).to.include({ removed: 2 }); // 3 and 2, the least recently used
+    expect(left()).to.deep.equal([0, 1]);
     expect(asked).to.equal(2);
   });
 
@@ -118,25 +120,23 @@ describe("blob directory budget", () => {
     const { store, digests, left } = await directory(6);
     const pinned = new Set([digests[5]]);
     const budget = new BlobBudget({ store, maxBytes: 400, pinned: async () => pinned });
-    // A reserve that cannot fit beside the pinned blob and its own: refused, and no more looks for a minute.
-    expect(await budget.reserve(fresh(350))).to.include({ ok: false });
-    expect(left()).to.deep.equal([5]);
-    // A blob being fetched (reserved, landed) and two blobs written by others since.
+    // Refused (100 pinned + 350 cannot fit in 400, so nothing removed), and no more looks for a minute.
+    expect(await budget.reserve(fresh(350))).to.deep.include({ ok: false, used: 600 });
+    expect(left()).to.deep.equal([0, 1, 2, 3, 4, 5]);
+    // The hourly prune's pass: the least recently used go until the directory is within the budget.
+    expect(await budget.fit()).to.include({ removed: 2, keptBytes: 400 });
+    expect(left()).to.deep.equal([0, 1, 2, 5]);
+    // The refusal is over: a blob that fits once blob 2 goes is looked at, and fits; it lands.
     const [landing] = fresh(100);
-    const reserved = await budget.reserve([landing]);
-    expect(reserved).to.include({ ok: true });
-    await store.put(new Uint8Array(100).fill(200));
-    const others = [await store.put(new Uint8Array(150).fill(1)), await store.put(new Uint8Array(150).fill(2))];
-    utimesSync(join(store.dir, others[0].slice(2)), new Date(0), new Date(0));
-    // 100 pinned + 100 being fetched + 300 > 400: the least recently used of the others goes, and no more.
-    const report = await budget.fit();
-    expect(report).to.include({ removed: 1, keptBytes: 350 });
-    expect(await store.has(others[0])).to.equal(false);
-    expect(await store.has(others[1])).to.equal(true);
+    expect(await budget.reserve([landing])).to.include({ ok: true, bytes: 100 });
+    expect(await store.put(new Uint8Array(100).fill(200))).to.equal(landing.digest);
+    expect(left()).to.deep.equal([-1, 0, 1, 5]);
+    // A newer blob written by others takes the directory over: fit removes 1 and 0, not the blob being fetched.
+    const other = await store.put(new Uint8Array(150).fill(9));
+    expect(await budget.fit()).to.include({ removed: 2, keptBytes: 350 });
     expect(await store.has(landing.digest)).to.equal(true);
-    // The refusal is over: a reserve that fits once the other blob goes is looked at, and fits.
-    pinned.clear();
-    expect(await budget.reserve(fresh(300))).to.include({ ok: true });
+    expect(await store.has(other)).to.equal(true);
+    expect(left()).to.deep.equal([-1, -1, 5]);
   });
 
   it("removes nothing when the pins cannot all be listed (the worker is stopping)", async () => {

@@ -1051,15 +1051,16 @@ describe("worker daemon", function () {
     for (const ref of declaredBlobs(specB)) expect(files()).not.to.include(ref.digest);
     expect(await counter(cheap, "meshwork_blob_dir_full_total")).to.be.at.least(1);
 
-    // The setting: 16 GiB by default, 0 for none, and never too small for one job's program and inputs.
+    // The setting: 16 GiB by default, 0 for none, and never too small for one job's spec, program and inputs.
     const minimal = { rpcUrl: "http://127.0.0.1:8545", keystore: "k.json", dataDir: "data" };
     expect(WorkerConfigSchema.parse(minimal).maxBlobDirBytes).to.equal(16 * 1024 ** 3);
     expect(WorkerConfigSchema.parse({ ...minimal, maxBlobDirBytes: 0 }).maxBlobDirBytes).to.equal(0);
-    const small = WorkerConfigSchema.safeParse({ ...minimal, maxBlobBytes: 1000, maxBlobDirBytes: 4999 });
+    const least = 4 * 1000 + 8 * 1024 * 1024;
+    const small = WorkerConfigSchema.safeParse({ ...minimal, maxBlobBytes: 1000, maxBlobDirBytes: least - 1 });
     expect(small.error?.issues.map((i) => [i.path.join("."), i.message])).to.deep.equal([
-      ["maxBlobDirBytes", "0 (no budget) or at least 5 × maxBlobBytes (5000): room for one job's program and inputs"],
+      ["maxBlobDirBytes", `0 (no budget) or at least 4 × maxBlobBytes + 8 MiB (${least}): room for one job's spec, program and inputs at their largest`],
     ]);
-    expect(WorkerConfigSchema.parse({ ...minimal, maxBlobBytes: 1000, maxBlobDirBytes: 5000 }).maxBlobDirBytes).to.equal(5000);
+    expect(WorkerConfigSchema.parse({ ...minimal, maxBlobBytes: 1000, maxBlobDirBytes: least }).maxBlobDirBytes).to.equal(least);
   });
 
   it("with maxBlobDirBytes, counts as pinned only the blobs of jobs it took: an open job it turned down after fetching its inputs holds no room, and the next job is taken", async () => {
@@ -1196,8 +1197,8 @@ describe("worker daemon", function () {
       },
     };
     const cheap = await worker(oneJob + specCBytes + exeC.size + 50, { runtimes: [counting] });
-    await cheap.start();
-    await cheap.stop(); // ticked from here on by the test
+    await cheap.tick(); // its address, and its first prune, which measures the directory
+    await cheap.idle();
     await cheap.quote(prepared.request, w.consumer.address, BigInt(await networkHelpers.time.latest()) + 600n);
 
     const c = await consumer.jobs.create(specC, JOB);

@@ -123,17 +123,29 @@ export class BlobBudget {
     return next;
   }
 
-  /** Removes what it may until `needed` more fit (see {@link reserve}); undefined when the pins cannot be listed now. */
-  async #makeRoom(needed: number, keep: Set<string>): Promise<PruneReport | undefined> {
+  /**
+   * Removes what it may until `needed` more fit (see {@link reserve}); undefined when the pins cannot be
+   * listed now. `allOrNothing`: removes nothing when even removing all it may would leave no room (a
+   * reserve that will say no), so that nothing is lost for nothing.
+   */
+  async #makeRoom(needed: number, keep: Set<string>, allOrNothing = false): Promise<PruneReport | undefined> {
     const pinned = await this.#o.pinned();
     if (!pinned) return undefined;
     let removed: PruneReport | undefined;
     await this.#measure(async () => {
-      removed = await this.#o.store.prune({
+      const options = {
         unusedForMs: Number.MAX_SAFE_INTEGER, // by use only: least recently used first
         maxBytes: Math.max(0, this.#o.maxBytes - needed - this.#uncounted()),
-        keep: (digest) => pinned.has(digest) || keep.has(digest) || this.#pending.has(digest),
-      });
+        keep: (digest: string) => pinned.has(digest) || keep.has(digest) || this.#pending.has(digest),
+      };
+      if (allOrNothing) {
+        const planned = await this.#o.store.prune({ ...options, dryRun: true });
+        if (planned.keptBytes > options.maxBytes) {
+          removed = { removed: 0, removedBytes: 0, kept: planned.kept + planned.removed, keptBytes: planned.keptBytes + planned.removedBytes, failed: 0 };
+          return removed.keptBytes;
+        }
+      }
+      removed = await this.#o.store.prune(options);
       return removed.keptBytes;
     });
     return removed;
@@ -155,7 +167,7 @@ export class BlobBudget {
     if (this.#used() + needed > maxBytes) {
       if (Date.now() < this.#fullUntil) return refuse();
       for (const digest of sizes.keys()) keep.add(digest);
-      removed = await this.#makeRoom(needed, keep);
+      removed = await this.#makeRoom(needed, keep, true);
       if (!removed) return refuse();
       if (this.#used() + needed > maxBytes) {
         this.#fullUntil = Date.now() + (this.#o.fullRetryMs ?? 60_000);

@@ -5,6 +5,7 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { MeshworkValidationError } from "../errors.js";
+import { MAX_SPEC_BYTES } from "../spec.js";
 
 const bigintString = z
   .union([z.string().regex(/^\d+$/), z.number().int().nonnegative(), z.bigint()])
@@ -79,8 +80,8 @@ export const WorkerConfigSchema = z.strictObject({
    * a job it has not taken, the worker makes room for them, removing the least recently used blobs of
    * jobs it did not take or finished, and passes the job over when they still do not fit. The hourly prune
    * keeps the directory within it as well. The blobs of jobs it took are never refused, so the
-   * directory can go over by those. 0, or at least 5 × `maxBlobBytes` (one job's program and inputs,
-   * at most 4 × `maxBlobBytes` together, and its spec, at most 8 MiB).
+   * directory can go over by those. 0, or at least 4 × `maxBlobBytes` + 8 MiB: one job's program and
+   * inputs (at most 4 × `maxBlobBytes` together) and its spec (at most 8 MiB, `MAX_SPEC_BYTES`).
    * Default 16 GiB.
    */
   maxBlobDirBytes: z.number().int().min(0).default(16 * 1024 ** 3),
@@ -97,11 +98,12 @@ export const WorkerConfigSchema = z.strictObject({
     })
     .optional(),
 }).superRefine(({ maxBlobDirBytes, maxBlobBytes }, ctx) => {
-  if (maxBlobDirBytes !== 0 && maxBlobDirBytes < 5 * maxBlobBytes) {
+  const least = 4 * maxBlobBytes + MAX_SPEC_BYTES;
+  if (maxBlobDirBytes !== 0 && maxBlobDirBytes < least) {
     ctx.addIssue({
       code: "custom",
       path: ["maxBlobDirBytes"],
-      message: `0 (no budget) or at least 5 × maxBlobBytes (${5 * maxBlobBytes}): room for one job's program and inputs`,
+      message: `0 (no budget) or at least 4 × maxBlobBytes + 8 MiB (${least}): room for one job's spec, program and inputs at their largest`,
     });
   }
 });

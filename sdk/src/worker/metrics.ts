@@ -56,7 +56,7 @@ export class WorkerMetrics {
   });
   readonly blobDirFull = new Counter({
     name: "meshwork_blob_dir_full_total",
-    help: "Jobs not yet taken that were passed over because their blobs did not fit in maxBlobDirBytes",
+    help: "Times the blob directory had no room for a job's blobs within maxBlobDirBytes, even once it removed what it could (at most once a minute; jobs are passed over meanwhile)",
     registers: [this.registry],
   });
   readonly blobBytes = new Gauge({ name: "meshwork_blob_bytes", help: "Bytes in this node's blob directory at its last prune, or when it last made room", registers: [this.registry] });

@@ -525,12 +525,14 @@ export class Worker {
       throw new JobRejectedError("busy", "waiting for a free runtime thread to time its first chunk");
     }
     await this.#inputsChecked(loaded, specHash, options.targeted);
+    const passed = this.#inputChecks.get(specHash);
     try {
       return { ...loaded, expectedMs: await this.#checkWindow(job, loaded) };
     } catch (error) {
       // Turned down for good after its check passed: the check no longer pins its blobs for the budget
-      // (another job of the same spec checks them again, from the blob directory).
-      if (error instanceof JobRejectedError && PERMANENT.has(error.reason)) this.#inputChecks.delete(specHash);
+      // (another job of the same spec checks them again, from the blob directory). Only that check: one
+      // made meanwhile for the same spec is another job's.
+      if (error instanceof JobRejectedError && PERMANENT.has(error.reason) && this.#inputChecks.get(specHash) === passed) this.#inputChecks.delete(specHash);
       throw error;
     }
   }
@@ -790,9 +792,11 @@ export class Worker {
     this.#madeRoom(removed);
     if (reservation.ok) return reservation.release;
     const { needed, used, maxBytes, retryAt } = reservation;
-    this.metrics.blobDirFull.inc();
-    // Said once per look (then no look before retryAt): the directory holds mostly the blobs of jobs it follows.
-    if (removed) this.#log.warn({ needed, used, maxBlobDirBytes: maxBytes }, "blob directory full: passing over jobs whose blobs do not fit in maxBlobDirBytes until some finish");
+    // Told once per look (then no look before retryAt): the directory holds mostly the blobs of jobs it follows.
+    if (removed) {
+      this.metrics.blobDirFull.inc();
+      this.#log.warn({ needed, used, maxBlobDirBytes: maxBytes }, "blob directory full: passing over jobs whose blobs do not fit in maxBlobDirBytes until some finish");
+    }
     throw new JobRejectedError("disk", "its blobs do not fit in the blob directory's budget (maxBlobDirBytes)", {
       needed,
       used,
