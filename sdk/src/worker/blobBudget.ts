@@ -3,9 +3,10 @@
  * nothing, whose program or model and inputs every eligible node downloads to check them before a
  * claim. The budget bounds what such checks bring in: before a check fetches blobs the directory does
  * not hold, {@link BlobBudget.reserve} makes sure they fit, removing the least recently used blobs that
- * no job this node took or is checking needs when they do not, and says no when even that leaves no room. A job's
- * spec, whose size is known only once it is here (up to 8 MiB), is counted when it lands
- * ({@link BlobBudget.landed}), and room made then.
+ * no job this node took or is checking needs when they do not, and says no, removing nothing, when even
+ * that would leave no room. A job's spec, whose size is known only once it is here (up to 8 MiB), is
+ * counted when it lands ({@link BlobBudget.landed}), and room made then; the hourly prune brings the
+ * directory within the budget ({@link BlobBudget.fit}).
  *
  * What a job this node took brings in (its outputs, an audit's fetches) is never refused, as its
  * deadlines run: the directory may go over the budget by that much, and the next reserve counts it.
@@ -80,8 +81,9 @@ export class BlobBudget {
    * Room for the blobs of `refs` the directory does not hold yet (each counted once, at its declared
    * size). When the directory would go over the budget, removes the least recently used blobs that are
    * neither pinned, nor in `keep` (the other blobs of the job asking), nor being fetched, until they
-   * fit. Resolves to whether they fit; after a reserve that says no, the next ones that do not fit say
-   * no without looking for `fullRetryMs`, or until {@link measured}.
+   * fit, or nothing when even removing all of those would not make room. Resolves to whether they fit;
+   * after a reserve that says no, the next ones that do not fit say no without looking for
+   * `fullRetryMs`, or until {@link measured} or {@link fit}.
    */
   reserve(refs: readonly BlobRef[], keep: Iterable<string> = []): Promise<Reservation> {
     const next = this.#queue.then(() => this.#reserve(refs, new Set([...keep].map(normalizeDigest))));
