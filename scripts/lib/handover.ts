@@ -5,7 +5,12 @@
  * so a module changed later, or a deployment finished by hand, cannot publish an address book for a
  * system someone still controls.
  */
-import { Contract, ZeroAddress, type ContractRunner } from "ethers";
+import { ZeroAddress, type ContractRunner } from "ethers";
+import { ComputeCommons__factory } from "../../types/ethers-contracts/factories/commons/ComputeCommons__factory.js";
+import { MeshGovernor__factory } from "../../types/ethers-contracts/factories/governance/MeshGovernor__factory.js";
+import { MeshTimelock__factory } from "../../types/ethers-contracts/factories/governance/MeshTimelock__factory.js";
+import { JobMarket__factory } from "../../types/ethers-contracts/factories/market/JobMarket__factory.js";
+import { ProviderRegistry__factory } from "../../types/ethers-contracts/factories/staking/ProviderRegistry__factory.js";
 
 export interface HandoverContracts {
   mesh: string;
@@ -16,50 +21,38 @@ export interface HandoverContracts {
   commons: string;
 }
 
-const OWNABLE = ["function owner() view returns (address)"];
-const REGISTRY = [...OWNABLE, "function market() view returns (address)"];
-const TIMELOCK = [
-  "function hasRole(bytes32 role, address account) view returns (bool)",
-  "function PROPOSER_ROLE() view returns (bytes32)",
-  "function CANCELLER_ROLE() view returns (bytes32)",
-  "function EXECUTOR_ROLE() view returns (bytes32)",
-  "function DEFAULT_ADMIN_ROLE() view returns (bytes32)",
-];
-const GOVERNOR = [
-  "function token() view returns (address)",
-  "function timelock() view returns (address)",
-  "function stakeRegistry() view returns (address)",
-];
-
 /** What is wrong with the hand-over, one line each; empty when the timelock owns everything. */
 export async function handoverProblems(runner: ContractRunner, c: HandoverContracts, deployer: string): Promise<string[]> {
   const problems: string[] = [];
-  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
   const expect = (what: string, actual: string, wanted: string, name: string) => {
-    if (!same(actual, wanted)) problems.push(`${what} is ${actual}, not ${name} (${wanted})`);
+    if (actual.toLowerCase() !== wanted.toLowerCase()) problems.push(`${what} is ${actual}, not ${name} (${wanted})`);
   };
 
-  const registry = new Contract(c.registry, REGISTRY, runner);
-  for (const [name, address] of [["registry", c.registry], ["market", c.market], ["commons", c.commons]] as const) {
-    expect(`the ${name}'s owner`, await new Contract(address, OWNABLE, runner).owner(), c.timelock, "the timelock");
-  }
+  const registry = ProviderRegistry__factory.connect(c.registry, runner);
+  const owners = [
+    ["registry", registry],
+    ["market", JobMarket__factory.connect(c.market, runner)],
+    ["commons", ComputeCommons__factory.connect(c.commons, runner)],
+  ] as const;
+  for (const [name, contract] of owners) expect(`the ${name}'s owner`, await contract.owner(), c.timelock, "the timelock");
   expect("the registry's market", await registry.market(), c.market, "the market");
 
-  const governor = new Contract(c.governor, GOVERNOR, runner);
+  const governor = MeshGovernor__factory.connect(c.governor, runner);
   expect("the governor's token", await governor.token(), c.mesh, "MESH");
   expect("the governor's timelock", await governor.timelock(), c.timelock, "the timelock");
   expect("the governor's stake registry", await governor.stakeRegistry(), c.registry, "the registry");
 
-  const timelock = new Contract(c.timelock, TIMELOCK, runner);
+  const timelock = MeshTimelock__factory.connect(c.timelock, runner);
   const [proposer, canceller, executor, admin] = await Promise.all([
     timelock.PROPOSER_ROLE(),
     timelock.CANCELLER_ROLE(),
     timelock.EXECUTOR_ROLE(),
     timelock.DEFAULT_ADMIN_ROLE(),
   ]);
-  const roles = { proposer, canceller, admin } as Record<string, string>;
-  for (const [name, role] of Object.entries(roles)) {
-    if (name !== "admin" && !(await timelock.hasRole(role, c.governor))) problems.push(`the governor is not the timelock's ${name}`);
+  for (const [name, role] of [["proposer", proposer], ["canceller", canceller]] as const) {
+    if (!(await timelock.hasRole(role, c.governor))) problems.push(`the governor is not the timelock's ${name}`);
+  }
+  for (const [name, role] of [["proposer", proposer], ["canceller", canceller], ["admin", admin]] as const) {
     if (await timelock.hasRole(role, deployer)) problems.push(`the deployer ${deployer} is still the timelock's ${name}`);
   }
   if (!(await timelock.hasRole(admin, c.timelock))) problems.push("the timelock is not its own admin");
