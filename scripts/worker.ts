@@ -229,10 +229,10 @@ program
       freeBytes = undefined;
     }
     const budget = config.maxBlobDirBytes;
-    const roomy =
-      budget === 0 ? "no budget: it may fill the disk" : freeBytes !== undefined && budget > freeBytes / 2 ? "over half of that: lower maxBlobDirBytes in the config" : "maxBlobDirBytes";
     const disk = freeBytes === undefined ? "the disk's free space unknown" : `the disk's ${gib(freeBytes)} GiB free`;
-    console.log(`blobs     ${join(dataDir, "blobs")}, budget ${gib(budget)} GiB of ${disk} (${roomy})`);
+    const roomy = freeBytes !== undefined && budget > freeBytes / 2 ? "over half of that: lower maxBlobDirBytes in the config" : "maxBlobDirBytes";
+    const blobLine = budget === 0 ? `no budget (maxBlobDirBytes 0): it may fill ${disk}` : `budget ${gib(budget)} GiB of ${disk} (${roomy})`;
+    console.log(`blobs     ${join(dataDir, "blobs")}, ${blobLine}`);
     console.log(`config    ${configPath}`);
     const fund = config.network === "localhost" ? ` (on the local devnet: \`npm run meshwork -- fund ${wallet.address}\`)` : "";
     console.log(`next: fund this address with gas, MESH to stake and the payment token for collateral${fund}, then \`register\`, \`stake\`, \`prices\`, \`start\``);

@@ -90,16 +90,16 @@ describe("blob directory budget", () => {
     const fits = await budget.reserve(fresh(150));
     expect(fits).to.include({ ok: true, bytes: 150 });
     if (fits.ok) fits.release(); // its fetch failed: nothing landed
-    // A measure (the hourly prune) ends the delay: a job finished, its blobs unpinned, room made.
+    // The hourly prune's pass (fit) ends the delay: a job finished, its blobs unpinned, room made.
     pinned.clear();
     const smaller = await budget.reserve(fresh(0)); // nothing new: nothing reserved
     expect(smaller).to.include({ ok: true, bytes: 0 });
-    budget.measured(400);
+    expect(await budget.fit()).to.include({ removed: 0, keptBytes: 400 });
     const after = await budget.reserve(fresh(350));
     expect(after).to.include({ ok: true, bytes: 350 });
     expect(after.removed).to.include({ removed: 2 }); // 3 and 2, the least recently used
     expect(left()).to.deep.equal([0, 1]);
-    expect(asked).to.equal(2);
+    expect(asked).to.equal(3); // the fit's look and this reserve's
   });
 
   it("counts a blob that landed unreserved (a spec) and, when that takes the directory over, makes room at once", async () => {

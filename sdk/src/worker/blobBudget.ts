@@ -68,22 +68,12 @@ export class BlobBudget {
   }
 
   /**
-   * Tells the budget what the directory holds (a prune just counted it): the next reserve looks again,
-   * even after one that said no. Blobs being fetched are counted on top until released (maybe twice).
-   */
-  measured(bytes: number): void {
-    this.#measured = { bytes, at: Date.now() };
-    for (const pending of this.#pending.values()) pending.counted = false;
-    this.#fullUntil = 0;
-  }
-
-  /**
    * Room for the blobs of `refs` the directory does not hold yet (each counted once, at its declared
    * size). When the directory would go over the budget, removes the least recently used blobs that are
    * neither pinned, nor in `keep` (the other blobs of the job asking), nor being fetched, until they
    * fit, or nothing when even removing all of those would not make room. Resolves to whether they fit;
    * after a reserve that says no, the next ones that do not fit say no without looking for
-   * `fullRetryMs`, or until {@link measured} or {@link fit}.
+   * `fullRetryMs`, or until {@link fit}.
    */
   reserve(refs: readonly BlobRef[], keep: Iterable<string> = []): Promise<Reservation> {
     const next = this.#queue.then(() => this.#reserve(refs, new Set([...keep].map(normalizeDigest))));

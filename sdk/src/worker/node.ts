@@ -115,8 +115,8 @@ export async function startProviderNode(
 ): Promise<ProviderNode> {
   const logger = options.logger ?? pino({ name: "meshwork-worker" });
   const provider = new JsonRpcProvider(config.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1, pollingInterval: config.pollMs });
-  // What is open is closed again, last first, when a later step fails: a node that cannot start
-  // throws and leaves nothing listening or polling behind.
+  // What is open is closed again, last first, by stop() and when a later step fails: a node that
+  // cannot start throws and leaves nothing listening or polling behind.
   const opened: (() => unknown)[] = [() => provider.destroy()];
   try {
     const wallet = (await openKeystore(config.keystore, password)).connect(provider);
@@ -174,14 +174,11 @@ export async function startProviderNode(
       logger,
       async stop() {
         await worker.stop();
-        await blobServer.close();
-        await new Promise((resolve) => served?.server.close(resolve) ?? resolve(undefined));
-        state.close();
-        provider.destroy();
+        for (const close of [...opened].reverse()) await close();
       },
     };
   } catch (error) {
-    for (const close of opened.reverse()) await Promise.resolve().then(close).catch(() => undefined);
+    for (const close of [...opened].reverse()) await Promise.resolve().then(close).catch(() => undefined);
     throw error;
   }
 }
